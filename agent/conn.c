@@ -1,0 +1,2 @@
+/* conn (in progress). */
+#include "config.h"

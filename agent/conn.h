@@ -1,0 +1,75 @@
+/* Connections to managed hosts: one per host per run, reused by every task.
+ *
+ * A connection is a long-lived POSIX shell on the host (over one libssh
+ * session, or a local /bin/sh for ansible_connection=local) that runs
+ * scripts framed by a per-connection nonce: each exec is one write and one
+ * read on an already-open channel, with no new connection, channel or remote
+ * interpreter per task. A second shell under sudo is opened on first use
+ * for become. Scripts run in a subshell with a private 0700 temp directory
+ * in $AICP_TMP; stdin bytes are delivered to the script's standard input.
+ */
+#ifndef AICP_CONN_H
+#define AICP_CONN_H
+
+#include <stddef.h>
+
+struct aicp_err;
+
+struct aicp_conn_opts {
+    const char *name;          /* inventory_hostname, for messages */
+    const char *host;          /* ansible_host (default: name) */
+    int port;                  /* ansible_port (default 22) */
+    const char *user;          /* ansible_user (default: current user) */
+    const char *key_file;      /* ansible_ssh_private_key_file (optional; agent and default keys otherwise) */
+    const char *known_hosts;   /* known_hosts file (default ~/.ssh/known_hosts) */
+    int strict_host_key;       /* 1 (default): unknown or changed keys fail */
+    const char *proxy_jump;    /* [user@]host[:port] from -o ProxyJump / -J */
+    const char *proxy_command; /* from -o ProxyCommand */
+    int local;                 /* ansible_connection=local */
+    int connect_timeout;       /* seconds (default 10) */
+    int command_timeout;       /* seconds per exec (default 0: none) */
+    const char *become_user;   /* default root */
+    const char *become_password; /* secret: sent on sudo's stdin, never argv */
+};
+
+struct aicp_exec_result {
+    int rc;          /* exit status of the script; 128+N for signal N */
+    char *out;       /* stdout, NUL-terminated */
+    size_t out_len;
+    char *err;       /* stderr, NUL-terminated */
+    size_t err_len;
+};
+
+struct aicp_conn;
+
+/* Connects and starts the remote shell. Failures: AICP_EUNREACHABLE
+ * (network, timeout), AICP_EHOSTKEY (message says how to accept the key),
+ * AICP_EAUTH. */
+int aicp_conn_open(struct aicp_conn **out, const struct aicp_conn_opts *opts, struct aicp_err *err);
+void aicp_conn_close(struct aicp_conn *c);
+
+/* Runs a POSIX sh script. become=1 runs it in the sudo shell. stdin_data may
+ * be NULL. A non-zero script exit status is not an error: it is in res->rc.
+ * Errors are transport failures only (AICP_EUNREACHABLE, AICP_ETIMEOUT).
+ * Clear res with aicp_exec_result_clear. */
+int aicp_conn_exec(struct aicp_conn *c, const char *script, const void *stdin_data, size_t stdin_len,
+                   int become, struct aicp_exec_result *res, struct aicp_err *err);
+void aicp_exec_result_clear(struct aicp_exec_result *res);
+
+/* Atomically replaces path with data: a temp file in the same directory
+ * created 0600, chmod'ed to mode (and chown'ed when owner/group are
+ * given, NULL otherwise) before the data is written, fsync'ed, renamed over
+ * path. mode < 0 keeps the existing file's mode (0644 for new files, minus
+ * umask as Ansible). */
+int aicp_conn_put(struct aicp_conn *c, const char *path, const void *data, size_t len, int mode,
+                  const char *owner, const char *group, int become, struct aicp_err *err);
+
+/* Reads a remote file. *data malloc'ed (NUL-terminated). Missing file:
+ * AICP_ENOTFOUND. */
+int aicp_conn_get(struct aicp_conn *c, const char *path, char **data, size_t *len, int become,
+                  struct aicp_err *err);
+
+/* Number of exec round trips so far (for tests and benchmarks). */
+unsigned long aicp_conn_round_trips(const struct aicp_conn *c);
+
+#endif

@@ -1,0 +1,2 @@
+/* executor (in progress). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* facts (in progress). */
+#include "config.h"

@@ -1,0 +1,4 @@
+/* facts (in progress). */
+#ifndef AICP_FACTS_H
+#define AICP_FACTS_H
+#endif

@@ -1,0 +1,2 @@
+/* inventory (in progress). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* lab (in progress). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* module (in progress). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* output (in progress). */
+#include "config.h"

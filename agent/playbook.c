@@ -1,0 +1,2 @@
+/* playbook (in progress). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* ssh (in progress). */
+#include "config.h"

@@ -1,0 +1,4 @@
+/* ssh (in progress). */
+#ifndef AICP_SSH_H
+#define AICP_SSH_H
+#endif

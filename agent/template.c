@@ -1,0 +1,2 @@
+/* template (in progress). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* template_filters (in progress). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* yaml (in progress). */
+#include "config.h"

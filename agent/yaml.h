@@ -1,0 +1,46 @@
+/* YAML documents as jansson values, with the source position of every node.
+ *
+ * Scalars are typed as Ansible's YAML loader types them (YAML 1.1 core:
+ * true/false/yes/no/on/off, ints incl. 0x/0o, floats, null/~); quoted
+ * scalars always stay strings. Anchors, aliases and `<<` merge keys are
+ * resolved. Duplicate mapping keys: the later one wins (as Ansible, which
+ * warns). Tags: `!unsafe` keeps the string verbatim (marked in the srcmap so
+ * the templater leaves it alone); `!vault` is kept as a string for now.
+ */
+#ifndef AICP_YAML_H
+#define AICP_YAML_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+struct aicp_err;
+
+struct aicp_loc {
+    const char *file; /* interned; owned by the srcmap */
+    int line;         /* 1-based */
+    int col;          /* 1-based */
+};
+
+/* Maps json_t nodes (by address) to where they were in the source. One map
+ * can hold the positions of many loaded files. It does not hold references:
+ * keep the map alive at least as long as the trees you query it with. */
+struct aicp_srcmap;
+
+int aicp_srcmap_new(struct aicp_srcmap **out);
+void aicp_srcmap_free(struct aicp_srcmap *map);
+/* NULL when the node is unknown (e.g. built in code). */
+const struct aicp_loc *aicp_srcmap_get(const struct aicp_srcmap *map, const json_t *node);
+/* Records a position for a node made elsewhere (file is copied). */
+int aicp_srcmap_put(struct aicp_srcmap *map, const json_t *node, const char *file, int line, int col);
+/* 1 when the string node was tagged !unsafe. */
+int aicp_srcmap_unsafe(const struct aicp_srcmap *map, const json_t *node);
+
+/* Loads the first document of a YAML file. An empty document yields JSON
+ * null. Errors are AICP_EINVAL with "file:line:col: message". map may be
+ * NULL. *out is a new reference. */
+int aicp_yaml_load_file(json_t **out, const char *path, struct aicp_srcmap *map,
+                        struct aicp_err *err);
+int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char *name,
+                          struct aicp_srcmap *map, struct aicp_err *err);
+
+#endif

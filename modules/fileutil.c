@@ -1,0 +1,2 @@
+/* Shared helpers for file modules (in progress). */
+#include "config.h"
