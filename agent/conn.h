@@ -50,7 +50,11 @@ void aicp_conn_close(struct aicp_conn *c);
 
 /* Runs a POSIX sh script. become=1 runs it in the sudo shell. stdin_data may
  * be NULL. A non-zero script exit status is not an error: it is in res->rc.
- * Errors are transport failures only (AICP_EUNREACHABLE, AICP_ETIMEOUT).
+ * Errors are transport failures only (AICP_EUNREACHABLE, AICP_ETIMEOUT;
+ * both leave the connection dead: later execs fail at once), plus
+ * AICP_EAUTH when become=1 and sudo refuses ("become failed on host X:
+ * sudo to USER: ..."; the plain shell stays usable) and AICP_EINVAL when the
+ * script contains the connection's framing line.
  * Clear res with aicp_exec_result_clear. */
 int aicp_conn_exec(struct aicp_conn *c, const char *script, const void *stdin_data, size_t stdin_len,
                    int become, struct aicp_exec_result *res, struct aicp_err *err);

@@ -1,2 +1,1475 @@
-/* executor (in progress). */
+/* The executor. A playbook run walks each play's task tree once for all of
+ * the play's hosts (Ansible's linear strategy): for every task it fans the
+ * hosts out over a bounded pool of worker threads, each worker running
+ * check -> diff -> (apply -> verify) for one host on that host's own
+ * connection, then joins them and prints the results in inventory order.
+ * Blocks narrow the set of hosts as they fail; rescue and always take them
+ * back. Variables are layered per task in Ansible's precedence order. */
 #include "config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "err.h"
+#include "executor.h"
+#include "facts.h"
+#include "inventory.h"
+#include "module.h"
+#include "output.h"
+#include "playbook.h"
+#include "ssh.h"
+#include "template.h"
+#include "util.h"
+#include "yaml.h"
+
+#define OMIT_TOKEN "__omit_place_holder__aicp"
+
+struct host {
+    char *name;
+    json_t *inv_vars;      /* inventory vars incl. magic vars */
+    json_t *facts;         /* ansible_facts (no prefix) */
+    json_t *set_vars;      /* registered results and set_fact values */
+    json_t *view;          /* hostvars[name]: inv_vars + facts + set_vars */
+    struct aicp_conn *conn;
+    int unreachable;       /* for the rest of the run */
+    int failed;            /* for the rest of the run */
+    int ended;             /* end_host / end_play / any_errors_fatal: this play only */
+    int in_play;           /* selected by the current play */
+    int seen;              /* appears in the recap */
+    struct aicp_stats st;
+    json_t *notified;      /* handler name -> true */
+    char unreach_msg[768];
+};
+
+struct scope {
+    const struct scope *parent;
+    const struct aicp_task *block;  /* NULL at play level */
+    int rescuable;                  /* inside the block part of a block with rescue */
+    const char *item_var;           /* include_tasks loop binding */
+    json_t *item;
+};
+
+struct run {
+    const struct aicp_run_opts *opts;
+    struct aicp_inventory *inv;
+    struct aicp_srcmap *invmap;
+    struct aicp_playbook *pb;
+    struct aicp_output *out;
+    struct host *hosts;
+    size_t nhosts;
+    json_t *hostvars;       /* name -> host view */
+    const struct aicp_play *play;
+    json_t *play_vars;      /* play vars + vars_files */
+    json_t *play_hosts;     /* names in the current batch */
+    int play_ended;
+    int any_changed;
+};
+
+/* One host's outcome for one task (items: per loop item). */
+struct outcome {
+    enum aicp_status st;
+    json_t *result;
+    char *diff_text;
+    char *label;
+    int ignored;
+    int no_log;
+    double secs;
+};
+
+struct job {
+    struct run *r;
+    const struct aicp_task *t;
+    const struct scope *sc;
+    struct host *h;
+    struct outcome *items;  /* one per loop item, or one */
+    size_t nitems;
+    struct outcome total;   /* what the task as a whole did */
+    int is_loop;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void outcome_clear(struct outcome *o)
+{
+    json_decref(o->result);
+    free(o->diff_text);
+    free(o->label);
+    memset(o, 0, sizeof(*o));
+}
+
+static int json_truthy(const json_t *v)
+{
+    if (v == NULL || json_is_null(v) || json_is_false(v))
+        return 0;
+    if (json_is_string(v)) {
+        int b = aicp_parse_bool(json_string_value(v));
+        return b < 0 ? json_string_length(v) > 0 : b;
+    }
+    if (json_is_integer(v))
+        return json_integer_value(v) != 0;
+    if (json_is_real(v))
+        return json_real_value(v) != 0.0;
+    if (json_is_array(v))
+        return json_array_size(v) > 0;
+    if (json_is_object(v))
+        return json_object_size(v) > 0;
+    return 1;
+}
+
+static void update_from(json_t *dst, const json_t *src)
+{
+    if (json_is_object(src))
+        json_object_update(dst, (json_t *)src);
+}
+
+/* Tasks inherit from their enclosing blocks, innermost first. */
+static int inherit_int(const struct aicp_task *t, const struct scope *sc, size_t off, int dflt)
+{
+    int v = *(const int *)((const char *)t + off);
+    if (v >= 0)
+        return v;
+    for (; sc; sc = sc->parent) {
+        if (sc->block == NULL)
+            continue;
+        v = *(const int *)((const char *)sc->block + off);
+        if (v >= 0)
+            return v;
+    }
+    return dflt;
+}
+
+static const char *inherit_become_user(const struct run *r, const struct aicp_task *t,
+                                       const struct scope *sc)
+{
+    if (t->become_user)
+        return t->become_user;
+    for (; sc; sc = sc->parent)
+        if (sc->block && sc->block->become_user)
+            return sc->block->become_user;
+    return r->play->become_user;
+}
+
+static void collect_tags(json_t *acc, const struct run *r, const struct aicp_task *t,
+                         const struct scope *sc)
+{
+    json_array_extend(acc, t->tags);
+    for (; sc; sc = sc->parent)
+        if (sc->block)
+            json_array_extend(acc, sc->block->tags);
+    json_array_extend(acc, r->play->tags);
+}
+
+static int tags_intersect(const json_t *a, const json_t *b)
+{
+    size_t i, j;
+    json_t *x, *y;
+    json_array_foreach(a, i, x) {
+        json_array_foreach(b, j, y) {
+            if (json_equal(x, y))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int has_tag(const json_t *tags, const char *name)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(tags, i, x) {
+        if (json_is_string(x) && strcmp(json_string_value(x), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Ansible's tag selection: --tags/--skip-tags with all, always, never,
+ * tagged and untagged. */
+static int task_selected(const struct run *r, const json_t *tags)
+{
+    const json_t *only = r->opts->tags, *skip = r->opts->skip_tags;
+    if (skip && json_array_size(skip)) {
+        if (tags_intersect(tags, skip) || (has_tag(skip, "all") && !has_tag(tags, "always")) ||
+            (has_tag(skip, "tagged") && json_array_size(tags)) ||
+            (has_tag(skip, "untagged") && !json_array_size(tags)))
+            return 0;
+    }
+    if (has_tag(tags, "always"))
+        return !(skip && has_tag(skip, "always"));
+    if (only == NULL || json_array_size(only) == 0)
+        return !has_tag(tags, "never");
+    if (has_tag(only, "all"))
+        return !has_tag(tags, "never");
+    if (has_tag(only, "tagged") && json_array_size(tags) && !has_tag(tags, "never"))
+        return 1;
+    if (has_tag(only, "untagged") && json_array_size(tags) == 0)
+        return 1;
+    return tags_intersect(tags, only);
+}
+
+static const char *task_display_name(const struct aicp_task *t)
+{
+    if (t->name)
+        return t->name;
+    if (t->action)
+        return t->action;
+    return t->kind == AICP_TASK_BLOCK ? "block" : "task";
+}
+
+static void host_refresh_view(struct run *r, struct host *h)
+{
+    json_t *v = json_object();
+    if (v == NULL)
+        return;
+    update_from(v, h->inv_vars);
+    if (json_object_size(h->facts)) {
+        const char *k;
+        json_t *val;
+        json_object_foreach(h->facts, k, val) {
+            char key[256];
+            snprintf(key, sizeof(key), "ansible_%s", k);
+            json_object_set(v, key, val);
+        }
+        json_object_set(v, "ansible_facts", h->facts);
+    }
+    update_from(v, h->set_vars);
+    json_decref(h->view);
+    h->view = v;
+    json_object_set(r->hostvars, h->name, v);
+}
+
+/* The variables a task sees on a host, lowest precedence first. */
+static json_t *task_vars(const struct run *r, const struct host *h, const struct aicp_task *t,
+                         const struct scope *sc)
+{
+    json_t *v = json_object();
+    if (v == NULL)
+        return NULL;
+    const struct scope *chain[64];
+    size_t n = 0;
+    for (const struct scope *s = sc; s && n < 64; s = s->parent)
+        chain[n++] = s;
+    for (size_t i = n; i-- > 0;)
+        if (chain[i]->block)
+            update_from(v, chain[i]->block->role_defaults);
+    update_from(v, h->inv_vars);
+    json_object_set(v, "ansible_facts", h->facts);
+    const char *k;
+    json_t *val;
+    json_object_foreach(h->facts, k, val) {
+        char key[256];
+        snprintf(key, sizeof(key), "ansible_%s", k);
+        json_object_set(v, key, val);
+    }
+    update_from(v, r->play_vars);
+    for (size_t i = n; i-- > 0;) {
+        if (chain[i]->block)
+            update_from(v, chain[i]->block->vars);
+        if (chain[i]->item_var)
+            json_object_set(v, chain[i]->item_var, chain[i]->item);
+    }
+    if (t)
+        update_from(v, t->vars);
+    update_from(v, h->set_vars);
+    update_from(v, r->opts->extra_vars);
+    json_object_set(v, "hostvars", r->hostvars);
+    json_object_set(v, "play_hosts", r->play_hosts);
+    json_object_set(v, "ansible_play_hosts", r->play_hosts);
+    json_object_set(v, "ansible_play_batch", r->play_hosts);
+    json_object_set_new(v, "ansible_check_mode", json_boolean(r->opts->check));
+    json_object_set_new(v, "ansible_diff_mode", json_boolean(r->opts->diff));
+    json_object_set_new(v, "playbook_dir", json_string(r->pb->dir));
+    json_object_set_new(v, "ansible_play_name", json_string(r->play->name ? r->play->name : ""));
+    json_object_set_new(v, "omit", json_string(OMIT_TOKEN));
+    return v;
+}
+
+static void strip_omitted(json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *val;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, k, val) {
+            if (json_is_string(val) && strcmp(json_string_value(val), OMIT_TOKEN) == 0)
+                json_object_del(v, k);
+            else
+                strip_omitted(val);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = json_array_size(v); i-- > 0;) {
+            json_t *x = json_array_get(v, i);
+            if (json_is_string(x) && strcmp(json_string_value(x), OMIT_TOKEN) == 0)
+                json_array_remove(v, i);
+            else
+                strip_omitted(x);
+        }
+    }
+}
+
+/* Evaluates a list of conditions (all must hold). */
+static int eval_conditions(int *out, const json_t *conds, const json_t *vars, struct aicp_err *err)
+{
+    *out = 1;
+    if (conds == NULL)
+        return 0;
+    if (!json_is_array(conds)) {
+        if (json_is_boolean(conds)) {
+            *out = json_is_true(conds);
+            return 0;
+        }
+        if (!json_is_string(conds))
+            return aicp_err_set(err, AICP_EINVAL, "a condition must be a string or a boolean");
+        return aicp_tmpl_eval_bool(out, json_string_value(conds), vars, err);
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(conds, i, c) {
+        int b = 1, rc = eval_conditions(&b, c, vars, err);
+        if (rc != 0)
+            return rc;
+        if (!b) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static const char *var_str(const json_t *vars, const char *name, char *buf, size_t len)
+{
+    const json_t *v = json_object_get(vars, name);
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    json_t *rendered = NULL;
+    if (json_is_string(v) && aicp_tmpl_is_template(json_string_value(v))) {
+        if (aicp_tmpl_render_str(&rendered, json_string_value(v), vars, NULL) != 0)
+            return NULL;
+        v = rendered;
+    }
+    char *s = NULL;
+    if (json_is_string(v))
+        snprintf(buf, len, "%s", json_string_value(v));
+    else if (aicp_tmpl_to_string(&s, v) == 0)
+        snprintf(buf, len, "%s", s);
+    else
+        buf[0] = '\0';
+    free(s);
+    json_decref(rendered);
+    return buf;
+}
+
+static int ensure_conn(struct host *h, const json_t *vars, struct aicp_err *err)
+{
+    if (h->conn)
+        return 0;
+    char host[256], user[128], key[1024], kh[1024], conn[32], port[16], args[2048], extra[1024],
+        bpass[512], buser[128], hkc[16], to[16], cto[16];
+    struct aicp_conn_opts o = {0};
+    char *jump = NULL, *proxy = NULL;
+    int rc;
+    o.name = h->name;
+    o.host = var_str(vars, "ansible_host", host, sizeof(host));
+    if (o.host == NULL)
+        o.host = h->name;
+    const char *p = var_str(vars, "ansible_port", port, sizeof(port));
+    o.port = p ? (int)strtol(p, NULL, 10) : 22;
+    o.user = var_str(vars, "ansible_user", user, sizeof(user));
+    if (o.user == NULL)
+        o.user = var_str(vars, "ansible_ssh_user", user, sizeof(user));
+    o.key_file = var_str(vars, "ansible_ssh_private_key_file", key, sizeof(key));
+    o.known_hosts = var_str(vars, "aicp_known_hosts", kh, sizeof(kh));
+    if (o.known_hosts == NULL)
+        o.known_hosts = var_str(vars, "ansible_ssh_known_hosts_file", kh, sizeof(kh));
+    const char *c = var_str(vars, "ansible_connection", conn, sizeof(conn));
+    o.local = c && strcmp(c, "local") == 0;
+    o.strict_host_key = 1;
+    const char *k = var_str(vars, "ansible_host_key_checking", hkc, sizeof(hkc));
+    if (k == NULL)
+        k = getenv("ANSIBLE_HOST_KEY_CHECKING");
+    if (k && aicp_parse_bool(k) == 0)
+        o.strict_host_key = 0;
+    const char *t = var_str(vars, "ansible_timeout", to, sizeof(to));
+    if (t == NULL)
+        t = var_str(vars, "ansible_ssh_timeout", to, sizeof(to));
+    o.connect_timeout = t ? (int)strtol(t, NULL, 10) : 10;
+    const char *ct = var_str(vars, "ansible_command_timeout", cto, sizeof(cto));
+    o.command_timeout = ct ? (int)strtol(ct, NULL, 10) : 0;
+    o.become_password = var_str(vars, "ansible_become_password", bpass, sizeof(bpass));
+    if (o.become_password == NULL)
+        o.become_password = var_str(vars, "ansible_become_pass", bpass, sizeof(bpass));
+    o.become_user = var_str(vars, "ansible_become_user", buser, sizeof(buser));
+    const char *a = var_str(vars, "ansible_ssh_common_args", args, sizeof(args));
+    const char *e = var_str(vars, "ansible_ssh_extra_args", extra, sizeof(extra));
+    if (!o.local && (a || e)) {
+        struct aicp_buf all = AICP_BUF_INIT;
+        aicp_buf_printf(&all, "%s %s", a ? a : "", e ? e : "");
+        rc = aicp_ssh_parse_common_args(all.data, &jump, &proxy, err);
+        aicp_buf_free(&all);
+        if (rc != 0)
+            goto out;
+        o.proxy_jump = jump;
+        o.proxy_command = proxy;
+    }
+    rc = aicp_conn_open(&h->conn, &o, err);
+out:
+    explicit_bzero(bpass, sizeof(bpass));
+    free(jump);
+    free(proxy);
+    return rc;
+}
+
+/* ---- running one module call ------------------------------------------- */
+
+static char *render_before_after(const json_t *before, const json_t *after)
+{
+    if (before == NULL && after == NULL)
+        return NULL;
+    char *a = before ? json_dumps(before, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
+    char *b = after ? json_dumps(after, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
+    struct aicp_buf out = AICP_BUF_INIT;
+    if (a && b && strcmp(a, b) != 0)
+        aicp_buf_printf(&out, "--- before\n%s\n+++ after\n%s\n", a, b);
+    free(a);
+    free(b);
+    return out.data;
+}
+
+/* Runs one module invocation (one loop item) and fills o. */
+static void run_module_call(struct job *j, const json_t *vars, int check, int become, struct outcome *o)
+{
+    const struct aicp_task *t = j->t;
+    const struct aicp_module *mod = t->mod;
+    struct aicp_err err = {0};
+    struct aicp_args args = {0};
+    struct aicp_change *change = NULL, *again = NULL;
+    json_t *rendered = NULL, *current = NULL, *current2 = NULL;
+    json_t *result = json_object();
+    char dirbuf[1024];
+    int rc;
+    double t0 = aicp_now();
+
+    o->st = AICP_ST_OK;
+    if ((rc = aicp_tmpl_render(&rendered, t->args, vars, &err)) != 0)
+        goto fail;
+    strip_omitted(rendered);
+    if ((rc = aicp_args_validate(&args, mod, rendered, 0, &err)) != 0)
+        goto fail;
+    struct aicp_ctx ctx = {
+        .host = j->h->name,
+        .become = become,
+        .vars = vars,
+        .result = result,
+    };
+    snprintf(dirbuf, sizeof(dirbuf), "%s", t->loc.file ? t->loc.file : ".");
+    ctx.search_dir = dirname(dirbuf);
+    if (mod->flags & AICP_MOD_NEEDS_SSH) {
+        if ((rc = ensure_conn(j->h, vars, &err)) != 0) {
+            o->st = AICP_ST_UNREACHABLE;
+            goto fail;
+        }
+        ctx.conn = j->h->conn;
+    }
+    if (mod->ops == NULL || mod->ops->check == NULL || mod->ops->diff == NULL) {
+        rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' is not implemented", mod->name);
+        goto fail;
+    }
+    if ((rc = mod->ops->check(&ctx, &args, &current, &err)) != 0)
+        goto fail;
+    if ((rc = mod->ops->diff(current, &args, &change, &err)) != 0)
+        goto fail;
+    if (change->diff_text)
+        o->diff_text = aicp_strdup(change->diff_text);
+    else
+        o->diff_text = render_before_after(change->before, change->after);
+    if (change->before || change->after)
+        json_object_set_new(result, "diff", json_pack("{s:O?, s:O?}", "before", change->before,
+                                                      "after", change->after));
+    if (change->needed && check) {
+        /* As Ansible's command module: without creates/removes a check
+         * run cannot know, so it skips; with them it predicts a change. */
+        if ((mod->flags & AICP_MOD_CHECK_SKIPS) && aicp_args_get(&args, "creates") == NULL &&
+            aicp_args_get(&args, "removes") == NULL) {
+            o->st = AICP_ST_SKIPPED;
+            json_object_set_new(result, "msg", json_string("Command would have run if not in check mode"));
+        } else {
+            o->st = AICP_ST_CHANGED;
+        }
+    } else if (change->needed) {
+        change->args = &args;
+        if (mod->ops->apply == NULL) {
+            rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' cannot make changes", mod->name);
+            goto fail;
+        }
+        if ((rc = mod->ops->apply(&ctx, change, &err)) != 0)
+            goto fail;
+        o->st = AICP_ST_CHANGED;
+        int no_verify = (mod->flags & AICP_MOD_NO_VERIFY) ||
+                        json_is_true(json_object_get(change->plan, "no_verify"));
+        if (!no_verify) {
+            /* Verify: the state we just made must now read as converged. */
+            json_t *scratch = json_object();
+            ctx.result = scratch;
+            rc = mod->ops->check(&ctx, &args, &current2, &err);
+            if (rc == 0)
+                rc = mod->ops->diff(current2, &args, &again, &err);
+            ctx.result = result;
+            json_decref(scratch);
+            if (rc != 0)
+                goto fail;
+            if (again->needed) {
+                rc = aicp_err_set(&err, AICP_EFAILED,
+                                  "not idempotent: module '%s' still reports a difference after "
+                                  "applying its change",
+                                  mod->name);
+                goto fail;
+            }
+        }
+    }
+    rc = 0;
+fail:
+    if (rc != 0) {
+        if (o->st != AICP_ST_UNREACHABLE)
+            o->st = AICP_ST_FAILED;
+        json_object_set_new(result, "msg", json_string(err.msg));
+        if (o->st == AICP_ST_UNREACHABLE)
+            json_object_set_new(result, "unreachable", json_true());
+    }
+    json_object_set_new(result, "changed", json_boolean(o->st == AICP_ST_CHANGED));
+    if (o->st == AICP_ST_FAILED)
+        json_object_set_new(result, "failed", json_true());
+    if (o->st == AICP_ST_SKIPPED)
+        json_object_set_new(result, "skipped", json_true());
+    o->result = result;
+    o->secs = aicp_now() - t0;
+    json_decref(rendered);
+    json_decref(current);
+    json_decref(current2);
+    aicp_change_free(change);
+    aicp_change_free(again);
+    aicp_args_clear(&args);
+}
+
+/* changed_when / failed_when, with the result visible under its register
+ * name as Ansible makes it. */
+static void apply_conditions(struct job *j, json_t *vars, struct outcome *o)
+{
+    const struct aicp_task *t = j->t;
+    if (o->st == AICP_ST_SKIPPED || o->st == AICP_ST_UNREACHABLE)
+        return;
+    if (t->changed_when == NULL && t->failed_when == NULL)
+        return;
+    struct aicp_err err = {0};
+    if (t->register_as)
+        json_object_set(vars, t->register_as, o->result);
+    int b;
+    if (t->changed_when) {
+        if (eval_conditions(&b, t->changed_when, vars, &err) != 0)
+            goto fail;
+        if (o->st != AICP_ST_FAILED)
+            o->st = b ? AICP_ST_CHANGED : AICP_ST_OK;
+        json_object_set_new(o->result, "changed", json_boolean(b));
+    }
+    if (t->failed_when) {
+        if (eval_conditions(&b, t->failed_when, vars, &err) != 0)
+            goto fail;
+        json_object_set_new(o->result, "failed_when_result", json_boolean(b));
+        if (b) {
+            o->st = AICP_ST_FAILED;
+            json_object_set_new(o->result, "failed", json_true());
+        } else {
+            json_object_del(o->result, "failed");
+            if (o->st == AICP_ST_FAILED)
+                o->st = json_is_true(json_object_get(o->result, "changed")) ? AICP_ST_CHANGED
+                                                                           : AICP_ST_OK;
+        }
+    }
+    return;
+fail:
+    o->st = AICP_ST_FAILED;
+    json_object_set_new(o->result, "failed", json_true());
+    json_object_set_new(o->result, "msg", json_string(err.msg));
+}
+
+static char *item_label(const struct aicp_task *t, const json_t *vars, const json_t *item)
+{
+    json_t *label = NULL;
+    char *s = NULL;
+    if (t->loop_label && json_is_string(t->loop_label))
+        aicp_tmpl_render_str(&label, json_string_value(t->loop_label), vars, NULL);
+    if (aicp_tmpl_to_string(&s, label ? label : item) != 0)
+        s = aicp_strdup("?");
+    json_decref(label);
+    return s;
+}
+
+static void run_job(struct job *j)
+{
+    struct run *r = j->r;
+    const struct aicp_task *t = j->t;
+    struct aicp_err err = {0};
+    json_t *vars = task_vars(r, j->h, t, j->sc);
+    json_t *items = NULL;
+    int check = inherit_int(t, j->sc, offsetof(struct aicp_task, check_mode), -1);
+    if (check < 0)
+        check = r->play->check_mode >= 0 ? r->play->check_mode : r->opts->check;
+    int become = inherit_int(t, j->sc, offsetof(struct aicp_task, become), r->play->become);
+    int no_log = inherit_int(t, j->sc, offsetof(struct aicp_task, no_log), 0);
+    const char *buser = inherit_become_user(r, t, j->sc);
+    if (buser)
+        json_object_set_new(vars, "ansible_become_user", json_string(buser));
+    json_object_set_new(vars, "ansible_check_mode", json_boolean(check));
+
+    j->total.no_log = no_log;
+    if (t->loop) {
+        j->is_loop = 1;
+        if (json_is_string(t->loop)) {
+            if (aicp_tmpl_render_str(&items, json_string_value(t->loop), vars, &err) != 0)
+                goto fail;
+        } else {
+            if (aicp_tmpl_render(&items, t->loop, vars, &err) != 0)
+                goto fail;
+        }
+        if (json_is_object(items) && json_object_get(items, "__with_dict")) {
+            json_t *d = json_object_get(items, "__with_dict"), *list = json_array();
+            const char *k;
+            json_t *v;
+            json_object_foreach(d, k, v) {
+                json_array_append_new(list, json_pack("{s:s, s:O}", "key", k, "value", v));
+            }
+            json_decref(items);
+            items = list;
+        }
+        if (!json_is_array(items)) {
+            aicp_err_set(&err, AICP_EINVAL,
+                         "Invalid data passed to 'loop', it requires a list, got this instead: %s",
+                         json_is_string(items) ? json_string_value(items) : "a non-list value");
+            goto fail;
+        }
+    } else {
+        items = json_pack("[n]");
+    }
+    size_t n = json_array_size(items);
+    j->items = calloc(n ? n : 1, sizeof(*j->items));
+    if (j->items == NULL)
+        goto fail;
+    j->nitems = n;
+    const char *lv = t->loop_var ? t->loop_var : "item";
+    int any_changed = 0, any_failed = 0, all_skipped = n > 0;
+    json_t *results = json_array();
+    for (size_t i = 0; i < n; i++) {
+        struct outcome *o = &j->items[i];
+        json_t *item = json_array_get(items, i);
+        o->no_log = no_log;
+        if (j->is_loop) {
+            json_object_set(vars, lv, item);
+            json_object_set_new(vars, "ansible_loop_var", json_string(lv));
+            if (t->index_var)
+                json_object_set_new(vars, t->index_var, json_integer((json_int_t)i));
+            o->label = item_label(t, vars, item);
+        }
+        int ok = 1;
+        if (eval_conditions(&ok, t->when, vars, &err) != 0) {
+            o->st = AICP_ST_FAILED;
+            o->result = json_pack("{s:b, s:b, s:s}", "failed", 1, "changed", 0, "msg", err.msg);
+        } else if (!ok) {
+            o->st = AICP_ST_SKIPPED;
+            o->result = json_pack("{s:b, s:b, s:s, s:s}", "changed", 0, "skipped", 1,
+                                  "skip_reason", "Conditional result was False", "false_condition",
+                                  json_is_string(json_array_get(t->when, 0))
+                                      ? json_string_value(json_array_get(t->when, 0))
+                                      : "False");
+        } else {
+            run_module_call(j, vars, check, become, o);
+            apply_conditions(j, vars, o);
+        }
+        if (j->is_loop) {
+            json_object_set(o->result, lv, item);
+            json_object_set_new(o->result, "ansible_loop_var", json_string(lv));
+        }
+        json_array_append(results, o->result);
+        if (o->st != AICP_ST_SKIPPED)
+            all_skipped = 0;
+        if (o->st == AICP_ST_CHANGED)
+            any_changed = 1;
+        if (o->st == AICP_ST_FAILED)
+            any_failed = 1;
+        if (o->st == AICP_ST_UNREACHABLE) {
+            j->total.st = AICP_ST_UNREACHABLE;
+            j->total.result = json_deep_copy(o->result);
+            break;
+        }
+    }
+    if (j->total.st == AICP_ST_UNREACHABLE) {
+        json_decref(results);
+    } else if (!j->is_loop) {
+        j->total.st = j->items[0].st;
+        j->total.result = json_incref(j->items[0].result);
+        json_decref(results);
+    } else {
+        j->total.st = any_failed ? AICP_ST_FAILED
+                      : all_skipped ? AICP_ST_SKIPPED
+                      : any_changed ? AICP_ST_CHANGED
+                                    : AICP_ST_OK;
+        j->total.result = json_pack("{s:o, s:b, s:s}", "results", results, "changed", any_changed,
+                                    "msg", any_failed ? "One or more items failed"
+                                                      : "All items completed");
+        if (any_failed)
+            json_object_set_new(j->total.result, "failed", json_true());
+        if (all_skipped)
+            json_object_set_new(j->total.result, "skipped", json_true());
+    }
+    goto out;
+fail:
+    j->total.st = AICP_ST_FAILED;
+    j->total.result = json_pack("{s:b, s:b, s:s}", "failed", 1, "changed", 0, "msg", err.msg);
+out:
+    if (j->total.st == AICP_ST_FAILED && t->ignore_errors) {
+        int ig = 0;
+        if (json_is_string(t->ignore_errors))
+            aicp_tmpl_eval_bool(&ig, json_string_value(t->ignore_errors), vars, NULL);
+        else
+            ig = json_truthy(t->ignore_errors);
+        j->total.ignored = ig;
+    }
+    json_decref(items);
+    json_decref(vars);
+}
+
+/* ---- fan-out ----------------------------------------------------------- */
+
+struct pool {
+    struct job *jobs;
+    size_t n;
+    atomic_size_t next;
+    void (*fn)(struct job *);
+};
+
+static void *pool_worker(void *arg)
+{
+    struct pool *p = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n)
+            break;
+        p->fn(&p->jobs[i]);
+    }
+    return NULL;
+}
+
+static void pool_run(struct run *r, struct job *jobs, size_t n, void (*fn)(struct job *))
+{
+    struct pool p = {.jobs = jobs, .n = n, .fn = fn};
+    atomic_init(&p.next, 0);
+    size_t nthreads = (size_t)(r->opts->forks > 0 ? r->opts->forks : 20);
+    if (nthreads > n)
+        nthreads = n;
+    if (nthreads <= 1) {
+        pool_worker(&p);
+        return;
+    }
+    pthread_t *tids = calloc(nthreads, sizeof(*tids));
+    size_t started = 0;
+    for (; tids && started < nthreads; started++)
+        if (pthread_create(&tids[started], NULL, pool_worker, &p) != 0)
+            break;
+    pool_worker(&p); /* the caller helps, and carries on alone if no thread started */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+}
+
+/* ---- the task tree ----------------------------------------------------- */
+
+static int host_active(const struct host *h)
+{
+    return h->in_play && !h->unreachable && !h->failed && !h->ended;
+}
+
+static void record(struct run *r, struct job *j)
+{
+    const struct aicp_task *t = j->t;
+    struct host *h = j->h;
+    if (j->is_loop && j->total.st != AICP_ST_UNREACHABLE) {
+        for (size_t i = 0; i < j->nitems; i++) {
+            struct outcome *o = &j->items[i];
+            aicp_output_result(r->out, h->name, o->st, o->result, o->label ? o->label : "",
+                               o->diff_text, o->no_log, 0, o->secs);
+        }
+        if (j->total.st == AICP_ST_FAILED)
+            aicp_output_result(r->out, h->name, AICP_ST_FAILED, j->total.result, NULL, NULL,
+                               j->total.no_log, j->total.ignored, 0);
+    } else {
+        struct outcome *o = j->nitems ? &j->items[0] : &j->total;
+        aicp_output_result(r->out, h->name, j->total.st, j->total.result, NULL, o->diff_text,
+                           j->total.no_log, j->total.ignored, o->secs);
+    }
+    switch (j->total.st) {
+    case AICP_ST_OK: h->st.ok++; break;
+    case AICP_ST_CHANGED:
+        h->st.ok++;
+        h->st.changed++;
+        r->any_changed = 1;
+        break;
+    case AICP_ST_SKIPPED: h->st.skipped++; break;
+    case AICP_ST_UNREACHABLE:
+        h->st.unreachable++;
+        h->unreachable = 1;
+        break;
+    case AICP_ST_FAILED:
+        if (j->total.ignored) {
+            h->st.ok++;
+            h->st.ignored++;
+        } else {
+            h->failed = 1;
+            int rescuable = 0;
+            for (const struct scope *s = j->sc; s; s = s->parent)
+                rescuable |= s->rescuable;
+            if (!rescuable)
+                h->st.failed++;
+        }
+        break;
+    }
+    if (t->register_as && j->total.result)
+        json_object_set(h->set_vars, t->register_as, j->total.result);
+    /* set_fact results and gathered facts come back as ansible_facts. */
+    json_t *facts = json_object_get(j->total.result, "ansible_facts");
+    if (j->total.st != AICP_ST_FAILED && json_is_object(facts) && t->mod &&
+        strcmp(t->mod->name, "set_fact") == 0)
+        json_object_update(h->set_vars, facts);
+    if ((j->total.st == AICP_ST_CHANGED) && t->notify) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(t->notify, i, n) {
+            if (json_is_string(n))
+                json_object_set_new(h->notified, json_string_value(n), json_true());
+        }
+    }
+    host_refresh_view(r, h);
+}
+
+static int run_list(struct run *r, const struct aicp_task_list *l, const struct scope *sc,
+                    const char *kind);
+static void flush_handlers(struct run *r);
+
+static void print_task_banner(struct run *r, const struct aicp_task *t, const char *kind, int check)
+{
+    const char *name = task_display_name(t);
+    json_t *rendered = NULL;
+    if (aicp_tmpl_is_template(name) && aicp_tmpl_render_str(&rendered, name, r->play_vars, NULL) == 0 &&
+        json_is_string(rendered))
+        name = json_string_value(rendered);
+    aicp_output_task(r->out, kind, name, check);
+    json_decref(rendered);
+}
+
+static int any_fatal(const struct run *r, const struct aicp_task *t, const struct scope *sc)
+{
+    return inherit_int(t, sc, offsetof(struct aicp_task, any_errors_fatal), r->play->any_errors_fatal);
+}
+
+static void run_module_task(struct run *r, const struct aicp_task *t, const struct scope *sc,
+                            const char *kind)
+{
+    size_t n = 0;
+    struct job *jobs = calloc(r->nhosts ? r->nhosts : 1, sizeof(*jobs));
+    if (jobs == NULL)
+        return;
+    for (size_t i = 0; i < r->nhosts; i++) {
+        if (!host_active(&r->hosts[i]))
+            continue;
+        jobs[n++] = (struct job){.r = r, .t = t, .sc = sc, .h = &r->hosts[i]};
+        if (t->run_once)
+            break;
+    }
+    if (n == 0) {
+        free(jobs);
+        return;
+    }
+    int check = r->opts->check;
+    print_task_banner(r, t, kind, check && !(t->check_mode == 0));
+    pool_run(r, jobs, n, run_job);
+    int failures = 0;
+    for (size_t i = 0; i < n; i++) {
+        record(r, &jobs[i]);
+        if (jobs[i].total.st == AICP_ST_FAILED && !jobs[i].total.ignored)
+            failures++;
+        for (size_t k = 0; k < jobs[i].nitems; k++)
+            outcome_clear(&jobs[i].items[k]);
+        free(jobs[i].items);
+        outcome_clear(&jobs[i].total);
+    }
+    if (failures && any_fatal(r, t, sc)) {
+        for (size_t i = 0; i < r->nhosts; i++)
+            if (host_active(&r->hosts[i]))
+                r->hosts[i].ended = 1;
+        r->play_ended = 1;
+    }
+    free(jobs);
+}
+
+static void run_meta(struct run *r, const struct aicp_task *t)
+{
+    const char *verb = t->action ? t->action : "noop";
+    if (strcmp(verb, "flush_handlers") == 0) {
+        flush_handlers(r);
+    } else if (strcmp(verb, "end_play") == 0) {
+        for (size_t i = 0; i < r->nhosts; i++)
+            if (host_active(&r->hosts[i]))
+                r->hosts[i].ended = 1;
+        r->play_ended = 1;
+    } else if (strcmp(verb, "end_host") == 0) {
+        for (size_t i = 0; i < r->nhosts; i++)
+            if (host_active(&r->hosts[i]))
+                r->hosts[i].ended = 1;
+    } else if (strcmp(verb, "clear_host_errors") == 0) {
+        for (size_t i = 0; i < r->nhosts; i++)
+            if (r->hosts[i].in_play && !r->hosts[i].unreachable)
+                r->hosts[i].failed = 0;
+    }
+}
+
+static int any_active(const struct run *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (host_active(&r->hosts[i]))
+            return 1;
+    return 0;
+}
+
+/* Block conditions and tags apply to every task inside; a block whose
+ * `when` is false for a host skips the block for that host only. */
+static void run_block(struct run *r, const struct aicp_task *b, const struct scope *sc, const char *kind)
+{
+    char *in = calloc(r->nhosts ? r->nhosts : 1, 1);
+    char *failed_in_block = calloc(r->nhosts ? r->nhosts : 1, 1);
+    if (in == NULL || failed_in_block == NULL)
+        goto out;
+    struct scope inner = {.parent = sc, .block = b, .rescuable = b->rescue.n > 0};
+    for (size_t i = 0; i < r->nhosts; i++)
+        in[i] = (char)host_active(&r->hosts[i]);
+    run_list(r, &b->block, &inner, kind);
+    for (size_t i = 0; i < r->nhosts; i++)
+        failed_in_block[i] = in[i] && r->hosts[i].failed && !r->hosts[i].unreachable;
+    if (b->rescue.n) {
+        int any = 0;
+        for (size_t i = 0; i < r->nhosts; i++) {
+            r->hosts[i].in_play = failed_in_block[i] ? 1 : 0;
+            if (failed_in_block[i]) {
+                r->hosts[i].failed = 0;
+                any = 1;
+            }
+        }
+        /* Only hosts that failed run the rescue section. */
+        char *save_play = calloc(r->nhosts ? r->nhosts : 1, 1);
+        if (save_play && any) {
+            struct scope rs = {.parent = sc, .block = b};
+            run_list(r, &b->rescue, &rs, kind);
+            for (size_t i = 0; i < r->nhosts; i++)
+                if (failed_in_block[i] && !r->hosts[i].failed && !r->hosts[i].unreachable)
+                    r->hosts[i].st.rescued++;
+        }
+        free(save_play);
+        for (size_t i = 0; i < r->nhosts; i++)
+            r->hosts[i].in_play = in[i] || (r->hosts[i].in_play && !failed_in_block[i]) ? 1 : 0;
+        for (size_t i = 0; i < r->nhosts; i++)
+            if (in[i])
+                r->hosts[i].in_play = 1;
+    }
+    if (b->always.n) {
+        /* always runs for hosts that entered the block, failed or not. */
+        char *was_failed = calloc(r->nhosts ? r->nhosts : 1, 1);
+        if (was_failed) {
+            for (size_t i = 0; i < r->nhosts; i++) {
+                was_failed[i] = (char)r->hosts[i].failed;
+                if (in[i] && !r->hosts[i].unreachable)
+                    r->hosts[i].failed = 0;
+            }
+            struct scope as = {.parent = sc, .block = b};
+            run_list(r, &b->always, &as, kind);
+            for (size_t i = 0; i < r->nhosts; i++)
+                if (was_failed[i])
+                    r->hosts[i].failed = 1;
+            free(was_failed);
+        }
+    }
+out:
+    free(in);
+    free(failed_in_block);
+}
+
+static int run_list(struct run *r, const struct aicp_task_list *l, const struct scope *sc, const char *kind)
+{
+    for (size_t i = 0; i < l->n && !r->play_ended && any_active(r); i++) {
+        const struct aicp_task *t = l->items[i];
+        json_t *tags = json_array();
+        collect_tags(tags, r, t, sc);
+        int selected = t->kind == AICP_TASK_BLOCK || t->kind == AICP_TASK_INCLUDE || task_selected(r, tags);
+        json_decref(tags);
+        if (!selected)
+            continue;
+        switch (t->kind) {
+        case AICP_TASK_MODULE:
+            run_module_task(r, t, sc, kind);
+            break;
+        case AICP_TASK_BLOCK: {
+            /* A block's own when: hosts for which it is false skip it. */
+            char *skip = calloc(r->nhosts ? r->nhosts : 1, 1);
+            if (skip == NULL)
+                break;
+            for (size_t h = 0; h < r->nhosts; h++) {
+                if (!host_active(&r->hosts[h]) || t->when == NULL)
+                    continue;
+                json_t *vars = task_vars(r, &r->hosts[h], NULL, sc);
+                int ok = 1;
+                struct aicp_err err = {0};
+                if (eval_conditions(&ok, t->when, vars, &err) != 0)
+                    ok = 0;
+                json_decref(vars);
+                if (!ok) {
+                    skip[h] = 1;
+                    r->hosts[h].in_play = 0;
+                }
+            }
+            run_block(r, t, sc, kind);
+            for (size_t h = 0; h < r->nhosts; h++)
+                if (skip[h])
+                    r->hosts[h].in_play = 1;
+            free(skip);
+            break;
+        }
+        case AICP_TASK_INCLUDE: {
+            json_t *items = NULL, *vars = NULL;
+            struct host *first = NULL;
+            for (size_t h = 0; h < r->nhosts && first == NULL; h++)
+                if (host_active(&r->hosts[h]))
+                    first = &r->hosts[h];
+            if (first == NULL)
+                break;
+            vars = task_vars(r, first, t, sc);
+            if (t->loop && json_is_string(t->loop))
+                aicp_tmpl_render_str(&items, json_string_value(t->loop), vars, NULL);
+            else if (t->loop)
+                aicp_tmpl_render(&items, t->loop, vars, NULL);
+            json_decref(vars);
+            if (!json_is_array(items)) {
+                json_decref(items);
+                items = json_pack("[n]");
+            }
+            size_t k;
+            json_t *item;
+            json_array_foreach(items, k, item) {
+                struct scope is = {.parent = sc, .block = t,
+                                   .item_var = t->loop ? (t->loop_var ? t->loop_var : "item") : NULL,
+                                   .item = item};
+                run_list(r, &t->block, &is, kind);
+            }
+            json_decref(items);
+            break;
+        }
+        case AICP_TASK_META:
+            run_meta(r, t);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int handler_notified(const struct host *h, const struct aicp_task *t)
+{
+    if (t->name && json_object_get(h->notified, t->name))
+        return 1;
+    size_t i;
+    json_t *topic;
+    json_array_foreach(t->listen, i, topic) {
+        if (json_is_string(topic) && json_object_get(h->notified, json_string_value(topic)))
+            return 1;
+    }
+    return 0;
+}
+
+static void flush_handlers(struct run *r)
+{
+    const struct aicp_task_list *hl = &r->play->handlers;
+    for (size_t k = 0; k < hl->n; k++) {
+        const struct aicp_task *t = hl->items[k];
+        char *save = calloc(r->nhosts ? r->nhosts : 1, 1);
+        if (save == NULL)
+            return;
+        int any = 0;
+        for (size_t i = 0; i < r->nhosts; i++) {
+            save[i] = (char)r->hosts[i].in_play;
+            if (!handler_notified(&r->hosts[i], t))
+                r->hosts[i].in_play = 0;
+            else if (host_active(&r->hosts[i]))
+                any = 1;
+        }
+        if (any) {
+            struct aicp_task_list one = {.items = (struct aicp_task **)&hl->items[k], .n = 1};
+            run_list(r, &one, NULL, "RUNNING HANDLER");
+        }
+        for (size_t i = 0; i < r->nhosts; i++)
+            r->hosts[i].in_play = save[i];
+        free(save);
+    }
+    for (size_t i = 0; i < r->nhosts; i++)
+        json_object_clear(r->hosts[i].notified);
+}
+
+static void gather_job(struct job *j)
+{
+    struct aicp_err err = {0};
+    json_t *vars = task_vars(j->r, j->h, NULL, NULL);
+    json_t *facts = NULL;
+    double t0 = aicp_now();
+    int rc = ensure_conn(j->h, vars, &err);
+    if (rc != 0) {
+        j->total.st = AICP_ST_UNREACHABLE;
+    } else {
+        rc = aicp_facts_gather(&facts, j->h->conn, 0, &err);
+        j->total.st = rc == 0 ? AICP_ST_OK : rc == AICP_EUNREACHABLE ? AICP_ST_UNREACHABLE : AICP_ST_FAILED;
+    }
+    if (rc == 0) {
+        /* Merged into the host by the main thread: other workers may be
+         * reading this host's facts through hostvars. */
+        j->total.result = json_pack("{s:b, s:O}", "changed", 0, "ansible_facts", facts);
+    } else {
+        j->total.result = json_pack("{s:b, s:s}", "changed", 0, "msg", err.msg);
+        if (j->total.st == AICP_ST_UNREACHABLE)
+            json_object_set_new(j->total.result, "unreachable", json_true());
+    }
+    j->total.secs = aicp_now() - t0;
+    json_decref(facts);
+    json_decref(vars);
+}
+
+static void gather_facts(struct run *r)
+{
+    struct job *jobs = calloc(r->nhosts ? r->nhosts : 1, sizeof(*jobs));
+    size_t n = 0;
+    if (jobs == NULL)
+        return;
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (host_active(&r->hosts[i]))
+            jobs[n++] = (struct job){.r = r, .h = &r->hosts[i]};
+    if (n) {
+        aicp_output_task(r->out, "TASK", "Gathering Facts", 0);
+        pool_run(r, jobs, n, gather_job);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct host *h = jobs[i].h;
+        json_t *shown = json_deep_copy(jobs[i].total.result);
+        json_object_del(shown, "ansible_facts");
+        aicp_output_result(r->out, h->name, jobs[i].total.st, shown, NULL, NULL, 0, 0,
+                           jobs[i].total.secs);
+        json_decref(shown);
+        if (jobs[i].total.st == AICP_ST_OK) {
+            h->st.ok++;
+            update_from(h->facts, json_object_get(jobs[i].total.result, "ansible_facts"));
+        }
+        else if (jobs[i].total.st == AICP_ST_UNREACHABLE) {
+            h->st.unreachable++;
+            h->unreachable = 1;
+        } else {
+            h->st.failed++;
+            h->failed = 1;
+        }
+        host_refresh_view(r, h);
+        outcome_clear(&jobs[i].total);
+    }
+    free(jobs);
+}
+
+/* ---- plays ------------------------------------------------------------- */
+
+static struct host *find_host(struct run *r, const char *name)
+{
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (strcmp(r->hosts[i].name, name) == 0)
+            return &r->hosts[i];
+    return NULL;
+}
+
+static int load_vars_files(struct run *r, const struct aicp_play *p, struct aicp_err *err)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(p->vars_files, i, f) {
+        json_t *path = NULL, *doc = NULL;
+        int rc = aicp_tmpl_render(&path, f, r->play_vars, err);
+        if (rc != 0)
+            return rc;
+        struct aicp_buf full = AICP_BUF_INIT;
+        const char *ps = json_string_value(path);
+        if (ps == NULL) {
+            json_decref(path);
+            return aicp_err_set(err, AICP_EINVAL, "vars_files entries must be paths");
+        }
+        if (ps[0] == '/')
+            aicp_buf_puts(&full, ps);
+        else
+            aicp_buf_printf(&full, "%s/%s", p->dir ? p->dir : r->pb->dir, ps);
+        rc = aicp_yaml_load_file(&doc, full.data, r->pb->map, err);
+        aicp_buf_free(&full);
+        json_decref(path);
+        if (rc != 0)
+            return rc;
+        if (json_is_object(doc))
+            json_object_update(r->play_vars, doc);
+        else if (!json_is_null(doc)) {
+            json_decref(doc);
+            return aicp_err_set(err, AICP_EINVAL, "%s: vars file must hold a mapping", ps);
+        }
+        json_decref(doc);
+    }
+    return 0;
+}
+
+/* serial: an int, "30%", or a list of those; returns batch size number k. */
+static size_t batch_size(const json_t *serial, size_t k, size_t total)
+{
+    const json_t *v = serial;
+    if (json_is_array(serial)) {
+        size_t n = json_array_size(serial);
+        if (n == 0)
+            return total;
+        v = json_array_get(serial, k < n ? k : n - 1);
+    }
+    long s = 0;
+    if (json_is_integer(v)) {
+        s = (long)json_integer_value(v);
+    } else if (json_is_string(v)) {
+        const char *str = json_string_value(v);
+        s = strtol(str, NULL, 10);
+        if (strchr(str, '%'))
+            s = (long)(total * (size_t)s / 100);
+        if (s < 1)
+            s = 1;
+    }
+    if (s <= 0 || (size_t)s > total)
+        return total;
+    return (size_t)s;
+}
+
+static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *err)
+{
+    int rc = 0;
+    json_t *matched = NULL, *limited = NULL;
+    r->play = p;
+    r->play_ended = 0;
+    json_decref(r->play_vars);
+    r->play_vars = json_deep_copy(p->vars);
+    update_from(r->play_vars, r->opts->extra_vars);
+    if ((rc = load_vars_files(r, p, err)) != 0)
+        return rc;
+    update_from(r->play_vars, r->opts->extra_vars);
+
+    const char *pattern = p->hosts ? p->hosts : "";
+    json_t *rp = NULL;
+    if (aicp_tmpl_is_template(pattern)) {
+        if ((rc = aicp_tmpl_render_str(&rp, pattern, r->play_vars, err)) != 0)
+            return rc;
+        pattern = json_string_value(rp) ? json_string_value(rp) : "";
+    }
+    rc = aicp_inventory_match(&matched, r->inv, pattern, err);
+    if (rc == 0 && r->opts->limit) {
+        rc = aicp_inventory_match(&limited, r->inv, r->opts->limit, err);
+        if (rc == 0) {
+            for (size_t i = json_array_size(matched); i-- > 0;) {
+                int keep = 0;
+                size_t k;
+                json_t *x;
+                json_array_foreach(limited, k, x) {
+                    if (json_equal(x, json_array_get(matched, i)))
+                        keep = 1;
+                }
+                if (!keep)
+                    json_array_remove(matched, i);
+            }
+        }
+    }
+    if (rc != 0)
+        goto out;
+
+    const char *pname = p->name ? p->name : pattern;
+    aicp_output_play(r->out, pname, 0);
+    /* Hosts that failed or were unreachable in earlier plays stay out. */
+    json_t *eligible = json_array();
+    size_t i;
+    json_t *name;
+    json_array_foreach(matched, i, name) {
+        struct host *h = find_host(r, json_string_value(name));
+        if (h && !h->failed && !h->unreachable)
+            json_array_append(eligible, name);
+        if (h)
+            h->seen = 1;
+    }
+    if (json_array_size(eligible) == 0) {
+        fprintf(stdout, "skipping: no hosts matched\n");
+        json_decref(eligible);
+        goto out;
+    }
+    size_t total = json_array_size(eligible), done = 0;
+    for (size_t batch = 0; done < total && !r->play_ended; batch++) {
+        size_t bs = batch_size(p->serial, batch, total);
+        if (bs > total - done)
+            bs = total - done;
+        json_decref(r->play_hosts);
+        r->play_hosts = json_array();
+        for (size_t k = 0; k < r->nhosts; k++) {
+            r->hosts[k].in_play = 0;
+            r->hosts[k].ended = 0;
+            json_object_clear(r->hosts[k].notified);
+        }
+        for (size_t k = done; k < done + bs; k++) {
+            struct host *h = find_host(r, json_string_value(json_array_get(eligible, k)));
+            h->in_play = 1;
+            json_array_append_new(r->play_hosts, json_string(h->name));
+        }
+        done += bs;
+        int gf = p->gather_facts;
+        if (gf)
+            gather_facts(r);
+        run_list(r, &p->pre_tasks, NULL, "TASK");
+        flush_handlers(r);
+        run_list(r, &p->roles, NULL, "TASK");
+        run_list(r, &p->tasks, NULL, "TASK");
+        flush_handlers(r);
+        run_list(r, &p->post_tasks, NULL, "TASK");
+        flush_handlers(r);
+        if (p->max_fail_percentage >= 0) {
+            size_t nfailed = 0;
+            for (size_t k = 0; k < r->nhosts; k++)
+                if (r->hosts[k].in_play && (r->hosts[k].failed || r->hosts[k].unreachable))
+                    nfailed++;
+            if ((double)nfailed * 100.0 / (double)bs > (double)p->max_fail_percentage) {
+                fprintf(stdout, "\nNO MORE HOSTS LEFT *****************************************"
+                                "********************\n");
+                r->play_ended = 1;
+            }
+        } else {
+            /* With serial, a batch where every host failed stops the play. */
+            size_t alive = 0;
+            for (size_t k = 0; k < r->nhosts; k++)
+                if (r->hosts[k].in_play && !r->hosts[k].failed && !r->hosts[k].unreachable)
+                    alive++;
+            if (alive == 0 && done < total)
+                r->play_ended = 1;
+        }
+    }
+    json_decref(eligible);
+out:
+    json_decref(rp);
+    json_decref(matched);
+    json_decref(limited);
+    return rc;
+}
+
+static int setup_hosts(struct run *r, struct aicp_err *err)
+{
+    size_t n = aicp_inventory_host_count(r->inv);
+    int need_localhost = !aicp_inventory_has_host(r->inv, "localhost");
+    r->hosts = calloc(n + 1, sizeof(*r->hosts));
+    if (r->hosts == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n + (size_t)need_localhost; i++) {
+        struct host *h = &r->hosts[r->nhosts];
+        const char *name = i < n ? aicp_inventory_host_name(r->inv, i) : "localhost";
+        h->name = aicp_strdup(name);
+        h->facts = json_object();
+        h->set_vars = json_object();
+        h->notified = json_object();
+        if (i < n) {
+            int rc = aicp_inventory_host_vars(&h->inv_vars, r->inv, name, err);
+            if (rc != 0)
+                return rc;
+        } else {
+            /* Ansible's implicit localhost: not in `all`, local connection. */
+            h->inv_vars = json_pack("{s:s, s:s, s:s}", "inventory_hostname", "localhost",
+                                    "inventory_hostname_short", "localhost", "ansible_connection",
+                                    "local");
+        }
+        r->nhosts++;
+        host_refresh_view(r, h);
+    }
+    return 0;
+}
+
+int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_run_opts *opts,
+                      struct aicp_err *err)
+{
+    struct run r = {.opts = opts};
+    int rc;
+    *exit_status = 1;
+    r.hostvars = json_object();
+    if ((rc = aicp_srcmap_new(&r.invmap)) != 0 || (rc = aicp_inventory_new(&r.inv, r.invmap)) != 0)
+        goto out;
+    for (size_t i = 0; i < opts->ninventories; i++)
+        if ((rc = aicp_inventory_load(r.inv, opts->inventories[i], err)) != 0)
+            goto out;
+    if ((rc = aicp_playbook_load(&r.pb, playbook, err)) != 0)
+        goto out;
+    if ((rc = aicp_inventory_add_vars_dir(r.inv, r.pb->dir, err)) != 0)
+        goto out;
+    if ((rc = setup_hosts(&r, err)) != 0)
+        goto out;
+    if ((rc = aicp_output_new(&r.out, stdout, opts->verbose, opts->diff)) != 0)
+        goto out;
+    for (size_t i = 0; i < r.pb->nplays; i++) {
+        if ((rc = run_play(&r, r.pb->plays[i], err)) != 0)
+            goto out;
+    }
+    json_t *names = json_array();
+    struct aicp_stats *stats = calloc(r.nhosts ? r.nhosts : 1, sizeof(*stats));
+    int failed = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < r.nhosts && stats; i++) {
+        if (!r.hosts[i].seen)
+            continue;
+        json_array_append_new(names, json_string(r.hosts[i].name));
+        stats[k++] = r.hosts[i].st;
+        if (r.hosts[i].st.failed || r.hosts[i].st.unreachable)
+            failed = 1;
+    }
+    if (stats)
+        aicp_output_recap(r.out, names, stats);
+    free(stats);
+    json_decref(names);
+    *exit_status = failed ? 1 : r.any_changed ? 2 : 0;
+    if (opts->json_path && (rc = aicp_output_write_json(r.out, opts->json_path, err)) != 0) {
+        *exit_status = 1;
+        rc = 0;
+        fprintf(stderr, "aicp: %s\n", err->msg);
+    }
+out:
+    for (size_t i = 0; i < r.nhosts; i++) {
+        struct host *h = &r.hosts[i];
+        aicp_conn_close(h->conn);
+        free(h->name);
+        json_decref(h->inv_vars);
+        json_decref(h->facts);
+        json_decref(h->set_vars);
+        json_decref(h->view);
+        json_decref(h->notified);
+    }
+    free(r.hosts);
+    json_decref(r.hostvars);
+    json_decref(r.play_vars);
+    json_decref(r.play_hosts);
+    aicp_output_free(r.out);
+    aicp_playbook_free(r.pb);
+    aicp_inventory_free(r.inv);
+    aicp_srcmap_free(r.invmap);
+    return rc;
+}

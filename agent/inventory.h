@@ -68,4 +68,30 @@ int aicp_inventory_graph(char **out, const struct aicp_inventory *inv, const cha
 int aicp_inventory_host_json(json_t **out, const struct aicp_inventory *inv, const char *host,
                              struct aicp_err *err);
 
+/* Groups in the order they were created ("all" and "ungrouped" first). */
+size_t aicp_inventory_group_count(const struct aicp_inventory *inv);
+const char *aicp_inventory_group_name(const struct aicp_inventory *inv, size_t i);
+/* Index of a group, or -1. */
+long aicp_inventory_group_find(const struct aicp_inventory *inv, const char *name);
+/* A group's direct child groups and direct hosts, as new JSON arrays of
+ * names in the order they were added (NULL only when out of memory). */
+json_t *aicp_inventory_group_children(const struct aicp_inventory *inv, size_t i);
+json_t *aicp_inventory_group_hosts(const struct aicp_inventory *inv, size_t i);
+/* A group's own variables as `ansible-inventory --graph --vars` shows them:
+ * inventory vars, then group_vars/ files, plus ansible_group_priority when
+ * it is not 1. New reference. */
+int aicp_inventory_group_vars(json_t **out, const struct aicp_inventory *inv, const char *group,
+                              struct aicp_err *err);
+
+/* Evaluates s as Python's ast.literal_eval would (numbers, strings, True,
+ * False, None, lists, tuples, dicts, sets), the way Ansible's INI plugin
+ * reads values; anything else is returned as the string itself. Values
+ * JSON cannot hold (inf, complex) stay strings. New reference, NULL only
+ * when out of memory. */
+json_t *aicp_inventory_py_literal(const char *s);
+
+/* `aicp inventory ...` (argv[0] == "inventory"); returns the exit status:
+ * 0, 64 (usage) or 65 (invalid inventory). */
+int aicp_inventory_cli(int argc, char **argv);
+
 #endif

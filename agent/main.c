@@ -1,10 +1,237 @@
-/* aicp's command line (in progress). */
+/* aicp's command line: parses the subcommand and its options and hands the
+ * work to the executor, the inventory, the lab or the module docs. Exit
+ * statuses: 0 nothing changed, 2 something changed, 1 a failure or an
+ * unreachable host, 64 usage, 65 invalid input. */
 #include "config.h"
 
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+#include "err.h"
+#include "executor.h"
+#include "inventory.h"
+#include "lab.h"
+#include "module.h"
+#include "registry.h"
+#include "util.h"
+#include "yaml.h"
+
+#define EXIT_USAGE 64
+#define EXIT_INVALID 65
+
+static void usage(FILE *fp)
 {
-    puts("aicp " PACKAGE_VERSION);
+    fputs("usage: aicp run PLAYBOOK -i INVENTORY [-i ...] [-e KEY=VALUE | -e @FILE]...\n"
+          "                [--check] [--diff] [--limit PATTERN] [--tags T] [--skip-tags T]\n"
+          "                [--forks N] [--json FILE] [-v]\n"
+          "       aicp inventory -i INVENTORY --list | --graph [GROUP] | --host NAME\n"
+          "       aicp modules [NAME]\n"
+          "       aicp lab up [--nodes N] [--dir DIR] | down | status\n"
+          "       aicp version\n",
+          fp);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("aicp: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+/* -e: KEY=VALUE pairs, inline YAML/JSON, or @FILE; later ones win. */
+static int add_extra_vars(json_t *acc, const char *arg, struct aicp_err *err)
+{
+    json_t *v = NULL;
+    int rc;
+    if (arg[0] == '@') {
+        rc = aicp_yaml_load_file(&v, arg + 1, NULL, err);
+    } else if (arg[0] == '{' || arg[0] == '[') {
+        rc = aicp_yaml_load_string(&v, arg, strlen(arg), "extra vars", NULL, err);
+    } else {
+        rc = aicp_args_parse_kv(&v, arg, 0, NULL, err);
+    }
+    if (rc != 0)
+        return rc;
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return aicp_err_set(err, AICP_EINVAL, "extra vars '%s' must be KEY=VALUE, a mapping or @FILE", arg);
+    }
+    json_object_update(acc, v);
+    json_decref(v);
     return 0;
+}
+
+static json_t *split_tags(json_t *acc, const char *s)
+{
+    if (acc == NULL)
+        acc = json_array();
+    char *copy = aicp_strdup(s), *save = NULL;
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        if (*t)
+            json_array_append_new(acc, json_string(t));
+    }
+    free(copy);
+    return acc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256, OPT_DIFF, OPT_LIMIT, OPT_TAGS, OPT_SKIP, OPT_FORKS, OPT_JSON };
+    static const struct option longopts[] = {
+        {"inventory", required_argument, NULL, 'i'}, {"extra-vars", required_argument, NULL, 'e'},
+        {"check", no_argument, NULL, 'C'},           {"diff", no_argument, NULL, 'D'},
+        {"limit", required_argument, NULL, 'l'},     {"tags", required_argument, NULL, 't'},
+        {"skip-tags", required_argument, NULL, OPT_SKIP}, {"forks", required_argument, NULL, 'f'},
+        {"json", required_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+    };
+    struct aicp_run_opts o = {.forks = 20};
+    struct aicp_err err = {0};
+    const char **invs = calloc((size_t)argc + 1, sizeof(*invs));
+    json_t *extra = json_object();
+    int status = EXIT_USAGE, c, rc;
+    size_t ninv = 0;
+    if (invs == NULL || extra == NULL)
+        goto out;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:e:CDl:t:f:vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i': invs[ninv++] = optarg; break;
+        case 'e':
+            if ((rc = add_extra_vars(extra, optarg, &err)) != 0) {
+                fprintf(stderr, "aicp: %s\n", err.msg);
+                status = aicp_err_exit_status(rc);
+                goto out;
+            }
+            break;
+        case 'C': o.check = 1; break;
+        case 'D': o.diff = 1; break;
+        case 'l': o.limit = optarg; break;
+        case 't': o.tags = split_tags(o.tags, optarg); break;
+        case OPT_SKIP: o.skip_tags = split_tags(o.skip_tags, optarg); break;
+        case 'f': {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end || n < 1 || n > 1000) {
+                status = usage_error("--forks wants a number from 1 to 1000, not '%s'", optarg);
+                goto out;
+            }
+            o.forks = (int)n;
+            break;
+        }
+        case OPT_JSON: o.json_path = optarg; break;
+        case 'v': o.verbose++; break;
+        case 'h': usage(stdout); status = 0; goto out;
+        default: status = usage_error("bad option for 'run'"); goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        status = usage_error("'run' wants exactly one playbook");
+        goto out;
+    }
+    if (ninv == 0) {
+        const char *env = getenv("ANSIBLE_INVENTORY");
+        if (env == NULL) {
+            status = usage_error("no inventory: give -i INVENTORY");
+            goto out;
+        }
+        invs[ninv++] = env;
+    }
+    o.inventories = invs;
+    o.ninventories = ninv;
+    o.extra_vars = extra;
+    rc = aicp_run_playbook(&status, argv[optind], &o, &err);
+    if (rc != 0) {
+        fprintf(stderr, "ERROR! %s\n", err.msg);
+        status = aicp_err_exit_status(rc);
+    }
+out:
+    free(invs);
+    json_decref(extra);
+    json_decref(o.tags);
+    json_decref(o.skip_tags);
+    return status;
+}
+
+static const char *type_name(enum aicp_arg_type t)
+{
+    switch (t) {
+    case AICP_ARG_STR: return "str";
+    case AICP_ARG_BOOL: return "bool";
+    case AICP_ARG_INT: return "int";
+    case AICP_ARG_FLOAT: return "float";
+    case AICP_ARG_LIST: return "list";
+    case AICP_ARG_DICT: return "dict";
+    case AICP_ARG_PATH: return "path";
+    case AICP_ARG_MODE: return "mode";
+    case AICP_ARG_RAW: return "raw";
+    }
+    return "?";
+}
+
+static int cmd_modules(int argc, char **argv)
+{
+    if (argc == 1) {
+        for (size_t i = 0; i < aicp_module_count(); i++) {
+            const struct aicp_module *m = aicp_module_at(i);
+            printf("%-16s %s\n", m->name, m->summary ? m->summary : "");
+        }
+        return 0;
+    }
+    if (argc != 2)
+        return usage_error("'modules' takes at most one module name");
+    const struct aicp_module *m = aicp_module_find(argv[1]);
+    if (m == NULL) {
+        fprintf(stderr, "aicp: no module named '%s' (aicp modules lists them)\n", argv[1]);
+        return EXIT_INVALID;
+    }
+    printf("%s - %s\n\nOPTIONS (= is mandatory, * is secret):\n", m->name, m->summary ? m->summary : "");
+    for (const struct aicp_arg_spec *a = m->args; a && a->name; a++) {
+        printf("\n%c %s%s (%s)", a->required ? '=' : '-', a->name, a->secret ? " *" : "",
+               type_name(a->type));
+        if (a->def)
+            printf(" default: %s", a->def);
+        if (a->choices)
+            printf(" choices: %s", a->choices);
+        if (a->aliases)
+            printf(" aliases: %s", a->aliases);
+        printf("\n    %s\n", a->help ? a->help : "");
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "inventory") == 0)
+        return aicp_inventory_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "modules") == 0)
+        return cmd_modules(argc - 1, argv + 1);
+    if (strcmp(cmd, "lab") == 0)
+        return aicp_lab_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("aicp %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    return usage_error("unknown command '%s'", cmd);
 }

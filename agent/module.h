@@ -83,6 +83,7 @@ enum aicp_module_flags {
     AICP_MOD_NO_VERIFY = 1u << 3,  /* runs something every time (command, shell): no re-check */
     AICP_MOD_CHECK_SKIPS = 1u << 4,/* in check mode, a needed change is reported skipped (command) */
     AICP_MOD_ACTION = 1u << 5,     /* runs in the executor only (debug, set_fact, assert, fail) */
+    AICP_MOD_ANY_ARGS = 1u << 6,   /* accepts arguments not in its table, kept as given (set_fact) */
 };
 
 struct aicp_module {

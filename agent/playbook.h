@@ -39,7 +39,8 @@ struct aicp_task {
     char *action;               /* module name as written ("ansible.builtin.copy") or meta verb */
     json_t *args;               /* raw arguments object, rendered at run time */
     json_t *when;               /* NULL or array of conditions (strings or booleans) */
-    json_t *loop;               /* NULL, array, or template string */
+    json_t *loop;               /* NULL, array, or template string; with_dict X is stored
+                                 * as {"__with_dict": X} (items become {key, value}) */
     char *loop_var;             /* "item" unless loop_control.loop_var */
     char *index_var;            /* loop_control.index_var or NULL */
     json_t *loop_label;         /* loop_control.label or NULL */
@@ -60,6 +61,10 @@ struct aicp_task {
     json_t *vars;               /* task or block vars, or NULL */
     json_t *environment;        /* object or NULL */
     struct aicp_task_list block, rescue, always; /* AICP_TASK_BLOCK; INCLUDE uses block */
+    json_t *role_defaults;      /* a role's block: defaults/main.yml (lowest precedence), or NULL */
+    char *role_path;            /* a role's block: the role's directory (roles/NAME), or NULL */
+    char *delegate_to;          /* NULL, or "localhost"/"127.0.0.1" (delegate_to, local_action):
+                                 * the task runs on the jump host */
 };
 
 struct aicp_play {

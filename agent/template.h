@@ -68,4 +68,58 @@ int aicp_tmpl_is_template(const char *s);
 /* Renders a value as Jinja2 prints it (True, None, ['a', 1]). *out malloc'ed. */
 int aicp_tmpl_to_string(char **out, const json_t *v);
 
+/* Jinja (Python) truthiness: false, none, 0, 0.0, "", [] and {} are false;
+ * everything else is true. */
+int aicp_tmpl_truthy(const json_t *v);
+
+/* ---- internal: shared by template.c and template_filters.c only ---------
+ * Nothing outside the templating code should call these. */
+
+struct aicp_buf;
+
+/* The arguments of a filter, test, method or global call: positional ones
+ * first, then keyword ones (kwname[i] names kw[i]). All borrowed. */
+struct aicp_tmpl_args {
+    json_t **pos;
+    size_t npos;
+    const char **kwname;
+    json_t **kw;
+    size_t nkw;
+};
+
+/* Applies filter `name` to `in`. *out is a new reference. AICP_ENOTFOUND
+ * (with a message) when there is no such filter. */
+int aicp_tmpl_filter_call(json_t **out, const char *name, json_t *in,
+                          const struct aicp_tmpl_args *a, struct aicp_err *err);
+/* Applies test `name` (defined/undefined are the evaluator's). */
+int aicp_tmpl_test_call(int *out, const char *name, json_t *in,
+                        const struct aicp_tmpl_args *a, struct aicp_err *err);
+/* Global functions: range, lookup, query/q, dict. */
+int aicp_tmpl_global_call(json_t **out, const char *name,
+                          const struct aicp_tmpl_args *a, struct aicp_err *err);
+/* Python methods on values: str.split/strip/startswith/..., dict.get/
+ * keys/values/items, list.index/count. */
+int aicp_tmpl_method_call(json_t **out, json_t *obj, const char *name,
+                          const struct aicp_tmpl_args *a, struct aicp_err *err);
+/* Python repr() of a value, appended to b. */
+int aicp_tmpl_repr(struct aicp_buf *b, const json_t *v);
+/* Python str() of a value, appended to b. */
+int aicp_tmpl_str(struct aicp_buf *b, const json_t *v);
+/* Python ==. */
+int aicp_tmpl_equal(const json_t *a, const json_t *b);
+/* Python ordering: *out <0, 0, >0; AICP_EINVAL when the types don't order.
+ * fold: compare strings case-insensitively (Jinja's sort default). */
+int aicp_tmpl_compare(int *out, const json_t *a, const json_t *b, int fold,
+                      struct aicp_err *err);
+/* Python type name of a value (str, int, float, bool, list, dict, NoneType). */
+const char *aicp_tmpl_type_name(const json_t *v);
+/* Number of code points of a UTF-8 string. */
+size_t aicp_tmpl_utf8_len(const char *s, size_t len);
+/* floor() and x**n for integral n, without libm (the build links none). */
+double aicp_tmpl_floor(double x);
+/* Sets *out to base**exp; AICP_EINVAL when exp is not integral. */
+int aicp_tmpl_pow(double *out, double base, double exp);
+/* Largest output a filter or operator may build (range, "x" * n). */
+#define AICP_TMPL_MAX_OUTPUT (10u * 1024u * 1024u)
+
 #endif

@@ -1,2 +1,2476 @@
-/* template_filters (in progress). */
+/* What templates can do with values once they have them: Python's view of
+ * JSON values (str(), repr(), ==, ordering, truthiness), the string/dict/
+ * list methods playbooks call, and the Jinja2 and Ansible filters, tests
+ * and global functions (range, lookup) that aicp supports, each following
+ * the Python implementation's output byte for byte where it is
+ * implemented. The evaluator in template.c calls in through the
+ * aicp_tmpl_*_call functions declared in template.h. */
 #include "config.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <regex.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "err.h"
+#include "template.h"
+#include "util.h"
+
+#define MAX_RANGE 1000000
+
+/* ------------------------------------------------------- Python values */
+
+int aicp_tmpl_truthy(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING: return json_string_length(v) > 0;
+    case JSON_ARRAY: return json_array_size(v) > 0;
+    case JSON_OBJECT: return json_object_size(v) > 0;
+    case JSON_INTEGER: return json_integer_value(v) != 0;
+    case JSON_REAL: return json_real_value(v) != 0;
+    case JSON_TRUE: return 1;
+    default: return 0;
+    }
+}
+
+const char *aicp_tmpl_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING: return "str";
+    case JSON_ARRAY: return "list";
+    case JSON_OBJECT: return "dict";
+    case JSON_INTEGER: return "int";
+    case JSON_REAL: return "float";
+    case JSON_TRUE:
+    case JSON_FALSE: return "bool";
+    default: return "NoneType";
+    }
+}
+
+size_t aicp_tmpl_utf8_len(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+double aicp_tmpl_floor(double x)
+{
+    /* Beyond 2^52 every double is integral already. */
+    if (!isfinite(x) || x >= 4503599627370496.0 || x <= -4503599627370496.0)
+        return x;
+    double t = (double)(long long)x;
+    return t > x ? t - 1 : t;
+}
+
+int aicp_tmpl_pow(double *out, double base, double exp)
+{
+    if (aicp_tmpl_floor(exp) != exp || exp > 1e6 || exp < -1e6)
+        return AICP_EINVAL;
+    double acc = 1, b = base;
+    long long e = (long long)(exp < 0 ? -exp : exp);
+    for (; e > 0; e >>= 1) {
+        if (e & 1)
+            acc *= b;
+        b *= b;
+    }
+    *out = exp < 0 ? 1 / acc : acc;
+    return 0;
+}
+
+/* float.__repr__: the shortest digits that round-trip, scientific
+ * notation below 1e-4 and from 1e16. */
+static int fmt_float(struct aicp_buf *b, double d)
+{
+    if (isnan(d))
+        return aicp_buf_puts(b, "nan");
+    if (isinf(d))
+        return aicp_buf_puts(b, d < 0 ? "-inf" : "inf");
+    char tmp[64];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    char digits[32];
+    size_t nd = 0;
+    const char *p = tmp;
+    int neg = *p == '-';
+    if (neg)
+        p++;
+    for (; *p && *p != 'e'; p++)
+        if (isdigit((unsigned char)*p) && nd < sizeof(digits) - 1)
+            digits[nd++] = *p;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    digits[nd] = '\0';
+    int exp = *p == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
+    struct aicp_buf o = AICP_BUF_INIT;
+    int rc = neg ? aicp_buf_puts(&o, "-") : 0;
+    if (exp < -4 || exp >= 16) {
+        rc |= aicp_buf_append(&o, digits, 1);
+        if (nd > 1) {
+            rc |= aicp_buf_puts(&o, ".");
+            rc |= aicp_buf_puts(&o, digits + 1);
+        }
+        rc |= aicp_buf_printf(&o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    } else if (exp >= 0) {
+        for (int i = 0; i <= exp; i++)
+            rc |= aicp_buf_append(&o, (size_t)i < nd ? &digits[i] : "0", 1);
+        rc |= aicp_buf_puts(&o, ".");
+        rc |= aicp_buf_puts(&o, (size_t)exp + 1 < nd ? digits + exp + 1 : "0");
+    } else {
+        rc |= aicp_buf_puts(&o, "0.");
+        for (int i = 0; i < -exp - 1; i++)
+            rc |= aicp_buf_puts(&o, "0");
+        rc |= aicp_buf_puts(&o, digits);
+    }
+    if (rc == 0)
+        rc = aicp_buf_append(b, o.data, o.len);
+    aicp_buf_free(&o);
+    return rc ? AICP_ENOMEM : 0;
+}
+
+static unsigned long utf8_decode(const char *s, size_t len, size_t *used)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC0 ? 2 : 1;
+    if (n > len)
+        n = 1;
+    unsigned long cp = n == 1 ? u[0] : u[0] & (0x3F >> (n - 1));
+    for (size_t i = 1; i < n; i++)
+        cp = (cp << 6) | (u[i] & 0x3F);
+    *used = n;
+    return cp;
+}
+
+static int repr_string(struct aicp_buf *b, const char *s, size_t len)
+{
+    char q = memchr(s, '\'', len) && !memchr(s, '"', len) ? '"' : '\'';
+    int rc = aicp_buf_append(b, &q, 1);
+    for (size_t i = 0; i < len && rc == 0;) {
+        size_t used;
+        unsigned long cp = utf8_decode(s + i, len - i, &used);
+        if (cp == '\\' || cp == (unsigned long)q)
+            rc = aicp_buf_printf(b, "\\%c", (char)cp);
+        else if (cp == '\n')
+            rc = aicp_buf_puts(b, "\\n");
+        else if (cp == '\r')
+            rc = aicp_buf_puts(b, "\\r");
+        else if (cp == '\t')
+            rc = aicp_buf_puts(b, "\\t");
+        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0xAD)
+            rc = aicp_buf_printf(b, "\\x%02lx", cp);
+        else if ((cp >= 0x2028 && cp <= 0x2029) || (cp >= 0x200B && cp <= 0x200F) ||
+                 cp == 0xFEFF)
+            rc = aicp_buf_printf(b, "\\u%04lx", cp);
+        else
+            rc = aicp_buf_append(b, s + i, used);
+        i += used;
+    }
+    if (rc == 0)
+        rc = aicp_buf_append(b, &q, 1);
+    return rc;
+}
+
+static int repr_depth(struct aicp_buf *b, const json_t *v, int depth)
+{
+    size_t i;
+    const char *k;
+    json_t *x;
+    int rc = 0;
+    if (depth > 500)
+        return aicp_buf_puts(b, "...");
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return repr_string(b, json_string_value(v), json_string_length(v));
+    case JSON_ARRAY:
+        rc = aicp_buf_puts(b, "[");
+        json_array_foreach(v, i, x) {
+            if (i)
+                rc |= aicp_buf_puts(b, ", ");
+            rc |= repr_depth(b, x, depth + 1);
+        }
+        return rc | aicp_buf_puts(b, "]");
+    case JSON_OBJECT:
+        rc = aicp_buf_puts(b, "{");
+        i = 0;
+        json_object_foreach((json_t *)v, k, x) {
+            if (i++)
+                rc |= aicp_buf_puts(b, ", ");
+            rc |= repr_string(b, k, strlen(k));
+            rc |= aicp_buf_puts(b, ": ");
+            rc |= repr_depth(b, x, depth + 1);
+        }
+        return rc | aicp_buf_puts(b, "}");
+    default:
+        return aicp_tmpl_str(b, v);
+    }
+}
+
+int aicp_tmpl_repr(struct aicp_buf *b, const json_t *v)
+{
+    return repr_depth(b, v, 0) ? AICP_ENOMEM : 0;
+}
+
+int aicp_tmpl_str(struct aicp_buf *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING: return aicp_buf_append(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: return aicp_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL: return fmt_float(b, json_real_value(v));
+    case JSON_TRUE: return aicp_buf_puts(b, "True");
+    case JSON_FALSE: return aicp_buf_puts(b, "False");
+    case JSON_NULL: return aicp_buf_puts(b, "None");
+    default: return aicp_tmpl_repr(b, v);
+    }
+}
+
+static int is_num(const json_t *v, double *d)
+{
+    if (json_is_integer(v))
+        *d = (double)json_integer_value(v);
+    else if (json_is_real(v))
+        *d = json_real_value(v);
+    else if (json_is_boolean(v))
+        *d = json_is_true(v);
+    else
+        return 0;
+    return 1;
+}
+
+int aicp_tmpl_equal(const json_t *a, const json_t *b)
+{
+    double da, db;
+    if (is_num(a, &da) && is_num(b, &db)) {
+        if (json_is_integer(a) && json_is_integer(b))
+            return json_integer_value(a) == json_integer_value(b);
+        return da == db;
+    }
+    if (json_typeof(a) != json_typeof(b))
+        return 0;
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!aicp_tmpl_equal(json_array_get(a, i), json_array_get(b, i)))
+                return 0;
+        return 1;
+    }
+    if (json_is_object(a)) {
+        const char *k;
+        json_t *x;
+        if (json_object_size(a) != json_object_size(b))
+            return 0;
+        json_object_foreach((json_t *)a, k, x) {
+            json_t *y = json_object_get(b, k);
+            if (y == NULL || !aicp_tmpl_equal(x, y))
+                return 0;
+        }
+        return 1;
+    }
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+static int fold_cmp(const char *a, size_t la, const char *b, size_t lb, int fold)
+{
+    size_t n = la < lb ? la : lb;
+    for (size_t i = 0; i < n; i++) {
+        int x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (fold) {
+            x = tolower(x);
+            y = tolower(y);
+        }
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return la < lb ? -1 : la > lb;
+}
+
+int aicp_tmpl_compare(int *out, const json_t *a, const json_t *b, int fold, struct aicp_err *err)
+{
+    double da, db;
+    *out = 0;
+    if (is_num(a, &da) && is_num(b, &db)) {
+        if (json_is_integer(a) && json_is_integer(b))
+            *out = (json_integer_value(a) > json_integer_value(b)) -
+                   (json_integer_value(a) < json_integer_value(b));
+        else
+            *out = (da > db) - (da < db);
+        return 0;
+    }
+    if (json_is_string(a) && json_is_string(b)) {
+        *out = fold_cmp(json_string_value(a), json_string_length(a), json_string_value(b),
+                        json_string_length(b), fold);
+        return 0;
+    }
+    if (json_is_array(a) && json_is_array(b)) {
+        size_t na = json_array_size(a), nb = json_array_size(b);
+        for (size_t i = 0; i < na && i < nb; i++) {
+            if (aicp_tmpl_equal(json_array_get(a, i), json_array_get(b, i)))
+                continue;
+            return aicp_tmpl_compare(out, json_array_get(a, i), json_array_get(b, i), fold, err);
+        }
+        *out = (na > nb) - (na < nb);
+        return 0;
+    }
+    return aicp_err_set(err, AICP_EINVAL, "'<' not supported between instances of '%s' and '%s'",
+                        aicp_tmpl_type_name(a), aicp_tmpl_type_name(b));
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static json_t *arg(const struct aicp_tmpl_args *a, size_t i, const char *kw)
+{
+    if (i < a->npos)
+        return a->pos[i];
+    for (size_t k = 0; kw && k < a->nkw; k++)
+        if (!strcmp(a->kwname[k], kw))
+            return a->kw[k];
+    return NULL;
+}
+
+static int arg_bool(const struct aicp_tmpl_args *a, size_t i, const char *kw, int dflt)
+{
+    json_t *v = arg(a, i, kw);
+    return v ? aicp_tmpl_truthy(v) : dflt;
+}
+
+static json_t *str_new(const struct aicp_buf *b)
+{
+    return json_stringn(b->data ? b->data : "", b->len);
+}
+
+/* str() of a value into a fresh buffer. */
+static int to_buf(struct aicp_buf *b, const json_t *v, struct aicp_err *err)
+{
+    *b = (struct aicp_buf)AICP_BUF_INIT;
+    if (aicp_tmpl_str(b, v) != 0)
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    if (b->data == NULL && aicp_buf_puts(b, "") != 0)
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int set_out(json_t **out, json_t *v, struct aicp_err *err)
+{
+    *out = v;
+    return v ? 0 : aicp_err_set(err, AICP_EINVAL, "result is not representable (invalid UTF-8 "
+                                                  "or out of memory)");
+}
+
+static int need_str(const json_t *v, const char *what, struct aicp_err *err)
+{
+    if (json_is_string(v))
+        return 0;
+    return aicp_err_set(err, AICP_EINVAL, "%s expects a string, got %s", what,
+                        aicp_tmpl_type_name(v));
+}
+
+static int py_isspace(int ch)
+{
+    return ch == ' ' || (ch >= '\t' && ch <= '\r') || (ch >= 0x1c && ch <= 0x1f);
+}
+
+/* str.split(sep, maxsplit) */
+static int py_split(json_t **out, const char *s, size_t len, const json_t *sepv, json_int_t max,
+                    struct aicp_err *err)
+{
+    json_t *res = json_array();
+    if (res == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    size_t i = 0;
+    json_int_t nsplit = 0;
+    if (sepv == NULL || json_is_null(sepv)) {
+        while (i < len) {
+            while (i < len && py_isspace((unsigned char)s[i]))
+                i++;
+            if (i >= len)
+                break;
+            size_t st = i;
+            if (max >= 0 && nsplit >= max) {
+                size_t e = len;
+                while (e > st && py_isspace((unsigned char)s[e - 1]))
+                    e--;
+                json_array_append_new(res, json_stringn(s + st, e - st));
+                break;
+            }
+            while (i < len && !py_isspace((unsigned char)s[i]))
+                i++;
+            json_array_append_new(res, json_stringn(s + st, i - st));
+            nsplit++;
+        }
+    } else {
+        if (!json_is_string(sepv) || json_string_length(sepv) == 0) {
+            json_decref(res);
+            return aicp_err_set(err, AICP_EINVAL, "empty separator");
+        }
+        const char *sep = json_string_value(sepv);
+        size_t sl = json_string_length(sepv), st = 0;
+        for (i = 0; i + sl <= len;) {
+            if ((max < 0 || nsplit < max) && memcmp(s + i, sep, sl) == 0) {
+                json_array_append_new(res, json_stringn(s + st, i - st));
+                nsplit++;
+                i += sl;
+                st = i;
+            } else {
+                i++;
+            }
+        }
+        json_array_append_new(res, json_stringn(s + st, len - st));
+    }
+    *out = res;
+    return 0;
+}
+
+static int py_strip(json_t **out, const json_t *v, const json_t *chars, int left, int right,
+                    struct aicp_err *err)
+{
+    const char *s = json_string_value(v);
+    size_t st = 0, e = json_string_length(v);
+    const char *set = chars && json_is_string(chars) ? json_string_value(chars) : NULL;
+#define STRIPPABLE(ch) (set ? (strchr(set, (ch)) != NULL && (ch) != '\0') : py_isspace((unsigned char)(ch)))
+    while (left && st < e && STRIPPABLE(s[st]))
+        st++;
+    while (right && e > st && STRIPPABLE(s[e - 1]))
+        e--;
+#undef STRIPPABLE
+    return set_out(out, json_stringn(s + st, e - st), err);
+}
+
+static int py_replace(json_t **out, const json_t *v, const json_t *oldv, const json_t *newv,
+                      const json_t *countv, struct aicp_err *err)
+{
+    struct aicp_buf b = AICP_BUF_INIT, ob, nb;
+    int rc;
+    if ((rc = to_buf(&ob, oldv, err)) != 0)
+        return rc;
+    if ((rc = to_buf(&nb, newv, err)) != 0) {
+        aicp_buf_free(&ob);
+        return rc;
+    }
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v), i = 0;
+    json_int_t count = countv && json_is_integer(countv) ? json_integer_value(countv) : -1, done = 0;
+    while (i <= len && rc == 0) {
+        if ((count < 0 || done < count) && i + ob.len <= len &&
+            memcmp(s + i, ob.data, ob.len) == 0) {
+            rc = aicp_buf_append(&b, nb.data, nb.len);
+            done++;
+            if (ob.len == 0) {
+                if (i < len)
+                    rc |= aicp_buf_append(&b, s + i, 1);
+                i++;
+            } else {
+                i += ob.len;
+            }
+        } else {
+            if (i < len)
+                rc = aicp_buf_append(&b, s + i, 1);
+            i++;
+        }
+        if (b.len > AICP_TMPL_MAX_OUTPUT)
+            rc = aicp_err_set(err, AICP_EINVAL, "replace: result too large");
+    }
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    else if (rc == AICP_ENOMEM)
+        aicp_err_set(err, rc, "out of memory");
+    aicp_buf_free(&b);
+    aicp_buf_free(&ob);
+    aicp_buf_free(&nb);
+    return rc;
+}
+
+/* str.splitlines() */
+static int py_splitlines(json_t **out, const char *s, size_t len, struct aicp_err *err)
+{
+    json_t *res = json_array();
+    size_t st = 0;
+    for (size_t i = 0; i < len && res;) {
+        size_t nl = 0;
+        if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+            nl = 2;
+        else if (s[i] == '\n' || s[i] == '\r' || s[i] == '\v' || s[i] == '\f' ||
+                 (s[i] >= 0x1c && s[i] <= 0x1e))
+            nl = 1;
+        else if ((unsigned char)s[i] == 0xC2 && i + 1 < len && (unsigned char)s[i + 1] == 0x85)
+            nl = 2;
+        else if ((unsigned char)s[i] == 0xE2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
+                 ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9))
+            nl = 3;
+        if (nl) {
+            json_array_append_new(res, json_stringn(s + st, i - st));
+            i += nl;
+            st = i;
+        } else {
+            i++;
+        }
+    }
+    if (res && st < len)
+        json_array_append_new(res, json_stringn(s + st, len - st));
+    return set_out(out, res, err);
+}
+
+int aicp_tmpl_method_call(json_t **out, json_t *obj, const char *name,
+                          const struct aicp_tmpl_args *a, struct aicp_err *err)
+{
+    json_t *a0 = arg(a, 0, NULL), *a1 = arg(a, 1, NULL);
+    *out = NULL;
+    if (json_is_string(obj)) {
+        const char *s = json_string_value(obj);
+        size_t len = json_string_length(obj);
+        if (!strcmp(name, "split") || !strcmp(name, "rsplit"))
+            return py_split(out, s, len, arg(a, 0, "sep"),
+                            json_is_integer(arg(a, 1, "maxsplit"))
+                                ? json_integer_value(arg(a, 1, "maxsplit")) : -1, err);
+        if (!strcmp(name, "strip") || !strcmp(name, "lstrip") || !strcmp(name, "rstrip"))
+            return py_strip(out, obj, a0, name[0] != 'r', name[0] != 'l', err);
+        if (!strcmp(name, "startswith") || !strcmp(name, "endswith")) {
+            int end = name[0] == 'e', hit = 0;
+            json_t *list = json_is_array(a0) ? json_incref(a0) : json_pack("[O]", a0 ? a0 : json_null());
+            size_t i;
+            json_t *x;
+            json_array_foreach(list, i, x) {
+                if (!json_is_string(x))
+                    continue;
+                size_t pl = json_string_length(x);
+                if (pl <= len && memcmp(end ? s + len - pl : s, json_string_value(x), pl) == 0)
+                    hit = 1;
+            }
+            json_decref(list);
+            return set_out(out, json_boolean(hit), err);
+        }
+        if (!strcmp(name, "lower") || !strcmp(name, "upper") || !strcmp(name, "capitalize") ||
+            !strcmp(name, "title"))
+            return aicp_tmpl_filter_call(out, name, obj, a, err);
+        if (!strcmp(name, "replace") && a0 && a1)
+            return py_replace(out, obj, a0, a1, arg(a, 2, NULL), err);
+        if ((!strcmp(name, "index") || !strcmp(name, "find") || !strcmp(name, "count")) &&
+            json_is_string(a0)) {
+            const char *hit = strstr(s, json_string_value(a0));
+            if (!strcmp(name, "count")) {
+                json_int_t n = 0;
+                size_t sl = json_string_length(a0);
+                for (const char *p = s; sl && (p = strstr(p, json_string_value(a0))); p += sl)
+                    n++;
+                return set_out(out, json_integer(sl ? n : (json_int_t)aicp_tmpl_utf8_len(s, len) + 1), err);
+            }
+            if (hit == NULL && name[0] == 'i')
+                return aicp_err_set(err, AICP_EINVAL, "substring not found");
+            return set_out(out, json_integer(hit ? (json_int_t)aicp_tmpl_utf8_len(s, (size_t)(hit - s))
+                                                 : -1), err);
+        }
+        if (!strcmp(name, "splitlines"))
+            return py_splitlines(out, s, len, err);
+        if (!strcmp(name, "join") && json_is_array(a0)) {
+            struct aicp_tmpl_args ja = {.pos = &obj, .npos = 1};
+            return aicp_tmpl_filter_call(out, "join", a0, &ja, err);
+        }
+        if (!strcmp(name, "isdigit")) {
+            int ok = len > 0;
+            for (size_t i = 0; i < len; i++)
+                ok &= isdigit((unsigned char)s[i]) != 0;
+            return set_out(out, json_boolean(ok), err);
+        }
+    } else if (json_is_object(obj)) {
+        if (!strcmp(name, "get")) {
+            json_t *v = json_is_string(a0) ? json_object_get(obj, json_string_value(a0)) : NULL;
+            return set_out(out, json_incref(v ? v : a1 ? a1 : json_null()), err);
+        }
+        if (!strcmp(name, "keys") || !strcmp(name, "values") || !strcmp(name, "items")) {
+            json_t *res = json_array();
+            const char *k;
+            json_t *v;
+            json_object_foreach(obj, k, v) {
+                if (name[0] == 'k')
+                    json_array_append_new(res, json_string(k));
+                else if (name[0] == 'v')
+                    json_array_append(res, v);
+                else
+                    json_array_append_new(res, json_pack("[sO]", k, v));
+            }
+            return set_out(out, res, err);
+        }
+        if (!strcmp(name, "copy"))
+            return set_out(out, json_copy(obj), err);
+    } else if (json_is_array(obj)) {
+        if (!strcmp(name, "index") || !strcmp(name, "count")) {
+            json_int_t n = 0, first = -1;
+            for (size_t i = 0; i < json_array_size(obj); i++)
+                if (a0 && aicp_tmpl_equal(json_array_get(obj, i), a0)) {
+                    if (first < 0)
+                        first = (json_int_t)i;
+                    n++;
+                }
+            if (name[0] == 'c')
+                return set_out(out, json_integer(n), err);
+            if (first < 0)
+                return aicp_err_set(err, AICP_EINVAL, "value is not in list");
+            return set_out(out, json_integer(first), err);
+        }
+    }
+    const char *desc = json_is_object(obj) ? "dict object" : json_is_array(obj) ? "list object"
+                       : json_is_string(obj) ? "str object" : aicp_tmpl_type_name(obj);
+    return aicp_err_set(err, AICP_EUNDEF, "'%s' has no attribute '%s'", desc, name);
+}
+
+/* --------------------------------------------------------------- regex */
+
+/* Translates Python regex syntax to POSIX extended (glibc handles \w \s
+ * \b outside brackets itself): \d classes, classes inside brackets,
+ * (?:...) groups. groupmap[i] is the POSIX group of Python group i. */
+static int py_regex_compile(regex_t *re, const char *pat, int icase, int multiline,
+                            int *groupmap, size_t *ngroups, struct aicp_err *err)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    size_t len = strlen(pat), py = 0, posix = 0;
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0; i++) {
+        char ch = pat[i];
+        if (ch == '\\' && i + 1 < len) {
+            char e = pat[++i];
+            const char *rep = e == 'd' ? "[0-9]" : e == 'D' ? "[^0-9]" : e == 'n' ? "\n"
+                              : e == 't' ? "\t" : e == 'A' ? "^" : e == 'Z' ? "$" : NULL;
+            if (rep)
+                rc = aicp_buf_puts(&b, rep);
+            else if (isdigit((unsigned char)e))
+                rc = aicp_buf_printf(&b, "\\%c", e);
+            else
+                rc = aicp_buf_printf(&b, "\\%c", e);
+        } else if (ch == '[') {
+            /* Collect the set, then emit it in POSIX order: ] first, - last. */
+            struct aicp_buf set = AICP_BUF_INIT;
+            int neg = 0, has_close = 0, has_dash = 0;
+            i++;
+            if (i < len && pat[i] == '^') {
+                neg = 1;
+                i++;
+            }
+            int first = 1;
+            for (; i < len && (pat[i] != ']' || first); i++, first = 0) {
+                char c = pat[i];
+                if (c == ']') {
+                    has_close = 1;
+                } else if (c == '\\' && i + 1 < len) {
+                    char e = pat[++i];
+                    const char *cls = e == 'd' ? "0-9" : e == 'w' ? "A-Za-z0-9_"
+                                      : e == 's' ? " \t\n\r\f\v" : NULL;
+                    if (e == 'D' || e == 'W' || e == 'S') {
+                        aicp_buf_free(&set);
+                        aicp_buf_free(&b);
+                        return aicp_err_set(err, AICP_EINVAL, "unsupported regex class \\%c inside [] in '%s'", e, pat);
+                    }
+                    if (cls)
+                        rc |= aicp_buf_puts(&set, cls);
+                    else if (e == ']')
+                        has_close = 1;
+                    else if (e == '-')
+                        has_dash = 1;
+                    else if (e == 'n' || e == 't')
+                        rc |= aicp_buf_puts(&set, e == 'n' ? "\n" : "\t");
+                    else
+                        rc |= aicp_buf_append(&set, &e, 1);
+                } else {
+                    rc |= aicp_buf_append(&set, &c, 1);
+                }
+            }
+            if (i >= len) {
+                aicp_buf_free(&set);
+                aicp_buf_free(&b);
+                return aicp_err_set(err, AICP_EINVAL, "unterminated character set in regex '%s'", pat);
+            }
+            rc |= aicp_buf_puts(&b, neg ? "[^" : "[");
+            if (has_close)
+                rc |= aicp_buf_puts(&b, "]");
+            if (set.len)
+                rc |= aicp_buf_append(&b, set.data, set.len);
+            rc |= aicp_buf_puts(&b, has_dash ? "-]" : "]");
+            aicp_buf_free(&set);
+        } else if (ch == '(') {
+            if (i + 2 < len && pat[i + 1] == '?' && pat[i + 2] == ':') {
+                i += 2;
+                posix++;
+            } else if (i + 2 < len && pat[i + 1] == '?' && pat[i + 2] == 'P' && i + 3 < len &&
+                       pat[i + 3] == '<') {
+                const char *gt = strchr(pat + i, '>');
+                if (gt == NULL)
+                    break;
+                i = (size_t)(gt - pat);
+                posix++;
+                py++;
+                if (py < 10)
+                    groupmap[py] = (int)posix;
+            } else if (i + 1 < len && pat[i + 1] == '?') {
+                aicp_buf_free(&b);
+                return aicp_err_set(err, AICP_EINVAL, "unsupported regex construct '(?' in '%s'", pat);
+            } else {
+                posix++;
+                py++;
+                if (py < 10)
+                    groupmap[py] = (int)posix;
+            }
+            rc = aicp_buf_puts(&b, "(");
+        } else if ((ch == '*' || ch == '+' || ch == '?' || ch == '}') && i + 1 < len &&
+                   pat[i + 1] == '?') {
+            aicp_buf_free(&b);
+            return aicp_err_set(err, AICP_EINVAL, "non-greedy regex quantifiers are not supported: '%s'", pat);
+        } else {
+            rc = aicp_buf_append(&b, &ch, 1);
+        }
+    }
+    groupmap[0] = 0;
+    *ngroups = py < 10 ? py : 9;
+    if (rc != 0) {
+        aicp_buf_free(&b);
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
+    int flags = REG_EXTENDED | (icase ? REG_ICASE : 0) | (multiline ? REG_NEWLINE : 0);
+    int r = regcomp(re, b.data ? b.data : "", flags);
+    aicp_buf_free(&b);
+    if (r != 0) {
+        char msg[128];
+        regerror(r, re, msg, sizeof(msg));
+        return aicp_err_set(err, AICP_EINVAL, "invalid regular expression '%s': %s", pat, msg);
+    }
+    return 0;
+}
+
+static int regex_exec(regex_t *re, const char *s, size_t pos, int multiline, regmatch_t *m,
+                      size_t nm)
+{
+    int flags = pos > 0 && !(multiline && s[pos - 1] == '\n') ? REG_NOTBOL : 0;
+    int r = regexec(re, s + pos, nm, m, flags);
+    if (r == 0)
+        for (size_t i = 0; i < nm; i++)
+            if (m[i].rm_so >= 0) {
+                m[i].rm_so += (regoff_t)pos;
+                m[i].rm_eo += (regoff_t)pos;
+            }
+    return r;
+}
+
+/* Appends a Python replacement string with \1, \g<1>, \\ expanded. */
+static int expand_repl(struct aicp_buf *b, const char *repl, const char *s, const regmatch_t *m,
+                       const int *groupmap, size_t ngroups)
+{
+    int rc = 0;
+    for (const char *p = repl; *p && rc == 0; p++) {
+        int g = -1;
+        if (*p == '\\' && isdigit((unsigned char)p[1])) {
+            g = p[1] - '0';
+            p++;
+        } else if (*p == '\\' && p[1] == 'g' && p[2] == '<' && isdigit((unsigned char)p[3]) &&
+                   p[4] == '>') {
+            g = p[3] - '0';
+            p += 4;
+        } else if (*p == '\\' && (p[1] == '\\' || p[1] == 'n' || p[1] == 't')) {
+            rc = aicp_buf_puts(b, p[1] == '\\' ? "\\" : p[1] == 'n' ? "\n" : "\t");
+            p++;
+            continue;
+        } else {
+            rc = aicp_buf_append(b, p, 1);
+            continue;
+        }
+        if ((size_t)g > ngroups)
+            return AICP_EINVAL;
+        const regmatch_t *gm = &m[groupmap[g]];
+        if (gm->rm_so >= 0)
+            rc = aicp_buf_append(b, s + gm->rm_so, (size_t)(gm->rm_eo - gm->rm_so));
+    }
+    return rc;
+}
+
+static int f_regex_replace(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
+                           struct aicp_err *err)
+{
+    json_t *pat = arg(a, 0, "pattern"), *repl = arg(a, 1, "replacement");
+    int icase = arg_bool(a, 2, "ignorecase", 0), ml = arg_bool(a, 3, "multiline", 0);
+    json_t *countv = arg(a, 4, "count");
+    json_int_t count = json_is_integer(countv) ? json_integer_value(countv) : 0, done = 0;
+    struct aicp_buf sb, b = AICP_BUF_INIT;
+    regex_t re;
+    regmatch_t m[10];
+    int groupmap[10] = {0};
+    size_t ng;
+    int rc;
+    if (!json_is_string(pat))
+        return aicp_err_set(err, AICP_EINVAL, "regex_replace needs a pattern string");
+    if ((rc = to_buf(&sb, in, err)) != 0)
+        return rc;
+    if ((rc = py_regex_compile(&re, json_string_value(pat), icase, ml, groupmap, &ng, err)) != 0) {
+        aicp_buf_free(&sb);
+        return rc;
+    }
+    const char *s = sb.data, *r = json_is_string(repl) ? json_string_value(repl) : "";
+    size_t len = sb.len, pos = 0;
+    while (pos <= len && (count <= 0 || done < count) && rc == 0) {
+        if (regex_exec(&re, s, pos, ml, m, 10) != 0)
+            break;
+        size_t ms = (size_t)m[0].rm_so, me = (size_t)m[0].rm_eo;
+        rc = aicp_buf_append(&b, s + pos, ms - pos);
+        if (rc == 0 && (rc = expand_repl(&b, r, s, m, groupmap, ng)) == AICP_EINVAL) {
+            rc = aicp_err_set(err, AICP_EINVAL, "invalid group reference in '%s'", r);
+            break;
+        }
+        done++;
+        if (me == ms) {
+            size_t step = 1;
+            while (ms + step < len && ((unsigned char)s[ms + step] & 0xC0) == 0x80)
+                step++;
+            if (ms < len)
+                rc |= aicp_buf_append(&b, s + ms, step);
+            pos = ms + step;
+        } else {
+            pos = me;
+        }
+        if (b.len > AICP_TMPL_MAX_OUTPUT)
+            rc = aicp_err_set(err, AICP_EINVAL, "regex_replace: result too large");
+    }
+    if (rc == 0 && pos < len)
+        rc = aicp_buf_append(&b, s + pos, len - pos);
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    else if (rc == AICP_ENOMEM)
+        aicp_err_set(err, rc, "out of memory");
+    regfree(&re);
+    aicp_buf_free(&b);
+    aicp_buf_free(&sb);
+    return rc;
+}
+
+/* regex_search / search / match: *found, and *out the match (or groups). */
+static int regex_find(json_t **out, int *found, json_t *in, const char *pat, int icase, int ml,
+                      int anchored, const struct aicp_tmpl_args *groups, size_t gfirst,
+                      struct aicp_err *err)
+{
+    regex_t re;
+    regmatch_t m[10];
+    int groupmap[10] = {0};
+    size_t ng;
+    struct aicp_buf sb;
+    int rc;
+    *found = 0;
+    if (out)
+        *out = NULL;
+    if ((rc = to_buf(&sb, in, err)) != 0)
+        return rc;
+    if ((rc = py_regex_compile(&re, pat, icase, ml, groupmap, &ng, err)) != 0) {
+        aicp_buf_free(&sb);
+        return rc;
+    }
+    if (regex_exec(&re, sb.data, 0, ml, m, 10) == 0 && (!anchored || m[0].rm_so == 0))
+        *found = 1;
+    if (out && *found) {
+        if (groups == NULL || groups->npos <= gfirst) {
+            *out = json_stringn(sb.data + m[0].rm_so, (size_t)(m[0].rm_eo - m[0].rm_so));
+        } else {
+            *out = json_array();
+            for (size_t i = gfirst; i < groups->npos && rc == 0; i++) {
+                const char *g = json_is_string(groups->pos[i]) ? json_string_value(groups->pos[i]) : "";
+                int gi = -1;
+                if (g[0] == '\\' && isdigit((unsigned char)g[1]) && !g[2])
+                    gi = g[1] - '0';
+                else if (!strncmp(g, "\\g<", 3) && isdigit((unsigned char)g[3]) && g[4] == '>')
+                    gi = g[3] - '0';
+                if (gi < 0 || (size_t)gi > ng) {
+                    rc = aicp_err_set(err, AICP_EINVAL, "Unknown argument '%s'", g);
+                    break;
+                }
+                regmatch_t *gm = &m[groupmap[gi]];
+                json_array_append_new(*out, gm->rm_so >= 0 ? json_stringn(sb.data + gm->rm_so,
+                                                                          (size_t)(gm->rm_eo - gm->rm_so))
+                                                          : json_null());
+            }
+        }
+    } else if (out) {
+        *out = json_null();
+    }
+    regfree(&re);
+    aicp_buf_free(&sb);
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int f_regex_search(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
+                          struct aicp_err *err)
+{
+    json_t *pat = arg(a, 0, "regex");
+    int found;
+    if (!json_is_string(pat))
+        return aicp_err_set(err, AICP_EINVAL, "regex_search needs a pattern string");
+    int rc = regex_find(out, &found, in, json_string_value(pat), arg_bool(a, 99, "ignorecase", 0),
+                        arg_bool(a, 99, "multiline", 0), 0, a, 1, err);
+    if (rc == 0 && *out == NULL)
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    return rc;
+}
+
+static int f_regex_escape(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
+                          struct aicp_err *err)
+{
+    (void)a;
+    struct aicp_buf sb, b = AICP_BUF_INIT;
+    int rc = to_buf(&sb, in, err);
+    for (size_t i = 0; i < sb.len && rc == 0; i++) {
+        unsigned char ch = (unsigned char)sb.data[i];
+        if (ch < 0x80 && !isalnum(ch) && ch != '_')
+            rc = aicp_buf_append(&b, "\\", 1);
+        rc |= aicp_buf_append(&b, &sb.data[i], 1);
+    }
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    aicp_buf_free(&sb);
+    aicp_buf_free(&b);
+    return rc;
+}
+
+/* ------------------------------------------------------- JSON and YAML */
+
+/* json.dumps string escaping with ensure_ascii=True. */
+static int json_quote(struct aicp_buf *b, const char *s, size_t len)
+{
+    int rc = aicp_buf_puts(b, "\"");
+    for (size_t i = 0; i < len && rc == 0;) {
+        size_t used;
+        unsigned long cp = utf8_decode(s + i, len - i, &used);
+        i += used;
+        if (cp == '"' || cp == '\\')
+            rc = aicp_buf_printf(b, "\\%c", (char)cp);
+        else if (cp == '\n')
+            rc = aicp_buf_puts(b, "\\n");
+        else if (cp == '\r')
+            rc = aicp_buf_puts(b, "\\r");
+        else if (cp == '\t')
+            rc = aicp_buf_puts(b, "\\t");
+        else if (cp == '\b')
+            rc = aicp_buf_puts(b, "\\b");
+        else if (cp == '\f')
+            rc = aicp_buf_puts(b, "\\f");
+        else if (cp < 0x20 || (cp >= 0x7F && cp < 0x10000))
+            rc = cp < 0x7F || cp >= 0x7F ? aicp_buf_printf(b, "\\u%04lx", cp) : 0;
+        else if (cp >= 0x10000)
+            rc = aicp_buf_printf(b, "\\u%04lx\\u%04lx", 0xD800 + ((cp - 0x10000) >> 10),
+                                 0xDC00 + ((cp - 0x10000) & 0x3FF));
+        else
+            rc = aicp_buf_append(b, s + i - used, used);
+    }
+    return rc | aicp_buf_puts(b, "\"");
+}
+
+static int key_cmp(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* The keys of an object, sorted or in insertion order; free() the array. */
+static const char **obj_keys(const json_t *o, int sorted)
+{
+    const char **keys = malloc((json_object_size(o) + 1) * sizeof(*keys));
+    const char *k;
+    json_t *v;
+    size_t n = 0;
+    if (keys == NULL)
+        return NULL;
+    json_object_foreach((json_t *)o, k, v) keys[n++] = k;
+    if (sorted)
+        qsort(keys, n, sizeof(*keys), key_cmp);
+    keys[n] = NULL;
+    return keys;
+}
+
+static int json_dump(struct aicp_buf *b, const json_t *v, int indent, int sort, int level)
+{
+    int rc = 0;
+    const char *item_sep = indent >= 0 ? "," : ", ";
+    if (level > 500)
+        return AICP_EINVAL;
+    switch (json_typeof(v)) {
+    case JSON_STRING: return json_quote(b, json_string_value(v), json_string_length(v));
+    case JSON_TRUE: return aicp_buf_puts(b, "true");
+    case JSON_FALSE: return aicp_buf_puts(b, "false");
+    case JSON_NULL: return aicp_buf_puts(b, "null");
+    case JSON_INTEGER:
+    case JSON_REAL: return aicp_tmpl_str(b, v);
+    case JSON_ARRAY:
+    case JSON_OBJECT: break;
+    }
+    int arr = json_is_array(v);
+    size_t n = arr ? json_array_size(v) : json_object_size(v);
+    if (n == 0)
+        return aicp_buf_puts(b, arr ? "[]" : "{}");
+    const char **keys = arr ? NULL : obj_keys(v, sort);
+    if (!arr && keys == NULL)
+        return AICP_ENOMEM;
+    rc = aicp_buf_puts(b, arr ? "[" : "{");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i)
+            rc |= aicp_buf_puts(b, item_sep);
+        if (indent >= 0) {
+            rc |= aicp_buf_puts(b, "\n");
+            for (int k = 0; k < indent * (level + 1); k++)
+                rc |= aicp_buf_puts(b, " ");
+        }
+        if (arr) {
+            rc |= json_dump(b, json_array_get(v, i), indent, sort, level + 1);
+        } else {
+            rc |= json_quote(b, keys[i], strlen(keys[i]));
+            rc |= aicp_buf_puts(b, ": ");
+            rc |= json_dump(b, json_object_get(v, keys[i]), indent, sort, level + 1);
+        }
+    }
+    if (indent >= 0) {
+        rc |= aicp_buf_puts(b, "\n");
+        for (int k = 0; k < indent * level; k++)
+            rc |= aicp_buf_puts(b, " ");
+    }
+    free(keys);
+    return rc | aicp_buf_puts(b, arr ? "]" : "}");
+}
+
+static int do_to_json(json_t **out, json_t *in, int indent, int sort, struct aicp_err *err)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    int rc = json_dump(&b, in, indent, sort, 0);
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    else
+        rc = aicp_err_set(err, AICP_EINVAL, "to_json: value nested too deeply");
+    aicp_buf_free(&b);
+    return rc;
+}
+
+static int f_to_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
+{
+    json_t *ind = arg(a, 99, "indent");
+    return do_to_json(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : -1,
+                      arg_bool(a, 99, "sort_keys", 0), err);
+}
+
+static int f_to_nice_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
+                          struct aicp_err *err)
+{
+    json_t *ind = arg(a, 99, "indent");
+    return do_to_json(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : 4,
+                      arg_bool(a, 99, "sort_keys", 1), err);
+}
+
+static int f_from_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
+                       struct aicp_err *err)
+{
+    (void)a;
+    json_error_t je;
+    if (need_str(in, "from_json", err) != 0)
+        return AICP_EINVAL;
+    *out = json_loadb(json_string_value(in), json_string_length(in), JSON_DECODE_ANY, &je);
+    if (*out == NULL)
+        return aicp_err_set(err, AICP_EINVAL, "from_json: %s", je.text);
+    return 0;
+}
+
+/* Whether PyYAML would write s as a plain scalar. */
+static int yaml_plain_ok(const char *s, size_t len, int flow)
+{
+    static const char *const special[] = {"true", "false", "yes", "no", "on", "off", "null",
+                                          "y", "n", "~", NULL};
+    if (len == 0 || py_isspace((unsigned char)s[0]) || py_isspace((unsigned char)s[len - 1]))
+        return 0;
+    if (strchr("-?:", s[0]) && (len == 1 || py_isspace((unsigned char)s[1])))
+        return 0;
+    if (strchr(",[]{}#&*!|>'\"%@`", s[0]))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7F)
+            return 0;
+        if (c == ':' && (i + 1 == len || s[i + 1] == ' '))
+            return 0;
+        if (c == '#' && i > 0 && s[i - 1] == ' ')
+            return 0;
+        if (flow && strchr(",[]{}", c))
+            return 0;
+    }
+    for (size_t k = 0; special[k]; k++)
+        if (strlen(special[k]) == len && fold_cmp(s, len, special[k], len, 1) == 0)
+            return 0;
+    /* Anything that reads as a number or date must be quoted. */
+    char *end;
+    strtod(s, &end);
+    if (end == s + len || (isdigit((unsigned char)s[0]) && strchr(s, '-') && len == 10))
+        return 0;
+    if (s[0] == '.' || s[0] == '+' || s[0] == '=' || s[0] == '<')
+        return strcmp(s, "..") != 0 && s[0] != '.' && s[0] != '=';
+    return 1;
+}
+
+static int yaml_scalar(struct aicp_buf *b, const json_t *v, int flow)
+{
+    if (json_is_null(v))
+        return aicp_buf_puts(b, "null");
+    if (json_is_boolean(v))
+        return aicp_buf_puts(b, json_is_true(v) ? "true" : "false");
+    if (json_is_integer(v))
+        return aicp_tmpl_str(b, v);
+    if (json_is_real(v)) {
+        struct aicp_buf t = AICP_BUF_INIT;
+        int rc = aicp_tmpl_str(&t, v);
+        char *e = t.data ? strchr(t.data, 'e') : NULL;
+        if (rc == 0 && e && !memchr(t.data, '.', (size_t)(e - t.data))) {
+            rc |= aicp_buf_append(b, t.data, (size_t)(e - t.data));
+            rc |= aicp_buf_puts(b, ".0");
+            rc |= aicp_buf_puts(b, e);
+        } else if (rc == 0) {
+            rc = aicp_buf_puts(b, !strcmp(t.data, "inf") ? ".inf" : !strcmp(t.data, "nan") ? ".nan"
+                                                                                         : t.data);
+        }
+        aicp_buf_free(&t);
+        return rc;
+    }
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (yaml_plain_ok(s, len, flow))
+        return aicp_buf_append(b, s, len);
+    int printable = 1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
+            printable = 0;
+    int rc = 0;
+    if (printable) {
+        rc = aicp_buf_puts(b, "'");
+        for (size_t i = 0; i < len; i++)
+            rc |= aicp_buf_append(b, s[i] == '\'' ? "''" : &s[i], s[i] == '\'' ? 2 : 1);
+        return rc | aicp_buf_puts(b, "'");
+    }
+    rc = aicp_buf_puts(b, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            rc |= aicp_buf_printf(b, "\\%c", c);
+        else if (c == '\n')
+            rc |= aicp_buf_puts(b, "\\n");
+        else if (c == '\t')
+            rc |= aicp_buf_puts(b, "\\t");
+        else if (c == '\r')
+            rc |= aicp_buf_puts(b, "\\r");
+        else if (c < 0x20 || c == 0x7F)
+            rc |= aicp_buf_printf(b, "\\x%02X", c);
+        else
+            rc |= aicp_buf_append(b, &s[i], 1);
+    }
+    return rc | aicp_buf_puts(b, "\"");
+}
+
+static int is_leaf_collection(const json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *x;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x) if (json_is_array(x) || json_is_object(x)) return 0;
+    } else {
+        json_object_foreach((json_t *)v, k, x) if (json_is_array(x) || json_is_object(x)) return 0;
+    }
+    return 1;
+}
+
+static int yaml_flow(struct aicp_buf *b, const json_t *v)
+{
+    int rc, arr = json_is_array(v);
+    if (!arr && !json_is_object(v))
+        return yaml_scalar(b, v, 1);
+    const char **keys = arr ? NULL : obj_keys(v, 1);
+    size_t n = arr ? json_array_size(v) : json_object_size(v);
+    rc = aicp_buf_puts(b, arr ? "[" : "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            rc |= aicp_buf_puts(b, ", ");
+        if (arr) {
+            rc |= yaml_flow(b, json_array_get(v, i));
+        } else {
+            json_t *kv = json_string(keys[i]);
+            rc |= yaml_scalar(b, kv, 1);
+            json_decref(kv);
+            rc |= aicp_buf_puts(b, ": ");
+            rc |= yaml_flow(b, json_object_get(v, keys[i]));
+        }
+    }
+    free(keys);
+    return rc | aicp_buf_puts(b, arr ? "]" : "}");
+}
+
+static int pad(struct aicp_buf *b, int n)
+{
+    int rc = 0;
+    for (int i = 0; i < n; i++)
+        rc |= aicp_buf_puts(b, " ");
+    return rc;
+}
+
+/* PyYAML block style: sequences inside mappings are not indented; a
+ * mapping inside a sequence starts on the dash's line. col is where this
+ * node's lines start; inline says the first line is already positioned. */
+static int yaml_block(struct aicp_buf *b, const json_t *v, int indent, int col, int inline_first,
+                      int flow_leaves, int level)
+{
+    int rc = 0;
+    if (level > 500)
+        return AICP_EINVAL;
+    int arr = json_is_array(v);
+    size_t n = arr ? json_array_size(v) : json_object_size(v);
+    if ((!arr && !json_is_object(v)) || n == 0 || (flow_leaves && is_leaf_collection(v))) {
+        rc = yaml_flow(b, v);
+        return rc | aicp_buf_puts(b, "\n");
+    }
+    const char **keys = arr ? NULL : obj_keys(v, 1);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i > 0 || !inline_first)
+            rc |= pad(b, col);
+        json_t *x = arr ? json_array_get(v, i) : json_object_get(v, keys[i]);
+        int xcoll = (json_is_array(x) && json_array_size(x)) ||
+                    (json_is_object(x) && json_object_size(x));
+        if (xcoll && flow_leaves && is_leaf_collection(x))
+            xcoll = 0;
+        if (arr) {
+            rc |= aicp_buf_puts(b, "-");
+            if (xcoll) {
+                rc |= pad(b, indent - 1);
+                rc |= yaml_block(b, x, indent, col + indent, 1, flow_leaves, level + 1);
+            } else {
+                rc |= aicp_buf_puts(b, " ");
+                rc |= yaml_block(b, x, indent, col + 2, 1, flow_leaves, level + 1);
+            }
+        } else {
+            json_t *kv = json_string(keys[i]);
+            rc |= yaml_scalar(b, kv, 0);
+            json_decref(kv);
+            rc |= aicp_buf_puts(b, ":");
+            if (xcoll) {
+                rc |= aicp_buf_puts(b, "\n");
+                rc |= yaml_block(b, x, indent, json_is_array(x) ? col : col + indent, 0,
+                                 flow_leaves, level + 1);
+            } else {
+                rc |= aicp_buf_puts(b, " ");
+                rc |= yaml_block(b, x, indent, col + indent, 1, flow_leaves, level + 1);
+            }
+        }
+    }
+    free(keys);
+    return rc;
+}
+
+static int do_to_yaml(json_t **out, json_t *in, int indent, int flow_leaves, struct aicp_err *err)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    int rc = yaml_block(&b, in, indent, 0, 1, flow_leaves, 0);
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    else
+        rc = aicp_err_set(err, AICP_EINVAL, "to_yaml: value nested too deeply");
+    aicp_buf_free(&b);
+    return rc;
+}
+
+static int f_to_yaml(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
+{
+    json_t *ind = arg(a, 99, "indent");
+    return do_to_yaml(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : 2, 1, err);
+}
+
+static int f_to_nice_yaml(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
+                          struct aicp_err *err)
+{
+    json_t *ind = arg(a, 0, "indent");
+    int n = json_is_integer(ind) ? (int)json_integer_value(ind) : 4;
+    return do_to_yaml(out, in, n < 2 || n > 9 ? 2 : n, 0, err);
+}
+
+/* ------------------------------------------------------------- filters */
+
+typedef int (*filter_fn)(json_t **, json_t *, const struct aicp_tmpl_args *, struct aicp_err *);
+
+#define FILTER(name) \
+    static int name(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
+
+FILTER(f_bool)
+{
+    (void)a;
+    if (json_is_boolean(in) || json_is_null(in))
+        return set_out(out, json_incref(in), err);
+    if (json_is_integer(in))
+        return set_out(out, json_boolean(json_integer_value(in) == 1), err);
+    if (json_is_string(in)) {
+        static const char *const yes[] = {"yes", "on", "1", "true", NULL};
+        int t = 0;
+        for (size_t k = 0; yes[k]; k++)
+            t |= fold_cmp(json_string_value(in), json_string_length(in), yes[k], strlen(yes[k]), 1) == 0;
+        return set_out(out, json_boolean(t), err);
+    }
+    return set_out(out, json_false(), err);
+}
+
+/* Python int(str, base) with its prefixes, underscores and spaces. */
+static int parse_py_int(const char *s, int base, json_int_t *out)
+{
+    while (py_isspace((unsigned char)*s))
+        s++;
+    int neg = 0;
+    if (*s == '+' || *s == '-')
+        neg = *s++ == '-';
+    if (s[0] == '0' && s[1] && strchr("xXoObB", s[1])) {
+        int pb = tolower((unsigned char)s[1]) == 'x' ? 16 : tolower((unsigned char)s[1]) == 'o' ? 8 : 2;
+        if (base == 0)
+            base = pb;
+        if (base == pb)
+            s += 2;
+    }
+    if (base == 0)
+        base = 10;
+    unsigned long long v = 0;
+    int nd = 0;
+    for (; *s && !py_isspace((unsigned char)*s); s++) {
+        if (*s == '_' && nd)
+            continue;
+        int d = isdigit((unsigned char)*s) ? *s - '0' : isalpha((unsigned char)*s) ? tolower((unsigned char)*s) - 'a' + 10 : 99;
+        if (d >= base || v > (unsigned long long)INT64_MAX / (unsigned)base)
+            return -1;
+        v = v * (unsigned)base + (unsigned)d;
+        nd++;
+    }
+    while (py_isspace((unsigned char)*s))
+        s++;
+    if (*s || nd == 0 || v > (unsigned long long)INT64_MAX)
+        return -1;
+    *out = neg ? -(json_int_t)v : (json_int_t)v;
+    return 0;
+}
+
+FILTER(f_int)
+{
+    json_t *dflt = arg(a, 0, "default"), *basev = arg(a, 1, "base");
+    int base = json_is_integer(basev) ? (int)json_integer_value(basev) : 10;
+    json_int_t i;
+    double d;
+    if (json_is_integer(in))
+        return set_out(out, json_incref(in), err);
+    if (json_is_boolean(in))
+        return set_out(out, json_integer(json_is_true(in)), err);
+    if (json_is_real(in) && isfinite(json_real_value(in)) && fabs(json_real_value(in)) < 9.2e18)
+        return set_out(out, json_integer((json_int_t)json_real_value(in)), err);
+    if (json_is_string(in)) {
+        if (parse_py_int(json_string_value(in), base, &i) == 0)
+            return set_out(out, json_integer(i), err);
+        char *end;
+        d = strtod(json_string_value(in), &end);
+        while (py_isspace((unsigned char)*end))
+            end++;
+        if (*end == '\0' && end != json_string_value(in) && isfinite(d) && fabs(d) < 9.2e18 &&
+            !strchr(json_string_value(in), 'x') && !strchr(json_string_value(in), 'X'))
+            return set_out(out, json_integer((json_int_t)d), err);
+    }
+    return set_out(out, dflt ? json_incref(dflt) : json_integer(0), err);
+}
+
+FILTER(f_float)
+{
+    json_t *dflt = arg(a, 0, "default");
+    double d;
+    if (json_is_real(in))
+        return set_out(out, json_incref(in), err);
+    if (is_num(in, &d))
+        return set_out(out, json_real(d), err);
+    if (json_is_string(in)) {
+        char *end;
+        const char *s = json_string_value(in);
+        d = strtod(s, &end);
+        while (py_isspace((unsigned char)*end))
+            end++;
+        if (*end == '\0' && end != s && isfinite(d) && !strchr(s, 'x') && !strchr(s, 'X'))
+            return set_out(out, json_real(d), err);
+    }
+    return set_out(out, dflt ? json_incref(dflt) : json_real(0.0), err);
+}
+
+FILTER(f_string)
+{
+    (void)a;
+    struct aicp_buf b;
+    int rc = to_buf(&b, in, err);
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    aicp_buf_free(&b);
+    return rc;
+}
+
+/* lower, upper, capitalize, title: ASCII case mapping of str(value). */
+static int case_map(json_t **out, json_t *in, int mode, struct aicp_err *err)
+{
+    struct aicp_buf b;
+    int rc = to_buf(&b, in, err), start = 1;
+    for (size_t i = 0; rc == 0 && i < b.len; i++) {
+        unsigned char c = (unsigned char)b.data[i];
+        if (mode == 0 || (mode == 2 && !start) || (mode == 3 && !start))
+            b.data[i] = (char)tolower(c);
+        else if (mode == 1 || start)
+            b.data[i] = (char)toupper(c);
+        start = mode == 3 ? !isalpha(c) : 0;
+    }
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    aicp_buf_free(&b);
+    return rc;
+}
+
+FILTER(f_lower) { (void)a; return case_map(out, in, 0, err); }
+FILTER(f_upper) { (void)a; return case_map(out, in, 1, err); }
+FILTER(f_capitalize) { (void)a; return case_map(out, in, 2, err); }
+FILTER(f_title) { (void)a; return case_map(out, in, 3, err); }
+
+FILTER(f_replace)
+{
+    json_t *o = arg(a, 0, "old"), *n = arg(a, 1, "new");
+    if (o == NULL || n == NULL)
+        return aicp_err_set(err, AICP_EINVAL, "replace needs old and new");
+    struct aicp_buf b;
+    int rc = to_buf(&b, in, err);
+    json_t *s = rc == 0 ? str_new(&b) : NULL;
+    aicp_buf_free(&b);
+    if (rc == 0 && s == NULL)
+        rc = set_out(out, NULL, err);
+    if (rc == 0)
+        rc = py_replace(out, s, o, n, arg(a, 2, "count"), err);
+    json_decref(s);
+    return rc;
+}
+
+/* An item's attribute by dotted path (Jinja's attribute= arguments). */
+static json_t *attr_path(json_t *v, const char *path)
+{
+    char part[256];
+    while (v && *path) {
+        size_t l = strcspn(path, ".");
+        snprintf(part, sizeof(part), "%.*s", (int)(l < 255 ? l : 255), path);
+        if (json_is_object(v)) {
+            v = json_object_get(v, part);
+        } else if (json_is_array(v)) {
+            char *end;
+            long idx = strtol(part, &end, 10);
+            v = *end == '\0' && idx >= 0 ? json_array_get(v, (size_t)idx) : NULL;
+        } else {
+            v = NULL;
+        }
+        path += l + (path[l] == '.');
+    }
+    return v;
+}
+
+/* The items a filter iterates: a list, a dict's keys, a string's
+ * characters. New reference. */
+static int seq_items(json_t **out, json_t *in, const char *who, struct aicp_err *err)
+{
+    if (json_is_array(in))
+        return set_out(out, json_incref(in), err);
+    json_t *res = json_array();
+    if (json_is_object(in)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(in, k, v) json_array_append_new(res, json_string(k));
+    } else if (json_is_string(in)) {
+        const char *s = json_string_value(in);
+        size_t len = json_string_length(in);
+        for (size_t i = 0; i < len;) {
+            size_t used;
+            utf8_decode(s + i, len - i, &used);
+            json_array_append_new(res, json_stringn(s + i, used));
+            i += used;
+        }
+    } else {
+        json_decref(res);
+        return aicp_err_set(err, AICP_EINVAL, "%s: '%s' object is not iterable", who,
+                            aicp_tmpl_type_name(in));
+    }
+    return set_out(out, res, err);
+}
+
+FILTER(f_join)
+{
+    json_t *sep = arg(a, 0, "d"), *attr = arg(a, 1, "attribute"), *items;
+    struct aicp_buf b = AICP_BUF_INIT;
+    int rc = seq_items(&items, in, "join", err);
+    for (size_t i = 0; rc == 0 && i < json_array_size(items); i++) {
+        json_t *x = json_array_get(items, i);
+        if (json_is_string(attr))
+            x = attr_path(x, json_string_value(attr));
+        if (i && sep)
+            rc |= aicp_tmpl_str(&b, sep);
+        if (x)
+            rc |= aicp_tmpl_str(&b, x);
+    }
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    if (rc == 0 || items)
+        json_decref(items);
+    aicp_buf_free(&b);
+    return rc;
+}
+
+FILTER(f_length)
+{
+    (void)a;
+    if (json_is_string(in))
+        return set_out(out, json_integer((json_int_t)aicp_tmpl_utf8_len(json_string_value(in),
+                                                                        json_string_length(in))), err);
+    if (json_is_array(in))
+        return set_out(out, json_integer((json_int_t)json_array_size(in)), err);
+    if (json_is_object(in))
+        return set_out(out, json_integer((json_int_t)json_object_size(in)), err);
+    return aicp_err_set(err, AICP_EINVAL, "object of type '%s' has no len()", aicp_tmpl_type_name(in));
+}
+
+FILTER(f_basename)
+{
+    (void)a;
+    struct aicp_buf b;
+    int rc = to_buf(&b, in, err);
+    if (rc == 0) {
+        const char *slash = strrchr(b.data, '/');
+        rc = set_out(out, json_string(slash ? slash + 1 : b.data), err);
+    }
+    aicp_buf_free(&b);
+    return rc;
+}
+
+FILTER(f_dirname)
+{
+    (void)a;
+    struct aicp_buf b;
+    int rc = to_buf(&b, in, err);
+    if (rc == 0) {
+        char *slash = strrchr(b.data, '/');
+        size_t head = slash ? (size_t)(slash - b.data) + 1 : 0, all = 1;
+        for (size_t i = 0; i < head; i++)
+            all &= b.data[i] == '/';
+        if (head && !all)
+            while (head > 0 && b.data[head - 1] == '/')
+                head--;
+        rc = set_out(out, json_stringn(b.data, head), err);
+    }
+    aicp_buf_free(&b);
+    return rc;
+}
+
+FILTER(f_trim)
+{
+    json_t *chars = arg(a, 0, "chars");
+    struct aicp_buf b;
+    int rc = to_buf(&b, in, err);
+    json_t *s = rc == 0 ? str_new(&b) : NULL;
+    aicp_buf_free(&b);
+    if (rc == 0)
+        rc = s ? py_strip(out, s, chars, 1, 1, err) : set_out(out, NULL, err);
+    json_decref(s);
+    return rc;
+}
+
+static int first_last(json_t **out, json_t *in, int last, struct aicp_err *err)
+{
+    json_t *items;
+    int rc = seq_items(&items, in, last ? "last" : "first", err);
+    if (rc != 0)
+        return rc;
+    size_t n = json_array_size(items);
+    if (n == 0)
+        rc = aicp_err_set(err, AICP_EUNDEF, "No %s item, sequence was empty.", last ? "last" : "first");
+    else
+        rc = set_out(out, json_incref(json_array_get(items, last ? n - 1 : 0)), err);
+    json_decref(items);
+    return rc;
+}
+
+FILTER(f_first) { (void)a; return first_last(out, in, 0, err); }
+FILTER(f_last) { (void)a; return first_last(out, in, 1, err); }
+
+FILTER(f_list)
+{
+    (void)a;
+    return seq_items(out, in, "list", err);
+}
+
+/* Python equality, but strings compared case-insensitively (Jinja's
+ * unique/min/max/sort default). */
+static int equal_fold(const json_t *x, const json_t *y, int fold)
+{
+    if (fold && json_is_string(x) && json_is_string(y))
+        return fold_cmp(json_string_value(x), json_string_length(x), json_string_value(y),
+                        json_string_length(y), 1) == 0;
+    return aicp_tmpl_equal(x, y);
+}
+
+FILTER(f_unique)
+{
+    json_t *items, *res;
+    int fold = !arg_bool(a, 0, "case_sensitive", 0);
+    json_t *attr = arg(a, 1, "attribute");
+    int rc = seq_items(&items, in, "unique", err);
+    if (rc != 0)
+        return rc;
+    res = json_array();
+    for (size_t i = 0; res && i < json_array_size(items); i++) {
+        json_t *x = json_array_get(items, i), *kx = json_is_string(attr) ? attr_path(x, json_string_value(attr)) : x;
+        int dup = 0;
+        for (size_t j = 0; j < json_array_size(res) && !dup; j++) {
+            json_t *y = json_array_get(res, j), *ky = json_is_string(attr) ? attr_path(y, json_string_value(attr)) : y;
+            dup = kx && ky ? equal_fold(kx, ky, fold) : kx == ky;
+        }
+        if (!dup)
+            json_array_append(res, x);
+    }
+    json_decref(items);
+    return set_out(out, res, err);
+}
+
+/* Stable merge sort of a json array by Python ordering. */
+static int sort_items(json_t *arr, int fold, int reverse, const char *attr, struct aicp_err *err)
+{
+    size_t n = json_array_size(arr);
+    json_t **v = malloc((n + 1) * sizeof(*v)), **tmp = malloc((n + 1) * sizeof(*tmp));
+    int rc = 0;
+    if (v == NULL || tmp == NULL) {
+        free(v);
+        free(tmp);
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(arr, i));
+    for (size_t width = 1; width < n && rc == 0; width *= 2) {
+        for (size_t lo = 0; lo < n && rc == 0; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                json_t *x = attr ? attr_path(v[i], attr) : v[i], *y = attr ? attr_path(v[j], attr) : v[j];
+                int c = 0;
+                if (x == NULL || y == NULL) {
+                    rc = aicp_err_set(err, AICP_EUNDEF, "'dict object' has no attribute '%s'", attr);
+                    break;
+                }
+                if ((rc = aicp_tmpl_compare(&c, x, y, fold, err)) != 0)
+                    break;
+                tmp[k++] = (reverse ? c < 0 : c > 0) ? v[j++] : v[i++];
+            }
+            while (i < mid)
+                tmp[k++] = v[i++];
+            while (j < hi)
+                tmp[k++] = v[j++];
+            memcpy(v + lo, tmp + lo, (hi - lo) * sizeof(*v));
+        }
+    }
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, v[i]);
+    free(v);
+    free(tmp);
+    return rc;
+}
+
+FILTER(f_sort)
+{
+    json_t *items, *attr = arg(a, 2, "attribute");
+    int rc = seq_items(&items, in, "sort", err);
+    if (rc != 0)
+        return rc;
+    json_t *copy = json_copy(items);
+    json_decref(items);
+    if (copy == NULL)
+        return set_out(out, NULL, err);
+    rc = sort_items(copy, !arg_bool(a, 1, "case_sensitive", 0), arg_bool(a, 0, "reverse", 0),
+                    json_is_string(attr) ? json_string_value(attr) : NULL, err);
+    if (rc != 0) {
+        json_decref(copy);
+        return rc;
+    }
+    *out = copy;
+    return 0;
+}
+
+static int min_max(json_t **out, json_t *in, const struct aicp_tmpl_args *a, int want_max,
+                   struct aicp_err *err)
+{
+    json_t *items, *best = NULL, *attr = arg(a, 99, "attribute");
+    int fold = !arg_bool(a, 99, "case_sensitive", 0);
+    int rc = seq_items(&items, in, want_max ? "max" : "min", err);
+    for (size_t i = 0; rc == 0 && i < json_array_size(items); i++) {
+        json_t *x = json_array_get(items, i);
+        json_t *kx = json_is_string(attr) ? attr_path(x, json_string_value(attr)) : x;
+        json_t *kb = best && json_is_string(attr) ? attr_path(best, json_string_value(attr)) : best;
+        int c = 0;
+        if (kx == NULL)
+            continue;
+        if (best == NULL || ((rc = aicp_tmpl_compare(&c, kx, kb, fold, err)) == 0 &&
+                             (want_max ? c > 0 : c < 0)))
+            best = x;
+    }
+    if (rc == 0 && best == NULL)
+        rc = aicp_err_set(err, AICP_EUNDEF, "No aggregated item, sequence was empty.");
+    if (rc == 0)
+        rc = set_out(out, json_incref(best), err);
+    if (items)
+        json_decref(items);
+    return rc;
+}
+
+FILTER(f_min) { return min_max(out, in, a, 0, err); }
+FILTER(f_max) { return min_max(out, in, a, 1, err); }
+
+FILTER(f_sum)
+{
+    json_t *items, *attr = arg(a, 0, "attribute"), *start = arg(a, 1, "start");
+    int rc = seq_items(&items, in, "sum", err);
+    if (rc != 0)
+        return rc;
+    json_t *acc = start ? json_incref(start) : json_integer(0);
+    for (size_t i = 0; i < json_array_size(items) && rc == 0; i++) {
+        json_t *x = json_array_get(items, i), *next = NULL;
+        if (json_is_string(attr))
+            x = attr_path(x, json_string_value(attr));
+        double da, dx;
+        if (x && is_num(acc, &da) && is_num(x, &dx)) {
+            json_int_t r;
+            if (!json_is_real(acc) && !json_is_real(x) &&
+                !__builtin_add_overflow((json_int_t)da, (json_int_t)dx, &r))
+                next = json_integer(r);
+            else
+                next = isfinite(da + dx) ? json_real(da + dx) : NULL;
+        } else if (x && json_is_array(acc) && json_is_array(x)) {
+            if ((next = json_copy(acc)) != NULL)
+                json_array_extend(next, x);
+        } else {
+            rc = aicp_err_set(err, AICP_EINVAL, "unsupported operand type(s) for +: '%s' and '%s'",
+                              aicp_tmpl_type_name(acc), x ? aicp_tmpl_type_name(x) : "Undefined");
+        }
+        json_decref(acc);
+        acc = next;
+        if (rc == 0 && acc == NULL)
+            rc = aicp_err_set(err, AICP_EINVAL, "sum: overflow");
+    }
+    json_decref(items);
+    if (rc != 0) {
+        json_decref(acc);
+        return rc;
+    }
+    *out = acc;
+    return 0;
+}
+
+FILTER(f_abs)
+{
+    (void)a;
+    if (json_is_integer(in) && json_integer_value(in) != INT64_MIN)
+        return set_out(out, json_integer(llabs(json_integer_value(in))), err);
+    if (json_is_boolean(in))
+        return set_out(out, json_integer(json_is_true(in)), err);
+    if (json_is_real(in))
+        return set_out(out, json_real(fabs(json_real_value(in))), err);
+    return aicp_err_set(err, AICP_EINVAL, "bad operand type for abs(): '%s'", aicp_tmpl_type_name(in));
+}
+
+FILTER(f_round)
+{
+    json_t *precv = arg(a, 0, "precision"), *methodv = arg(a, 1, "method");
+    int prec = json_is_integer(precv) ? (int)json_integer_value(precv) : 0;
+    const char *method = json_is_string(methodv) ? json_string_value(methodv) : "common";
+    double d;
+    if (!is_num(in, &d))
+        return aicp_err_set(err, AICP_EINVAL, "round: a number is required");
+    if (prec < -20 || prec > 20)
+        prec = prec < 0 ? -20 : 20;
+    double f = 1, r;
+    aicp_tmpl_pow(&f, 10, prec);
+    r = d * f;
+    if (!strcmp(method, "ceil"))
+        r = -aicp_tmpl_floor(-r);
+    else if (!strcmp(method, "floor"))
+        r = aicp_tmpl_floor(r);
+    else {
+        /* Python's round(): halves go to the even neighbour. */
+        double fl = aicp_tmpl_floor(r), diff = r - fl;
+        r = diff > 0.5 ? fl + 1 : diff < 0.5 ? fl : (aicp_tmpl_floor(fl / 2) * 2 == fl ? fl : fl + 1);
+    }
+    return set_out(out, json_real(r / f), err);
+}
+
+FILTER(f_dict2items)
+{
+    json_t *kn = arg(a, 0, "key_name"), *vn = arg(a, 1, "value_name");
+    if (!json_is_object(in))
+        return aicp_err_set(err, AICP_EINVAL, "dict2items requires a dictionary, got %s instead.",
+                            aicp_tmpl_type_name(in));
+    json_t *res = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(in, k, v) json_array_append_new(
+        res, json_pack("{sssO}", json_is_string(kn) ? json_string_value(kn) : "key", k,
+                       json_is_string(vn) ? json_string_value(vn) : "value", v));
+    return set_out(out, res, err);
+}
+
+FILTER(f_items2dict)
+{
+    json_t *knv = arg(a, 0, "key_name"), *vnv = arg(a, 1, "value_name");
+    const char *kn = json_is_string(knv) ? json_string_value(knv) : "key";
+    const char *vn = json_is_string(vnv) ? json_string_value(vnv) : "value";
+    if (!json_is_array(in))
+        return aicp_err_set(err, AICP_EINVAL, "items2dict requires a list, got %s instead.",
+                            aicp_tmpl_type_name(in));
+    json_t *res = json_object();
+    for (size_t i = 0; i < json_array_size(in); i++) {
+        json_t *x = json_array_get(in, i), *k = json_object_get(x, kn), *v = json_object_get(x, vn);
+        struct aicp_buf kb = AICP_BUF_INIT;
+        if (k == NULL || v == NULL) {
+            json_decref(res);
+            return aicp_err_set(err, AICP_EINVAL, "items2dict requires each item to have '%s' and '%s' keys",
+                                kn, vn);
+        }
+        if (aicp_tmpl_str(&kb, k) == 0)
+            json_object_set(res, kb.data ? kb.data : "", v);
+        aicp_buf_free(&kb);
+    }
+    return set_out(out, res, err);
+}
+
+FILTER(f_ternary)
+{
+    json_t *t = arg(a, 0, "true_val"), *f = arg(a, 1, "false_val"), *n = arg(a, 2, "none_val");
+    json_t *r = n && json_is_null(in) ? n : aicp_tmpl_truthy(in) ? t : f;
+    return set_out(out, json_incref(r ? r : json_null()), err);
+}
+
+FILTER(f_quote)
+{
+    (void)a;
+    struct aicp_buf sb, b = AICP_BUF_INIT;
+    int rc = json_is_null(in) ? (sb = (struct aicp_buf)AICP_BUF_INIT, aicp_buf_puts(&sb, ""))
+                              : to_buf(&sb, in, err);
+    if (rc != 0)
+        return rc;
+    int safe = sb.len > 0;
+    for (size_t i = 0; i < sb.len; i++)
+        if (!isalnum((unsigned char)sb.data[i]) && !strchr("@%+=:,./-_", sb.data[i]))
+            safe = 0;
+    if (safe) {
+        rc = aicp_buf_append(&b, sb.data, sb.len);
+    } else {
+        rc = aicp_buf_puts(&b, "'");
+        for (size_t i = 0; i < sb.len; i++)
+            rc |= sb.data[i] == '\'' ? aicp_buf_puts(&b, "'\"'\"'") : aicp_buf_append(&b, &sb.data[i], 1);
+        rc |= aicp_buf_puts(&b, "'");
+    }
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    aicp_buf_free(&sb);
+    aicp_buf_free(&b);
+    return rc;
+}
+
+FILTER(f_b64encode)
+{
+    (void)a;
+    struct aicp_buf sb;
+    int rc = to_buf(&sb, in, err);
+    if (rc != 0)
+        return rc;
+    unsigned char *enc = malloc(4 * ((sb.len + 2) / 3) + 1);
+    if (enc == NULL) {
+        aicp_buf_free(&sb);
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
+    int n = EVP_EncodeBlock(enc, (const unsigned char *)sb.data, (int)sb.len);
+    rc = set_out(out, json_stringn((const char *)enc, n > 0 ? (size_t)n : 0), err);
+    free(enc);
+    aicp_buf_free(&sb);
+    return rc;
+}
+
+FILTER(f_b64decode)
+{
+    (void)a;
+    struct aicp_buf sb, clean = AICP_BUF_INIT;
+    int rc = to_buf(&sb, in, err);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < sb.len; i++)
+        if (!py_isspace((unsigned char)sb.data[i]))
+            rc |= aicp_buf_append(&clean, &sb.data[i], 1);
+    size_t pad_n = 0;
+    if (clean.len % 4 != 0) {
+        aicp_buf_free(&sb);
+        aicp_buf_free(&clean);
+        return aicp_err_set(err, AICP_EINVAL, "b64decode: Incorrect padding");
+    }
+    for (size_t i = clean.len; i > 0 && clean.data[i - 1] == '='; i--)
+        pad_n++;
+    unsigned char *dec = malloc(clean.len / 4 * 3 + 1);
+    int n = dec && clean.len ? EVP_DecodeBlock(dec, (const unsigned char *)clean.data, (int)clean.len) : 0;
+    if (rc != 0 || dec == NULL)
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    else if (n < 0 || pad_n > 2)
+        rc = aicp_err_set(err, AICP_EINVAL, "b64decode: invalid base64 input");
+    else if ((*out = json_stringn((const char *)dec, (size_t)n - (pad_n < (size_t)n ? pad_n : 0))) == NULL)
+        rc = aicp_err_set(err, AICP_EINVAL, "b64decode: decoded data is not valid UTF-8");
+    free(dec);
+    aicp_buf_free(&sb);
+    aicp_buf_free(&clean);
+    return rc;
+}
+
+FILTER(f_mandatory)
+{
+    (void)a;
+    return set_out(out, json_incref(in), err);
+}
+
+static int merge(json_t *dst, json_t *src, int recursive, int depth)
+{
+    const char *k;
+    json_t *v;
+    if (depth > 200)
+        return AICP_EINVAL;
+    json_object_foreach(src, k, v) {
+        json_t *cur = json_object_get(dst, k);
+        if (recursive && json_is_object(cur) && json_is_object(v)) {
+            json_t *c = json_copy(cur);
+            if (c == NULL || merge(c, v, 1, depth + 1) != 0 || json_object_set_new(dst, k, c) != 0)
+                return AICP_ENOMEM;
+        } else if (json_object_set(dst, k, v) != 0) {
+            return AICP_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+FILTER(f_combine)
+{
+    int recursive = arg_bool(a, 99, "recursive", 0);
+    json_t *res = json_copy(in);
+    if (!json_is_object(in))
+        return aicp_err_set(err, AICP_EINVAL, "failed to combine variables, expected dicts but got "
+                            "'%s'", aicp_tmpl_type_name(in));
+    for (size_t i = 0; i < a->npos && res; i++) {
+        json_t *list = json_is_array(a->pos[i]) ? json_incref(a->pos[i]) : json_pack("[O]", a->pos[i]);
+        for (size_t j = 0; list && j < json_array_size(list); j++) {
+            json_t *d = json_array_get(list, j);
+            if (!json_is_object(d)) {
+                json_decref(list);
+                json_decref(res);
+                return aicp_err_set(err, AICP_EINVAL, "failed to combine variables, expected dicts "
+                                    "but got '%s'", aicp_tmpl_type_name(d));
+            }
+            merge(res, d, recursive, 0);
+        }
+        json_decref(list);
+    }
+    return set_out(out, res, err);
+}
+
+static int apply_map(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
+{
+    json_t *items, *attr = arg(a, 99, "attribute"), *dflt = arg(a, 99, "default");
+    int rc = seq_items(&items, in, "map", err);
+    if (rc != 0)
+        return rc;
+    json_t *res = json_array();
+    struct aicp_tmpl_args rest = {.pos = a->pos + (a->npos ? 1 : 0),
+                                  .npos = a->npos ? a->npos - 1 : 0,
+                                  .kwname = a->kwname, .kw = a->kw, .nkw = a->nkw};
+    for (size_t i = 0; i < json_array_size(items) && rc == 0; i++) {
+        json_t *x = json_array_get(items, i), *r = NULL;
+        if (json_is_string(attr)) {
+            r = attr_path(x, json_string_value(attr));
+            r = r ? json_incref(r) : dflt ? json_incref(dflt) : NULL;
+            if (r == NULL)
+                rc = aicp_err_set(err, AICP_EUNDEF, "'%s' has no attribute '%s'",
+                                  json_is_object(x) ? "dict object" : aicp_tmpl_type_name(x),
+                                  json_string_value(attr));
+        } else if (a->npos && json_is_string(a->pos[0])) {
+            rc = aicp_tmpl_filter_call(&r, json_string_value(a->pos[0]), x, &rest, err);
+        } else {
+            rc = aicp_err_set(err, AICP_EINVAL, "map needs a filter name or attribute=");
+        }
+        if (rc == 0)
+            json_array_append_new(res, r);
+    }
+    json_decref(items);
+    if (rc != 0) {
+        json_decref(res);
+        return rc;
+    }
+    return set_out(out, res, err);
+}
+
+FILTER(f_map) { return apply_map(out, in, a, err); }
+
+/* select/reject/selectattr/rejectattr. */
+static int filter_seq(json_t **out, json_t *in, const struct aicp_tmpl_args *a, int keep,
+                      int by_attr, struct aicp_err *err)
+{
+    json_t *items;
+    int rc = seq_items(&items, in, "select", err);
+    if (rc != 0)
+        return rc;
+    size_t first = by_attr ? 1 : 0;
+    const char *attr = by_attr && a->npos && json_is_string(a->pos[0]) ? json_string_value(a->pos[0]) : NULL;
+    const char *test = a->npos > first && json_is_string(a->pos[first]) ? json_string_value(a->pos[first]) : NULL;
+    struct aicp_tmpl_args rest = {.pos = a->pos + first + 1,
+                                  .npos = a->npos > first + 1 ? a->npos - first - 1 : 0,
+                                  .kwname = a->kwname, .kw = a->kw, .nkw = a->nkw};
+    json_t *res = json_array();
+    if (by_attr && attr == NULL)
+        rc = aicp_err_set(err, AICP_EINVAL, "selectattr needs an attribute name");
+    for (size_t i = 0; i < json_array_size(items) && rc == 0; i++) {
+        json_t *x = json_array_get(items, i), *v = attr ? attr_path(x, attr) : x;
+        int t = 0;
+        if (test && (!strcmp(test, "defined") || !strcmp(test, "undefined")))
+            t = (v != NULL) == (test[0] == 'd');
+        else if (v == NULL)
+            rc = aicp_err_set(err, AICP_EUNDEF, "'dict object' has no attribute '%s'", attr);
+        else if (test)
+            rc = aicp_tmpl_test_call(&t, test, v, &rest, err);
+        else
+            t = aicp_tmpl_truthy(v);
+        if (rc == 0 && t == keep)
+            json_array_append(res, x);
+    }
+    json_decref(items);
+    if (rc != 0) {
+        json_decref(res);
+        return rc;
+    }
+    return set_out(out, res, err);
+}
+
+FILTER(f_select) { return filter_seq(out, in, a, 1, 0, err); }
+FILTER(f_reject) { return filter_seq(out, in, a, 0, 0, err); }
+FILTER(f_selectattr) { return filter_seq(out, in, a, 1, 1, err); }
+FILTER(f_rejectattr) { return filter_seq(out, in, a, 0, 1, err); }
+
+FILTER(f_type_debug)
+{
+    (void)a;
+    return set_out(out, json_string(aicp_tmpl_type_name(in)), err);
+}
+
+FILTER(f_hash)
+{
+    json_t *tv = arg(a, 0, "hashtype");
+    const char *type = json_is_string(tv) ? json_string_value(tv) : "sha1";
+    const EVP_MD *md = !strcmp(type, "sha1") ? EVP_sha1() : !strcmp(type, "md5") ? EVP_md5()
+                       : !strcmp(type, "sha256") ? EVP_sha256() : !strcmp(type, "sha512") ? EVP_sha512()
+                       : !strcmp(type, "sha224") ? EVP_sha224() : !strcmp(type, "sha384") ? EVP_sha384() : NULL;
+    if (md == NULL)
+        return aicp_err_set(err, AICP_EINVAL, "hash: unsupported hash type '%s'", type);
+    struct aicp_buf sb;
+    int rc = to_buf(&sb, in, err);
+    if (rc != 0)
+        return rc;
+    unsigned char dig[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    if (EVP_Digest(sb.data, sb.len, dig, &n, md, NULL) != 1)
+        rc = aicp_err_set(err, AICP_EINVAL, "hash: digest failed");
+    for (unsigned int i = 0; rc == 0 && i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    if (rc == 0)
+        rc = set_out(out, json_stringn(hex, 2 * n), err);
+    aicp_buf_free(&sb);
+    return rc;
+}
+
+FILTER(f_indent)
+{
+    json_t *wv = arg(a, 0, "width");
+    int first = arg_bool(a, 1, "first", 0), blank = arg_bool(a, 2, "blank", 0);
+    struct aicp_buf ind = AICP_BUF_INIT, sb, b = AICP_BUF_INIT;
+    int rc = json_is_string(wv) ? aicp_buf_puts(&ind, json_string_value(wv)) : 0;
+    json_int_t w = json_is_integer(wv) ? json_integer_value(wv) : 4;
+    for (json_int_t i = 0; !json_is_string(wv) && i < w && i < 1000 && rc == 0; i++)
+        rc = aicp_buf_puts(&ind, " ");
+    if (rc == 0 && ind.data == NULL)
+        rc = aicp_buf_puts(&ind, "");
+    if (rc != 0 || (rc = to_buf(&sb, in, err)) != 0) {
+        aicp_buf_free(&ind);
+        return rc ? rc : AICP_ENOMEM;
+    }
+    /* Jinja appends "\n" and then splits into lines. */
+    rc = aicp_buf_puts(&sb, "\n");
+    json_t *lines = NULL;
+    if (rc == 0)
+        rc = py_splitlines(&lines, sb.data, sb.len, err);
+    for (size_t i = 0; rc == 0 && i < json_array_size(lines); i++) {
+        json_t *l = json_array_get(lines, i);
+        if (i > 0) {
+            rc |= aicp_buf_puts(&b, "\n");
+            if (blank || json_string_length(l) > 0)
+                rc |= aicp_buf_append(&b, ind.data, ind.len);
+        }
+        rc |= aicp_buf_append(&b, json_string_value(l), json_string_length(l));
+    }
+    json_decref(lines);
+    if (rc == 0 && first) {
+        struct aicp_buf f = AICP_BUF_INIT;
+        rc = aicp_buf_append(&f, ind.data, ind.len) | aicp_buf_append(&f, b.data ? b.data : "", b.len);
+        aicp_buf_free(&b);
+        b = f;
+    }
+    if (rc == 0)
+        rc = set_out(out, str_new(&b), err);
+    aicp_buf_free(&ind);
+    aicp_buf_free(&sb);
+    aicp_buf_free(&b);
+    return rc;
+}
+
+FILTER(f_splitlines)
+{
+    (void)a;
+    if (need_str(in, "splitlines", err) != 0)
+        return AICP_EINVAL;
+    return py_splitlines(out, json_string_value(in), json_string_length(in), err);
+}
+
+FILTER(f_split)
+{
+    json_t *maxv = arg(a, 1, "maxsplit");
+    if (need_str(in, "split", err) != 0)
+        return AICP_EINVAL;
+    return py_split(out, json_string_value(in), json_string_length(in), arg(a, 0, "sep"),
+                    json_is_integer(maxv) ? json_integer_value(maxv) : -1, err);
+}
+
+FILTER(f_reverse)
+{
+    (void)a;
+    json_t *items;
+    int rc = seq_items(&items, in, "reverse", err);
+    if (rc != 0)
+        return rc;
+    json_t *res = json_array();
+    for (size_t i = json_array_size(items); res && i > 0; i--)
+        json_array_append(res, json_array_get(items, i - 1));
+    json_decref(items);
+    if (res && json_is_string(in)) {
+        struct aicp_tmpl_args none = {.npos = 0};
+        json_t *s;
+        rc = f_join(&s, res, &none, err);
+        json_decref(res);
+        res = rc == 0 ? s : NULL;
+        if (rc != 0)
+            return rc;
+    }
+    return set_out(out, res, err);
+}
+
+static int flatten_into(json_t *res, json_t *v, json_int_t levels, int depth)
+{
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *x = json_array_get(v, i);
+        if (json_is_array(x) && (levels < 0 || depth < levels) && depth < 200)
+            flatten_into(res, x, levels, depth + 1);
+        else if (!json_is_null(x))
+            json_array_append(res, x);
+    }
+    return 0;
+}
+
+FILTER(f_flatten)
+{
+    json_t *lv = arg(a, 0, "levels");
+    if (!json_is_array(in))
+        return aicp_err_set(err, AICP_EINVAL, "flatten expects a list");
+    json_t *res = json_array();
+    if (res)
+        flatten_into(res, in, json_is_integer(lv) ? json_integer_value(lv) : -1, 0);
+    return set_out(out, res, err);
+}
+
+FILTER(f_items)
+{
+    (void)a;
+    if (!json_is_object(in))
+        return aicp_err_set(err, AICP_EINVAL, "items expects a mapping");
+    struct aicp_tmpl_args none = {.npos = 0};
+    return aicp_tmpl_method_call(out, in, "items", &none, err);
+}
+
+static const struct {
+    const char *name;
+    filter_fn fn;
+} filters[] = {
+    {"abs", f_abs}, {"b64decode", f_b64decode}, {"b64encode", f_b64encode},
+    {"basename", f_basename}, {"bool", f_bool}, {"capitalize", f_capitalize},
+    {"combine", f_combine}, {"count", f_length}, {"dict2items", f_dict2items},
+    {"dirname", f_dirname}, {"first", f_first}, {"flatten", f_flatten}, {"float", f_float},
+    {"from_json", f_from_json}, {"hash", f_hash}, {"indent", f_indent}, {"int", f_int},
+    {"items", f_items}, {"items2dict", f_items2dict}, {"join", f_join}, {"last", f_last},
+    {"length", f_length}, {"list", f_list}, {"lower", f_lower}, {"mandatory", f_mandatory},
+    {"map", f_map}, {"max", f_max}, {"min", f_min}, {"quote", f_quote},
+    {"regex_escape", f_regex_escape}, {"regex_replace", f_regex_replace},
+    {"regex_search", f_regex_search}, {"reject", f_reject}, {"rejectattr", f_rejectattr},
+    {"replace", f_replace}, {"reverse", f_reverse}, {"round", f_round}, {"select", f_select},
+    {"selectattr", f_selectattr}, {"sort", f_sort}, {"split", f_split},
+    {"splitlines", f_splitlines}, {"string", f_string}, {"sum", f_sum}, {"ternary", f_ternary},
+    {"title", f_title}, {"to_json", f_to_json}, {"to_nice_json", f_to_nice_json},
+    {"to_nice_yaml", f_to_nice_yaml}, {"to_yaml", f_to_yaml}, {"trim", f_trim},
+    {"type_debug", f_type_debug}, {"unique", f_unique}, {"upper", f_upper},
+};
+
+int aicp_tmpl_filter_call(json_t **out, const char *name, json_t *in,
+                          const struct aicp_tmpl_args *a, struct aicp_err *err)
+{
+    *out = NULL;
+    for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
+        if (!strcmp(filters[i].name, name)) {
+            int rc = filters[i].fn(out, in, a, err);
+            if (rc != 0 && *out != NULL) {
+                json_decref(*out);
+                *out = NULL;
+            }
+            return rc;
+        }
+    return aicp_err_set(err, AICP_EINVAL, "template error: no filter named '%s'", name);
+}
+
+/* --------------------------------------------------------------- tests */
+
+static int dict_flag(int *out, json_t *in, const char *test, const char *key, struct aicp_err *err)
+{
+    if (!json_is_object(in))
+        return aicp_err_set(err, AICP_EINVAL, "The '%s' test expects a dictionary", test);
+    *out = aicp_tmpl_truthy(json_object_get(in, key) ? json_object_get(in, key) : json_false());
+    return 0;
+}
+
+int aicp_tmpl_test_call(int *out, const char *name, json_t *in, const struct aicp_tmpl_args *a,
+                        struct aicp_err *err)
+{
+    json_t *a0 = arg(a, 0, NULL);
+    double d;
+    *out = 0;
+    if (!strcmp(name, "none"))
+        *out = json_is_null(in);
+    else if (!strcmp(name, "string"))
+        *out = json_is_string(in);
+    else if (!strcmp(name, "number"))
+        *out = json_is_number(in) || json_is_boolean(in);
+    else if (!strcmp(name, "integer"))
+        *out = json_is_integer(in);
+    else if (!strcmp(name, "float"))
+        *out = json_is_real(in);
+    else if (!strcmp(name, "boolean"))
+        *out = json_is_boolean(in);
+    else if (!strcmp(name, "mapping"))
+        *out = json_is_object(in);
+    else if (!strcmp(name, "iterable") || !strcmp(name, "sequence"))
+        *out = json_is_array(in) || json_is_object(in) || json_is_string(in);
+    else if (!strcmp(name, "true"))
+        *out = json_is_true(in);
+    else if (!strcmp(name, "false"))
+        *out = json_is_false(in);
+    else if (!strcmp(name, "sameas"))
+        *out = a0 && (json_typeof(a0) == json_typeof(in)) &&
+               (json_is_null(in) || json_is_boolean(in) || a0 == in);
+    else if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "=="))
+        *out = a0 && aicp_tmpl_equal(in, a0);
+    else if (!strcmp(name, "ne") || !strcmp(name, "!="))
+        *out = a0 && !aicp_tmpl_equal(in, a0);
+    else if (!strcmp(name, "lt") || !strcmp(name, "le") || !strcmp(name, "gt") ||
+             !strcmp(name, "ge") || !strcmp(name, "lessthan") || !strcmp(name, "greaterthan")) {
+        int c;
+        if (a0 == NULL || aicp_tmpl_compare(&c, in, a0, 0, err) != 0)
+            return aicp_err_set(err, AICP_EINVAL, "test '%s': values cannot be compared", name);
+        *out = name[0] == 'l' ? (name[1] == 'e' ? c <= 0 : c < 0) : (name[1] == 'e' ? c >= 0 : c > 0);
+    } else if (!strcmp(name, "odd") || !strcmp(name, "even") || !strcmp(name, "divisibleby")) {
+        if (!json_is_integer(in))
+            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs an integer", name);
+        json_int_t m = name[0] == 'd' ? (json_is_integer(a0) ? json_integer_value(a0) : 0) : 2;
+        if (m == 0)
+            return aicp_err_set(err, AICP_EINVAL, "integer division or modulo by zero");
+        json_int_t r = m == -1 ? 0 : json_integer_value(in) % m;
+        *out = name[0] == 'o' ? r != 0 : r == 0;
+    } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
+        json_t *t = NULL;
+        if (!json_is_string(in))
+            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs a string", name);
+        case_map(&t, in, name[0] == 'l' ? 0 : 1, err);
+        *out = t && json_equal(t, in);
+        json_decref(t);
+    } else if (!strcmp(name, "in") || !strcmp(name, "contains")) {
+        json_t *hay = name[0] == 'i' ? a0 : in, *needle = name[0] == 'i' ? in : a0;
+        if (hay == NULL || needle == NULL)
+            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs an argument", name);
+        if (json_is_string(hay))
+            *out = json_is_string(needle) && strstr(json_string_value(hay), json_string_value(needle));
+        else if (json_is_object(hay))
+            *out = json_is_string(needle) && json_object_get(hay, json_string_value(needle));
+        else
+            for (size_t i = 0; i < json_array_size(hay); i++)
+                *out |= aicp_tmpl_equal(needle, json_array_get(hay, i));
+    } else if (!strcmp(name, "changed"))
+        return dict_flag(out, in, name, "changed", err);
+    else if (!strcmp(name, "failed"))
+        return dict_flag(out, in, name, "failed", err);
+    else if (!strcmp(name, "skipped"))
+        return dict_flag(out, in, name, "skipped", err);
+    else if (!strcmp(name, "success") || !strcmp(name, "succeeded")) {
+        int rc = dict_flag(out, in, name, "failed", err);
+        *out = !*out;
+        return rc;
+    } else if (!strcmp(name, "search") || !strcmp(name, "match") || !strcmp(name, "regex")) {
+        json_t *mt = arg(a, 99, "match_type");
+        int anchored = name[0] == 'm' || (json_is_string(mt) && !strcmp(json_string_value(mt), "match"));
+        if (!json_is_string(a0))
+            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs a pattern string", name);
+        return regex_find(NULL, out, in, json_string_value(a0), arg_bool(a, 1, "ignorecase", 0),
+                          arg_bool(a, 2, "multiline", 0), anchored, NULL, 0, err);
+    } else if (!strcmp(name, "truthy") || !strcmp(name, "falsy")) {
+        *out = aicp_tmpl_truthy(in) == (name[0] == 't');
+    } else if (!strcmp(name, "subset") || !strcmp(name, "superset")) {
+        json_t *small = name[1] == 'u' && name[2] == 'b' ? in : a0, *big = small == in ? a0 : in;
+        if (!json_is_array(small) || !json_is_array(big))
+            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs two lists", name);
+        *out = 1;
+        for (size_t i = 0; i < json_array_size(small); i++) {
+            int found = 0;
+            for (size_t j = 0; j < json_array_size(big) && !found; j++)
+                found = aicp_tmpl_equal(json_array_get(small, i), json_array_get(big, j));
+            *out &= found;
+        }
+    } else if (!strcmp(name, "nan")) {
+        *out = is_num(in, &d) && isnan(d);
+    } else {
+        return aicp_err_set(err, AICP_EINVAL, "template error: no test named '%s'", name);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- globals */
+
+static int g_range(json_t **out, const struct aicp_tmpl_args *a, struct aicp_err *err)
+{
+    json_int_t v[3] = {0, 0, 1};
+    if (a->npos < 1 || a->npos > 3)
+        return aicp_err_set(err, AICP_EINVAL, "range expected 1 to 3 arguments, got %zu", a->npos);
+    for (size_t i = 0; i < a->npos; i++) {
+        if (!json_is_integer(a->pos[i]) && !json_is_boolean(a->pos[i]))
+            return aicp_err_set(err, AICP_EINVAL, "'%s' object cannot be interpreted as an integer",
+                                aicp_tmpl_type_name(a->pos[i]));
+        v[a->npos == 1 ? 1 : i] = json_is_boolean(a->pos[i]) ? json_is_true(a->pos[i])
+                                                             : json_integer_value(a->pos[i]);
+    }
+    if (v[2] == 0)
+        return aicp_err_set(err, AICP_EINVAL, "range() arg 3 must not be zero");
+    double count = ((double)v[1] - (double)v[0]) / (double)v[2];
+    if (count > MAX_RANGE)
+        return aicp_err_set(err, AICP_EINVAL, "range too big: more than %d items", MAX_RANGE);
+    json_t *res = json_array();
+    for (json_int_t i = v[0]; res && (v[2] > 0 ? i < v[1] : i > v[1]); i += v[2]) {
+        json_array_append_new(res, json_integer(i));
+        if (v[2] > 0 ? i > INT64_MAX - v[2] : i < INT64_MIN - v[2])
+            break;
+    }
+    return set_out(out, res, err);
+}
+
+static int g_lookup(json_t **out, const char *fn, const struct aicp_tmpl_args *a,
+                    struct aicp_err *err)
+{
+    int wantlist = fn[0] == 'q' || arg_bool(a, 99, "wantlist", 0);
+    if (a->npos < 1 || !json_is_string(a->pos[0]))
+        return aicp_err_set(err, AICP_EINVAL, "%s needs a plugin name", fn);
+    const char *plugin = json_string_value(a->pos[0]);
+    json_t *res = json_array();
+    int rc = 0;
+    for (size_t i = 1; i < a->npos && rc == 0 && res; i++) {
+        json_t *term = a->pos[i];
+        if (!strcmp(plugin, "list") || !strcmp(plugin, "items")) {
+            if (json_is_array(term))
+                json_array_extend(res, term);
+            else
+                json_array_append(res, term);
+            continue;
+        }
+        if (!json_is_string(term)) {
+            rc = aicp_err_set(err, AICP_EINVAL, "lookup('%s'): terms must be strings", plugin);
+        } else if (!strcmp(plugin, "env")) {
+            const char *v = getenv(json_string_value(term));
+            json_t *dflt = arg(a, 99, "default");
+            json_array_append_new(res, v ? json_string(v) : dflt ? json_incref(dflt) : json_string(""));
+        } else if (!strcmp(plugin, "file")) {
+            char *data = NULL;
+            size_t len = 0;
+            if ((rc = aicp_read_file(&data, &len, json_string_value(term), err)) != 0) {
+                aicp_err_prefix(err, "lookup('file')");
+                break;
+            }
+            if (arg_bool(a, 99, "rstrip", 1))
+                while (len > 0 && py_isspace((unsigned char)data[len - 1]))
+                    len--;
+            json_t *s = json_stringn(data, len);
+            free(data);
+            if (s == NULL)
+                rc = aicp_err_set(err, AICP_EINVAL, "lookup('file'): %s is not UTF-8 text",
+                                  json_string_value(term));
+            else
+                json_array_append_new(res, s);
+        } else {
+            rc = aicp_err_set(err, AICP_EINVAL, "lookup plugin '%s' not found", plugin);
+        }
+    }
+    if (rc != 0 || res == NULL) {
+        json_decref(res);
+        return rc ? rc : aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
+    if (wantlist)
+        return set_out(out, res, err);
+    /* lookup() joins the results with commas, unless it is just one. */
+    if (json_array_size(res) == 1 || !strcmp(plugin, "list") || !strcmp(plugin, "items")) {
+        json_t *one = json_array_size(res) == 1 && strcmp(plugin, "list") && strcmp(plugin, "items")
+                          ? json_incref(json_array_get(res, 0)) : json_incref(res);
+        json_decref(res);
+        return set_out(out, one, err);
+    }
+    struct aicp_buf b = AICP_BUF_INIT;
+    for (size_t i = 0; i < json_array_size(res) && rc == 0; i++) {
+        if (i)
+            rc |= aicp_buf_puts(&b, ",");
+        rc |= aicp_tmpl_str(&b, json_array_get(res, i));
+    }
+    json_decref(res);
+    rc = rc == 0 ? set_out(out, str_new(&b), err) : aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    aicp_buf_free(&b);
+    return rc;
+}
+
+int aicp_tmpl_global_call(json_t **out, const char *name, const struct aicp_tmpl_args *a,
+                          struct aicp_err *err)
+{
+    *out = NULL;
+    if (!strcmp(name, "range"))
+        return g_range(out, a, err);
+    if (!strcmp(name, "lookup") || !strcmp(name, "query") || !strcmp(name, "q"))
+        return g_lookup(out, name, a, err);
+    if (!strcmp(name, "dict")) {
+        json_t *res = json_object();
+        for (size_t i = 0; res && i < a->nkw; i++)
+            json_object_set(res, a->kwname[i], a->kw[i]);
+        return set_out(out, res, err);
+    }
+    return aicp_err_set(err, AICP_EUNDEF, "'%s' is undefined", name);
+}

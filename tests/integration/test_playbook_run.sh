@@ -1,3 +1,73 @@
 #!/bin/sh
-# in progress
-exit 77
+# Playbooks on lab hosts: keywords (tests/data/run/features.yml asserts them
+# from inside), handlers, tags, --limit, --check predicting the real run, the
+# JSON report, and the node preparation playbook converging then idempotent.
+. "$top_srcdir/tests/integration/lib.sh"
+need_lab
+lab_up 2
+inv="$LAB/inventory.ini"
+pb="$top_srcdir/tests/data/run/features.yml"
+fail=0
+check() { # description command...
+    d=$1; shift
+    if "$@"; then echo "ok   $d"; else echo "FAIL $d"; fail=1; fi
+}
+
+out=$("$AICP" run "$pb" -i "$inv" -e extra_probe=from-extra-vars --json "$WORK/features.json" 2>&1)
+rc=$?
+echo "$out"
+check "features: first run exits 2" [ "$rc" -eq 2 ]
+check "features: no host failed" sh -c "! printf '%s' \"\$1\" | grep -E 'failed=[1-9]'" _ "$out"
+check "features: the rescue is counted" sh -c "printf '%s' \"\$1\" | grep -q 'rescued=1 '" _ "$out"
+check "features: the ignored failure is counted" sh -c "printf '%s' \"\$1\" | grep -q 'ignored=1 '" _ "$out"
+check "features: the handler ran" sh -c "printf '%s' \"\$1\" | grep -q 'RUNNING HANDLER \[motd changed\]'" _ "$out"
+check "features: JSON report written" python3 -c "
+import json,sys
+r=json.load(open(sys.argv[1]))
+t=[t for p in r['plays'] for t in p['tasks'] if t['name']=='Write a templated file'][0]
+assert t['hosts']['node01']['status']=='changed', t
+assert r['stats']['node02']['failed']==0
+" "$WORK/features.json"
+
+out=$("$AICP" run "$pb" -i "$inv" -e extra_probe=from-extra-vars 2>&1)
+check "features: second run, no handler" sh -c "! printf '%s' \"\$1\" | grep -q 'RUNNING HANDLER'" _ "$out"
+check "features: second run, template unchanged" sh -c "printf '%s' \"\$1\" | grep -A2 'TASK \[Write a templated file\]' | grep -q '^ok: \[node01\]'" _ "$out"
+
+out=$("$AICP" run "$pb" -i "$inv" -e extra_probe=from-extra-vars --limit node02 2>&1)
+check "--limit: only node02 runs" sh -c "printf '%s' \"\$1\" | grep -q '^node02 ' && ! printf '%s' \"\$1\" | grep -q '^node01 '" _ "$out"
+
+out=$("$AICP" run "$pb" -i "$inv" -e extra_probe=from-extra-vars --tags special 2>&1)
+rc=$?
+check "--tags: exit 0" [ "$rc" -eq 0 ]
+check "--tags: only the tagged task (and facts) ran" sh -c "printf '%s' \"\$1\" | grep -q 'TASK \[Only with the tag\]' && ! printf '%s' \"\$1\" | grep -q 'TASK \[Tag check\]'" _ "$out"
+
+# Node preparation: --check on fresh hosts predicts exactly what the run does.
+prep="$top_srcdir/playbooks/k8s-node-prep.yml"
+"$AICP" run "$prep" -i "$inv" --check --json "$WORK/prep-check.json" > "$WORK/prep-check.out" 2>&1
+crc=$?
+"$AICP" run "$prep" -i "$inv" --json "$WORK/prep.json" > "$WORK/prep.out" 2>&1
+rc=$?
+cat "$WORK/prep.out"
+check "node prep: first run exits 2" [ "$rc" -eq 2 ]
+check "node prep: --check exit status equals the run's" [ "$crc" -eq "$rc" ]
+check "node prep: --check predicted every task's status" python3 -c "
+import json,sys
+def st(p):
+    r=json.load(open(p)); out={}
+    for pl in r['plays']:
+        for t in pl['tasks']:
+            for h,e in t['hosts'].items():
+                out[(t['name'],h)]=[x['status'] for x in e] if isinstance(e,list) else e['status']
+    return out
+a,b=st(sys.argv[1]),st(sys.argv[2])
+bad=[(k,a.get(k),b.get(k)) for k in sorted(set(a)|set(b)) if a.get(k)!=b.get(k)]
+for x in bad: print('  check said %s, run did %s: %s' % (x[1],x[2],x[0]))
+sys.exit(1 if bad else 0)
+" "$WORK/prep-check.json" "$WORK/prep.json"
+out=$("$AICP" run "$prep" -i "$inv" 2>&1)
+rc=$?
+echo "$out" | tail -n 4
+check "node prep: second run exits 0" [ "$rc" -eq 0 ]
+check "node prep: second run changed nothing" sh -c "! printf '%s' \"\$1\" | grep -E 'changed=[1-9]'" _ "$out"
+check "node prep: the sysctl file is on the host, not the machine" [ ! -e /etc/sysctl.d/99-kubernetes-cri.conf ]
+exit $fail

@@ -1,3 +1,43 @@
 #!/bin/sh
-# in progress
-exit 77
+# A host that goes away mid-run: the others converge, that host is
+# UNREACHABLE, the run exits 1; after it comes back a rerun converges.
+. "$top_srcdir/tests/integration/lib.sh"
+need_lab
+lab_up 3
+inv="$LAB/inventory.ini"
+cat > "$WORK/slow.yml" <<'PB'
+- hosts: lab
+  gather_facts: false
+  tasks:
+    - name: first
+      file: {path: /opt/unreach, state: directory}
+    - name: wait
+      command: sleep 3
+      changed_when: false
+    - name: after the outage
+      copy: {dest: /opt/unreach/done, content: "done\n"}
+PB
+fail=0
+("$AICP" run "$WORK/slow.yml" -i "$inv" > "$WORK/run1.out" 2>&1; echo $? > "$WORK/run1.rc") &
+runner=$!
+sleep 1.5
+"$AICP" lab stop node02 --dir "$LAB" >/dev/null 2>&1
+wait $runner
+rc=$(cat "$WORK/run1.rc")
+cat "$WORK/run1.out"
+[ "$rc" -eq 1 ] || { echo "FAIL: exit $rc, expected 1"; fail=1; }
+grep -q 'fatal: \[node02\]: UNREACHABLE!' "$WORK/run1.out" || { echo "FAIL: node02 not reported UNREACHABLE"; fail=1; }
+grep -Eq '^node02 .*unreachable=1 ' "$WORK/run1.out" || { echo "FAIL: recap does not count node02 unreachable"; fail=1; }
+for h in node01 node03; do
+    grep -Eq "^$h .*changed=2 .*unreachable=0 +failed=0" "$WORK/run1.out" || { echo "FAIL: $h did not converge"; fail=1; }
+done
+"$AICP" lab start node02 --dir "$LAB" >/dev/null 2>&1 || { echo "FAIL: lab start node02"; fail=1; }
+"$AICP" run "$WORK/slow.yml" -i "$inv" > "$WORK/run2.out" 2>&1
+rc=$?
+cat "$WORK/run2.out"
+[ "$rc" -eq 2 ] || { echo "FAIL: rerun exit $rc, expected 2 (node02 converges)"; fail=1; }
+grep -Eq '^node02 .*changed=1 .*unreachable=0 +failed=0' "$WORK/run2.out" || { echo "FAIL: node02 did not converge on rerun"; fail=1; }
+"$AICP" run "$WORK/slow.yml" -i "$inv" > "$WORK/run3.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || { echo "FAIL: third run exit $rc, expected 0"; cat "$WORK/run3.out"; fail=1; }
+exit $fail

@@ -1,0 +1,109 @@
+#!/bin/sh
+# Builds the lab's offline apt repository into a lab host's overlay upper
+# layer: a few tiny stand-in .deb packages (built with dpkg-deb), a flat
+# Packages/Release index under UPPER_ROOT/srv/aicp-lab-apt, and an apt
+# configuration (UPPER_ROOT/etc/apt/apt.conf.d/99aicp-lab) that makes the
+# host's real apt-get read only that repository, so `apt-get update` and
+# `apt-get install` work without leaving the machine.
+#
+# Usage: sh tests/lab/apt-repo.sh UPPER_ROOT
+#   UPPER_ROOT/<dir> is the overlay upper layer of /<dir> on the host.
+#
+# Packages (all Architecture: all, each installs /usr/share/doc/NAME/README
+# and /usr/share/aicp-lab/NAME.version holding its version):
+#   nfs-common 1:2.6.2-4+lab      what NFS mount playbooks install
+#   aicp-lab-tool 1.0-1, 2.0-1   two versions, for pinning and state=latest;
+#                                ships the conffile /etc/aicp-lab-tool.conf
+#   aicp-lab-app 1.0-1           depends on aicp-lab-dep (autoremove tests)
+#   aicp-lab-dep 1.0-1
+set -eu
+
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+    echo "usage: $0 UPPER_ROOT" >&2
+    exit 64
+fi
+UPPER=$1
+REPO_PATH=/srv/aicp-lab-apt          # where the host sees it
+REPO=$UPPER$REPO_PATH
+LC_ALL=C; export LC_ALL
+command -v dpkg-deb >/dev/null || { echo "$0: dpkg-deb not found" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/aicp-apt-repo.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+mkdir -p "$REPO/pool" "$REPO/sources.list.d" "$UPPER/etc/apt/apt.conf.d"
+
+# build NAME VERSION [DEPENDS] [CONFFILE]
+build() {
+    name=$1 version=$2 depends=${3:-} conffile=${4:-}
+    root=$WORK/$name-$version
+    mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name" "$root/usr/share/aicp-lab"
+    printf '%s %s: a stand-in package of the aicp lab repository.\n' "$name" "$version" \
+        >"$root/usr/share/doc/$name/README"
+    printf '%s\n' "$version" >"$root/usr/share/aicp-lab/$name.version"
+    {
+        echo "Package: $name"
+        echo "Version: $version"
+        echo "Architecture: all"
+        echo "Maintainer: aicp lab <lab@aicp.invalid>"
+        echo "Installed-Size: 8"
+        [ -n "$depends" ] && echo "Depends: $depends"
+        echo "Section: misc"
+        echo "Priority: optional"
+        echo "Description: aicp lab stand-in for $name"
+        echo " Installs a README and a version marker; nothing else."
+    } >"$root/DEBIAN/control"
+    if [ -n "$conffile" ]; then
+        mkdir -p "$root$(dirname "$conffile")"
+        printf '# %s %s configuration\nsetting = default\n' "$name" "$version" >"$root$conffile"
+        echo "$conffile" >"$root/DEBIAN/conffiles"
+    fi
+    # dpkg-deb wants 0755 control directories whatever the umask is.
+    find "$root" -type d -exec chmod 0755 {} +
+    find "$root" -type f -exec chmod 0644 {} +
+    deb=$REPO/pool/${name}_$(printf '%s' "$version" | sed 's/^[0-9]*://')_all.deb
+    dpkg-deb --root-owner-group -Zgzip -b "$root" "$deb" >/dev/null
+}
+
+build nfs-common 1:2.6.2-4+lab
+build aicp-lab-tool 1.0-1 "" /etc/aicp-lab-tool.conf
+build aicp-lab-tool 2.0-1 "" /etc/aicp-lab-tool.conf
+build aicp-lab-dep 1.0-1
+build aicp-lab-app 1.0-1 "aicp-lab-dep (>= 1.0)"
+
+# The Packages index, written field by field (no dpkg-dev needed):
+# the control fields of each .deb plus where it is and its checksums.
+: >"$REPO/Packages"
+for deb in "$REPO"/pool/*.deb; do
+    dpkg-deb -f "$deb" Package Version Architecture Maintainer Installed-Size Depends \
+        Section Priority Description >>"$REPO/Packages"
+    rel=pool/$(basename "$deb")
+    echo "Filename: ./$rel" >>"$REPO/Packages"
+    echo "Size: $(wc -c <"$deb" | tr -d ' ')" >>"$REPO/Packages"
+    echo "SHA256: $(sha256sum "$deb" | cut -d' ' -f1)" >>"$REPO/Packages"
+    echo >>"$REPO/Packages"
+done
+gzip -9nc "$REPO/Packages" >"$REPO/Packages.gz"
+{
+    echo "Origin: aicp-lab"
+    echo "Label: aicp-lab"
+    echo "Suite: lab"
+    echo "Codename: lab"
+    echo "Date: $(date -u -R)"
+    echo "Architectures: all $(dpkg --print-architecture 2>/dev/null || echo amd64)"
+    echo "Description: aicp lab packages (offline)"
+    echo "SHA256:"
+    for f in Packages Packages.gz; do
+        echo " $(sha256sum "$REPO/$f" | cut -d' ' -f1) $(wc -c <"$REPO/$f" | tr -d ' ') $f"
+    done
+} >"$REPO/Release"
+
+echo "deb [trusted=yes] file:$REPO_PATH ./" >"$REPO/sources.list"
+cat >"$UPPER/etc/apt/apt.conf.d/99aicp-lab" <<CONF
+// aicp lab: this host's apt reads only the local repository in $REPO_PATH.
+Dir::Etc::SourceList "$REPO_PATH/sources.list";
+Dir::Etc::SourceParts "$REPO_PATH/sources.list.d";
+Acquire::Languages "none";
+Acquire::Retries "0";
+APT::Get::List-Cleanup "true";
+CONF
+chmod -R a+rX "$REPO"

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Prepares one aicp lab host before its sshd starts: called by `aicp lab up`
+# (and `aicp lab start`) as `sh host-init.sh NAME ROOT`, where ROOT is the
+# host's upper layer (ROOT/etc, ROOT/usr, ... are overlaid on /etc, /usr, ...
+# in the host's mount namespace). Files dropped here exist only on that host.
+# Keep it idempotent: it runs again when the lab comes up over kept trees.
+set -eu
+name=$1
+root=$2
+here=$(cd "$(dirname "$0")" && pwd)
+
+mkdir -p "$root/etc" "$root/usr/local/sbin"
+printf '%s\n' "$name" > "$root/etc/hostname"
+
+# Stand-ins for programs that cannot work unprivileged-in-a-namespace
+# (systemctl, modprobe, ...): they shadow the real ones through PATH.
+if [ -d "$here/bin" ]; then
+    for f in "$here"/bin/*; do
+        [ -f "$f" ] || continue
+        cp "$f" "$root/usr/local/sbin/"
+        chmod 0755 "$root/usr/local/sbin/$(basename "$f")"
+    done
+fi
+
+# The host's own name resolves (sudo and others look it up).
+if [ ! -f "$root/etc/hosts" ] || ! grep -q "[[:space:]]$name\$" "$root/etc/hosts"; then
+    { cat /etc/hosts 2>/dev/null; printf '127.0.1.1\t%s\n' "$name"; } > "$root/etc/hosts.aicp-new"
+    mv "$root/etc/hosts.aicp-new" "$root/etc/hosts"
+fi
