@@ -22,6 +22,7 @@
 #include "err.h"
 #include "executor.h"
 #include "facts.h"
+#include "fileutil.h"
 #include "inventory.h"
 #include "module.h"
 #include "output.h"
@@ -40,6 +41,7 @@ struct host {
     json_t *set_vars;      /* registered results and set_fact values */
     json_t *view;          /* hostvars[name]: inv_vars + facts + set_vars */
     struct aicp_conn *conn;
+    struct aicp_conn *local;  /* the jump host, for tasks delegated to localhost */
     int unreachable;       /* for the rest of the run */
     int failed;            /* for the rest of the run */
     int ended;             /* end_host / end_play / any_errors_fatal: this play only */
@@ -290,6 +292,7 @@ static json_t *task_vars(const struct run *r, const struct host *h, const struct
     json_object_set_new(v, "playbook_dir", json_string(r->pb->dir));
     json_object_set_new(v, "ansible_play_name", json_string(r->play->name ? r->play->name : ""));
     json_object_set_new(v, "omit", json_string(OMIT_TOKEN));
+    json_object_set_new(v, "ansible_verbosity", json_integer(r->opts->verbose));
     return v;
 }
 
@@ -432,18 +435,27 @@ out:
 
 /* ---- running one module call ------------------------------------------- */
 
+/* A before/after pair as Ansible's --diff shows it: a unified diff of
+ * their JSON renderings. */
 static char *render_before_after(const json_t *before, const json_t *after)
 {
     if (before == NULL && after == NULL)
         return NULL;
     char *a = before ? json_dumps(before, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
     char *b = after ? json_dumps(after, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
-    struct aicp_buf out = AICP_BUF_INIT;
-    if (a && b && strcmp(a, b) != 0)
-        aicp_buf_printf(&out, "--- before\n%s\n+++ after\n%s\n", a, b);
+    char *out = NULL;
+    if (a && b && strcmp(a, b) != 0) {
+        struct aicp_buf ta = AICP_BUF_INIT, tb = AICP_BUF_INIT;
+        aicp_buf_printf(&ta, "%s\n", a);
+        aicp_buf_printf(&tb, "%s\n", b);
+        if (ta.data && tb.data && aicp_fu_unified_diff(&out, ta.data, tb.data, "before", "after") != 0)
+            out = NULL;
+        aicp_buf_free(&ta);
+        aicp_buf_free(&tb);
+    }
     free(a);
     free(b);
-    return out.data;
+    return out;
 }
 
 /* Runs one module invocation (one loop item) and fills o. */
@@ -474,7 +486,15 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     };
     snprintf(dirbuf, sizeof(dirbuf), "%s", t->loc.file ? t->loc.file : ".");
     ctx.search_dir = dirname(dirbuf);
-    if (mod->flags & AICP_MOD_NEEDS_SSH) {
+    if ((mod->flags & AICP_MOD_NEEDS_SSH) && t->delegate_to) {
+        /* delegate_to: localhost runs on the jump host with the task's vars. */
+        if (j->h->local == NULL) {
+            struct aicp_conn_opts lo = {.name = "localhost", .local = 1};
+            if ((rc = aicp_conn_open(&j->h->local, &lo, &err)) != 0)
+                goto fail;
+        }
+        ctx.conn = j->h->local;
+    } else if (mod->flags & AICP_MOD_NEEDS_SSH) {
         if ((rc = ensure_conn(j->h, vars, &err)) != 0) {
             o->st = AICP_ST_UNREACHABLE;
             goto fail;
@@ -500,11 +520,13 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         /* As Ansible's command module: without creates/removes a check
          * run cannot know, so it skips; with them it predicts a change. */
         if ((mod->flags & AICP_MOD_CHECK_SKIPS) && aicp_args_get(&args, "creates") == NULL &&
-            aicp_args_get(&args, "removes") == NULL) {
+            aicp_args_get(&args, "removes") == NULL &&
+            !json_is_true(json_object_get(change->plan, "check_mode_changed"))) {
             o->st = AICP_ST_SKIPPED;
             json_object_set_new(result, "msg", json_string("Command would have run if not in check mode"));
         } else {
             o->st = AICP_ST_CHANGED;
+            update_from(result, json_object_get(change->plan, "result"));
         }
     } else if (change->needed) {
         change->args = &args;
@@ -518,14 +540,11 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         int no_verify = (mod->flags & AICP_MOD_NO_VERIFY) ||
                         json_is_true(json_object_get(change->plan, "no_verify"));
         if (!no_verify) {
-            /* Verify: the state we just made must now read as converged. */
-            json_t *scratch = json_object();
-            ctx.result = scratch;
+            /* Verify: the state we just made must now read as converged.
+             * The re-check refreshes the result keys (stat, mode...) too. */
             rc = mod->ops->check(&ctx, &args, &current2, &err);
             if (rc == 0)
                 rc = mod->ops->diff(current2, &args, &again, &err);
-            ctx.result = result;
-            json_decref(scratch);
             if (rc != 0)
                 goto fail;
             if (again->needed) {
@@ -693,6 +712,12 @@ static void run_job(struct job *j)
         } else {
             run_module_call(j, vars, check, become, o);
             apply_conditions(j, vars, o);
+            if (strcmp(t->mod->name, "debug") == 0 && o->st == AICP_ST_OK) {
+                if (json_is_true(json_object_get(o->result, "skipped")))
+                    o->st = AICP_ST_SKIPPED;
+                else
+                    json_object_set_new(o->result, "_aicp_show", json_true());
+            }
         }
         if (j->is_loop) {
             json_object_set(o->result, lv, item);
@@ -840,6 +865,12 @@ static void record(struct run *r, struct job *j)
                 h->st.failed++;
         }
         break;
+    }
+    json_object_del(j->total.result, "_aicp_show");
+    size_t k;
+    json_t *each;
+    json_array_foreach(json_object_get(j->total.result, "results"), k, each) {
+        json_object_del(each, "_aicp_show");
     }
     if (t->register_as && j->total.result)
         json_object_set(h->set_vars, t->register_as, j->total.result);
@@ -1301,6 +1332,10 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
     }
     if (rc != 0)
         goto out;
+    /* Ansible's implicit localhost answers a play that names it. */
+    if (json_array_size(matched) == 0 &&
+        (strcmp(pattern, "localhost") == 0 || strcmp(pattern, "127.0.0.1") == 0))
+        json_array_append_new(matched, json_string("localhost"));
 
     const char *pname = p->name ? p->name : pattern;
     aicp_output_play(r->out, pname, 0);
@@ -1456,6 +1491,7 @@ out:
     for (size_t i = 0; i < r.nhosts; i++) {
         struct host *h = &r.hosts[i];
         aicp_conn_close(h->conn);
+        aicp_conn_close(h->local);
         free(h->name);
         json_decref(h->inv_vars);
         json_decref(h->facts);

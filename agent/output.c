@@ -119,29 +119,7 @@ static char *dump_result(const json_t *result, int no_log, int indent)
     json_decref(copy);
     if (s == NULL)
         return aicp_strdup("{}");
-    /* Python's json.dumps puts a space after ':' and ','; jansson's compact
-     * form does not. Re-space outside strings so lines read as Ansible's. */
-    if (indent)
-        return s;
-    struct aicp_buf b = AICP_BUF_INIT;
-    int in_str = 0;
-    for (const char *p = s; *p; p++) {
-        aicp_buf_append(&b, p, 1);
-        if (in_str) {
-            if (*p == '\\' && p[1]) {
-                aicp_buf_append(&b, p + 1, 1);
-                p++;
-            } else if (*p == '"') {
-                in_str = 0;
-            }
-        } else if (*p == '"') {
-            in_str = 1;
-        } else if (*p == ':' || *p == ',') {
-            aicp_buf_puts(&b, " ");
-        }
-    }
-    free(s);
-    return aicp_buf_steal(&b);
+    return s;
 }
 
 void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_status st,
@@ -164,6 +142,9 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
         int show = o->verbose > 0 || (result && json_is_true(json_object_get(result, "_aicp_show")));
         if (show) {
             json_t *r = json_deep_copy(result ? result : json_object());
+            /* debug's results show as Ansible shows them: without "changed". */
+            if (json_object_get(r, "_aicp_show") && o->verbose == 0)
+                json_object_del(r, "changed");
             json_object_del(r, "_aicp_show");
             dump = dump_result(r, no_log, 1);
             json_decref(r);

@@ -7,6 +7,17 @@
  * (unknown module or argument, missing required one -> AICP_EINVAL naming
  * file:line:col). Tags, when and become of blocks and roles are kept on the
  * block (the executor inherits them at run time).
+ *
+ * Representations: import_tasks and include_tasks without a loop become a
+ * BLOCK (action "import_tasks"/"include_tasks", args {"file": resolved
+ * path}, body in block) carrying the import's when/tags/vars; include_tasks
+ * with a loop is an INCLUDE of the same shape. A role (play `roles:`,
+ * import_role, include_role) is a BLOCK whose action is the role name,
+ * body roles/NAME/tasks/main.yml, vars vars/main.yml overlaid by the role's
+ * parameters, role_defaults defaults/main.yml and role_path roles/NAME; its
+ * handlers are appended (once per play) to the play's handlers. with_items
+ * of a literal list is flattened one level at load time; with_sequence is
+ * computed at load time; with_list is a plain loop.
  */
 #ifndef AICP_PLAYBOOK_H
 #define AICP_PLAYBOOK_H

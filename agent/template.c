@@ -956,6 +956,8 @@ static int parse_primary(struct parser *p, struct node **out)
                 return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
         }
         p->i++;
+    } else if (t->type == T_VEND || t->type == T_BEND || t->type == T_EOF) {
+        return parse_fail(p, "Expected an expression", PF_GOT);
     } else {
         return parse_fail(p, "unexpected", PF_QUOTE);
     }
@@ -1167,7 +1169,7 @@ static int parse_if(struct parser *p, struct node **out)
 
 static int parse_for(struct parser *p, struct node **out)
 {
-    static const char *const ends[] = {"else", "endfor", NULL};
+    static const char *const ends[] = {"endfor", "else", NULL};
     static const char *const endonly[] = {"endfor", NULL};
     struct node *n;
     const char *tag;
@@ -1262,8 +1264,13 @@ static int parse_body(struct parser *p, struct node *body, const char *const *en
                     snprintf(want + l, sizeof(want) - l, " or '%s'", ends[k]);
                 }
                 char msg[256];
+                const char *block = "if";
+                for (size_t k = 0; ends[k]; k++)
+                    if (!strncmp(ends[k], "end", 3))
+                        block = ends[k] + 3;
                 snprintf(msg, sizeof(msg), "Unexpected end of template. Jinja was looking "
-                         "for the following tags: %s.", want);
+                         "for the following tags: %s. The innermost block that needs to be "
+                         "closed is '%s'.", want, block);
                 rc = parse_fail(p, msg, PF_PLAIN);
             }
             goto out;
@@ -2484,6 +2491,17 @@ static int render_src(struct ctx *c, const char *src, size_t len, int text_mode,
             aicp_err_prefix(c->err, "template line %d", c->line);
         goto out;
     }
+    /* Ansible keeps the source's trailing newlines (trim_blocks may have
+     * eaten one after a final block tag). */
+    size_t want = 0, have = 0;
+    while (want < len && src[len - 1 - want] == '\n')
+        want++;
+    while (have < b.len && b.data[b.len - 1 - have] == '\n')
+        have++;
+    for (; have < want && rc == 0; have++)
+        rc = aicp_buf_puts(&b, "\n") ? oom(c) : 0;
+    if (rc != 0)
+        goto out;
     if (text != NULL) {
         *text = aicp_buf_steal(&b);
         rc = *text ? 0 : oom(c);

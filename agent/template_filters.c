@@ -1477,6 +1477,7 @@ static json_t *attr_path(json_t *v, const char *path)
  * characters. New reference. */
 static int seq_items(json_t **out, json_t *in, const char *who, struct aicp_err *err)
 {
+    *out = NULL;
     if (json_is_array(in))
         return set_out(out, json_incref(in), err);
     json_t *res = json_array();
@@ -1503,7 +1504,7 @@ static int seq_items(json_t **out, json_t *in, const char *who, struct aicp_err 
 
 FILTER(f_join)
 {
-    json_t *sep = arg(a, 0, "d"), *attr = arg(a, 1, "attribute"), *items;
+    json_t *sep = arg(a, 0, "d"), *attr = arg(a, 1, "attribute"), *items = NULL;
     struct aicp_buf b = AICP_BUF_INIT;
     int rc = seq_items(&items, in, "join", err);
     for (size_t i = 0; rc == 0 && i < json_array_size(items); i++) {
@@ -1517,8 +1518,7 @@ FILTER(f_join)
     }
     if (rc == 0)
         rc = set_out(out, str_new(&b), err);
-    if (rc == 0 || items)
-        json_decref(items);
+    json_decref(items);
     aicp_buf_free(&b);
     return rc;
 }
@@ -1583,7 +1583,7 @@ FILTER(f_trim)
 
 static int first_last(json_t **out, json_t *in, int last, struct aicp_err *err)
 {
-    json_t *items;
+    json_t *items = NULL;
     int rc = seq_items(&items, in, last ? "last" : "first", err);
     if (rc != 0)
         return rc;
@@ -1617,7 +1617,7 @@ static int equal_fold(const json_t *x, const json_t *y, int fold)
 
 FILTER(f_unique)
 {
-    json_t *items, *res;
+    json_t *items = NULL, *res;
     int fold = !arg_bool(a, 0, "case_sensitive", 0);
     json_t *attr = arg(a, 1, "attribute");
     int rc = seq_items(&items, in, "unique", err);
@@ -1683,7 +1683,7 @@ static int sort_items(json_t *arr, int fold, int reverse, const char *attr, stru
 
 FILTER(f_sort)
 {
-    json_t *items, *attr = arg(a, 2, "attribute");
+    json_t *items = NULL, *attr = arg(a, 2, "attribute");
     int rc = seq_items(&items, in, "sort", err);
     if (rc != 0)
         return rc;
@@ -1704,7 +1704,7 @@ FILTER(f_sort)
 static int min_max(json_t **out, json_t *in, const struct aicp_tmpl_args *a, int want_max,
                    struct aicp_err *err)
 {
-    json_t *items, *best = NULL, *attr = arg(a, 99, "attribute");
+    json_t *items = NULL, *best = NULL, *attr = arg(a, 99, "attribute");
     int fold = !arg_bool(a, 99, "case_sensitive", 0);
     int rc = seq_items(&items, in, want_max ? "max" : "min", err);
     for (size_t i = 0; rc == 0 && i < json_array_size(items); i++) {
@@ -1732,7 +1732,7 @@ FILTER(f_max) { return min_max(out, in, a, 1, err); }
 
 FILTER(f_sum)
 {
-    json_t *items, *attr = arg(a, 0, "attribute"), *start = arg(a, 1, "start");
+    json_t *items = NULL, *attr = arg(a, 0, "attribute"), *start = arg(a, 1, "start");
     int rc = seq_items(&items, in, "sum", err);
     if (rc != 0)
         return rc;
@@ -1959,10 +1959,10 @@ static int merge(json_t *dst, json_t *src, int recursive, int depth)
 FILTER(f_combine)
 {
     int recursive = arg_bool(a, 99, "recursive", 0);
-    json_t *res = json_copy(in);
     if (!json_is_object(in))
         return aicp_err_set(err, AICP_EINVAL, "failed to combine variables, expected dicts but got "
                             "'%s'", aicp_tmpl_type_name(in));
+    json_t *res = json_copy(in);
     for (size_t i = 0; i < a->npos && res; i++) {
         json_t *list = json_is_array(a->pos[i]) ? json_incref(a->pos[i]) : json_pack("[O]", a->pos[i]);
         for (size_t j = 0; list && j < json_array_size(list); j++) {
@@ -1982,7 +1982,7 @@ FILTER(f_combine)
 
 static int apply_map(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
 {
-    json_t *items, *attr = arg(a, 99, "attribute"), *dflt = arg(a, 99, "default");
+    json_t *items = NULL, *attr = arg(a, 99, "attribute"), *dflt = arg(a, 99, "default");
     int rc = seq_items(&items, in, "map", err);
     if (rc != 0)
         return rc;
@@ -2021,7 +2021,7 @@ FILTER(f_map) { return apply_map(out, in, a, err); }
 static int filter_seq(json_t **out, json_t *in, const struct aicp_tmpl_args *a, int keep,
                       int by_attr, struct aicp_err *err)
 {
-    json_t *items;
+    json_t *items = NULL;
     int rc = seq_items(&items, in, "select", err);
     if (rc != 0)
         return rc;
@@ -2157,7 +2157,7 @@ FILTER(f_split)
 FILTER(f_reverse)
 {
     (void)a;
-    json_t *items;
+    json_t *items = NULL;
     int rc = seq_items(&items, in, "reverse", err);
     if (rc != 0)
         return rc;

@@ -378,6 +378,8 @@ static json_t *construct_float(const char *s, size_t n)
     if (*p == '-' || *p == '+')
         neg = *p++ == '-';
     double v;
+    if (p[0] == '.' && !is_digit(p[1]))
+        return json_stringn(s, n); /* .inf/.nan: jansson has no such reals */
     if (strchr(p, ':') != NULL) {
         v = 0;
         char *end = NULL;

@@ -324,6 +324,10 @@ static int apt_diff(const json_t *current, const struct aicp_args *args,
 
     if ((rc = pkgs_parse(&p, &n, args, err)) != 0)
         goto out;
+    long long age = json_integer_value(json_object_get(current, "now")) -
+                    json_integer_value(json_object_get(current, "cache_time"));
+    long long valid = aicp_args_int(args, "cache_valid_time", 0);
+    int update = aicp_args_bool(args, "update_cache", 0) && (valid <= 0 || age > valid);
     for (size_t i = 0; i < n; i++) {
         const json_t *d = json_object_get(pkgs, p[i].key);
         const json_t *pol = json_object_get(policy, p[i].key);
@@ -351,13 +355,19 @@ static int apt_diff(const json_t *current, const struct aicp_args *args,
         const char *target = NULL; /* NULL: nothing to do */
         if (p[i].version) {
             int have_pin = installed && fnmatch(p[i].version, have, 0) == 0;
-            if (!have_pin && (target = pin_target(pol, p[i].version)) == NULL) {
+            /* The lists about to be refreshed may hold what the old ones
+             * lack: then apt-get itself decides. */
+            if (!have_pin && (target = pin_target(pol, p[i].version)) == NULL && update)
+                target = p[i].version;
+            else if (!have_pin && target == NULL) {
                 rc = aicp_err_set(err, AICP_EFAILED, "No package matching '%s' is available",
                                   p[i].spec);
                 goto out;
             }
         } else if (!installed || (latest && cand && strcmp(cand, have) != 0)) {
-            if (cand == NULL && !installed) {
+            if (cand == NULL && !installed && update) {
+                cand = "";
+            } else if (cand == NULL && !installed) {
                 rc = aicp_err_set(err, AICP_EFAILED, "No package matching '%s' is available",
                                   p[i].name);
                 goto out;
@@ -366,19 +376,16 @@ static int apt_diff(const json_t *current, const struct aicp_args *args,
         }
         if (target) {
             struct aicp_buf b = AICP_BUF_INIT;
-            if (aicp_buf_printf(&b, "%s=%s", p[i].name, target) != 0) {
+            if (aicp_buf_printf(&b, "%s%s%s", p[i].name, *target ? "=" : "", target) != 0) {
                 rc = AICP_ENOMEM;
                 goto out;
             }
             json_array_append_new(install, json_string(b.data));
             aicp_buf_free(&b);
         }
-        json_object_set_new(after, p[i].spec, json_string(target ? target : have));
+        json_object_set_new(after, p[i].spec,
+                            json_string(target && *target ? target : target ? "latest" : have));
     }
-    long long age = json_integer_value(json_object_get(current, "now")) -
-                    json_integer_value(json_object_get(current, "cache_time"));
-    long long valid = aicp_args_int(args, "cache_valid_time", 0);
-    int update = aicp_args_bool(args, "update_cache", 0) && (valid <= 0 || age > valid);
     int autoremove = aicp_args_bool(args, "autoremove", 0);
     int orphans = autoremove && json_integer_value(json_object_get(current, "autoremove")) > 0;
     if ((rc = aicp_change_new(&c)) != 0)

@@ -9,28 +9,38 @@
 #include "module.h"
 
 static const struct aicp_arg_spec command_args[] = {
-    {.name = "_raw_params", .type = AICP_ARG_STR,
+    {.name = "_raw_params",
+     .type = AICP_ARG_STR,
      .help = "The command line, written free-form after the module name."},
     {.name = "cmd", .type = AICP_ARG_STR, .help = "The command line, as an option."},
-    {.name = "argv", .type = AICP_ARG_LIST,
+    {.name = "argv",
+     .type = AICP_ARG_LIST,
      .help = "The command as a list of words (no splitting, no quoting issues)."},
-    {.name = "expand_argument_vars", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "expand_argument_vars",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Accepted for compatibility; words are passed as written."},
     {.name = "chdir", .type = AICP_ARG_PATH, .help = "Change into this directory first."},
-    {.name = "creates", .type = AICP_ARG_PATH,
+    {.name = "creates",
+     .type = AICP_ARG_PATH,
      .help = "A path or glob; when it exists the command is not run."},
-    {.name = "removes", .type = AICP_ARG_PATH,
+    {.name = "removes",
+     .type = AICP_ARG_PATH,
      .help = "A path or glob; when it does not exist the command is not run."},
     {.name = "stdin", .type = AICP_ARG_STR, .help = "Data sent to the command's standard input."},
-    {.name = "stdin_add_newline", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "stdin_add_newline",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Append a newline to stdin."},
-    {.name = "strip_empty_ends", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "strip_empty_ends",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Strip empty lines from the start and end of stdout/stderr."},
     {.name = NULL},
 };
 
 static int command_diff(const json_t *current, const struct aicp_args *args,
-                     struct aicp_change **change, struct aicp_err *err)
+                        struct aicp_change **change, struct aicp_err *err)
 {
     return aicp_fu_cmd_diff(current, args, 0, change, err);
 }

@@ -16,37 +16,58 @@
 #include "util.h"
 
 static const struct aicp_arg_spec copy_args[] = {
-    {.name = "src", .type = AICP_ARG_PATH,
+    {.name = "src",
+     .type = AICP_ARG_PATH,
      .help = "Local path of the file to copy (relative: the task's directory, then files/). "
              "With remote_src, a path on the host."},
-    {.name = "content", .type = AICP_ARG_STR,
-     .help = "The file's content, instead of src."},
-    {.name = "dest", .type = AICP_ARG_PATH, .required = 1,
+    {.name = "content", .type = AICP_ARG_STR, .help = "The file's content, instead of src."},
+    {.name = "dest",
+     .type = AICP_ARG_PATH,
+     .required = 1,
      .help = "Remote path to copy to; an existing directory (or a path ending in /) receives "
              "src's basename."},
-    {.name = "mode", .type = AICP_ARG_MODE,
+    {.name = "mode",
+     .type = AICP_ARG_MODE,
      .help = "Permissions of the file: octal, symbolic, or 'preserve' (the source's mode)."},
     {.name = "owner", .type = AICP_ARG_STR, .help = "Name (or uid) of the owning user."},
     {.name = "group", .type = AICP_ARG_STR, .help = "Name (or gid) of the owning group."},
-    {.name = "backup", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "backup",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Keep a copy of the replaced file as DEST.PID.DATE@TIME~ (backup_file)."},
-    {.name = "force", .type = AICP_ARG_BOOL, .def = "yes", .aliases = "thirsty",
+    {.name = "force",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
+     .aliases = "thirsty",
      .help = "Replace a file whose content differs; with no, only a missing file is written."},
-    {.name = "remote_src", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "remote_src",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "src is a file on the managed host."},
-    {.name = "validate", .type = AICP_ARG_STR,
+    {.name = "validate",
+     .type = AICP_ARG_STR,
      .help = "Command run on the new file (as %s) before it replaces dest, e.g. 'visudo -cf %s'."},
-    {.name = "directory_mode", .type = AICP_ARG_MODE,
+    {.name = "directory_mode",
+     .type = AICP_ARG_MODE,
      .help = "Accepted for compatibility; created directories get the default mode."},
-    {.name = "follow", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "follow",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Accepted for compatibility; a symlink at dest is replaced by the file."},
-    {.name = "local_follow", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "local_follow",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Follow symlinks in the local src."},
-    {.name = "checksum", .type = AICP_ARG_STR,
+    {.name = "checksum",
+     .type = AICP_ARG_STR,
      .help = "Expected sha1 of the source; the task fails when it differs."},
-    {.name = "decrypt", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "decrypt",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Accepted for compatibility; vault-encrypted sources are not decrypted."},
-    {.name = "unsafe_writes", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "unsafe_writes",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Accepted for compatibility; writes are always atomic."},
     {.name = NULL},
 };
@@ -65,8 +86,7 @@ static int copy_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     if (dest == NULL)
         return aicp_err_set(err, AICP_EFAILED, "dest is required");
     if (src && content)
-        return aicp_err_set(err, AICP_EFAILED,
-                            "parameters are mutually exclusive: content|src");
+        return aicp_err_set(err, AICP_EFAILED, "parameters are mutually exclusive: content|src");
     if (src == NULL && content == NULL)
         return aicp_err_set(err, AICP_EFAILED, "src (or content) is required");
     size_t dl = strlen(dest);
@@ -85,8 +105,7 @@ static int copy_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
         }
         if (S_ISDIR(st.st_mode)) {
             rc = aicp_err_set(err, AICP_EFAILED,
-                              "src %s is a directory: copying directories is not supported",
-                              local);
+                              "src %s is a directory: copying directories is not supported", local);
             goto out;
         }
         if ((rc = aicp_read_file(&data, &len, local, err)) != 0)
@@ -124,8 +143,8 @@ static int copy_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
             goto out;
         }
     }
-    rc = aicp_fu_content_check(ctx, dest, src ? aicp_fu_basename(src) : NULL,
-                               remote ? src : NULL, 0, &cur, err);
+    rc = aicp_fu_content_check(ctx, dest, src ? aicp_fu_basename(src) : NULL, remote ? src : NULL,
+                               0, &cur, err);
     if (rc != 0)
         goto out;
     json_object_set(cur, "want", want);
@@ -184,8 +203,10 @@ static int copy_diff(const json_t *current, const struct aicp_args *args,
         }
         if (st && strcmp(st, "file") != 0) {
             json_decref(pm);
-            return aicp_err_set(err, AICP_EFAILED, "Source %s is a %s, not a file: copying "
-                                "directories is not supported", src, st);
+            return aicp_err_set(err, AICP_EFAILED,
+                                "Source %s is a %s, not a file: copying "
+                                "directories is not supported",
+                                src, st);
         }
         w.remote_src = src;
         w.checksum = json_string_value(json_object_get(s, "checksum"));
@@ -206,8 +227,7 @@ static int copy_diff(const json_t *current, const struct aicp_args *args,
     return rc;
 }
 
-static int copy_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                      struct aicp_err *err)
+static int copy_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
 {
     return aicp_fu_content_apply(ctx, change, err);
 }

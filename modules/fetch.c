@@ -21,16 +21,26 @@
 #include "util.h"
 
 static const struct aicp_arg_spec fetch_args[] = {
-    {.name = "src", .type = AICP_ARG_PATH, .required = 1,
+    {.name = "src",
+     .type = AICP_ARG_PATH,
+     .required = 1,
      .help = "The file on the remote system to fetch (a file, not a directory)."},
-    {.name = "dest", .type = AICP_ARG_PATH, .required = 1,
+    {.name = "dest",
+     .type = AICP_ARG_PATH,
+     .required = 1,
      .help = "A local directory (or, with flat, file) to save the file into."},
-    {.name = "flat", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "flat",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Save to dest itself (dest ending in / gets src's basename) instead of "
              "dest/HOSTNAME/SRC."},
-    {.name = "fail_on_missing", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "fail_on_missing",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Fail when the remote file is missing or unreadable."},
-    {.name = "validate_checksum", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "validate_checksum",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Verify the fetched bytes against the remote sha1."},
     {.name = NULL},
 };
@@ -130,8 +140,7 @@ static int fetch_diff(const json_t *current, const struct aicp_args *args,
     else if (rsum == NULL)
         why = "file is not readable, not transferring, ignored";
     if (why) {
-        if (aicp_fu_bool(args, "fail_on_missing", 1) ||
-            (type && strcmp(type, "directory") == 0)) {
+        if (aicp_fu_bool(args, "fail_on_missing", 1) || (type && strcmp(type, "directory") == 0)) {
             aicp_change_free(c);
             *change = NULL;
             return aicp_err_set(err, AICP_EFAILED, "%s: %s", why, src);
@@ -170,8 +179,7 @@ static int mkdirs(const char *path)
     return rc;
 }
 
-static int fetch_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                       struct aicp_err *err)
+static int fetch_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
 {
     const json_t *plan = change->plan;
     const char *src = json_string_value(json_object_get(plan, "src"));
@@ -192,8 +200,8 @@ static int fetch_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
     aicp_fu_digest_hex(sum, sizeof(sum), "sha1", data, len);
     if (json_is_true(json_object_get(plan, "validate")) && want && strcmp(sum, want) != 0) {
         rc = aicp_err_set(err, AICP_EFAILED,
-                          "checksum mismatch: %s changed while it was fetched (%s, wanted %s)",
-                          src, sum, want);
+                          "checksum mismatch: %s changed while it was fetched (%s, wanted %s)", src,
+                          sum, want);
         goto out;
     }
     if (mkdirs(dest) != 0) {

@@ -16,30 +16,47 @@
 #include "util.h"
 
 static const struct aicp_arg_spec file_args[] = {
-    {.name = "path", .type = AICP_ARG_PATH, .required = 1, .aliases = "dest|name",
+    {.name = "path",
+     .type = AICP_ARG_PATH,
+     .required = 1,
+     .aliases = "dest|name",
      .help = "Path to the file being managed."},
-    {.name = "state", .type = AICP_ARG_STR, .choices = "absent|directory|file|hard|link|touch",
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .choices = "absent|directory|file|hard|link|touch",
      .help = "file: only attributes of an existing file; directory: created with parents; link "
              "/ hard: symbolic or hard link to src; touch: create or update times; absent: "
              "removed recursively. Default: the current state, or file."},
-    {.name = "mode", .type = AICP_ARG_MODE,
+    {.name = "mode",
+     .type = AICP_ARG_MODE,
      .help = "Permissions: octal ('0644') or symbolic ('u=rw,g=r,o=r')."},
     {.name = "owner", .type = AICP_ARG_STR, .help = "Name (or uid) of the owning user."},
     {.name = "group", .type = AICP_ARG_STR, .help = "Name (or gid) of the owning group."},
-    {.name = "src", .type = AICP_ARG_PATH,
+    {.name = "src",
+     .type = AICP_ARG_PATH,
      .help = "Path of the file to link to (state link or hard). Relative symlink sources are "
              "relative to the link's directory."},
-    {.name = "recurse", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "recurse",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Set mode/owner/group recursively (state=directory)."},
-    {.name = "force", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "force",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Create links even when the source is missing or the path is a file."},
-    {.name = "follow", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "follow",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Follow symlinks at path for state file and directory."},
-    {.name = "access_time", .type = AICP_ARG_STR,
+    {.name = "access_time",
+     .type = AICP_ARG_STR,
      .help = "Accepted for compatibility ('preserve' or 'now'); times are not managed."},
-    {.name = "modification_time", .type = AICP_ARG_STR,
+    {.name = "modification_time",
+     .type = AICP_ARG_STR,
      .help = "Accepted for compatibility ('preserve' or 'now'); times are not managed."},
-    {.name = "unsafe_writes", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "unsafe_writes",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Accepted for compatibility; has no effect."},
     {.name = NULL},
 };
@@ -91,15 +108,14 @@ static int file_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
         srcp = strcmp(state, "link") == 0 ? link_src_path(path, src) : aicp_strdup(src);
         rc = rc ? rc : (srcp ? aicp_fu_sh_stat(&b, "s", srcp, 1) : AICP_ENOMEM);
     }
-    if (rc == 0 && state && strcmp(state, "directory") == 0 &&
-        aicp_fu_bool(args, "recurse", 0)) {
+    if (rc == 0 && state && strcmp(state, "directory") == 0 && aicp_fu_bool(args, "recurse", 0)) {
         /* Count what under the directory differs from the wanted attributes. */
         const char *owner = aicp_fu_str(args, "owner"), *group = aicp_fu_str(args, "group");
         int mode = -1;
         const json_t *mv = aicp_fu_get(args, "mode");
         if (aicp_fu_mode_parse(&mode, mv, 0755, 1, NULL) != 0 ||
-            (json_is_string(mv) && strspn(json_string_value(mv), "01234567") !=
-                                       strlen(json_string_value(mv))))
+            (json_is_string(mv) &&
+             strspn(json_string_value(mv), "01234567") != strlen(json_string_value(mv))))
             mode = -1; /* symbolic modes are applied to the top only */
         rc = aicp_buf_puts(&b, "_c=$(find \"$_p\" -mindepth 1 \\( -false");
         if (owner && *owner) {
@@ -112,8 +128,9 @@ static int file_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
         }
         if (mode >= 0)
             rc = rc ? rc : aicp_buf_printf(&b, " -o \\( ! -type l ! -perm %04o \\)", mode);
-        rc = rc ? rc : aicp_buf_puts(&b, " \\) -print 2>/dev/null | wc -l)\n"
-                                         "printf 'r V count %s\\n' $_c\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&b, " \\) -print 2>/dev/null | wc -l)\n"
+                                    "printf 'r V count %s\\n' $_c\n");
     }
     free(srcp);
     if (rc != 0) {
@@ -128,8 +145,8 @@ static int file_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
      * a change (verify) overwrites these with the new state. */
     const json_t *p = json_object_get(cur, "p");
     const char *ps = prev_state(p);
-    const json_t *shown = strcmp(ps, "link") == 0 && json_is_true(json_object_get(
-                                                         json_object_get(cur, "f"), "exists"))
+    const json_t *shown = strcmp(ps, "link") == 0 &&
+                                  json_is_true(json_object_get(json_object_get(cur, "f"), "exists"))
                               ? json_object_get(cur, "f")
                               : p;
     aicp_fu_result_stat(ctx->result, "path", path, shown);
@@ -145,8 +162,7 @@ static int attrs_script(struct aicp_buf *b, const char *path, int mode, const js
                         int recurse, int nofollow)
 {
     return aicp_fu_sh_attrs(b, path, mode, json_string_value(json_object_get(after, "owner")),
-                            json_string_value(json_object_get(after, "group")), recurse,
-                            nofollow);
+                            json_string_value(json_object_get(after, "group")), recurse, nofollow);
 }
 
 static int file_diff(const json_t *current, const struct aicp_args *args,
@@ -169,9 +185,16 @@ static int file_diff(const json_t *current, const struct aicp_args *args,
         rc = aicp_err_set(err, AICP_EINVAL, "file: path is required");
         goto out;
     }
-    if (state == NULL)
-        state = strcmp(ps, "absent") != 0 ? (strcmp(ps, "directory") == 0 || strcmp(ps, "link") == 0 || strcmp(ps, "hard") == 0 ? ps : "file")
-                : recurse ? "directory" : "file";
+    if (state == NULL) {
+        /* Ansible keeps what is there; a new path becomes a file (a
+         * directory with recurse). */
+        if (strcmp(ps, "absent") == 0)
+            state = recurse ? "directory" : "file";
+        else if (strcmp(ps, "directory") == 0 || strcmp(ps, "link") == 0 || strcmp(ps, "hard") == 0)
+            state = ps;
+        else
+            state = "file";
+    }
     json_object_set_new(c->before, "path", json_string(path));
     json_object_set_new(c->after, "path", json_string(path));
     json_object_set_new(c->before, "state", json_string(ps));
@@ -220,8 +243,8 @@ static int file_diff(const json_t *current, const struct aicp_args *args,
             rc = aicp_err_set(err, AICP_EFAILED, "%s already exists as a %s", path, es);
             goto out;
         }
-        if ((n = aicp_fu_attrs_diff(eff, args, aicp_fu_get(args, "mode"), 1, c->before,
-                                    c->after, &mode, err)) < 0) {
+        if ((n = aicp_fu_attrs_diff(eff, args, aicp_fu_get(args, "mode"), 1, c->before, c->after,
+                                    &mode, err)) < 0) {
             rc = n;
             goto out;
         }
@@ -372,8 +395,7 @@ out:
     return rc;
 }
 
-static int file_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                      struct aicp_err *err)
+static int file_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
 {
     int rc = aicp_fu_content_apply(ctx, change, err);
     if (rc != 0)

@@ -103,15 +103,33 @@ static int mode_symbolic(int *out, const char *s, int base, int isdir)
             int r = 0, w = 0, x = 0, X = 0, st = 0, t = 0, cu = -1, cg = -1, co = -1;
             for (; *p && strchr("rwxXstugo", *p); p++) {
                 switch (*p) {
-                case 'r': r = 1; break;
-                case 'w': w = 1; break;
-                case 'x': x = 1; break;
-                case 'X': X = 1; break;
-                case 's': st = 1; break;
-                case 't': t = 1; break;
-                case 'u': cu = (mode >> 6) & 7; break;
-                case 'g': cg = (mode >> 3) & 7; break;
-                default: co = mode & 7; break;
+                case 'r':
+                    r = 1;
+                    break;
+                case 'w':
+                    w = 1;
+                    break;
+                case 'x':
+                    x = 1;
+                    break;
+                case 'X':
+                    X = 1;
+                    break;
+                case 's':
+                    st = 1;
+                    break;
+                case 't':
+                    t = 1;
+                    break;
+                case 'u':
+                    cu = (mode >> 6) & 7;
+                    break;
+                case 'g':
+                    cg = (mode >> 3) & 7;
+                    break;
+                default:
+                    co = mode & 7;
+                    break;
                 }
             }
             if (X && (isdir || (mode & 0111)))
@@ -214,14 +232,18 @@ static int set_p(struct aicp_buf *b, const char *path)
 int aicp_fu_sh_stat(struct aicp_buf *b, const char *key, const char *path, int follow)
 {
     int rc = set_p(b, path);
-    rc = rc ? rc : aicp_buf_printf(b,
-                                   "if _s=$(stat %s-c '%%f %%u %%g %%s %%Y %%h %%i %%d %%U %%G' -- "
-                                   "\"$_p\" 2>/dev/null); then printf '%s S %%s\\n' \"$_s\"; "
-                                   "else printf '%s S -\\n'; fi\n",
-                                   follow ? "-L " : "", key, key);
+    rc = rc ? rc
+            : aicp_buf_printf(b,
+                              "if _s=$(stat %s-c '%%f %%u %%g %%s %%Y %%h %%i %%d %%U %%G' -- "
+                              "\"$_p\" 2>/dev/null); then printf '%s S %%s\\n' \"$_s\"; "
+                              "else printf '%s S -\\n'; fi\n",
+                              follow ? "-L " : "", key, key);
     if (!follow)
-        rc = rc ? rc : aicp_buf_printf(b, "if [ -L \"$_p\" ]; then printf '%s L %%s\\n' "
-                                          "\"$(readlink -- \"$_p\")\"; fi\n", key);
+        rc = rc ? rc
+                : aicp_buf_printf(b,
+                                  "if [ -L \"$_p\" ]; then printf '%s L %%s\\n' "
+                                  "\"$(readlink -- \"$_p\")\"; fi\n",
+                                  key);
     return rc;
 }
 
@@ -230,21 +252,28 @@ int aicp_fu_sh_hash(struct aicp_buf *b, const char *key, const char *path, const
     if (strspn(algo, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(algo))
         return AICP_EINVAL;
     int rc = set_p(b, path);
-    rc = rc ? rc : aicp_buf_printf(b, "if [ -f \"$_p\" ] && [ -r \"$_p\" ] && "
-                                      "_h=$(%ssum < \"$_p\"); then printf '%s H %%s\\n' "
-                                      "\"${_h%%%% *}\"; fi\n", algo, key);
+    rc = rc ? rc
+            : aicp_buf_printf(b,
+                              "if [ -f \"$_p\" ] && [ -r \"$_p\" ] && "
+                              "_h=$(%ssum < \"$_p\"); then printf '%s H %%s\\n' "
+                              "\"${_h%%%% *}\"; fi\n",
+                              algo, key);
     return rc;
 }
 
 int aicp_fu_sh_content(struct aicp_buf *b, const char *key, const char *path, long max)
 {
     int rc = set_p(b, path);
-    rc = rc ? rc : aicp_buf_puts(b, "if [ -f \"$_p\" ] && [ -r \"$_p\" ]; then "
-                                    "_n=$(($(wc -c < \"$_p\"))); ");
+    rc = rc ? rc
+            : aicp_buf_puts(b, "if [ -f \"$_p\" ] && [ -r \"$_p\" ]; then "
+                               "_n=$(($(wc -c < \"$_p\"))); ");
     if (max >= 0)
         rc = rc ? rc : aicp_buf_printf(b, "if [ \"$_n\" -le %ld ]; then ", max);
-    rc = rc ? rc : aicp_buf_printf(b, "printf '%s C %%s\\n' \"$_n\"; cat -- \"$_p\"; "
-                                      "printf '\\n'; ", key);
+    rc = rc ? rc
+            : aicp_buf_printf(b,
+                              "printf '%s C %%s\\n' \"$_n\"; cat -- \"$_p\"; "
+                              "printf '\\n'; ",
+                              key);
     if (max >= 0)
         rc = rc ? rc : aicp_buf_puts(b, "fi; ");
     rc = rc ? rc : aicp_buf_puts(b, "fi\n");
@@ -280,14 +309,22 @@ int aicp_fu_is_text(const char *s, size_t len)
 static const char *type_name(unsigned long m)
 {
     switch (m & 0170000) {
-    case 0100000: return "file";
-    case 0040000: return "directory";
-    case 0120000: return "link";
-    case 0010000: return "fifo";
-    case 0140000: return "socket";
-    case 0060000: return "block";
-    case 0020000: return "char";
-    default: return "other";
+    case 0100000:
+        return "file";
+    case 0040000:
+        return "directory";
+    case 0120000:
+        return "link";
+    case 0010000:
+        return "fifo";
+    case 0140000:
+        return "socket";
+    case 0060000:
+        return "block";
+    case 0020000:
+        return "char";
+    default:
+        return "other";
     }
 }
 
@@ -695,8 +732,8 @@ static int emit_hunks(struct aicp_buf *o, const struct edit *e, size_t ne, const
             if (e[x].op != '-')
                 bn++;
         }
-        rc = aicp_buf_printf(o, "@@ -%zu,%zu +%zu,%zu @@\n", an ? ai + 1 : ai, an,
-                             bn ? bi + 1 : bi, bn);
+        rc = aicp_buf_printf(o, "@@ -%zu,%zu +%zu,%zu @@\n", an ? ai + 1 : ai, an, bn ? bi + 1 : bi,
+                             bn);
         for (size_t x = start; rc == 0 && x < end; x++) {
             if (e[x].op == '+')
                 rc = emit_line(o, '+', b->p[e[x].j], b->len[e[x].j]);
@@ -824,8 +861,7 @@ const char *aicp_fu_basename(const char *path)
     return s ? s + 1 : path;
 }
 
-int aicp_fu_check_run(struct aicp_ctx *ctx, const char *script, json_t **out,
-                      struct aicp_err *err)
+int aicp_fu_check_run(struct aicp_ctx *ctx, const char *script, json_t **out, struct aicp_err *err)
 {
     struct aicp_exec_result res;
     *out = NULL;
@@ -849,8 +885,9 @@ int aicp_fu_content_check(struct aicp_ctx *ctx, const char *dest, const char *di
     rc = rc ? rc : aicp_buf_shquote(&b, dest);
     rc = rc ? rc : aicp_buf_puts(&b, "\n_t=\"$_d\"\n");
     if (dir_base) {
-        rc = rc ? rc : aicp_buf_printf(&b, "if %s[ -d \"$_d\" ]; then _t=\"${_d%%/}/\"",
-                                       slash ? "true || " : "");
+        rc = rc ? rc
+                : aicp_buf_printf(&b, "if %s[ -d \"$_d\" ]; then _t=\"${_d%%/}/\"",
+                                  slash ? "true || " : "");
         rc = rc ? rc : aicp_buf_shquote(&b, dir_base);
         rc = rc ? rc : aicp_buf_puts(&b, "; fi\n");
     }
@@ -886,9 +923,8 @@ static int set_str(json_t *o, const char *k, const char *v)
     return v ? json_object_set_new(o, k, json_string(v)) : 0;
 }
 
-int aicp_fu_content_diff(struct aicp_change **out, const json_t *current,
-                         const struct aicp_args *a, const struct aicp_fu_want *w,
-                         struct aicp_err *err)
+int aicp_fu_content_diff(struct aicp_change **out, const json_t *current, const struct aicp_args *a,
+                         const struct aicp_fu_want *w, struct aicp_err *err)
 {
     struct aicp_change *c = NULL;
     const json_t *t = json_object_get(current, "t"), *pd = json_object_get(current, "pd");
@@ -1076,9 +1112,10 @@ int aicp_fu_content_apply(struct aicp_ctx *ctx, const struct aicp_change *c, str
         rc = rc ? rc : aicp_buf_puts(&b, "_p=");
         rc = rc ? rc : aicp_buf_shquote(&b, path);
         /* Ansible's backup name: PATH.PID.YYYY-MM-DD@HH:MM:SS~ */
-        rc = rc ? rc : aicp_buf_puts(&b, "\n_b=\"$_p.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"\n"
-                                         "cp -p -- \"$_p\" \"$_b\" || exit 1\n"
-                                         "printf '%s' \"$_b\"\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&b, "\n_b=\"$_p.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"\n"
+                                    "cp -p -- \"$_p\" \"$_b\" || exit 1\n"
+                                    "printf '%s' \"$_b\"\n");
     }
     if (rc != 0)
         goto oom;
@@ -1096,8 +1133,8 @@ int aicp_fu_content_apply(struct aicp_ctx *ctx, const struct aicp_change *c, str
     if (validate || remote) {
         struct aicp_buf tb = AICP_BUF_INIT;
         char *dir = aicp_fu_dirname(path);
-        if (dir == NULL || aicp_buf_printf(&tb, "%s/.%s.aicp.%ld.tmp", dir,
-                                           aicp_fu_basename(path), (long)getpid()) != 0) {
+        if (dir == NULL || aicp_buf_printf(&tb, "%s/.%s.aicp.%ld.tmp", dir, aicp_fu_basename(path),
+                                           (long)getpid()) != 0) {
             free(dir);
             aicp_buf_free(&tb);
             goto oom;
@@ -1167,8 +1204,8 @@ static int shlex_split(json_t *out, const char *s)
     for (const char *p = s; rc == 0; p++) {
         if (*p == '\0' || strchr(" \t\n\r", *p)) {
             if (inword) {
-                rc = json_array_append_new(out, json_string(w.data ? w.data : "")) ? AICP_ENOMEM
-                                                                                     : 0;
+                rc =
+                    json_array_append_new(out, json_string(w.data ? w.data : "")) ? AICP_ENOMEM : 0;
                 aicp_buf_free(&w);
                 inword = 0;
             }
@@ -1220,14 +1257,16 @@ int aicp_fu_cmd_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     if (creates) {
         rc = aicp_buf_puts(&b, "for _f in ");
         rc = rc ? rc : aicp_fu_sh_glob(&b, creates);
-        rc = rc ? rc : aicp_buf_puts(&b, "; do if [ -e \"$_f\" ] || [ -L \"$_f\" ]; then "
-                                         "printf 'x V creates 1\\n'; break; fi; done\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&b, "; do if [ -e \"$_f\" ] || [ -L \"$_f\" ]; then "
+                                    "printf 'x V creates 1\\n'; break; fi; done\n");
     }
     if (removes) {
         rc = rc ? rc : aicp_buf_puts(&b, "for _f in ");
         rc = rc ? rc : aicp_fu_sh_glob(&b, removes);
-        rc = rc ? rc : aicp_buf_puts(&b, "; do if [ -e \"$_f\" ] || [ -L \"$_f\" ]; then "
-                                         "printf 'x V removes 1\\n'; break; fi; done\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&b, "; do if [ -e \"$_f\" ] || [ -L \"$_f\" ]; then "
+                                    "printf 'x V removes 1\\n'; break; fi; done\n");
     }
     if (rc != 0) {
         aicp_buf_free(&b);
@@ -1287,8 +1326,9 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
     if (chdir) {
         rc = aicp_buf_puts(&sh, "cd -- ");
         rc = rc ? rc : aicp_buf_shquote(&sh, chdir);
-        rc = rc ? rc : aicp_buf_puts(&sh, " 2>/dev/null || { printf 'Unable to change directory "
-                                          "before execution: %s\\n' ");
+        rc = rc ? rc
+                : aicp_buf_puts(&sh, " 2>/dev/null || { printf 'Unable to change directory "
+                                     "before execution: %s\\n' ");
         rc = rc ? rc : aicp_buf_shquote(&sh, chdir);
         rc = rc ? rc : aicp_buf_puts(&sh, " >&2; exit 1; }\n");
     }
@@ -1304,8 +1344,10 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
         } else {
             words = json_array();
             if (words && shlex_split(words, cmd) != 0) {
-                rc = aicp_err_set(err, AICP_EFAILED, "cannot split the command: unbalanced quotes "
-                                  "in '%s'", cmd);
+                rc = aicp_err_set(err, AICP_EFAILED,
+                                  "cannot split the command: unbalanced quotes "
+                                  "in '%s'",
+                                  cmd);
                 goto out;
             }
         }
@@ -1316,7 +1358,8 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
         rc = rc ? rc : aicp_buf_puts(&sh, "exec");
         size_t i;
         json_t *wv;
-        json_array_foreach(words, i, wv) {
+        json_array_foreach(words, i, wv)
+        {
             char num[32];
             const char *ws = json_string_value(wv);
             if (ws == NULL && json_is_integer(wv)) {
@@ -1415,8 +1458,7 @@ static json_t *split_out(char *s, size_t *len, int strip)
     return lines;
 }
 
-int aicp_fu_cmd_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                      struct aicp_err *err)
+int aicp_fu_cmd_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
 {
     const json_t *plan = change->plan;
     const char *script = json_string_value(json_object_get(plan, "script"));

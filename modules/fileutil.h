@@ -119,8 +119,7 @@ const char *aicp_fu_basename(const char *path);
 
 /* Runs a check script and parses its records. A non-zero exit status is
  * a failure carrying the script's stderr. */
-int aicp_fu_check_run(struct aicp_ctx *ctx, const char *script, json_t **out,
-                      struct aicp_err *err);
+int aicp_fu_check_run(struct aicp_ctx *ctx, const char *script, json_t **out, struct aicp_err *err);
 
 /* Whole-file writers (copy, template, lineinfile) share one engine.
  * aicp_fu_content_check reads, in one round trip, the target (dest, or
@@ -142,7 +141,7 @@ struct aicp_fu_want {
     const char *local_src;
     const char *local_text; /* local_src's content when small text, for --diff */
     const char *remote_src;
-    const char *label;      /* the "after" side's name in the diff */
+    const char *label; /* the "after" side's name in the diff */
     const json_t *mode;
     const char *backup_key; /* result key for the backup's name */
     int force;              /* replace a different existing file */
@@ -152,9 +151,8 @@ struct aicp_fu_want {
 /* Plans the write: content (when the checksum differs and force allows),
  * mode/owner/group, backup, validate (the "validate" argument), with
  * before/after and a unified diff_text. */
-int aicp_fu_content_diff(struct aicp_change **out, const json_t *current,
-                         const struct aicp_args *a, const struct aicp_fu_want *w,
-                         struct aicp_err *err);
+int aicp_fu_content_diff(struct aicp_change **out, const json_t *current, const struct aicp_args *a,
+                         const struct aicp_fu_want *w, struct aicp_err *err);
 /* Carries out a plan from aicp_fu_content_diff (or one that only has a
  * "script" to run): backup, write (atomic put, or validate-then-rename),
  * attributes; merges plan.result into ctx->result. */
@@ -171,7 +169,6 @@ int aicp_fu_cmd_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
                       struct aicp_err *err);
 int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int shell,
                      struct aicp_change **change, struct aicp_err *err);
-int aicp_fu_cmd_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                      struct aicp_err *err);
+int aicp_fu_cmd_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err);
 
 #endif

@@ -19,36 +19,60 @@
 #include "util.h"
 
 static const struct aicp_arg_spec lineinfile_args[] = {
-    {.name = "path", .type = AICP_ARG_PATH, .required = 1, .aliases = "dest|destfile|name",
+    {.name = "path",
+     .type = AICP_ARG_PATH,
+     .required = 1,
+     .aliases = "dest|destfile|name",
      .help = "The file to modify."},
-    {.name = "line", .type = AICP_ARG_STR, .aliases = "value",
+    {.name = "line",
+     .type = AICP_ARG_STR,
+     .aliases = "value",
      .help = "The line to insert or replace (required with state=present)."},
-    {.name = "regexp", .type = AICP_ARG_STR, .aliases = "regex",
+    {.name = "regexp",
+     .type = AICP_ARG_STR,
+     .aliases = "regex",
      .help = "Regular expression (Python syntax, translated to POSIX ERE) selecting the line to "
              "replace, or the lines to remove."},
-    {.name = "search_string", .type = AICP_ARG_STR,
+    {.name = "search_string",
+     .type = AICP_ARG_STR,
      .help = "Literal string selecting the line to replace or remove."},
-    {.name = "state", .type = AICP_ARG_STR, .def = "present", .choices = "absent|present",
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .def = "present",
+     .choices = "absent|present",
      .help = "Whether the line should be there or not."},
-    {.name = "insertafter", .type = AICP_ARG_STR,
+    {.name = "insertafter",
+     .type = AICP_ARG_STR,
      .help = "Insert after the last line matching this regexp, or EOF (default)."},
-    {.name = "insertbefore", .type = AICP_ARG_STR,
+    {.name = "insertbefore",
+     .type = AICP_ARG_STR,
      .help = "Insert before the last line matching this regexp, or BOF."},
-    {.name = "create", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "create",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Create the file when it does not exist."},
-    {.name = "backup", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "backup",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Keep a copy of the file as PATH.PID.DATE@TIME~ (result key backup)."},
-    {.name = "backrefs", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "backrefs",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Expand \\1, \\g<1> in line from the regexp's match; change nothing when nothing "
              "matches."},
-    {.name = "firstmatch", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "firstmatch",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Use the first matching line instead of the last."},
     {.name = "mode", .type = AICP_ARG_MODE, .help = "Permissions of the file."},
     {.name = "owner", .type = AICP_ARG_STR, .help = "Name (or uid) of the owning user."},
     {.name = "group", .type = AICP_ARG_STR, .help = "Name (or gid) of the owning group."},
-    {.name = "validate", .type = AICP_ARG_STR,
+    {.name = "validate",
+     .type = AICP_ARG_STR,
      .help = "Command run on the new file (as %s) before it replaces the file."},
-    {.name = "unsafe_writes", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "unsafe_writes",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Accepted for compatibility; writes are always atomic."},
     {.name = NULL},
 };
@@ -83,14 +107,32 @@ static int translate_re(struct aicp_buf *o, const char *re)
         char e = *++p;
         const char *in = NULL, *out = NULL;
         switch (e) {
-        case 'd': in = "0-9"; out = "[0-9]"; break;
-        case 'D': out = "[^0-9]"; break;
-        case 's': in = "[:space:]"; out = "[[:space:]]"; break;
-        case 'S': out = "[^[:space:]]"; break;
-        case 'w': in = "[:alnum:]_"; out = "[[:alnum:]_]"; break;
-        case 'W': out = "[^[:alnum:]_]"; break;
-        case 't': in = out = "\t"; break;
-        default: break;
+        case 'd':
+            in = "0-9";
+            out = "[0-9]";
+            break;
+        case 'D':
+            out = "[^0-9]";
+            break;
+        case 's':
+            in = "[:space:]";
+            out = "[[:space:]]";
+            break;
+        case 'S':
+            out = "[^[:space:]]";
+            break;
+        case 'w':
+            in = "[:alnum:]_";
+            out = "[[:alnum:]_]";
+            break;
+        case 'W':
+            out = "[^[:alnum:]_]";
+            break;
+        case 't':
+            in = out = "\t";
+            break;
+        default:
+            break;
         }
         if (br) {
             if (in)
@@ -300,8 +342,7 @@ static int do_present(struct lines *l, const struct aicp_args *a, const char **m
             if (subj == NULL || regexec(&re_m, subj, NMATCH, mm, 0) != 0 ||
                 expand(&nl, line, subj, mm, NMATCH) != 0) {
                 free(subj);
-                rc = aicp_err_set(err, AICP_EFAILED, "invalid group reference in line '%s'",
-                                  line);
+                rc = aicp_err_set(err, AICP_EFAILED, "invalid group reference in line '%s'", line);
                 goto out;
             }
             free(subj);
@@ -326,8 +367,7 @@ static int do_present(struct lines *l, const struct aicp_args *a, const char **m
         if (l->n && !strchr("\n\r", l->v[l->n - 1][strlen(l->v[l->n - 1]) - 1]) &&
             lines_insert(l, l->n, "\n", 1) != 0)
             goto oom;
-        if (aicp_buf_printf(&nl, "%s\n", line) != 0 ||
-            lines_insert(l, l->n, nl.data, nl.len) != 0)
+        if (aicp_buf_printf(&nl, "%s\n", line) != 0 || lines_insert(l, l->n, nl.data, nl.len) != 0)
             goto oom;
         *msg = "line added";
     } else if (ia && ia == ins && idx1 != -1) {
@@ -391,8 +431,8 @@ static int do_absent(struct lines *l, const struct aicp_args *a, size_t *found,
     return 0;
 }
 
-static int lineinfile_check(struct aicp_ctx *ctx, const struct aicp_args *args,
-                            json_t **current, struct aicp_err *err)
+static int lineinfile_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t **current,
+                            struct aicp_err *err)
 {
     const char *path = aicp_fu_str(args, "path");
     if (path == NULL)

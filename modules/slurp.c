@@ -12,7 +12,10 @@
 #include "util.h"
 
 static const struct aicp_arg_spec slurp_args[] = {
-    {.name = "src", .type = AICP_ARG_PATH, .required = 1, .aliases = "path",
+    {.name = "src",
+     .type = AICP_ARG_PATH,
+     .required = 1,
+     .aliases = "path",
      .help = "The file on the remote system to fetch. This must be a file, not a directory."},
     {.name = NULL},
 };
@@ -79,8 +82,7 @@ static int slurp_diff(const json_t *current, const struct aicp_args *args,
     return aicp_change_new(change) == 0 ? 0 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
 }
 
-static int slurp_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                       struct aicp_err *err)
+static int slurp_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
 {
     (void)ctx;
     (void)change;

@@ -13,18 +13,33 @@
 #include "util.h"
 
 static const struct aicp_arg_spec stat_args[] = {
-    {.name = "path", .type = AICP_ARG_PATH, .required = 1, .aliases = "dest|name",
+    {.name = "path",
+     .type = AICP_ARG_PATH,
+     .required = 1,
+     .aliases = "dest|name",
      .help = "The full path of the file or object to stat."},
-    {.name = "follow", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "follow",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Whether to follow symlinks (report on the link's target)."},
-    {.name = "get_checksum", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "get_checksum",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Whether to return a checksum of a regular file."},
-    {.name = "checksum_algorithm", .type = AICP_ARG_STR, .def = "sha1",
-     .choices = "md5|sha1|sha224|sha256|sha384|sha512", .aliases = "checksum|checksum_algo",
+    {.name = "checksum_algorithm",
+     .type = AICP_ARG_STR,
+     .def = "sha1",
+     .choices = "md5|sha1|sha224|sha256|sha384|sha512",
+     .aliases = "checksum|checksum_algo",
      .help = "Algorithm used for the checksum."},
-    {.name = "get_mime", .type = AICP_ARG_BOOL, .def = "yes", .aliases = "mime|mime_type|mime-type",
+    {.name = "get_mime",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
+     .aliases = "mime|mime_type|mime-type",
      .help = "Accepted for compatibility; mime types are not reported."},
-    {.name = "get_attributes", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "get_attributes",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .aliases = "attr|attributes",
      .help = "Accepted for compatibility; file attributes are not reported."},
     {.name = NULL},
@@ -46,11 +61,12 @@ static int stat_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     if (rc == 0 && aicp_fu_bool(args, "get_checksum", 1))
         rc = aicp_fu_sh_hash(&b, "p", NULL, algo ? algo : "sha1");
     /* realpath (Ansible's lnk_source) and the access tests for the user we run as. */
-    rc = rc ? rc : aicp_buf_puts(&b, "if [ -L \"$_p\" ]; then printf 'p V realpath %s\\n' "
-                                     "\"$(readlink -f -- \"$_p\")\"; fi\n"
-                                     "[ -r \"$_p\" ] && printf 'p V readable 1\\n'\n"
-                                     "[ -w \"$_p\" ] && printf 'p V writeable 1\\n'\n"
-                                     "[ -x \"$_p\" ] && printf 'p V executable 1\\n'\n:\n");
+    rc = rc ? rc
+            : aicp_buf_puts(&b, "if [ -L \"$_p\" ]; then printf 'p V realpath %s\\n' "
+                                "\"$(readlink -f -- \"$_p\")\"; fi\n"
+                                "[ -r \"$_p\" ] && printf 'p V readable 1\\n'\n"
+                                "[ -w \"$_p\" ] && printf 'p V writeable 1\\n'\n"
+                                "[ -x \"$_p\" ] && printf 'p V executable 1\\n'\n:\n");
     if (rc != 0) {
         aicp_buf_free(&b);
         return aicp_err_set(err, AICP_EINVAL, "stat: cannot build the check for %s", path);
@@ -70,30 +86,30 @@ static int stat_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     } else {
         const char *t = json_string_value(json_object_get(p, "type"));
         static const char *const types[][2] = {
-            {"isdir", "directory"}, {"isreg", "file"},   {"islnk", "link"},  {"isblk", "block"},
+            {"isdir", "directory"}, {"isreg", "file"},  {"islnk", "link"},   {"isblk", "block"},
             {"ischr", "char"},      {"isfifo", "fifo"}, {"issock", "socket"}};
         json_object_set_new(st, "exists", json_true());
         json_object_set_new(st, "path", json_string(path));
         for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
             json_object_set_new(st, types[i][0], json_boolean(t && strcmp(t, types[i][1]) == 0));
         static const char *const copy[][2] = {
-            {"mode", "mode"},   {"uid", "uid"},     {"gid", "gid"},   {"size", "size"},
-            {"mtime", "mtime"}, {"nlink", "nlink"}, {"inode", "ino"}, {"dev", "dev"},
-            {"pw_name", "owner"}, {"gr_name", "group"}, {"checksum", "checksum"},
-            {"lnk_target", "lnk_source"}, {"lnk_source", "realpath"}};
+            {"mode", "mode"},          {"uid", "uid"},           {"gid", "gid"},
+            {"size", "size"},          {"mtime", "mtime"},       {"nlink", "nlink"},
+            {"inode", "ino"},          {"dev", "dev"},           {"pw_name", "owner"},
+            {"gr_name", "group"},      {"checksum", "checksum"}, {"lnk_target", "lnk_source"},
+            {"lnk_source", "realpath"}};
         for (size_t i = 0; i < sizeof(copy) / sizeof(copy[0]); i++) {
             json_t *v = json_object_get(p, copy[i][1]);
             if (v)
                 json_object_set(st, copy[i][0], v);
         }
         int m = (int)json_integer_value(json_object_get(p, "mode_int"));
-        static const char *const bits[][2] = {{"rusr", "0400"}, {"wusr", "0200"}, {"xusr", "0100"},
-                                              {"rgrp", "0040"}, {"wgrp", "0020"}, {"xgrp", "0010"},
-                                              {"roth", "0004"}, {"woth", "0002"}, {"xoth", "0001"},
+        static const char *const bits[][2] = {{"rusr", "0400"},  {"wusr", "0200"}, {"xusr", "0100"},
+                                              {"rgrp", "0040"},  {"wgrp", "0020"}, {"xgrp", "0010"},
+                                              {"roth", "0004"},  {"woth", "0002"}, {"xoth", "0001"},
                                               {"isuid", "4000"}, {"isgid", "2000"}};
         for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
-            json_object_set_new(st, bits[i][0],
-                                json_boolean(m & (int)strtol(bits[i][1], NULL, 8)));
+            json_object_set_new(st, bits[i][0], json_boolean(m & (int)strtol(bits[i][1], NULL, 8)));
         static const char *const acc[] = {"readable", "writeable", "executable"};
         for (size_t i = 0; i < sizeof(acc) / sizeof(acc[0]); i++)
             json_object_set_new(st, acc[i], json_boolean(json_object_get(p, acc[i]) != NULL));

@@ -31,7 +31,7 @@ expect() { # file expected-location-regex expected-message-regex [inventory]
 
 expect malformed.yml 'malformed\.yml:[0-9]+:[0-9]+' '.'
 expect indentation.yml 'indentation\.yml:[0-9]+:[0-9]+' '.'
-expect unknown_module.yml 'unknown_module\.yml:7:7' "couldn't resolve module/action 'nosuchmodule'"
+expect unknown_module.yml 'unknown_module\.yml:6:7' "couldn't resolve module/action 'nosuchmodule'"
 expect misspelled_arg.yml 'misspelled_arg\.yml:[0-9]+:[0-9]+' "Unsupported parameters for \(file\) module: stat"
 expect missing_arg.yml 'missing_arg\.yml:[0-9]+:[0-9]+' 'missing required arguments: path'
 expect undefined_var.yml 'undefined_var\.yml:[0-9]+:[0-9]+' "'no_such_variable' is undefined"

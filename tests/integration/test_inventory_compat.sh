@@ -18,7 +18,8 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
 # ansible-inventory must not pick up a config or vars from the caller's cwd
 cd "$tmp" || exit 1
-ANSIBLE_CONFIG=/dev/null ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=0 \
+printf '[defaults]\n' >"$tmp/ansible.cfg"
+ANSIBLE_CONFIG="$tmp/ansible.cfg" ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=0 \
     ANSIBLE_INVENTORY_UNPARSED_WARNING=0 ANSIBLE_LOCAL_TEMP="$tmp" ANSIBLE_HOME="$tmp"
 export ANSIBLE_CONFIG ANSIBLE_NOCOLOR ANSIBLE_LOCALHOST_WARNING ANSIBLE_INVENTORY_UNPARSED_WARNING \
     ANSIBLE_LOCAL_TEMP ANSIBLE_HOME

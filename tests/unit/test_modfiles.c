@@ -115,8 +115,11 @@ static int run_module(struct run *r, const char *name, const char *args_fmt, int
         snprintf(last_err, sizeof(last_err), "%s", err.msg);
         goto out;
     }
-    struct aicp_ctx ctx = {.conn = conn, .host = "testhost", .vars = vars,
-                           .search_dir = search, .result = json_object()};
+    struct aicp_ctx ctx = {.conn = conn,
+                           .host = "testhost",
+                           .vars = vars,
+                           .search_dir = search,
+                           .result = json_object()};
     r->result = ctx.result;
     if ((rc = mod->ops->check(&ctx, &a, &cur, &err)) != 0 ||
         (rc = mod->ops->diff(cur, &a, &c, &err)) != 0) {
@@ -137,7 +140,8 @@ static int run_module(struct run *r, const char *name, const char *args_fmt, int
         goto out;
     }
     r->changed = 1;
-    if (!(mod->flags & AICP_MOD_NO_VERIFY) && !json_is_true(json_object_get(c->plan, "no_verify"))) {
+    if (!(mod->flags & AICP_MOD_NO_VERIFY) &&
+        !json_is_true(json_object_get(c->plan, "no_verify"))) {
         json_decref(cur);
         cur = NULL;
         aicp_change_free(c);
@@ -296,7 +300,8 @@ static void test_unified_diff(void **state)
     assert_string_equal(d, "--- a\n+++ b\n@@ -0,0 +1,1 @@\n+new\n");
     free(d);
     assert_int_equal(aicp_fu_unified_diff(&d, "x\ny", "x\ny\n", "a", "b"), 0);
-    assert_string_equal(d, "--- a\n+++ b\n@@ -1,2 +1,2 @@\n x\n-y\n\\ No newline at end of file\n+y\n");
+    assert_string_equal(
+        d, "--- a\n+++ b\n@@ -1,2 +1,2 @@\n x\n-y\n\\ No newline at end of file\n+y\n");
     free(d);
     /* Two changes far apart make two hunks. */
     assert_int_equal(aicp_fu_unified_diff(&d, "a\n1\n2\n3\n4\n5\n6\n7\n8\nb\n",
@@ -360,17 +365,20 @@ static void test_file_directory(void **state)
     assert_int_equal(local_mode("%D/d/sub"), 0755);
     /* recursive owner/mode */
     sh("touch %D/d/sub/f1 && chmod 0600 %D/d/sub/f1");
-    OK(&r, "file", "{\"path\": \"%D/d\", \"state\": \"directory\", \"recurse\": true, "
-                   "\"mode\": \"0755\", \"owner\": \"root\", \"group\": \"root\"}");
+    OK(&r, "file",
+       "{\"path\": \"%D/d\", \"state\": \"directory\", \"recurse\": true, "
+       "\"mode\": \"0755\", \"owner\": \"root\", \"group\": \"root\"}");
     assert_true(r.changed);
     run_clear(&r);
     assert_int_equal(local_mode("%D/d/sub/f1"), 0755);
-    OK(&r, "file", "{\"path\": \"%D/d\", \"state\": \"directory\", \"recurse\": true, "
-                   "\"mode\": \"0755\", \"owner\": \"root\", \"group\": \"root\"}");
+    OK(&r, "file",
+       "{\"path\": \"%D/d\", \"state\": \"directory\", \"recurse\": true, "
+       "\"mode\": \"0755\", \"owner\": \"root\", \"group\": \"root\"}");
     assert_false(r.changed);
     run_clear(&r);
     /* a file in the way */
-    assert_int_not_equal(run_both(&r, "file", "{\"path\": \"%D/d/sub/f1\", \"state\": \"directory\"}"), 0);
+    assert_int_not_equal(
+        run_both(&r, "file", "{\"path\": \"%D/d/sub/f1\", \"state\": \"directory\"}"), 0);
     assert_non_null(strstr(last_err, "already exists as a file"));
     run_clear(&r);
     OK(&r, "file", "{\"path\": \"%D/d\", \"state\": \"absent\"}");
@@ -402,11 +410,13 @@ static void test_file_file_touch(void **state)
     assert_true(r.changed);
     run_clear(&r);
     /* state=file: attributes only */
-    OK(&r, "file", "{\"path\": \"%D/t\", \"state\": \"file\", \"mode\": \"0640\", \"owner\": \"root\"}");
+    OK(&r, "file",
+       "{\"path\": \"%D/t\", \"state\": \"file\", \"mode\": \"0640\", \"owner\": \"root\"}");
     assert_true(r.changed);
     run_clear(&r);
     assert_int_equal(local_mode("%D/t"), 0640);
-    OK(&r, "file", "{\"path\": \"%D/t\", \"mode\": \"0640\", \"owner\": \"0\", \"group\": \"root\"}");
+    OK(&r, "file",
+       "{\"path\": \"%D/t\", \"mode\": \"0640\", \"owner\": \"0\", \"group\": \"root\"}");
     assert_false(r.changed);
     assert_string_equal(json_string_value(json_object_get(r.result, "state")), "file");
     assert_string_equal(json_string_value(json_object_get(r.result, "owner")), "root");
@@ -418,7 +428,8 @@ static void test_file_file_touch(void **state)
     assert_true(r.changed);
     run_clear(&r);
     assert_int_equal(local_mode("%D/t"), 0644);
-    assert_int_not_equal(run_both(&r, "file", "{\"path\": \"%D/t\", \"owner\": \"no-such-user-x\"}"), 0);
+    assert_int_not_equal(
+        run_both(&r, "file", "{\"path\": \"%D/t\", \"owner\": \"no-such-user-x\"}"), 0);
     run_clear(&r);
 }
 
@@ -442,14 +453,19 @@ static void test_file_links(void **state)
     assert_true(r.changed);
     run_clear(&r);
     /* missing source without force */
-    assert_int_not_equal(run_both(&r, "file", "{\"path\": \"%D/lnk2\", \"src\": \"nope\", \"state\": \"link\"}"), 0);
+    assert_int_not_equal(
+        run_both(&r, "file", "{\"path\": \"%D/lnk2\", \"src\": \"nope\", \"state\": \"link\"}"), 0);
     assert_non_null(strstr(last_err, "src file does not exist"));
     run_clear(&r);
-    OK(&r, "file", "{\"path\": \"%D/lnk2\", \"src\": \"nope\", \"state\": \"link\", \"force\": true}");
+    OK(&r, "file",
+       "{\"path\": \"%D/lnk2\", \"src\": \"nope\", \"state\": \"link\", \"force\": true}");
     assert_true(r.changed);
     run_clear(&r);
     /* a file is not turned into a link without force */
-    assert_int_not_equal(run_both(&r, "file", "{\"path\": \"%D/target2\", \"src\": \"target\", \"state\": \"link\"}"), 0);
+    assert_int_not_equal(
+        run_both(&r, "file",
+                 "{\"path\": \"%D/target2\", \"src\": \"target\", \"state\": \"link\"}"),
+        0);
     assert_non_null(strstr(last_err, "refusing to convert from file to symlink"));
     run_clear(&r);
     /* hard links */
@@ -519,15 +535,18 @@ static void test_copy_content(void **state)
     assert_non_null(strstr(last_err, "does not exist"));
     run_clear(&r);
     /* validate */
-    assert_int_not_equal(run_both(&r, "copy", "{\"content\": \"bad\\n\", \"dest\": \"%D/c.txt\", "
-                                              "\"validate\": \"grep -q good %s\"}"), 0);
+    assert_int_not_equal(run_both(&r, "copy",
+                                  "{\"content\": \"bad\\n\", \"dest\": \"%D/c.txt\", "
+                                  "\"validate\": \"grep -q good %s\"}"),
+                         0);
     assert_non_null(strstr(last_err, "failed to validate"));
     run_clear(&r);
     s = slurp_local("%D/c.txt");
     assert_string_equal(s, "bye\n");
     free(s);
-    OK(&r, "copy", "{\"content\": \"good\\n\", \"dest\": \"%D/c.txt\", "
-                   "\"validate\": \"grep -q good %s\"}");
+    OK(&r, "copy",
+       "{\"content\": \"good\\n\", \"dest\": \"%D/c.txt\", "
+       "\"validate\": \"grep -q good %s\"}");
     assert_true(r.changed);
     run_clear(&r);
     assert_int_equal(local_mode("%D/c.txt"), 0600);
@@ -564,14 +583,19 @@ static void test_copy_src(void **state)
     assert_string_equal(s, "a=1\nb=3\n");
     free(s);
     /* remote_src */
-    OK(&r, "copy", "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, \"dest\": \"%D/rs.conf\", \"mode\": \"0444\"}");
+    OK(&r, "copy",
+       "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, \"dest\": \"%D/rs.conf\", \"mode\": "
+       "\"0444\"}");
     assert_true(r.changed);
     run_clear(&r);
     assert_int_equal(local_mode("%D/rs.conf"), 0444);
-    OK(&r, "copy", "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, \"dest\": \"%D/rs.conf\", \"mode\": \"0444\"}");
+    OK(&r, "copy",
+       "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, \"dest\": \"%D/rs.conf\", \"mode\": "
+       "\"0444\"}");
     assert_false(r.changed);
     run_clear(&r);
-    assert_int_not_equal(run_both(&r, "copy", "{\"src\": \"missing.conf\", \"dest\": \"%D/out/\"}"), 0);
+    assert_int_not_equal(run_both(&r, "copy", "{\"src\": \"missing.conf\", \"dest\": \"%D/out/\"}"),
+                         0);
     assert_non_null(strstr(last_err, "missing.conf"));
     run_clear(&r);
 }
@@ -620,7 +644,8 @@ static void test_lineinfile(void **state)
 {
     (void)state;
     struct run r;
-    assert_int_not_equal(run_both(&r, "lineinfile", "{\"path\": \"%D/li.txt\", \"line\": \"x\"}"), 0);
+    assert_int_not_equal(run_both(&r, "lineinfile", "{\"path\": \"%D/li.txt\", \"line\": \"x\"}"),
+                         0);
     char *want = subst("Destination %D/li.txt does not exist !");
     assert_string_equal(last_err, want);
     free(want);
@@ -628,9 +653,11 @@ static void test_lineinfile(void **state)
     li("{\"path\": \"%D/li.txt\", \"line\": \"first\", \"create\": true}", 1, "line added",
        "first\n");
     li("{\"path\": \"%D/li.txt\", \"line\": \"first\"}", 0, NULL, "first\n");
-    li("{\"path\": \"%D/li.txt\", \"line\": \"New line at the beginning\", \"insertbefore\": \"BOF\"}",
+    li("{\"path\": \"%D/li.txt\", \"line\": \"New line at the beginning\", \"insertbefore\": "
+       "\"BOF\"}",
        1, "line added", "New line at the beginning\nfirst\n");
-    li("{\"path\": \"%D/li.txt\", \"line\": \"New line at the beginning\", \"insertbefore\": \"BOF\"}",
+    li("{\"path\": \"%D/li.txt\", \"line\": \"New line at the beginning\", \"insertbefore\": "
+       "\"BOF\"}",
        0, NULL, NULL);
     li("{\"path\": \"%D/li.txt\", \"line\": \"after first\", \"insertafter\": \"^fir\"}", 1,
        "line added", "New line at the beginning\nfirst\nafter first\n");
@@ -653,13 +680,16 @@ static void test_lineinfile(void **state)
        "line replaced", "k=9\nk=8\n");
     /* backrefs */
     put_local("%D/li.txt", "PermitRootLogin yes\nPort 22\n");
-    li("{\"path\": \"%D/li.txt\", \"regexp\": \"^Port (\\\\d+)$\", \"line\": \"Port \\\\1 # was \\\\g<1>\", "
+    li("{\"path\": \"%D/li.txt\", \"regexp\": \"^Port (\\\\d+)$\", \"line\": \"Port \\\\1 # was "
+       "\\\\g<1>\", "
        "\"backrefs\": true}",
        1, "line replaced", "PermitRootLogin yes\nPort 22 # was 22\n");
-    li("{\"path\": \"%D/li.txt\", \"regexp\": \"^NoSuch (.*)$\", \"line\": \"x \\\\1\", \"backrefs\": true}",
+    li("{\"path\": \"%D/li.txt\", \"regexp\": \"^NoSuch (.*)$\", \"line\": \"x \\\\1\", "
+       "\"backrefs\": true}",
        0, "", "PermitRootLogin yes\nPort 22 # was 22\n");
     /* search_string */
-    li("{\"path\": \"%D/li.txt\", \"search_string\": \"RootLogin\", \"line\": \"PermitRootLogin no\"}",
+    li("{\"path\": \"%D/li.txt\", \"search_string\": \"RootLogin\", \"line\": \"PermitRootLogin "
+       "no\"}",
        1, "line replaced", "PermitRootLogin no\nPort 22 # was 22\n");
     /* a file without a final newline gets one before the new line */
     put_local("%D/li.txt", "a\nb");
@@ -692,10 +722,15 @@ static void test_lineinfile(void **state)
     assert_non_null(strstr(r.diff_text, "+n\n"));
     run_clear(&r);
     /* errors */
-    assert_int_not_equal(run_both(&r, "lineinfile", "{\"path\": \"%D/li.txt\", \"regexp\": \"x\", \"backrefs\": true}"), 0);
+    assert_int_not_equal(
+        run_both(&r, "lineinfile",
+                 "{\"path\": \"%D/li.txt\", \"regexp\": \"x\", \"backrefs\": true}"),
+        0);
     run_clear(&r);
-    assert_int_not_equal(run_both(&r, "lineinfile", "{\"path\": \"%D/li.txt\", \"state\": \"absent\"}"), 0);
-    assert_string_equal(last_err, "one of line, search_string, or regexp is required with state=absent");
+    assert_int_not_equal(
+        run_both(&r, "lineinfile", "{\"path\": \"%D/li.txt\", \"state\": \"absent\"}"), 0);
+    assert_string_equal(last_err,
+                        "one of line, search_string, or regexp is required with state=absent");
     run_clear(&r);
     assert_int_not_equal(run_both(&r, "lineinfile", "{\"path\": \"%D\", \"line\": \"x\"}"), 0);
     assert_non_null(strstr(last_err, "is a directory !"));
@@ -813,7 +848,8 @@ static void test_command(void **state)
     assert_string_equal(json_string_value(json_object_get(r.result, "msg")),
                         "non-zero return code");
     run_clear(&r);
-    assert_int_not_equal(run_both(&r, "command", "{\"_raw_params\": \"echo\", \"argv\": [\"echo\"]}"), 0);
+    assert_int_not_equal(
+        run_both(&r, "command", "{\"_raw_params\": \"echo\", \"argv\": [\"echo\"]}"), 0);
     assert_string_equal(last_err, "only command or argv can be given, not both");
     run_clear(&r);
     assert_int_not_equal(run_both(&r, "command", "{\"chdir\": \"/tmp\"}"), 0);
@@ -865,8 +901,8 @@ static void test_shell(void **state)
 static void test_docs(void **state)
 {
     (void)state;
-    static const char *const mods[] = {"command", "shell", "file", "copy", "template",
-                                       "lineinfile", "stat", "slurp", "fetch"};
+    static const char *const mods[] = {"command",    "shell", "file",  "copy", "template",
+                                       "lineinfile", "stat",  "slurp", "fetch"};
     for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
         const struct aicp_module *m = aicp_module_find(mods[i]);
         char path[512], *doc = NULL;

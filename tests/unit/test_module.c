@@ -12,10 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "module.h"
+#include "playbook.h"
 #include "registry.h"
+#include "util.h"
 
 static const struct aicp_arg_spec t_args[] = {
     {.name = "path", .type = AICP_ARG_PATH, .required = 1, .aliases = "dest|name"},
@@ -458,6 +461,62 @@ static void test_fail_and_ping(void **state)
     json_decref(r.result);
 }
 
+/* Loads a docs page's ```yaml task list as the tasks of a play: it must
+ * pass the playbook loader's validation. */
+static void check_example(const char *page, const char *doc)
+{
+    const char *start = strstr(doc, "```yaml\n");
+    assert_non_null(start);
+    start += strlen("```yaml\n");
+    const char *end = strstr(start, "```");
+    assert_non_null(end);
+    char dir[] = "/tmp/aicp-doc-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/play.yml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("- hosts: all\n  tasks:\n", f);
+    for (const char *p = start; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        fprintf(f, "    %.*s\n", (int)n, p);
+        p += n + 1;
+    }
+    fclose(f);
+    struct aicp_playbook *pb = NULL;
+    struct aicp_err err = {0};
+    int rc = aicp_playbook_load(&pb, path, &err);
+    if (rc != 0)
+        fail_msg("%s: example does not load: %s", page, err.msg);
+    assert_true(pb->plays[0]->tasks.n > 0);
+    aicp_playbook_free(pb);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Every argument of the action modules has a row in its docs page, and the
+ * page has an example. */
+static void test_docs(void **state)
+{
+    (void)state;
+    static const char *const mods[] = {"debug", "set_fact", "assert", "fail", "ping"};
+    for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
+        const struct aicp_module *m = aicp_module_find(mods[i]);
+        char path[512], *doc = NULL;
+        snprintf(path, sizeof(path), "%s/docs/modules/%s.md", AICP_SRCDIR, mods[i]);
+        assert_int_equal(aicp_read_file(&doc, NULL, path, NULL), 0);
+        for (const struct aicp_arg_spec *a = m->args; a->name; a++) {
+            char want[128];
+            snprintf(want, sizeof(want), "| %s |", a->name);
+            if (strstr(doc, want) == NULL)
+                fail_msg("%s: argument %s is not documented", path, a->name);
+        }
+        assert_non_null(strstr(doc, "```yaml"));
+        check_example(path, doc);
+        free(doc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_set_fact),
         cmocka_unit_test(test_assert),
         cmocka_unit_test(test_fail_and_ping),
+        cmocka_unit_test(test_docs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
