@@ -559,6 +559,10 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     rc = 0;
 fail:
     if (rc != 0) {
+        /* A connection that dies under a module makes the host unreachable,
+         * not the task failed. */
+        if (rc == AICP_EUNREACHABLE)
+            o->st = AICP_ST_UNREACHABLE;
         if (o->st != AICP_ST_UNREACHABLE)
             o->st = AICP_ST_FAILED;
         json_object_set_new(result, "msg", json_string(err.msg));

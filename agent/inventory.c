@@ -53,7 +53,8 @@ struct inv_host {
     char *name;
     json_t *vars;
     char *source; /* inventory_file: the first source that named it */
-    struct idxvec groups;
+    struct idxvec groups; /* every group it is in, ancestors included */
+    struct idxvec direct; /* groups that list it themselves: O(1)-ish membership for big groups */
 };
 
 /* Loaded group_vars/host_vars data, filled on demand by const queries. */
@@ -243,9 +244,10 @@ static int host_add_group(struct aicp_inventory *inv, size_t h, size_t g)
 
 static int group_add_host(struct aicp_inventory *inv, size_t g, size_t h)
 {
-    if (vec_has(&inv->groups[g].hosts, h))
+    if (vec_has(&inv->hosts[h].direct, g))
         return 0;
     int rc = vec_push(&inv->groups[g].hosts, h);
+    rc = rc ? rc : vec_push(&inv->hosts[h].direct, g);
     return rc != 0 ? rc : host_add_group(inv, h, g);
 }
 
@@ -361,6 +363,7 @@ static int reconcile(struct aicp_inventory *inv, struct aicp_err *err)
                 if (host->groups.v[i] != G_ALL && host->groups.v[i] != G_UNGROUPED) {
                     vec_remove(&inv->groups[G_UNGROUPED].hosts, h);
                     vec_remove(&host->groups, G_UNGROUPED);
+                    vec_remove(&host->direct, G_UNGROUPED);
                     break;
                 }
             }
@@ -1541,6 +1544,7 @@ void aicp_inventory_free(struct aicp_inventory *inv)
         free(inv->hosts[i].source);
         json_decref(inv->hosts[i].vars);
         free(inv->hosts[i].groups.v);
+        free(inv->hosts[i].direct.v);
     }
     free(inv->groups);
     free(inv->hosts);

@@ -732,6 +732,22 @@ static int py_regex_compile(regex_t *re, const char *pat, int icase, int multili
         aicp_buf_free(&b);
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
     }
+    /* glibc expands counted repetitions into copies of the automaton, so
+     * a{1000}{1000} would take gigabytes: bound their product. */
+    double copies = 1;
+    for (const char *q = b.data ? b.data : ""; *q; q++)
+        if (*q == '{' && isdigit((unsigned char)q[1])) {
+            double m = strtod(q + 1, NULL);
+            const char *comma = strchr(q, ',');
+            const char *close = strchr(q, '}');
+            if (comma && close && comma < close && isdigit((unsigned char)comma[1]))
+                m = strtod(comma + 1, NULL);
+            copies *= m > 1 ? m : 1;
+        }
+    if (copies > 10000 || b.len > 4096) {
+        aicp_buf_free(&b);
+        return aicp_err_set(err, AICP_EINVAL, "regular expression too complex: '%.100s'", pat);
+    }
     int flags = REG_EXTENDED | (icase ? REG_ICASE : 0) | (multiline ? REG_NEWLINE : 0);
     int r = regcomp(re, b.data ? b.data : "", flags);
     aicp_buf_free(&b);

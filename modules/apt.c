@@ -19,39 +19,69 @@
 #include "util.h"
 
 static const struct aicp_arg_spec apt_args[] = {
-    {.name = "name", .type = AICP_ARG_LIST, .aliases = "package|pkg",
+    {.name = "name",
+     .type = AICP_ARG_LIST,
+     .aliases = "package|pkg",
      .help = "Package names, each optionally pinned as name=version (a glob such as "
              "name=1.2* picks the newest matching version)."},
-    {.name = "state", .type = AICP_ARG_STR, .def = "present", .choices = "present|absent|latest",
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .def = "present",
+     .choices = "present|absent|latest",
      .help = "present installs missing packages (or the pinned version), latest also upgrades "
              "to the candidate version, absent removes them."},
-    {.name = "update_cache", .type = AICP_ARG_BOOL, .def = "no", .aliases = "update-cache",
+    {.name = "update_cache",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
+     .aliases = "update-cache",
      .help = "Run `apt-get update` first (only when older than cache_valid_time). On its own "
              "it reports changed when the lists were refreshed."},
-    {.name = "cache_valid_time", .type = AICP_ARG_INT, .def = "0",
+    {.name = "cache_valid_time",
+     .type = AICP_ARG_INT,
+     .def = "0",
      .help = "Seconds the package lists stay fresh; update_cache skips a younger cache. 0: "
              "always update."},
-    {.name = "install_recommends", .type = AICP_ARG_BOOL, .aliases = "install-recommends",
+    {.name = "install_recommends",
+     .type = AICP_ARG_BOOL,
+     .aliases = "install-recommends",
      .help = "yes/no force APT::Install-Recommends; unset keeps apt's own setting."},
-    {.name = "purge", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "purge",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "With state=absent, also remove configuration files (`--purge`)."},
-    {.name = "autoremove", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "autoremove",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Remove dependencies that are no longer needed (`apt-get autoremove`)."},
-    {.name = "default_release", .type = AICP_ARG_STR, .aliases = "default-release",
+    {.name = "default_release",
+     .type = AICP_ARG_STR,
+     .aliases = "default-release",
      .help = "Target release for installs (`-t RELEASE`)."},
-    {.name = "allow_downgrade", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "allow_downgrade",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .aliases = "allow-downgrade|allow_downgrades|allow-downgrades",
      .help = "Allow a pinned version lower than the installed one (`--allow-downgrades`)."},
-    {.name = "allow_unauthenticated", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "allow_unauthenticated",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .aliases = "allow-unauthenticated",
      .help = "Install packages that cannot be authenticated (`--allow-unauthenticated`)."},
-    {.name = "force", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "force",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Allow downgrades, held packages and removing essential packages."},
-    {.name = "dpkg_options", .type = AICP_ARG_STR, .def = "force-confdef,force-confold",
+    {.name = "dpkg_options",
+     .type = AICP_ARG_STR,
+     .def = "force-confdef,force-confold",
      .help = "Comma-separated dpkg options, each passed as -o Dpkg::Options::=--OPTION."},
-    {.name = "lock_timeout", .type = AICP_ARG_INT, .def = "60",
+    {.name = "lock_timeout",
+     .type = AICP_ARG_INT,
+     .def = "60",
      .help = "Seconds to wait for the dpkg lock (DPkg::Lock::Timeout)."},
-    {.name = "force_apt_get", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "force_apt_get",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Accepted for compatibility: aicp always uses apt-get."},
     {.name = NULL},
 };
@@ -186,28 +216,30 @@ static int apt_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t 
     }
     /* Candidates are needed for latest, and for packages that are not
      * installed (is there one at all?) or pinned (which versions exist). */
-    rc = rc ? rc : aicp_buf_printf(
-                       &s,
-                       "\nst=\n[ $# -gt 0 ] && st=$(dpkg-query -W -f='${db:Status-Abbrev}|${Package}|${Version}\\n' "
-                       "\"$@\" 2>/dev/null)\n"
-                       "echo '" AICP_SYS_TAG "dpkg=1'; printf '%%s\\n' \"$st\"\n"
-                       "pol=\nfor a in \"$@\"; do k=${a%%%%:*}\n"
-                       "  case \"$nl$st\" in *\"$nl\"?[iWt]?\"|$k|\"*) [ %d = 1 ] || continue ;; esac\n"
-                       "  pol=\"$pol $a\"\ndone\n",
-                       latest);
+    rc = rc ? rc
+            : aicp_buf_printf(
+                  &s,
+                  "\nst=\n[ $# -gt 0 ] && st=$(dpkg-query -W "
+                  "-f='${db:Status-Abbrev}|${Package}|${Version}\\n' "
+                  "\"$@\" 2>/dev/null)\n"
+                  "echo '" AICP_SYS_TAG "dpkg=1'; printf '%%s\\n' \"$st\"\n"
+                  "pol=\nfor a in \"$@\"; do k=${a%%%%:*}\n"
+                  "  case \"$nl$st\" in *\"$nl\"?[iWt]?\"|$k|\"*) [ %d = 1 ] || continue ;; esac\n"
+                  "  pol=\"$pol $a\"\ndone\n",
+                  latest);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (p[i].version) {
             rc = aicp_buf_puts(&s, "pol=\"$pol \"");
             rc = rc ? rc : aicp_buf_shquote(&s, p[i].name);
             rc = rc ? rc : aicp_buf_puts(&s, "\n");
         }
-    rc = rc ? rc : aicp_buf_puts(
-                       &s, "if [ -n \"$pol\" ]; then echo '" AICP_SYS_TAG "policy=1'; "
-                           "apt-cache policy $pol 2>/dev/null; fi\n"
-                           "t1=$(stat -c %Y " STAMP " 2>/dev/null || echo 0)\n"
-                           "t2=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)\n"
-                           "echo \"" AICP_SYS_TAG "stamp=$t1\"; echo \"" AICP_SYS_TAG
-                           "lists=$t2\"; echo \"" AICP_SYS_TAG "now=$(date +%s)\"\n");
+    rc = rc ? rc
+            : aicp_buf_puts(&s, "if [ -n \"$pol\" ]; then echo '" AICP_SYS_TAG "policy=1'; "
+                                "apt-cache policy $pol 2>/dev/null; fi\n"
+                                "t1=$(stat -c %Y " STAMP " 2>/dev/null || echo 0)\n"
+                                "t2=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0)\n"
+                                "echo \"" AICP_SYS_TAG "stamp=$t1\"; echo \"" AICP_SYS_TAG
+                                "lists=$t2\"; echo \"" AICP_SYS_TAG "now=$(date +%s)\"\n");
     if (rc == 0 && aicp_args_bool(args, "autoremove", 0))
         rc = aicp_buf_puts(&s, "r=$(apt-get -s -q autoremove 2>/dev/null | grep -c '^Remv ')\n"
                                "echo \"" AICP_SYS_TAG "autoremove=$r\"\n");
@@ -232,9 +264,9 @@ static int apt_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t 
         if (b2 == NULL || b1 - line < 2)
             continue;
         char *key = aicp_strndup(b1 + 1, (size_t)(b2 - b1 - 1));
-        json_object_set_new(pkgs, key, json_pack("{s:s%, s:s%}", "status", line,
-                                                 (size_t)(b1 - line), "version", b2 + 1,
-                                                 ll - (size_t)(b2 + 1 - line)));
+        json_object_set_new(pkgs, key,
+                            json_pack("{s:s%, s:s%}", "status", line, (size_t)(b1 - line),
+                                      "version", b2 + 1, ll - (size_t)(b2 + 1 - line)));
         free(key);
     }
     /* apt-cache policy: "name:" then "  Candidate: v", "  Version table:"
@@ -277,7 +309,8 @@ static int apt_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t 
     long long lists = aicp_sys_field_int(res.out, "lists", 0);
     json_object_set_new(cur, "cache_time", json_integer(stamp > lists ? stamp : lists));
     json_object_set_new(cur, "now", json_integer(aicp_sys_field_int(res.out, "now", 0)));
-    json_object_set_new(cur, "autoremove", json_integer(aicp_sys_field_int(res.out, "autoremove", 0)));
+    json_object_set_new(cur, "autoremove",
+                        json_integer(aicp_sys_field_int(res.out, "autoremove", 0)));
     aicp_sys_result(ctx, "cache_updated", json_false());
     aicp_sys_result(ctx, "cache_update_time", json_integer(stamp > lists ? stamp : lists));
     *current = cur;
@@ -301,9 +334,9 @@ static const char *pin_target(const json_t *policy, const char *version)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(policy, "versions"), i, v)
-        if (fnmatch(version, json_string_value(v), 0) == 0)
-            return json_string_value(v);
+    json_array_foreach(json_object_get(policy, "versions"), i,
+                       v) if (fnmatch(version, json_string_value(v), 0) ==
+                              0) return json_string_value(v);
     return NULL;
 }
 
@@ -342,9 +375,8 @@ static int apt_diff(const json_t *current, const struct aicp_args *args,
             int leftover = purge && st && strlen(st) >= 2 && st[1] == 'c' && p[i].version == NULL;
             if (match || leftover)
                 json_array_append_new(remove, json_string(p[i].name));
-            json_object_set_new(after, p[i].spec, match || leftover || !installed
-                                                      ? json_null()
-                                                      : json_string(have));
+            json_object_set_new(after, p[i].spec,
+                                match || leftover || !installed ? json_null() : json_string(have));
             continue;
         }
         if (latest && p[i].version) {
@@ -384,7 +416,9 @@ static int apt_diff(const json_t *current, const struct aicp_args *args,
             aicp_buf_free(&b);
         }
         json_object_set_new(after, p[i].spec,
-                            json_string(target && *target ? target : target ? "latest" : have));
+                            json_string(target && *target ? target
+                                        : target          ? "latest"
+                                                          : have));
     }
     int autoremove = aicp_args_bool(args, "autoremove", 0);
     int orphans = autoremove && json_integer_value(json_object_get(current, "autoremove")) > 0;
@@ -399,9 +433,9 @@ static int apt_diff(const json_t *current, const struct aicp_args *args,
     c->before = before;
     c->after = after;
     before = after = NULL;
-    c->plan = json_pack("{s:b, s:O, s:O, s:b, s:b}", "update", update, "install", install,
-                        "remove", remove, "autoremove", autoremove && (work || orphans),
-                        "no_verify", update && n == 0 && !orphans && valid <= 0);
+    c->plan = json_pack("{s:b, s:O, s:O, s:b, s:b}", "update", update, "install", install, "remove",
+                        remove, "autoremove", autoremove && (work || orphans), "no_verify",
+                        update && n == 0 && !orphans && valid <= 0);
     if (c->plan == NULL) {
         rc = AICP_ENOMEM;
         goto out;
@@ -493,9 +527,10 @@ static int apt_apply(struct aicp_ctx *ctx, const struct aicp_change *change, str
     if (rc == 0 && json_is_true(json_object_get(plan, "update")))
         /* The stamp is what Debian's own apt hook touches; it makes the
          * cache's age exact even when no list file changed. */
-        rc = aicp_buf_printf(&s, "apt-get update -q -o DPkg::Lock::Timeout=%lld || fail update\n"
-                                 "mkdir -p /var/lib/apt/periodic && touch " STAMP "\n"
-                                 "echo \"" AICP_SYS_TAG "cachetime=$(stat -c %%Y " STAMP ")\"\n",
+        rc = aicp_buf_printf(&s,
+                             "apt-get update -q -o DPkg::Lock::Timeout=%lld || fail update\n"
+                             "mkdir -p /var/lib/apt/periodic && touch " STAMP "\n"
+                             "echo \"" AICP_SYS_TAG "cachetime=$(stat -c %%Y " STAMP ")\"\n",
                              aicp_args_int(args, "lock_timeout", 60));
     if (rc == 0 && json_array_size(install)) {
         rc = aicp_buf_puts(&s, "apt-get ");
@@ -514,8 +549,9 @@ static int apt_apply(struct aicp_ctx *ctx, const struct aicp_change *change, str
     if (rc == 0 && json_is_true(json_object_get(plan, "autoremove"))) {
         rc = aicp_buf_puts(&s, "apt-get ");
         rc = rc ? rc : apt_opts(&s, args, 0);
-        rc = rc ? rc : aicp_buf_puts(&s, purge ? "--purge autoremove || fail autoremove\n"
-                                               : "autoremove || fail autoremove\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&s, purge ? "--purge autoremove || fail autoremove\n"
+                                          : "autoremove || fail autoremove\n");
     }
     if (rc)
         goto out;

@@ -17,14 +17,23 @@
 #include "util.h"
 
 static const struct aicp_arg_spec modprobe_args[] = {
-    {.name = "name", .type = AICP_ARG_STR, .required = 1,
+    {.name = "name",
+     .type = AICP_ARG_STR,
+     .required = 1,
      .help = "Name of the kernel module (dashes and underscores are the same)."},
-    {.name = "state", .type = AICP_ARG_STR, .def = "present", .choices = "present|absent",
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .def = "present",
+     .choices = "present|absent",
      .help = "Whether the module should be loaded (present) or unloaded (absent)."},
-    {.name = "params", .type = AICP_ARG_STR, .def = "",
+    {.name = "params",
+     .type = AICP_ARG_STR,
+     .def = "",
      .help = "Module parameters (\"a=1 b=2\") used when loading, and written to "
              "/etc/modprobe.d/NAME.conf with persistent=present."},
-    {.name = "persistent", .type = AICP_ARG_STR, .def = "disabled",
+    {.name = "persistent",
+     .type = AICP_ARG_STR,
+     .def = "disabled",
      .choices = "disabled|absent|present",
      .help = "present: load at boot (/etc/modules-load.d/NAME.conf, plus an options line in "
              "/etc/modprobe.d/NAME.conf when params are set); absent: remove those entries; "
@@ -91,23 +100,26 @@ static int modprobe_check(struct aicp_ctx *ctx, const struct aicp_args *args, js
         return AICP_ENOMEM;
     rc = aicp_buf_puts(&s, "LC_ALL=C; export LC_ALL\nn=");
     rc = rc ? rc : aicp_buf_shquote(&s, k);
-    rc = rc ? rc : aicp_buf_puts(
-                       &s, "\nl=$(lsmod) || { echo 'lsmod failed' >&2; exit 1; }\n"
-                           "printf '%s\\n' \"$l\" | awk -v n=\"$n\" 'NR > 1 && $1 == n { f = 1 } "
-                           "END { print \"" AICP_SYS_TAG "loaded=\" (f ? 1 : 0) }'\n"
-                           "b=0; f=/lib/modules/$(uname -r)/modules.builtin\n"
-                           "if [ -f \"$f\" ] && tr - _ <\"$f\" | grep -q \"/$n\\.ko$\"; then b=1; fi\n"
-                           "echo \"" AICP_SYS_TAG "builtin=$b\"\n");
+    rc = rc ? rc
+            : aicp_buf_puts(
+                  &s, "\nl=$(lsmod) || { echo 'lsmod failed' >&2; exit 1; }\n"
+                      "printf '%s\\n' \"$l\" | awk -v n=\"$n\" 'NR > 1 && $1 == n { f = 1 } "
+                      "END { print \"" AICP_SYS_TAG "loaded=\" (f ? 1 : 0) }'\n"
+                      "b=0; f=/lib/modules/$(uname -r)/modules.builtin\n"
+                      "if [ -f \"$f\" ] && tr - _ <\"$f\" | grep -q \"/$n\\.ko$\"; then b=1; fi\n"
+                      "echo \"" AICP_SYS_TAG "builtin=$b\"\n");
     if (rc == 0 && strcmp(persistent, "disabled") != 0) {
         rc = aicp_buf_puts(&s, "f=" LOAD_DIR);
         rc = rc ? rc : aicp_buf_shquote(&s, name);
-        rc = rc ? rc : aicp_buf_puts(&s, ".conf\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG
-                                         "load=1'; cat \"$f\"; echo; else echo '" AICP_SYS_TAG
-                                         "load=0'; fi\nf=" OPTS_DIR);
+        rc = rc ? rc
+                : aicp_buf_puts(&s, ".conf\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG
+                                    "load=1'; cat \"$f\"; echo; else echo '" AICP_SYS_TAG
+                                    "load=0'; fi\nf=" OPTS_DIR);
         rc = rc ? rc : aicp_buf_shquote(&s, name);
-        rc = rc ? rc : aicp_buf_puts(&s, ".conf\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG
-                                         "opts=1'; cat \"$f\"; else echo '" AICP_SYS_TAG
-                                         "opts=0'; fi\n");
+        rc =
+            rc ? rc
+               : aicp_buf_puts(&s, ".conf\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG
+                                   "opts=1'; cat \"$f\"; else echo '" AICP_SYS_TAG "opts=0'; fi\n");
     }
     if (rc)
         goto out;
@@ -210,27 +222,28 @@ static int modprobe_diff(const json_t *current, const struct aicp_args *args,
             if ((rc = filter_lines(opts_conf, k, params, 1, &ob, &m)) != 0)
                 goto out;
             if (!m)
-                json_object_set_new(plan, "options_conf",
-                                    json_pack("{s:s++++}", "content", "options ", name, " ",
-                                              params, "\n"));
+                json_object_set_new(
+                    plan, "options_conf",
+                    json_pack("{s:s++++}", "content", "options ", name, " ", params, "\n"));
         }
     } else if (strcmp(persistent, "absent") == 0) {
         if ((rc = filter_lines(load_conf, k, NULL, 0, &lb, &m)) != 0)
             goto out;
         if (m)
-            json_object_set_new(plan, "load_conf", json_pack("{s:s}", "content",
-                                                             lb.data ? lb.data : ""));
+            json_object_set_new(plan, "load_conf",
+                                json_pack("{s:s}", "content", lb.data ? lb.data : ""));
         if ((rc = filter_lines(opts_conf, k, NULL, 1, &ob, &m)) != 0)
             goto out;
         if (m)
-            json_object_set_new(plan, "options_conf", json_pack("{s:s}", "content",
-                                                                ob.data ? ob.data : ""));
+            json_object_set_new(plan, "options_conf",
+                                json_pack("{s:s}", "content", ob.data ? ob.data : ""));
     }
     if ((rc = aicp_change_new(&c)) != 0)
         goto out;
     c->needed = json_object_size(plan) > 0;
     c->before = json_pack("{s:s, s:b}", "name", name, "loaded", loaded);
-    c->after = json_pack("{s:s, s:b}", "name", name, "loaded", present ? 1 : loaded && !json_object_get(plan, "unload"));
+    c->after = json_pack("{s:s, s:b}", "name", name, "loaded",
+                         present ? 1 : loaded && !json_object_get(plan, "unload"));
     if (json_object_get(plan, "load_conf"))
         json_object_set_new(c->after, "modules_load_d", json_string(persistent));
     if (json_object_get(plan, "options_conf"))
@@ -311,10 +324,9 @@ static int modprobe_apply(struct aicp_ctx *ctx, const struct aicp_change *change
     if ((rc = aicp_sys_exec(ctx, s.data, &res, err)) != 0)
         goto out;
     if (res.rc != 0) {
-        rc = aicp_sys_fail(err, &res, "%s %s failed",
-                           json_is_true(json_object_get(plan, "unload")) ? "modprobe -r"
-                                                                         : "modprobe",
-                           name);
+        rc = aicp_sys_fail(
+            err, &res, "%s %s failed",
+            json_is_true(json_object_get(plan, "unload")) ? "modprobe -r" : "modprobe", name);
         goto out;
     }
     if ((conf = json_object_get(plan, "load_conf")) != NULL &&

@@ -17,28 +17,45 @@
 #include "util.h"
 
 static const struct aicp_arg_spec mount_args[] = {
-    {.name = "path", .type = AICP_ARG_PATH, .required = 1, .aliases = "name",
+    {.name = "path",
+     .type = AICP_ARG_PATH,
+     .required = 1,
+     .aliases = "name",
      .help = "Path to the mount point, e.g. /mnt/dataset."},
-    {.name = "src", .type = AICP_ARG_PATH,
+    {.name = "src",
+     .type = AICP_ARG_PATH,
      .help = "Device, NFS export (server:/export) or file to mount; required with state "
              "present or mounted."},
-    {.name = "fstype", .type = AICP_ARG_STR,
+    {.name = "fstype",
+     .type = AICP_ARG_STR,
      .help = "Filesystem type (nfs, ext4, xfs, ...); required with state present or mounted."},
-    {.name = "opts", .type = AICP_ARG_STR, .def = "defaults",
+    {.name = "opts",
+     .type = AICP_ARG_STR,
+     .def = "defaults",
      .help = "Mount options, comma-separated, as in fstab's fourth field."},
-    {.name = "dump", .type = AICP_ARG_STR, .def = "0",
+    {.name = "dump",
+     .type = AICP_ARG_STR,
+     .def = "0",
      .help = "fstab's fifth field (dump frequency)."},
-    {.name = "passno", .type = AICP_ARG_STR, .def = "0",
+    {.name = "passno",
+     .type = AICP_ARG_STR,
+     .def = "0",
      .help = "fstab's sixth field (fsck pass number)."},
-    {.name = "state", .type = AICP_ARG_STR, .required = 1,
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .required = 1,
      .choices = "mounted|unmounted|present|absent|remounted|absent_from_fstab",
      .help = "mounted: in fstab and mounted (the directory is created); present: in fstab "
              "only; unmounted: not mounted, fstab untouched; absent: removed from fstab, "
              "unmounted and its directory removed; absent_from_fstab: removed from fstab "
              "only; remounted: remount every time."},
-    {.name = "fstab", .type = AICP_ARG_PATH, .def = "/etc/fstab",
+    {.name = "fstab",
+     .type = AICP_ARG_PATH,
+     .def = "/etc/fstab",
      .help = "The fstab file to edit (mount uses it through -T when it is not /etc/fstab)."},
-    {.name = "boot", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "boot",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Mount at boot; no adds noauto to the options."},
     {.name = NULL},
 };
@@ -51,12 +68,24 @@ static char *fstab_escape(const char *v)
     int rc = 0;
     for (const char *p = v ? v : ""; rc == 0 && *p; p++) {
         switch (*p) {
-        case '\\': rc = aicp_buf_puts(&b, "\\134"); break;
-        case ' ': rc = aicp_buf_puts(&b, "\\040"); break;
-        case '&': rc = aicp_buf_puts(&b, "\\046"); break;
-        case '\t': rc = aicp_buf_puts(&b, "\\011"); break;
-        case '\n': rc = aicp_buf_puts(&b, "\\012"); break;
-        default: rc = aicp_buf_append(&b, p, 1); break;
+        case '\\':
+            rc = aicp_buf_puts(&b, "\\134");
+            break;
+        case ' ':
+            rc = aicp_buf_puts(&b, "\\040");
+            break;
+        case '&':
+            rc = aicp_buf_puts(&b, "\\046");
+            break;
+        case '\t':
+            rc = aicp_buf_puts(&b, "\\011");
+            break;
+        case '\n':
+            rc = aicp_buf_puts(&b, "\\012");
+            break;
+        default:
+            rc = aicp_buf_append(&b, p, 1);
+            break;
         }
     }
     if (rc) {
@@ -119,16 +148,17 @@ static int mount_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_
     rc = rc ? rc : aicp_buf_shquote(&s, path);
     rc = rc ? rc : aicp_buf_puts(&s, "\nP=");
     rc = rc ? rc : aicp_buf_shquote(&s, esc);
-    rc = rc ? rc : aicp_buf_puts(
-                       &s, " awk 'BEGIN { p = ENVIRON[\"P\"] } $2 == p { m = $1 \" \" $3 \" \" $4 } "
-                           "END { if (m != \"\") print \"" AICP_SYS_TAG "mnt=\" m }' "
-                           "/proc/self/mounts\n"
-                           "if [ -d \"$p\" ]; then echo '" AICP_SYS_TAG "dir=1'; "
-                           "elif [ -e \"$p\" ]; then echo '" AICP_SYS_TAG "dir=2'; fi\nf=");
+    rc = rc ? rc
+            : aicp_buf_puts(
+                  &s, " awk 'BEGIN { p = ENVIRON[\"P\"] } $2 == p { m = $1 \" \" $3 \" \" $4 } "
+                      "END { if (m != \"\") print \"" AICP_SYS_TAG "mnt=\" m }' "
+                      "/proc/self/mounts\n"
+                      "if [ -d \"$p\" ]; then echo '" AICP_SYS_TAG "dir=1'; "
+                      "elif [ -e \"$p\" ]; then echo '" AICP_SYS_TAG "dir=2'; fi\nf=");
     rc = rc ? rc : aicp_buf_shquote(&s, fstab);
-    rc = rc ? rc : aicp_buf_puts(&s, "\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG "fstab=1'; "
-                                     "cat \"$f\" || exit 1; else echo '" AICP_SYS_TAG
-                                     "fstab=0'; fi\n");
+    rc = rc ? rc
+            : aicp_buf_puts(&s, "\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG "fstab=1'; "
+                                "cat \"$f\" || exit 1; else echo '" AICP_SYS_TAG "fstab=0'; fi\n");
     if (rc)
         goto out;
     if ((rc = aicp_sys_exec(ctx, s.data, &res, err)) != 0)
@@ -215,9 +245,9 @@ static int edit_fstab(const char *content, const char *const want[6], int remove
         while (t < line + len && isspace((unsigned char)*t))
             t++;
         int n = t < line + len && *t != '#' ? split_fields(line, len, &e) : 0;
-        int match = n >= 4 && n <= 6 && field_is(&e, 1, want[1]) &&
-                    !(field_is(&e, 1, "none") && field_is(&e, 2, "swap") &&
-                      !field_is(&e, 0, want[0]));
+        int match =
+            n >= 4 && n <= 6 && field_is(&e, 1, want[1]) &&
+            !(field_is(&e, 1, "none") && field_is(&e, 2, "swap") && !field_is(&e, 0, want[0]));
         if (!match) {
             rc = aicp_buf_printf(out, "%.*s\n", (int)len, line);
             continue;
@@ -276,8 +306,9 @@ static int mount_diff(const json_t *current, const struct aicp_args *args,
             goto out;
         }
     }
-    const char *raw[6] = {aicp_args_str(args, "src"), path, aicp_args_str(args, "fstype"), opts,
-                          aicp_args_str(args, "dump"), aicp_args_str(args, "passno")};
+    const char *raw[6] = {aicp_args_str(args, "src"),    path,
+                          aicp_args_str(args, "fstype"), opts,
+                          aicp_args_str(args, "dump"),   aicp_args_str(args, "passno")};
     for (int i = 0; i < 6; i++)
         if ((want[i] = fstab_escape(raw[i] ? raw[i] : (i >= 4 ? "0" : ""))) == NULL) {
             rc = AICP_ENOMEM;
@@ -311,11 +342,12 @@ static int mount_diff(const json_t *current, const struct aicp_args *args,
                 json_object_get(plan, "umount");
     int in_fstab_after = st_mounted || st_present ? 1 : edit ? 0 : -1;
     c->before = json_pack("{s:s, s:b}", "path", path, "mounted", mounted);
-    c->after = json_pack("{s:s, s:b}", "path", path, "mounted",
-                         json_object_get(plan, "mount") || (mounted && !json_object_get(plan, "umount")));
+    c->after =
+        json_pack("{s:s, s:b}", "path", path, "mounted",
+                  json_object_get(plan, "mount") || (mounted && !json_object_get(plan, "umount")));
     if (in_fstab_after >= 0) {
-        json_object_set_new(c->before, "fstab", json_boolean(changed ? !in_fstab_after
-                                                                     : in_fstab_after));
+        json_object_set_new(c->before, "fstab",
+                            json_boolean(changed ? !in_fstab_after : in_fstab_after));
         json_object_set_new(c->after, "fstab", json_boolean(in_fstab_after));
         if (changed && in_fstab_after)
             json_object_set_new(c->after, "fstab_entry",
@@ -346,8 +378,7 @@ static int mount_cmd(struct aicp_buf *s, const char *fstab, const char *extra)
     return rc ? rc : aicp_buf_puts(s, extra);
 }
 
-static int mount_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                       struct aicp_err *err)
+static int mount_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
 {
     const struct aicp_args *args = change->args;
     const char *fstab = aicp_args_str(args, "fstab");
@@ -366,8 +397,9 @@ static int mount_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
     /* Each step names itself on failure so the message says which one. */
     rc = rc ? rc : aicp_buf_puts(&s, "LC_ALL=C; export LC_ALL\np=");
     rc = rc ? rc : aicp_buf_shquote(&s, path);
-    rc = rc ? rc : aicp_buf_puts(&s, "\nfail() { echo '" AICP_SYS_TAG "failed='\"$1\" >&2; "
-                                     "exit 1; }\n");
+    rc = rc ? rc
+            : aicp_buf_puts(&s, "\nfail() { echo '" AICP_SYS_TAG "failed='\"$1\" >&2; "
+                                "exit 1; }\n");
     if (rc == 0 && json_is_true(json_object_get(plan, "mkdir")))
         rc = aicp_buf_puts(&s, "mkdir -p -- \"$p\" || fail mkdir\n");
     if (rc == 0 && json_is_true(json_object_get(plan, "mount"))) {

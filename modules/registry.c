@@ -61,6 +61,9 @@ const struct aicp_module *aicp_module_find(const char *name)
             break;
         }
     }
+    /* Ansible's newer name for the systemd module. */
+    if (strcmp(name, "systemd_service") == 0)
+        name = "systemd";
     for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++)
         if (strcmp(modules[i]->name, name) == 0)
             return modules[i];

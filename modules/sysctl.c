@@ -18,20 +18,36 @@
 #include "util.h"
 
 static const struct aicp_arg_spec sysctl_args[] = {
-    {.name = "name", .type = AICP_ARG_STR, .required = 1, .aliases = "key",
+    {.name = "name",
+     .type = AICP_ARG_STR,
+     .required = 1,
+     .aliases = "key",
      .help = "The dot-separated path (key) of the sysctl variable, e.g. net.ipv4.ip_forward."},
-    {.name = "value", .type = AICP_ARG_STR, .aliases = "val",
+    {.name = "value",
+     .type = AICP_ARG_STR,
+     .aliases = "val",
      .help = "Desired value of the variable; required with state=present. Booleans "
              "(yes/no/true/false) are written as 1/0."},
-    {.name = "state", .type = AICP_ARG_STR, .def = "present", .choices = "present|absent",
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .def = "present",
+     .choices = "present|absent",
      .help = "Whether the entry should be present in or absent from sysctl_file."},
-    {.name = "sysctl_file", .type = AICP_ARG_PATH, .def = "/etc/sysctl.conf",
+    {.name = "sysctl_file",
+     .type = AICP_ARG_PATH,
+     .def = "/etc/sysctl.conf",
      .help = "The file to edit; created when missing."},
-    {.name = "reload", .type = AICP_ARG_BOOL, .def = "yes",
+    {.name = "reload",
+     .type = AICP_ARG_BOOL,
+     .def = "yes",
      .help = "Load sysctl_file with `sysctl -p FILE` after a change."},
-    {.name = "sysctl_set", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "sysctl_set",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Also check the live value with `sysctl -n` and set it with `sysctl -w`."},
-    {.name = "ignoreerrors", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "ignoreerrors",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Ignore unknown keys when reloading (`sysctl -e -p`)."},
     {.name = NULL},
 };
@@ -144,14 +160,16 @@ static int sysctl_check(struct aicp_ctx *ctx, const struct aicp_args *args, json
     if (rc == 0 && want_live) {
         rc = aicp_buf_puts(&s, "v=$(sysctl -n ");
         rc = rc ? rc : aicp_buf_shquote(&s, name);
-        rc = rc ? rc : aicp_buf_puts(&s, " 2>&1); r=$?\nprintf '" AICP_SYS_TAG "live=%s:' \"$r\"\n"
-                                         "printf '%s' \"$v\" | tr '\\n' ' '; echo\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&s, " 2>&1); r=$?\nprintf '" AICP_SYS_TAG "live=%s:' \"$r\"\n"
+                                    "printf '%s' \"$v\" | tr '\\n' ' '; echo\n");
     }
     rc = rc ? rc : aicp_buf_puts(&s, "f=");
     rc = rc ? rc : aicp_buf_shquote(&s, file);
-    rc = rc ? rc : aicp_buf_puts(&s, "\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG "file=1'; "
-                                     "cat -- \"$f\" || exit 1; else echo '" AICP_SYS_TAG
-                                     "file=0'; fi\n");
+    rc =
+        rc ? rc
+           : aicp_buf_puts(&s, "\nif [ -f \"$f\" ]; then echo '" AICP_SYS_TAG "file=1'; "
+                               "cat -- \"$f\" || exit 1; else echo '" AICP_SYS_TAG "file=0'; fi\n");
     if (rc)
         goto out;
     if ((rc = aicp_sys_exec(ctx, s.data, &res, err)) != 0)
@@ -175,8 +193,8 @@ static int sysctl_check(struct aicp_ctx *ctx, const struct aicp_args *args, json
             size_t mlen = colon ? llen - (size_t)(colon + 1 - l) : 0;
             aicp_sys_rtrim(colon ? colon + 1 : "", &mlen);
             json_decref(cur);
-            rc = aicp_err_set(err, AICP_EFAILED, "failed to read the live value of %s: %.*s",
-                              name, (int)mlen, colon ? colon + 1 : "");
+            rc = aicp_err_set(err, AICP_EFAILED, "failed to read the live value of %s: %.*s", name,
+                              (int)mlen, colon ? colon + 1 : "");
             goto out;
         }
         json_object_set_new(cur, "live", json_stringn(colon + 1, llen - (size_t)(colon + 1 - l)));
@@ -251,8 +269,8 @@ static int sysctl_diff(const json_t *current, const struct aicp_args *args,
     c->needed = file_changed || set_live;
     c->before = json_pack("{s:s, s:o}", "name", name, "value",
                           file_value ? json_string(file_value) : json_null());
-    c->after = json_pack("{s:s, s:o}", "name", name, "value",
-                         present ? json_string(want) : json_null());
+    c->after =
+        json_pack("{s:s, s:o}", "name", name, "value", present ? json_string(want) : json_null());
     if (live) {
         json_object_set_new(c->before, "live", json_string(live));
         json_object_set_new(c->after, "live", json_string(set_live ? want : live));
@@ -289,19 +307,20 @@ static int sysctl_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
     char *want = norm_value(aicp_args_str(args, "value"));
     int rc = 0;
 
-    if (write && (rc = aicp_conn_put(ctx->conn, file, json_string_value(content),
-                                     json_string_length(content), -1, NULL, NULL, ctx->become,
-                                     err)) != 0)
+    if (write &&
+        (rc = aicp_conn_put(ctx->conn, file, json_string_value(content),
+                            json_string_length(content), -1, NULL, NULL, ctx->become, err)) != 0)
         goto out;
     /* Ansible reloads the file whenever anything changed, then sets the
      * live value; both go in one round trip. */
     rc = aicp_buf_puts(&s, "LC_ALL=C; export LC_ALL\n");
     if (rc == 0 && aicp_args_bool(args, "reload", 1)) {
         rc = aicp_buf_puts(&s, aicp_args_bool(args, "ignoreerrors", 0) ? "sysctl -e -p "
-                                                                        : "sysctl -p ");
+                                                                       : "sysctl -p ");
         rc = rc ? rc : aicp_buf_shquote(&s, file);
-        rc = rc ? rc : aicp_buf_puts(&s, " >/dev/null || { echo '" AICP_SYS_TAG
-                                         "failed=reload' >&2; exit 1; }\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&s, " >/dev/null || { echo '" AICP_SYS_TAG
+                                    "failed=reload' >&2; exit 1; }\n");
     }
     if (rc == 0 && set) {
         struct aicp_buf kv = AICP_BUF_INIT;

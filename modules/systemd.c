@@ -17,32 +17,58 @@
 #include "util.h"
 
 static const struct aicp_arg_spec systemd_args[] = {
-    {.name = "name", .type = AICP_ARG_STR, .aliases = "service|unit",
+    {.name = "name",
+     .type = AICP_ARG_STR,
+     .aliases = "service|unit",
      .help = "Unit name, e.g. docker or kubelet.service (.service is implied)."},
-    {.name = "state", .type = AICP_ARG_STR, .choices = "started|stopped|restarted|reloaded",
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .choices = "started|stopped|restarted|reloaded",
      .help = "started/stopped change the unit only when needed; restarted and reloaded always "
              "act (reloaded starts a stopped unit)."},
-    {.name = "enabled", .type = AICP_ARG_BOOL,
+    {.name = "enabled",
+     .type = AICP_ARG_BOOL,
      .help = "Whether the unit starts on boot (`systemctl enable`/`disable`)."},
-    {.name = "masked", .type = AICP_ARG_BOOL,
+    {.name = "masked",
+     .type = AICP_ARG_BOOL,
      .help = "Whether the unit is masked (`systemctl mask`/`unmask`)."},
-    {.name = "daemon_reload", .type = AICP_ARG_BOOL, .def = "no", .aliases = "daemon-reload",
+    {.name = "daemon_reload",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
+     .aliases = "daemon-reload",
      .help = "Run `systemctl daemon-reload` before anything else, when a unit file changed "
              "since the last reload (systemd's NeedDaemonReload)."},
-    {.name = "force", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "force",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Pass --force to enable/disable/mask (override existing symlinks)."},
-    {.name = "no_block", .type = AICP_ARG_BOOL, .def = "no",
+    {.name = "no_block",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
      .help = "Do not wait for start/stop jobs to finish (--no-block)."},
-    {.name = "scope", .type = AICP_ARG_STR, .def = "system", .choices = "system|user|global",
+    {.name = "scope",
+     .type = AICP_ARG_STR,
+     .def = "system",
+     .choices = "system|user|global",
      .help = "systemd instance to talk to; only system is supported."},
     {.name = NULL},
 };
 
 /* The properties reported as the result's status. */
 static const char *const status_props[] = {
-    "Id",        "Names",         "Description",          "LoadState",        "ActiveState",
-    "SubState",  "UnitFileState", "MainPID",              "ExecMainPID",      "FragmentPath",
-    "Result",    "NeedDaemonReload", "ActiveEnterTimestamp",
+    "Id",
+    "Names",
+    "Description",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "MainPID",
+    "ExecMainPID",
+    "FragmentPath",
+    "Result",
+    "NeedDaemonReload",
+    "ActiveEnterTimestamp",
 };
 
 /* Unit names go into argv: refuse what systemctl would read as an option
@@ -106,11 +132,12 @@ static int systemd_check(struct aicp_ctx *ctx, const struct aicp_args *args, jso
         rc = rc ? rc : aicp_buf_puts(&s, "\necho '" AICP_SYS_TAG "show=1'\nsystemctl show");
         for (size_t i = 0; rc == 0 && i < sizeof(status_props) / sizeof(status_props[0]); i++)
             rc = aicp_buf_printf(&s, " -p %s", status_props[i]);
-        rc = rc ? rc : aicp_buf_puts(&s, " \"$u\" 2>&1; r=$?\n"
-                                         "echo \"" AICP_SYS_TAG "showrc=$r\"\n"
-                                         "e=$(systemctl is-enabled \"$u\" 2>/dev/null); r=$?\n"
-                                         "printf '" AICP_SYS_TAG "enabled=%s:%s\\n' \"$r\" "
-                                         "\"$(printf '%s' \"$e\" | head -n 1)\"\n");
+        rc = rc ? rc
+                : aicp_buf_puts(&s, " \"$u\" 2>&1; r=$?\n"
+                                    "echo \"" AICP_SYS_TAG "showrc=$r\"\n"
+                                    "e=$(systemctl is-enabled \"$u\" 2>/dev/null); r=$?\n"
+                                    "printf '" AICP_SYS_TAG "enabled=%s:%s\\n' \"$r\" "
+                                    "\"$(printf '%s' \"$e\" | head -n 1)\"\n");
     } else if (rc == 0) {
         /* daemon_reload alone: is any loaded unit stale? */
         rc = aicp_buf_puts(&s, "n=$(systemctl show -p NeedDaemonReload '*' 2>/dev/null | "
@@ -226,15 +253,14 @@ static int systemd_diff(const json_t *current, const struct aicp_args *args,
         found = found || !masked;
     }
     if ((want_enabled >= 0 || state) && !found && !masked) {
-        rc = aicp_err_set(err, AICP_EFAILED, "Could not find the requested service %s: host",
-                          name);
+        rc = aicp_err_set(err, AICP_EFAILED, "Could not find the requested service %s: host", name);
         goto out;
     }
     /* Static, generated and transient units have no install config:
      * systemctl cannot enable or disable them, so there is nothing to do. */
-    int fixed = enabled_state && (strcmp(enabled_state, "static") == 0 ||
-                                  strcmp(enabled_state, "generated") == 0 ||
-                                  strcmp(enabled_state, "transient") == 0);
+    int fixed = enabled_state &&
+                (strcmp(enabled_state, "static") == 0 || strcmp(enabled_state, "generated") == 0 ||
+                 strcmp(enabled_state, "transient") == 0);
     if (want_enabled >= 0 && want_enabled != enabled && !fixed)
         json_array_append_new(actions, json_string(want_enabled ? "enable" : "disable"));
     const char *verb = NULL;
@@ -249,14 +275,15 @@ static int systemd_diff(const json_t *current, const struct aicp_args *args,
     }
     if (verb)
         json_array_append_new(actions, json_string(verb));
-    c->before = json_pack("{s:s, s:s, s:b, s:b}", "name", name, "state",
-                          running ? "started" : "stopped", "enabled", enabled, "masked",
-                          json_is_true(json_object_get(current, "masked")));
+    c->before =
+        json_pack("{s:s, s:s, s:b, s:b}", "name", name, "state", running ? "started" : "stopped",
+                  "enabled", enabled, "masked", json_is_true(json_object_get(current, "masked")));
     c->after = json_pack("{s:s, s:s, s:b, s:b}", "name", name, "state",
-                         verb == NULL ? (running ? "started" : "stopped")
-                         : strcmp(verb, "stop") == 0 ? "stopped" : "started",
-                         "enabled", want_enabled >= 0 && !fixed ? want_enabled : enabled,
-                         "masked", masked);
+                         verb == NULL                ? (running ? "started" : "stopped")
+                         : strcmp(verb, "stop") == 0 ? "stopped"
+                                                     : "started",
+                         "enabled", want_enabled >= 0 && !fixed ? want_enabled : enabled, "masked",
+                         masked);
 done:
     c->needed = json_array_size(actions) > 0;
     c->plan = json_pack("{s:O, s:b}", "actions", actions, "no_verify", no_verify);
@@ -285,7 +312,8 @@ static int systemd_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
     size_t i;
     json_t *a;
 
-    json_array_foreach(actions, i, a) {
+    json_array_foreach(actions, i, a)
+    {
         const char *verb = json_string_value(a);
         int is_job = strcmp(verb, "start") == 0 || strcmp(verb, "stop") == 0 ||
                      strcmp(verb, "restart") == 0 || strcmp(verb, "reload") == 0;
@@ -300,8 +328,9 @@ static int systemd_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
             rc = aicp_buf_puts(&s, " ");
             rc = rc ? rc : aicp_buf_shquote(&s, name);
         }
-        rc = rc ? rc : aicp_buf_printf(&s, " || { r=$?; echo '" AICP_SYS_TAG
-                                           "failed=%s' >&2; exit $r; }\n", verb);
+        rc = rc ? rc
+                : aicp_buf_printf(
+                      &s, " || { r=$?; echo '" AICP_SYS_TAG "failed=%s' >&2; exit $r; }\n", verb);
     }
     if (rc)
         goto out;

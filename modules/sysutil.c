@@ -12,8 +12,8 @@
 
 /* Runs script on the task's host (under sudo when the task asks for
  * become). A non-zero exit status is in res->rc, not an error. */
-int aicp_sys_exec(struct aicp_ctx *ctx, const char *script,
-                                struct aicp_exec_result *res, struct aicp_err *err)
+int aicp_sys_exec(struct aicp_ctx *ctx, const char *script, struct aicp_exec_result *res,
+                  struct aicp_err *err)
 {
     memset(res, 0, sizeof(*res));
     if (ctx == NULL || ctx->conn == NULL)
@@ -32,8 +32,7 @@ void aicp_sys_rtrim(const char *s, size_t *len)
 
 /* AICP_EFAILED with "<what>: <stderr or stdout of the script>", the way
  * Ansible modules quote the failing program. */
-int aicp_sys_fail(struct aicp_err *err, const struct aicp_exec_result *res,
-                                const char *fmt, ...)
+int aicp_sys_fail(struct aicp_err *err, const struct aicp_exec_result *res, const char *fmt, ...)
 {
     char what[512];
     va_list ap;
@@ -130,8 +129,7 @@ void aicp_sys_result(struct aicp_ctx *ctx, const char *key, json_t *value)
 
 /* Walks a text line by line: returns 1 and the line (without '\n') while
  * there is one. */
-int aicp_sys_next_line(const char **p, const char *end, const char **line,
-                                     size_t *len)
+int aicp_sys_next_line(const char **p, const char *end, const char **line, size_t *len)
 {
     if (*p >= end)
         return 0;
@@ -148,4 +146,3 @@ int aicp_sys_word(struct aicp_buf *b, const char *word)
     int rc = aicp_buf_shquote(b, word);
     return rc ? rc : aicp_buf_puts(b, " ");
 }
-

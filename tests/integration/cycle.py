@@ -128,6 +128,15 @@ CASES = {
 }
 
 
+UNIT = "[Unit]\nDescription=aicp cycle test\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n"
+
+# Tasks that make what a case needs before it starts (changed_when: false).
+SETUP = {
+    "service": [{"copy": {"dest": "/etc/systemd/system/aicp-cycle.service", "content": UNIT}}],
+    "systemd": [{"copy": {"dest": "/etc/systemd/system/aicp-cycle2.service", "content": UNIT}}],
+}
+
+
 def statuses(report):
     """task name -> {host: status} from a --json report."""
     out = {}
@@ -170,8 +179,12 @@ def main():
             target = task.pop("_host", host)
             tasks = [task]
             if target != "localhost":
-                tasks.insert(0, {"name": "workdir", "file": {"path": T, "state": "directory"},
-                                 "changed_when": False})
+                setup = [{"name": "workdir", "file": {"path": T, "state": "directory"}}]
+                for n, extra in enumerate(SETUP.get(case, [])):
+                    setup.append(dict(extra, name="setup %d" % n))
+                for x in setup:
+                    x["changed_when"] = False
+                tasks[:0] = setup
             play = [{"hosts": target, "gather_facts": False, "tasks": tasks}]
             pb = os.path.join(workdir, "cycle.yml")
             with open(pb, "w") as f:

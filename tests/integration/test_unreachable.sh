@@ -31,7 +31,8 @@ grep -Eq '^node02 .*unreachable=1 ' "$WORK/run1.out" || { echo "FAIL: recap does
 for h in node01 node03; do
     grep -Eq "^$h .*changed=2 .*unreachable=0 +failed=0" "$WORK/run1.out" || { echo "FAIL: $h did not converge"; fail=1; }
 done
-"$AICP" lab start node02 --dir "$LAB" >/dev/null 2>&1 || { echo "FAIL: lab start node02"; fail=1; }
+"$AICP" lab start node02 --dir "$LAB" || { echo "FAIL: lab start node02"; fail=1; }
+"$AICP" lab status --dir "$LAB"
 "$AICP" run "$WORK/slow.yml" -i "$inv" > "$WORK/run2.out" 2>&1
 rc=$?
 cat "$WORK/run2.out"

@@ -12,10 +12,15 @@
 # Packages (all Architecture: all, each installs /usr/share/doc/NAME/README
 # and /usr/share/aicp-lab/NAME.version holding its version):
 #   nfs-common 1:2.6.2-4+lab      what NFS mount playbooks install
-#   aicp-lab-tool 1.0-1, 2.0-1   two versions, for pinning and state=latest;
+#   aicp-lab-tool 1.0, 2.0       two versions, for pinning and state=latest;
 #                                ships the conffile /etc/aicp-lab-tool.conf
-#   aicp-lab-app 1.0-1           depends on aicp-lab-dep (autoremove tests)
-#   aicp-lab-dep 1.0-1
+#   aicp-lab-app 1.0             depends on aicp-lab-dep (autoremove tests)
+#   aicp-lab-dep 1.0
+#
+# The host's package lists are seeded with this repository's index (as
+# `apt-get update` would leave them) but dated 1970, so that packages
+# install at once and the first update_cache, even with a cache_valid_time,
+# still refreshes them.
 set -eu
 
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -26,6 +31,9 @@ UPPER=$1
 REPO_PATH=/srv/aicp-lab-apt          # where the host sees it
 REPO=$UPPER$REPO_PATH
 LC_ALL=C; export LC_ALL
+# Fixed timestamps make the packages and indexes byte-identical on every
+# run (the script runs again each time a lab host comes up).
+SOURCE_DATE_EPOCH=1700000000; export SOURCE_DATE_EPOCH
 command -v dpkg-deb >/dev/null || { echo "$0: dpkg-deb not found" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/aicp-apt-repo.XXXXXX")
@@ -60,15 +68,16 @@ build() {
     # dpkg-deb wants 0755 control directories whatever the umask is.
     find "$root" -type d -exec chmod 0755 {} +
     find "$root" -type f -exec chmod 0644 {} +
+    find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     deb=$REPO/pool/${name}_$(printf '%s' "$version" | sed 's/^[0-9]*://')_all.deb
     dpkg-deb --root-owner-group -Zgzip -b "$root" "$deb" >/dev/null
 }
 
 build nfs-common 1:2.6.2-4+lab
-build aicp-lab-tool 1.0-1 "" /etc/aicp-lab-tool.conf
-build aicp-lab-tool 2.0-1 "" /etc/aicp-lab-tool.conf
-build aicp-lab-dep 1.0-1
-build aicp-lab-app 1.0-1 "aicp-lab-dep (>= 1.0)"
+build aicp-lab-tool 1.0 "" /etc/aicp-lab-tool.conf
+build aicp-lab-tool 2.0 "" /etc/aicp-lab-tool.conf
+build aicp-lab-dep 1.0
+build aicp-lab-app 1.0 "aicp-lab-dep (>= 1.0)"
 
 # The Packages index, written field by field (no dpkg-dev needed):
 # the control fields of each .deb plus where it is and its checksums.
@@ -88,7 +97,7 @@ gzip -9nc "$REPO/Packages" >"$REPO/Packages.gz"
     echo "Label: aicp-lab"
     echo "Suite: lab"
     echo "Codename: lab"
-    echo "Date: $(date -u -R)"
+    echo "Date: $(date -u -R -d "@$SOURCE_DATE_EPOCH")"
     echo "Architectures: all $(dpkg --print-architecture 2>/dev/null || echo amd64)"
     echo "Description: aicp lab packages (offline)"
     echo "SHA256:"
@@ -107,3 +116,16 @@ Acquire::Retries "0";
 APT::Get::List-Cleanup "true";
 CONF
 chmod -R a+rX "$REPO"
+
+# The host sees the machine's package lists: recent, but of other
+# repositories. Seed this repository's lists under the names apt gives them
+# (its URI with '/' as '_'), and date them 1970 so that the first
+# update_cache (even with a cache_valid_time) refreshes them.
+LISTS=$UPPER/var/lib/apt/lists
+mkdir -p "$LISTS/partial" "$UPPER/var/lib/apt/periodic"
+prefix=$(printf '%s' "$REPO_PATH" | tr '/' '_')_._
+cp "$REPO/Packages" "$LISTS/${prefix}Packages"
+cp "$REPO/Release" "$LISTS/${prefix}Release"
+: >"$UPPER/var/lib/apt/periodic/update-success-stamp"
+touch -d @0 "$LISTS/${prefix}Packages" "$LISTS/${prefix}Release" \
+    "$UPPER/var/lib/apt/periodic/update-success-stamp" "$LISTS"

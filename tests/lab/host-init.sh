@@ -22,6 +22,10 @@ if [ -d "$here/bin" ]; then
     done
 fi
 
+# Packages come from a small local repository built into the host's tree,
+# so apt-get works offline and never leaves the machine.
+sh "$here/apt-repo.sh" "$root"
+
 # The host's own name resolves (sudo and others look it up).
 if [ ! -f "$root/etc/hosts" ] || ! grep -q "[[:space:]]$name\$" "$root/etc/hosts"; then
     { cat /etc/hosts 2>/dev/null; printf '127.0.1.1\t%s\n' "$name"; } > "$root/etc/hosts.aicp-new"

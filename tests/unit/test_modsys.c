@@ -39,7 +39,8 @@ static const char fake_dpkg_query[] =
     "# fake dpkg-query -W -f=FMT NAMES: FMT is ignored, the module's is assumed\n"
     "shift 2; rc=0\n"
     "for n; do l=$(awk -v n=\"$n\" '$1 == n' \"$FAKE_APT/db\")\n"
-    "  if [ -z \"$l\" ]; then echo \"dpkg-query: no packages found matching $n\" >&2; rc=1; continue; fi\n"
+    "  if [ -z \"$l\" ]; then echo \"dpkg-query: no packages found matching $n\" >&2; rc=1; "
+    "continue; fi\n"
     "  set -- $l; printf '%s |%s|%s\\n' \"$2\" \"$1\" \"$3\"; done\n"
     "exit $rc\n";
 static const char fake_apt_cache[] =
@@ -64,11 +65,13 @@ static const char fake_apt_get[] =
     "    [ \"$v\" = \"$p\" ] && v=$(awk -v n=\"$n\" '$1 == n { print $2 }' \"$FAKE_APT/repo\")\n"
     "    awk -v n=\"$n\" -v v=\"$v\" '$1 == n { print $2 }' \"$FAKE_APT/repo\" | grep -q . || "
     "{ echo \"E: Unable to locate package $n\" >&2; exit 100; }\n"
-    "    awk -v n=\"$n\" '$1 != n' \"$FAKE_APT/db\" >\"$FAKE_APT/db.new\"; echo \"$n ii $v\" >>\"$FAKE_APT/db.new\"\n"
+    "    awk -v n=\"$n\" '$1 != n' \"$FAKE_APT/db\" >\"$FAKE_APT/db.new\"; echo \"$n ii $v\" "
+    ">>\"$FAKE_APT/db.new\"\n"
     "    mv \"$FAKE_APT/db.new\" \"$FAKE_APT/db\"; echo \"Setting up $n ($v) ...\"; done ;;\n"
     "remove) for n in $pkgs; do v=$(awk -v n=\"$n\" '$1 == n { print $3 }' \"$FAKE_APT/db\")\n"
     "    awk -v n=\"$n\" '$1 != n' \"$FAKE_APT/db\" >\"$FAKE_APT/db.new\"\n"
-    "    [ $purge = 1 ] || echo \"$n rc $v\" >>\"$FAKE_APT/db.new\"; mv \"$FAKE_APT/db.new\" \"$FAKE_APT/db\"\n"
+    "    [ $purge = 1 ] || echo \"$n rc $v\" >>\"$FAKE_APT/db.new\"; mv \"$FAKE_APT/db.new\" "
+    "\"$FAKE_APT/db\"\n"
     "    echo \"Removing $n ($v) ...\"; done ;;\n"
     "*) echo \"E: Invalid operation $verb\" >&2; exit 100 ;;\n"
     "esac\n";
@@ -120,8 +123,11 @@ static int setup(void **state)
     write_file(p = path_in("bin/apt-cache"), fake_apt_cache, 0755), free(p);
     write_file(p = path_in("bin/apt-get"), fake_apt_get, 0755), free(p);
     write_file(p = path_in("apt/db"), "", 0644), free(p);
-    write_file(p = path_in("apt/repo"), "nfs-common 1:2.6.2-4\n"
-                                        "aicp-lab-tool 2.0-1 1.5-1 1.0-1\n", 0644), free(p);
+    write_file(p = path_in("apt/repo"),
+               "nfs-common 1:2.6.2-4\n"
+               "aicp-lab-tool 2.0-1 1.5-1 1.0-1\n",
+               0644),
+        free(p);
     write_file(p = path_in("state/units"), "nginx\nkubelet\nsystemd-journald static\n", 0644),
         free(p);
     /* The local shell inherits the environment: stand-ins and fakes first. */
@@ -369,21 +375,31 @@ static void test_sysctl_cycle(void **state)
     assert_sh("sysctl -n net.ipv4.ip_forward", "1"); /* reload loaded the file */
     cycle("sysctl", fwd, 0);
     /* different value -> changed; live drift alone -> changed with sysctl_set */
-    cycle("sysctl", "{\"name\": \"vm.swappiness\", \"value\": \"20\", \"sysctl_set\": true, "
-                    "\"sysctl_file\": \"%D/sysctl.conf\"}", 1);
+    cycle("sysctl",
+          "{\"name\": \"vm.swappiness\", \"value\": \"20\", \"sysctl_set\": true, "
+          "\"sysctl_file\": \"%D/sysctl.conf\"}",
+          1);
     free(sh_out("sysctl -w vm.swappiness=33"));
-    cycle("sysctl", "{\"name\": \"vm.swappiness\", \"value\": \"20\", \"sysctl_set\": true, "
-                    "\"reload\": false, \"sysctl_file\": \"%D/sysctl.conf\"}", 1);
+    cycle("sysctl",
+          "{\"name\": \"vm.swappiness\", \"value\": \"20\", \"sysctl_set\": true, "
+          "\"reload\": false, \"sysctl_file\": \"%D/sysctl.conf\"}",
+          1);
     assert_sh("sysctl -n vm.swappiness", "20");
     /* without sysctl_set, only the file counts */
     free(sh_out("sysctl -w vm.swappiness=33"));
-    cycle("sysctl", "{\"name\": \"vm.swappiness\", \"value\": \"20\", "
-                    "\"sysctl_file\": \"%D/sysctl.conf\"}", 0);
+    cycle("sysctl",
+          "{\"name\": \"vm.swappiness\", \"value\": \"20\", "
+          "\"sysctl_file\": \"%D/sysctl.conf\"}",
+          0);
     /* whitespace inside values does not matter */
-    cycle("sysctl", "{\"name\": \"net.ipv4.ip_local_port_range\", \"value\": \"32768 60999\", "
-                    "\"sysctl_set\": true, \"sysctl_file\": \"%D/ports.conf\"}", 1);
-    cycle("sysctl", "{\"name\": \"net.ipv4.ip_local_port_range\", \"value\": \"32768   60999\","
-                    " \"sysctl_set\": true, \"sysctl_file\": \"%D/ports.conf\"}", 0);
+    cycle("sysctl",
+          "{\"name\": \"net.ipv4.ip_local_port_range\", \"value\": \"32768 60999\", "
+          "\"sysctl_set\": true, \"sysctl_file\": \"%D/ports.conf\"}",
+          1);
+    cycle("sysctl",
+          "{\"name\": \"net.ipv4.ip_local_port_range\", \"value\": \"32768   60999\","
+          " \"sysctl_set\": true, \"sysctl_file\": \"%D/ports.conf\"}",
+          0);
     /* remove -> changed, remove again -> unchanged */
     const char *rm = "{\"name\": \"vm.swappiness\", \"state\": \"absent\", "
                      "\"sysctl_file\": \"%D/sysctl.conf\"}";
@@ -401,8 +417,10 @@ static void test_sysctl_errors(void **state)
     char *p = path_in("dup.conf");
     write_file(p, "vm.max_map_count=1\n; other\nvm.max_map_count = 262144\n", 0644);
     free(p);
-    cycle("sysctl", "{\"name\": \"vm.max_map_count\", \"value\": \"262144\", "
-                    "\"sysctl_file\": \"%D/dup.conf\"}", 1);
+    cycle("sysctl",
+          "{\"name\": \"vm.max_map_count\", \"value\": \"262144\", "
+          "\"sysctl_file\": \"%D/dup.conf\"}",
+          1);
     char *f = slurp("dup.conf");
     assert_string_equal(f, "vm.max_map_count=262144\n; other\n");
     free(f);
@@ -410,16 +428,20 @@ static void test_sysctl_errors(void **state)
                 "value cannot be empty");
     expect_fail("sysctl", "{\"name\": \"-a\", \"value\": \"1\", \"sysctl_file\": \"%D/x.conf\"}",
                 "invalid sysctl key");
-    expect_fail("sysctl", "{\"name\": \"foo.bar\", \"value\": \"1\", \"sysctl_set\": true, "
-                          "\"sysctl_file\": \"%D/x.conf\"}",
+    expect_fail("sysctl",
+                "{\"name\": \"foo.bar\", \"value\": \"1\", \"sysctl_set\": true, "
+                "\"sysctl_file\": \"%D/x.conf\"}",
                 "cannot stat /proc/sys/foo/bar");
     /* an unknown key in the file: the reload fails with sysctl's message */
-    expect_fail("sysctl", "{\"name\": \"foo.baz\", \"value\": \"1\", "
-                          "\"sysctl_file\": \"%D/y.conf\"}",
+    expect_fail("sysctl",
+                "{\"name\": \"foo.baz\", \"value\": \"1\", "
+                "\"sysctl_file\": \"%D/y.conf\"}",
                 "Failed to reload sysctl");
     /* ... unless ignoreerrors */
-    cycle("sysctl", "{\"name\": \"foo.qux\", \"value\": \"1\", \"ignoreerrors\": true, "
-                    "\"sysctl_file\": \"%D/z.conf\"}", 1);
+    cycle("sysctl",
+          "{\"name\": \"foo.qux\", \"value\": \"1\", \"ignoreerrors\": true, "
+          "\"sysctl_file\": \"%D/z.conf\"}",
+          1);
 }
 
 /* ---- systemd / service -------------------------------------------------- */
@@ -473,14 +495,12 @@ static void test_systemd_errors_and_reload(void **state)
     assert_sh("systemctl daemon-reload", "");
     cycle("systemd", "{\"daemon_reload\": true}", 0);
     char *p = path_in("units/web.service");
-    write_file(p, "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
-               0644);
+    write_file(p, "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n", 0644);
     free(p);
     cycle("systemd", "{\"daemon_reload\": true}", 1);
     cycle("systemd", "{\"daemon_reload\": true}", 0);
     p = path_in("units/web.service");
-    write_file(p, "[Service]\nExecStart=/bin/false\n[Install]\nWantedBy=multi-user.target\n",
-               0644);
+    write_file(p, "[Service]\nExecStart=/bin/false\n[Install]\nWantedBy=multi-user.target\n", 0644);
     free(p);
     cycle("systemd", "{\"name\": \"web\", \"daemon_reload\": true, \"state\": \"started\"}", 1);
     assert_sh("systemctl show -p NeedDaemonReload --value web; systemctl is-active web",
@@ -499,7 +519,8 @@ static void test_service_cycle(void **state)
     cycle("service", "{\"name\": \"kubelet\", \"state\": \"stopped\"}", 1);
     cycle("service", "{\"name\": \"kubelet\", \"state\": \"stopped\"}", 0);
     assert_sh("systemctl is-active kubelet; systemctl is-enabled kubelet", "inactive\ndisabled");
-    expect_fail("service", "{\"name\": \"kubelet\"}", "one of the following is required: state, enabled");
+    expect_fail("service", "{\"name\": \"kubelet\"}",
+                "one of the following is required: state, enabled");
     expect_fail("service", "{\"name\": \"kubelet\", \"state\": \"started\", \"use\": \"sysvinit\"}",
                 "not supported");
     /* service rejects systemd-only arguments */
@@ -546,12 +567,12 @@ static void test_modprobe_persistent_diff(void **state)
     json_t *cur = json_pack("{s:b, s:b}", "loaded", 1, "builtin", 0);
     assert_int_equal(mod->ops->diff(cur, &a, &c, &err), 0);
     assert_true(c->needed);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(c->plan, "load_conf"), "content")),
-                        "ip_vs\n");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(c->plan, "options_conf"), "content")),
-                        "options ip_vs conn_tab_bits=12\n");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c->plan, "load_conf"), "content")),
+        "ip_vs\n");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c->plan, "options_conf"), "content")),
+        "options ip_vs conn_tab_bits=12\n");
     assert_null(json_object_get(c->plan, "load"));
     aicp_change_free(c);
     json_decref(cur);
@@ -572,12 +593,12 @@ static void test_modprobe_persistent_diff(void **state)
     assert_int_equal(mod->ops->diff(cur, &a, &c, &err), 0);
     assert_true(c->needed);
     assert_null(json_object_get(c->plan, "unload"));
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(c->plan, "load_conf"), "content")),
-                        "# boot\nnf_conntrack\n");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(c->plan, "options_conf"), "content")),
-                        "");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c->plan, "load_conf"), "content")),
+        "# boot\nnf_conntrack\n");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c->plan, "options_conf"), "content")),
+        "");
     aicp_change_free(c);
     json_decref(cur);
     /* builtin modules count as loaded but cannot be unloaded */
@@ -638,13 +659,17 @@ static void test_mount_fstab_cycle(void **state)
     free(f);
     cycle("mount", gone, 0);
     /* unmounted on something not mounted: nothing to do */
-    cycle("mount", "{\"path\": \"%D/nothing\", \"state\": \"unmounted\", "
-                   "\"fstab\": \"%D/fstab\"}", 0);
+    cycle("mount",
+          "{\"path\": \"%D/nothing\", \"state\": \"unmounted\", "
+          "\"fstab\": \"%D/fstab\"}",
+          0);
     expect_fail("mount", "{\"path\": \"%D/x\", \"state\": \"present\", \"fstab\": \"%D/fstab\"}",
                 "state is present but all of the following are missing: src, fstype");
     /* a new fstab is created */
-    cycle("mount", "{\"path\": \"/srv/a\", \"src\": \"tmpfs\", \"fstype\": \"tmpfs\", "
-                   "\"state\": \"present\", \"fstab\": \"%D/new-fstab\"}", 1);
+    cycle("mount",
+          "{\"path\": \"/srv/a\", \"src\": \"tmpfs\", \"fstype\": \"tmpfs\", "
+          "\"state\": \"present\", \"fstab\": \"%D/new-fstab\"}",
+          1);
     f = slurp("new-fstab");
     assert_string_equal(f, "tmpfs /srv/a tmpfs defaults 0 0\n");
     free(f);
@@ -777,8 +802,8 @@ static void test_apt_cache_valid_time(void **state)
     struct aicp_change *c = NULL;
     json_t *raw = json_pack("{s:b, s:i}", "update_cache", 1, "cache_valid_time", 3600);
     assert_int_equal(aicp_args_validate(&a, mod, raw, 0, &err), 0);
-    json_t *cur = json_pack("{s:{}, s:{}, s:i, s:i}", "packages", "policy", "cache_time", 1000,
-                            "now", 2000);
+    json_t *cur =
+        json_pack("{s:{}, s:{}, s:i, s:i}", "packages", "policy", "cache_time", 1000, "now", 2000);
     assert_int_equal(mod->ops->diff(cur, &a, &c, &err), 0);
     assert_false(c->needed); /* 1000 s old, valid for 3600 */
     aicp_change_free(c);
