@@ -351,25 +351,24 @@ static int build_request(struct aicp_conn *c, struct aicp_buf *b, const char *sc
     if (has_line(script, delim))
         return aicp_err_set(err, AICP_EINVAL, "script for %s contains the framing line %s",
                             c->name, delim);
-    rc |= aicp_buf_printf(b, "cat >\"$D/s\" <<'%s'\n", delim);
-    rc |= aicp_buf_append(b, script, sl);
-    if (sl > 0 && script[sl - 1] != '\n')
-        rc |= aicp_buf_puts(b, "\n");
-    rc |= aicp_buf_printf(b, "%s\n", delim);
+    /* Every process started here is paid on every exec, so the script is
+     * sourced straight from a here-document on fd 3 and its stdout streams
+     * back as it is: one subshell per exec, and `cat` only for stderr. */
     if (in_len > 0) {
         rc |= aicp_buf_printf(b, "base64 -d >\"$D/i\" <<'%s'\n", delim);
         rc |= base64_append(b, in, in_len);
         rc |= aicp_buf_printf(b, "%s\n", delim);
-    } else {
-        rc |= aicp_buf_puts(b, ": >\"$D/i\"\n");
     }
-    /* One wc for both sizes and one cat for both outputs: every process
-     * started here is paid on every exec. */
+    rc |= aicp_buf_printf(b, "(cd ~ 2>/dev/null; . /dev/fd/3) 3<<'%s' <%s 2>\"$D/e\"\n", delim,
+                          in_len > 0 ? "\"$D/i\"" : "/dev/null");
+    rc |= aicp_buf_append(b, script, sl);
+    if (sl > 0 && script[sl - 1] != '\n')
+        rc |= aicp_buf_puts(b, "\n");
+    rc |= aicp_buf_printf(b, "%s\n", delim);
     rc |= aicp_buf_printf(b,
-                          "(cd ~ 2>/dev/null; . \"$D/s\") <\"$D/i\" >\"$D/o\" 2>\"$D/e\"; "
-                          "printf 'AICP_%s %%d\\n' \"$?\"; wc -c \"$D/o\" \"$D/e\"; "
-                          "cat \"$D/o\" \"$D/e\"\n",
-                          c->nonce);
+                          "printf '\\nAICP_%s_E %%d\\n' \"$?\"; [ -s \"$D/e\" ] && cat \"$D/e\"; "
+                          "printf '\\nAICP_%s_Z\\n'\n",
+                          c->nonce, c->nonce);
     return rc ? nomem(err) : 0;
 }
 
@@ -379,40 +378,52 @@ static void mark_dead(struct aicp_conn *c, const struct aicp_err *err)
     snprintf(c->dead_msg, sizeof c->dead_msg, "%s", err && err->msg[0] ? err->msg : "?");
 }
 
-/* Finds the reply header in sh->in: the marker line "AICP_<nonce> R"
- * followed by the three lines of `wc -c o e` ("N o", "N e", "N total").
- * Returns 1 and the numbers when it is complete, with *body at the first
- * byte after it; 0 when more input is needed; -1 when it is garbled. */
+/* Finds a reply in sh->in: stdout, then "\nAICP_<nonce>_E R\n", stderr,
+ * then "\nAICP_<nonce>_Z\n". Returns 1 with the exit status, the lengths of
+ * stdout (*o, at offset 0) and stderr (*e, at *eoff) and the reply's total
+ * length (*body); 0 when more input is needed; -1 when it is garbled. */
 static int find_marker(struct aicp_conn *c, struct shell *sh, long *r, size_t *o, size_t *e,
-                       size_t *body)
+                       size_t *eoff, size_t *body)
 {
-    char tag[64];
-    size_t tl = (size_t)snprintf(tag, sizeof tag, "AICP_%s ", c->nonce);
+    char etag[64], ztag[64];
+    size_t el = (size_t)snprintf(etag, sizeof etag, "\nAICP_%s_E ", c->nonce);
+    size_t zl = (size_t)snprintf(ztag, sizeof ztag, "\nAICP_%s_Z\n", c->nonce);
     const char *d = sh->in.data;
     size_t n = sh->in.len;
-
-    for (size_t i = 0; d != NULL && i + tl <= n; i++) {
-        if ((i > 0 && d[i - 1] != '\n') || memcmp(d + i, tag, tl) != 0)
-            continue;
-        const char *line[4];
-        const char *p = d + i;
-        for (int k = 0; k < 4; k++) {
-            const char *nl = memchr(p, '\n', n - (size_t)(p - d));
-            if (nl == NULL)
-                return 0;
-            line[k] = p;
-            p = nl + 1;
-        }
-        unsigned long long ro = 0, re = 0;
-        if (sscanf(line[0] + tl, "%ld", r) != 1 || sscanf(line[1], "%llu", &ro) != 1 ||
-            sscanf(line[2], "%llu", &re) != 1)
+    if (d == NULL)
+        return 0;
+    const char *em = memmem(d, n, etag, el);
+    if (em == NULL)
+        return 0;
+    const char *nl = memchr(em + el, '\n', n - (size_t)(em + el - d));
+    if (nl == NULL)
+        return 0;
+    char num[32];
+    size_t nlen = (size_t)(nl - (em + el));
+    if (nlen == 0 || nlen >= sizeof num)
+        return -1;
+    memcpy(num, em + el, nlen);
+    num[nlen] = '\0';
+    char *end = NULL;
+    *r = strtol(num, &end, 10);
+    if (*end != '\0')
+        return -1;
+    const char *es = nl + 1;
+    const char *zm = memmem(es, n - (size_t)(es - d), ztag + 1, zl - 1);
+    if (zm == NULL)
+        return 0;
+    *o = (size_t)(em - d);
+    *eoff = (size_t)(es - d);
+    /* The stderr part ends with the newline that starts the Z tag. */
+    if (zm == es) {
+        *e = 0;
+    } else {
+        if (zm[-1] != '\n')
             return -1;
-        *o = (size_t)ro;
-        *e = (size_t)re;
-        *body = (size_t)(p - d);
-        return 1;
+        *e = (size_t)(zm - 1 - es);
     }
-    return 0;
+    *body = (size_t)(zm + zl - 1 - d);
+    return 1;
 }
 
 static void consume(struct aicp_buf *b, size_t n)
@@ -427,14 +438,14 @@ static int read_reply(struct aicp_conn *c, struct shell *sh, double deadline, in
                       struct aicp_exec_result *res, long *status, struct aicp_err *err)
 {
     long r = 0;
-    size_t o = 0, e = 0, body = 0;
+    size_t o = 0, e = 0, eoff = 0, body = 0;
     int rc;
 
     for (;;) {
-        int found = find_marker(c, sh, &r, &o, &e, &body);
+        int found = find_marker(c, sh, &r, &o, &e, &eoff, &body);
         if (found < 0)
             return aicp_err_set(err, AICP_EREMOTE, "garbled reply from the shell on %s", c->name);
-        if (found > 0 && sh->in.len - body >= o + e)
+        if (found > 0)
             break;
         rc = shell_read(c, sh, deadline, err);
         if (rc == 1)
@@ -457,16 +468,16 @@ static int read_reply(struct aicp_conn *c, struct shell *sh, double deadline, in
             aicp_exec_result_clear(res);
             return nomem(err);
         }
-        memcpy(res->out, sh->in.data + body, o);
+        memcpy(res->out, sh->in.data, o);
         res->out[o] = '\0';
         res->out_len = o;
-        memcpy(res->err, sh->in.data + body + o, e);
+        memcpy(res->err, sh->in.data + eoff, e);
         res->err[e] = '\0';
         res->err_len = e;
         res->rc = (int)r;
     }
     *status = r;
-    consume(&sh->in, body + o + e);
+    consume(&sh->in, body);
     return 0;
 }
 
@@ -483,8 +494,8 @@ static int shell_init(struct aicp_conn *c, struct shell *sh, double deadline,
                          "if [ -n \"$D\" ]; then export AICP_TMP=\"$D\"; "
                          "trap 'rm -rf \"$D\"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; "
                          "trap 'exit 143' TERM; trap 'exit 141' PIPE; r=0; else r=1; fi\n"
-                         "printf 'AICP_%s %%d\\n0 o\\n0 e\\n0 total\\n' \"$r\"\n",
-                         c->nonce);
+                         "printf '\\nAICP_%s_E %%d\\n\\nAICP_%s_Z\\n' \"$r\"\n",
+                         c->nonce, c->nonce);
     if (rc != 0) {
         rc = nomem(err);
         goto out;

@@ -736,6 +736,9 @@ static int py_regex_compile(regex_t *re, const char *pat, int icase, int multili
      * a{1000}{1000} would take gigabytes: bound their product. */
     double copies = 1;
     for (const char *q = b.data ? b.data : ""; *q; q++)
+        if (strchr("*+?}", *q) && q[1] && strchr("*+?{", q[1]) && (q == b.data || q[-1] != '\\'))
+            copies = 1e9; /* "multiple repeat" in Python; exponential in glibc */
+    for (const char *q = b.data ? b.data : ""; *q; q++)
         if (*q == '{' && isdigit((unsigned char)q[1])) {
             double m = strtod(q + 1, NULL);
             const char *comma = strchr(q, ',');
@@ -746,7 +749,8 @@ static int py_regex_compile(regex_t *re, const char *pat, int icase, int multili
         }
     if (copies > 10000 || b.len > 4096) {
         aicp_buf_free(&b);
-        return aicp_err_set(err, AICP_EINVAL, "regular expression too complex: '%.100s'", pat);
+        return aicp_err_set(err, AICP_EINVAL, "regular expression too complex (or multiple "
+                            "repeat): '%.100s'", pat);
     }
     int flags = REG_EXTENDED | (icase ? REG_ICASE : 0) | (multiline ? REG_NEWLINE : 0);
     int r = regcomp(re, b.data ? b.data : "", flags);

@@ -19,8 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#define AICP_YAML_WANT_LIBYAML
-#include <yaml.h> /* libyaml, via agent/yaml.h */
+#include <yaml.h> /* libyaml: agent/ is an -iquote directory, so this is not ours */
 
 #include "err.h"
 #include "util.h"

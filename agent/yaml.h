@@ -7,13 +7,6 @@
  * warns). Tags: `!unsafe` keeps the string verbatim (marked in the srcmap so
  * the templater leaves it alone); `!vault` is kept as a string for now.
  */
-/* agent/ is on the -I path, so <yaml.h> finds this file first: yaml.c
- * defines AICP_YAML_WANT_LIBYAML to reach libyaml's header behind it. */
-#if defined(AICP_YAML_WANT_LIBYAML) && !defined(AICP_YAML_LIBYAML_DONE)
-#define AICP_YAML_LIBYAML_DONE
-#include_next <yaml.h>
-#endif
-
 #ifndef AICP_YAML_H
 #define AICP_YAML_H
 

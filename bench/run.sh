@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-20}"
 aicp="${AICP:-./aicp}"
-lab="${BENCH_LAB:-$(mktemp -d /var/tmp/aicp-bench.XXXXXX)}"
+lab="${BENCH_LAB:-$(mktemp -d /tmp/aicp-bench.XXXXXX)}"
 trap '"$aicp" lab down --dir "$lab" >/dev/null 2>&1 || true; rm -rf "$lab"' EXIT
 "$aicp" lab up --nodes "$n" --dir "$lab" >/dev/null
 inv="$lab/inventory.ini"
