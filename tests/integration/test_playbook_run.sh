@@ -70,4 +70,30 @@ echo "$out" | tail -n 4
 check "node prep: second run exits 0" [ "$rc" -eq 0 ]
 check "node prep: second run changed nothing" sh -c "! printf '%s' \"\$1\" | grep -E 'changed=[1-9]'" _ "$out"
 check "node prep: the sysctl file is on the host, not the machine" [ ! -e /etc/sysctl.d/99-kubernetes-cri.conf ]
+# Play control: serial, any_errors_fatal, no_log, become.
+out=$("$AICP" run "$top_srcdir/tests/data/run/control.yml" -i "$inv" -v 2>&1)
+rc=$?
+echo "$out"
+check "control: exit 1 (node01 failed)" [ "$rc" -eq 1 ]
+check "serial: one host per batch" sh -c "printf '%s' \"\$1\" | grep -q '\"msg\": \"batch node01\"' && printf '%s' \"\$1\" | grep -q '\"msg\": \"batch node02\"'" _ "$out"
+check "any_errors_fatal: no host ran the next task" sh -c "! printf '%s' \"\$1\" | grep -q 'unreachable line'" _ "$out"
+check "no_log: the secret never shows, even with -v" sh -c "! printf '%s' \"\$1\" | grep -q 's3cr3t-value'" _ "$out"
+check "no_log: the result is censored" sh -c "printf '%s' \"\$1\" | grep -q 'censored'" _ "$out"
+
+# --diff shows what a change does; --check --diff changes nothing.
+cat > "$WORK/diff.yml" <<'PB'
+- hosts: node01
+  gather_facts: false
+  tasks:
+    - copy: {dest: /etc/aicp-diff.conf, content: "alpha\nbeta\n"}
+PB
+"$AICP" run "$WORK/diff.yml" -i "$inv" >/dev/null 2>&1
+sed -i 's/beta/gamma/' "$WORK/diff.yml"
+out=$("$AICP" run "$WORK/diff.yml" -i "$inv" --check --diff 2>&1)
+rc=$?
+echo "$out"
+check "--check --diff: exit 2" [ "$rc" -eq 2 ]
+check "--diff: unified diff of the content" sh -c "printf '%s' \"\$1\" | grep -q '^-beta' && printf '%s' \"\$1\" | grep -q '^+gamma'" _ "$out"
+out=$("$AICP" run "$WORK/diff.yml" -i "$inv" --check 2>&1)
+check "--check changed nothing" [ $? -eq 2 ]
 exit $fail
