@@ -22,12 +22,14 @@
 #include "err.h"
 #include "executor.h"
 #include "facts.h"
+#include "hostconn.h"
 #include "fileutil.h"
 #include "inventory.h"
 #include "module.h"
 #include "output.h"
 #include "playbook.h"
-#include "ssh.h"
+#include "precheck.h"
+#include "tags.h"
 #include "template.h"
 #include "util.h"
 #include "yaml.h"
@@ -170,54 +172,6 @@ static void collect_tags(json_t *acc, const struct run *r, const struct aicp_tas
     json_array_extend(acc, r->play->tags);
 }
 
-static int tags_intersect(const json_t *a, const json_t *b)
-{
-    size_t i, j;
-    json_t *x, *y;
-    json_array_foreach(a, i, x) {
-        json_array_foreach(b, j, y) {
-            if (json_equal(x, y))
-                return 1;
-        }
-    }
-    return 0;
-}
-
-static int has_tag(const json_t *tags, const char *name)
-{
-    size_t i;
-    json_t *x;
-    json_array_foreach(tags, i, x) {
-        if (json_is_string(x) && strcmp(json_string_value(x), name) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Ansible's tag selection: --tags/--skip-tags with all, always, never,
- * tagged and untagged. */
-static int task_selected(const struct run *r, const json_t *tags)
-{
-    const json_t *only = r->opts->tags, *skip = r->opts->skip_tags;
-    if (skip && json_array_size(skip)) {
-        if (tags_intersect(tags, skip) || (has_tag(skip, "all") && !has_tag(tags, "always")) ||
-            (has_tag(skip, "tagged") && json_array_size(tags)) ||
-            (has_tag(skip, "untagged") && !json_array_size(tags)))
-            return 0;
-    }
-    if (has_tag(tags, "always"))
-        return !(skip && has_tag(skip, "always"));
-    if (only == NULL || json_array_size(only) == 0)
-        return !has_tag(tags, "never");
-    if (has_tag(only, "all"))
-        return !has_tag(tags, "never");
-    if (has_tag(only, "tagged") && json_array_size(tags) && !has_tag(tags, "never"))
-        return 1;
-    if (has_tag(only, "untagged") && json_array_size(tags) == 0)
-        return 1;
-    return tags_intersect(tags, only);
-}
-
 static const char *task_display_name(const struct aicp_task *t)
 {
     if (t->name)
@@ -348,91 +302,6 @@ static int eval_conditions(int *out, const json_t *conds, const json_t *vars, st
     return 0;
 }
 
-/* ---- connections -------------------------------------------------------- */
-
-static const char *var_str(const json_t *vars, const char *name, char *buf, size_t len)
-{
-    const json_t *v = json_object_get(vars, name);
-    if (v == NULL || json_is_null(v))
-        return NULL;
-    json_t *rendered = NULL;
-    if (json_is_string(v) && aicp_tmpl_is_template(json_string_value(v))) {
-        if (aicp_tmpl_render_str(&rendered, json_string_value(v), vars, NULL) != 0)
-            return NULL;
-        v = rendered;
-    }
-    char *s = NULL;
-    if (json_is_string(v))
-        snprintf(buf, len, "%s", json_string_value(v));
-    else if (aicp_tmpl_to_string(&s, v) == 0)
-        snprintf(buf, len, "%s", s);
-    else
-        buf[0] = '\0';
-    free(s);
-    json_decref(rendered);
-    return buf;
-}
-
-static int ensure_conn(struct host *h, const json_t *vars, struct aicp_err *err)
-{
-    if (h->conn)
-        return 0;
-    char host[256], user[128], key[1024], kh[1024], conn[32], port[16], args[2048], extra[1024],
-        bpass[512], buser[128], hkc[16], to[16], cto[16];
-    struct aicp_conn_opts o = {0};
-    char *jump = NULL, *proxy = NULL;
-    int rc;
-    o.name = h->name;
-    o.host = var_str(vars, "ansible_host", host, sizeof(host));
-    if (o.host == NULL)
-        o.host = h->name;
-    const char *p = var_str(vars, "ansible_port", port, sizeof(port));
-    o.port = p ? (int)strtol(p, NULL, 10) : 22;
-    o.user = var_str(vars, "ansible_user", user, sizeof(user));
-    if (o.user == NULL)
-        o.user = var_str(vars, "ansible_ssh_user", user, sizeof(user));
-    o.key_file = var_str(vars, "ansible_ssh_private_key_file", key, sizeof(key));
-    o.known_hosts = var_str(vars, "aicp_known_hosts", kh, sizeof(kh));
-    if (o.known_hosts == NULL)
-        o.known_hosts = var_str(vars, "ansible_ssh_known_hosts_file", kh, sizeof(kh));
-    const char *c = var_str(vars, "ansible_connection", conn, sizeof(conn));
-    o.local = c && strcmp(c, "local") == 0;
-    o.strict_host_key = 1;
-    const char *k = var_str(vars, "ansible_host_key_checking", hkc, sizeof(hkc));
-    if (k == NULL)
-        k = getenv("ANSIBLE_HOST_KEY_CHECKING");
-    if (k && aicp_parse_bool(k) == 0)
-        o.strict_host_key = 0;
-    const char *t = var_str(vars, "ansible_timeout", to, sizeof(to));
-    if (t == NULL)
-        t = var_str(vars, "ansible_ssh_timeout", to, sizeof(to));
-    o.connect_timeout = t ? (int)strtol(t, NULL, 10) : 10;
-    const char *ct = var_str(vars, "ansible_command_timeout", cto, sizeof(cto));
-    o.command_timeout = ct ? (int)strtol(ct, NULL, 10) : 0;
-    o.become_password = var_str(vars, "ansible_become_password", bpass, sizeof(bpass));
-    if (o.become_password == NULL)
-        o.become_password = var_str(vars, "ansible_become_pass", bpass, sizeof(bpass));
-    o.become_user = var_str(vars, "ansible_become_user", buser, sizeof(buser));
-    const char *a = var_str(vars, "ansible_ssh_common_args", args, sizeof(args));
-    const char *e = var_str(vars, "ansible_ssh_extra_args", extra, sizeof(extra));
-    if (!o.local && (a || e)) {
-        struct aicp_buf all = AICP_BUF_INIT;
-        aicp_buf_printf(&all, "%s %s", a ? a : "", e ? e : "");
-        rc = aicp_ssh_parse_common_args(all.data, &jump, &proxy, err);
-        aicp_buf_free(&all);
-        if (rc != 0)
-            goto out;
-        o.proxy_jump = jump;
-        o.proxy_command = proxy;
-    }
-    rc = aicp_conn_open(&h->conn, &o, err);
-out:
-    explicit_bzero(bpass, sizeof(bpass));
-    free(jump);
-    free(proxy);
-    return rc;
-}
-
 /* ---- running one module call ------------------------------------------- */
 
 /* A before/after pair as Ansible's --diff shows it: a unified diff of
@@ -495,7 +364,8 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         }
         ctx.conn = j->h->local;
     } else if (mod->flags & AICP_MOD_NEEDS_SSH) {
-        if ((rc = ensure_conn(j->h, vars, &err)) != 0) {
+        if (j->h->conn == NULL &&
+            (rc = aicp_hostconn_open(&j->h->conn, j->h->name, vars, &err)) != 0) {
             o->st = AICP_ST_UNREACHABLE;
             goto fail;
         }
@@ -649,8 +519,20 @@ static void run_job(struct job *j)
         check = r->play->check_mode >= 0 ? r->play->check_mode : r->opts->check;
     int become = inherit_int(t, j->sc, offsetof(struct aicp_task, become), r->play->become);
     int no_log = inherit_int(t, j->sc, offsetof(struct aicp_task, no_log), 0);
+    /* As in Ansible, connection variables from the inventory win over the
+     * become keywords. */
+    const json_t *bvar = json_object_get(vars, "ansible_become");
+    if (bvar != NULL && !json_is_null(bvar)) {
+        json_t *bv = NULL;
+        if (json_is_string(bvar) && aicp_tmpl_is_template(json_string_value(bvar)) &&
+            aicp_tmpl_render_str(&bv, json_string_value(bvar), vars, NULL) == 0)
+            become = json_truthy(bv);
+        else
+            become = json_truthy(bvar);
+        json_decref(bv);
+    }
     const char *buser = inherit_become_user(r, t, j->sc);
-    if (buser)
+    if (buser && json_object_get(vars, "ansible_become_user") == NULL)
         json_object_set_new(vars, "ansible_become_user", json_string(buser));
     json_object_set_new(vars, "ansible_check_mode", json_boolean(check));
 
@@ -1050,7 +932,7 @@ static int run_list(struct run *r, const struct aicp_task_list *l, const struct 
         const struct aicp_task *t = l->items[i];
         json_t *tags = json_array();
         collect_tags(tags, r, t, sc);
-        int selected = t->kind == AICP_TASK_BLOCK || t->kind == AICP_TASK_INCLUDE || task_selected(r, tags);
+        int selected = t->kind == AICP_TASK_BLOCK || t->kind == AICP_TASK_INCLUDE || aicp_tags_selected(tags, r->opts->tags, r->opts->skip_tags);
         json_decref(tags);
         if (!selected)
             continue;
@@ -1168,7 +1050,7 @@ static void gather_job(struct job *j)
     json_t *vars = task_vars(j->r, j->h, NULL, NULL);
     json_t *facts = NULL;
     double t0 = aicp_now();
-    int rc = ensure_conn(j->h, vars, &err);
+    int rc = aicp_hostconn_open(&j->h->conn, j->h->name, vars, &err);
     if (rc != 0) {
         j->total.st = AICP_ST_UNREACHABLE;
     } else {
@@ -1460,6 +1342,8 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
     if ((rc = aicp_playbook_load(&r.pb, playbook, err)) != 0)
         goto out;
     if ((rc = aicp_inventory_add_vars_dir(r.inv, r.pb->dir, err)) != 0)
+        goto out;
+    if ((rc = aicp_precheck_playbook(r.pb, r.inv, opts->extra_vars, err)) != 0)
         goto out;
     if ((rc = setup_hosts(&r, err)) != 0)
         goto out;

@@ -23,7 +23,8 @@ static const char gather_script[] =
     "if [ -r /etc/os-release ]; then . /etc/os-release; "
     "echo \"os_id=$ID\"; echo \"os_version=$VERSION_ID\"; echo \"os_codename=$VERSION_CODENAME\"; "
     "echo \"os_like=$ID_LIKE\"; fi\n"
-    "awk '/^MemTotal:/{print \"memtotal_kb=\" $2} /^MemAvailable:/{print \"memfree_kb=\" $2}' "
+    "awk '/^MemTotal:/{print \"memtotal_kb=\" $2} /^MemAvailable:/{print \"memfree_kb=\" $2} "
+    "/^SwapTotal:/{print \"swaptotal_kb=\" $2}' "
     "/proc/meminfo 2>/dev/null\n"
     "awk -F: '/^core id/{c[$2]=1} END{n=0; for (k in c) n++; print \"cores=\" n}' "
     "/proc/cpuinfo 2>/dev/null\n"
@@ -120,9 +121,11 @@ int aicp_facts_parse(json_t **out, const char *text, struct aicp_err *err)
         } else if (strcmp(k, "vcpus") == 0 || strcmp(k, "cores") == 0) {
             json_object_set_new(f, strcmp(k, "vcpus") == 0 ? "processor_vcpus" : "processor_cores",
                                 json_integer(strtol(v, NULL, 10)));
-        } else if (strcmp(k, "memtotal_kb") == 0 || strcmp(k, "memfree_kb") == 0) {
-            json_object_set_new(f, k[3] == 't' ? "memtotal_mb" : "memfree_mb",
-                                json_integer(strtoll(v, NULL, 10) / 1024));
+        } else if (strcmp(k, "memtotal_kb") == 0 || strcmp(k, "memfree_kb") == 0 ||
+                   strcmp(k, "swaptotal_kb") == 0) {
+            char name[32];
+            snprintf(name, sizeof(name), "%.*smb", (int)(strlen(k) - 2), k);
+            json_object_set_new(f, name, json_integer(strtoll(v, NULL, 10) / 1024));
         } else if (strcmp(k, "os_id") == 0) {
             snprintf(os_id, sizeof(os_id), "%s", v);
         } else if (strcmp(k, "os_like") == 0) {

@@ -13,8 +13,8 @@ struct aicp_err;
  * ansible_facts holds them): hostname, nodename, fqdn, distribution,
  * distribution_version, distribution_release, distribution_major_version,
  * os_family, system, kernel, architecture, processor_vcpus,
- * processor_cores, memtotal_mb, memfree_mb, user_id, env.HOME, gpus (list
- * of {index, name, driver_version, memory_total_mib, mig_mode,
+ * processor_cores, memtotal_mb, memfree_mb, swaptotal_mb, user_id, env.HOME,
+ * gpus (list of {index, name, driver_version, memory_total_mib, mig_mode,
  * persistence_mode}), gpu_count, nvidia_driver_version. */
 int aicp_facts_gather(json_t **out, struct aicp_conn *conn, int become, struct aicp_err *err);
 

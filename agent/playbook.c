@@ -5,7 +5,9 @@
  * types. Every error names the file, line and column of the play or task it
  * is about, worded as Ansible words it so that users can search for it.
  * Imports and roles become BLOCK tasks so that their when/tags/vars/become
- * are inherited by the executor exactly as a block's are. */
+ * are inherited by the executor exactly as a block's are. Finding and
+ * loading task files and roles is in playbook_roles.c, the loop keywords
+ * in playbook_loop.c. */
 #include "config.h"
 
 #include <ctype.h>
@@ -18,33 +20,15 @@
 #include "err.h"
 #include "module.h"
 #include "playbook.h"
+#include "playbook_int.h"
 #include "registry.h"
 #include "template.h"
 #include "util.h"
 #include "yaml.h"
 
-/* Imports nest no deeper than this (a file importing itself loops). */
-#define MAX_DEPTH 32
-
-struct loader {
-    struct aicp_playbook *pb;
-    struct aicp_play *play; /* the play being loaded (roles add handlers to it) */
-    struct aicp_err *err;
-    json_t *handler_files; /* role handler files already added to the play */
-    int depth;
-};
-
 /* ---- small helpers --------------------------------------------------------- */
 
-static int oom(struct loader *L)
-{
-    return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
-}
-
-static int fail_at(struct loader *L, const struct aicp_loc *loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail_at(struct loader *L, const struct aicp_loc *loc, const char *fmt, ...)
+int aicp_playbook_fail_at(struct loader *L, const struct aicp_loc *loc, const char *fmt, ...)
 {
     char msg[sizeof(L->err->msg)];
     va_list ap;
@@ -57,7 +41,8 @@ static int fail_at(struct loader *L, const struct aicp_loc *loc, const char *fmt
 
 /* Where a node came from; booleans and null are shared singletons and
  * numbers are not recorded, so those fall back to the enclosing node. */
-static struct aicp_loc loc_of(struct loader *L, const json_t *node, const struct aicp_loc *fallback)
+struct aicp_loc aicp_playbook_loc_of(struct loader *L, const json_t *node,
+                                     const struct aicp_loc *fallback)
 {
     if (node != NULL && (json_is_object(node) || json_is_array(node) || json_is_string(node))) {
         const struct aicp_loc *l = aicp_srcmap_get(L->pb->map, node);
@@ -67,7 +52,7 @@ static struct aicp_loc loc_of(struct loader *L, const json_t *node, const struct
     return *fallback;
 }
 
-static char *dir_of(const char *path)
+char *aicp_playbook_dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (slash == NULL)
@@ -77,7 +62,7 @@ static char *dir_of(const char *path)
     return aicp_strndup(path, (size_t)(slash - path));
 }
 
-static char *path_join(const char *dir, const char *name)
+char *aicp_playbook_path_join(const char *dir, const char *name)
 {
     struct aicp_buf b = AICP_BUF_INIT;
     if (name[0] == '/' || dir == NULL)
@@ -89,20 +74,8 @@ static char *path_join(const char *dir, const char *name)
     return aicp_buf_steal(&b);
 }
 
-static int file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int dir_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* Loads a YAML file into the playbook's map and keeps its tree alive. */
-static int load_doc(struct loader *L, const char *path, json_t **tree)
+int aicp_playbook_load_doc(struct loader *L, const char *path, json_t **tree)
 {
     json_t *t = NULL;
     int rc = aicp_yaml_load_file(&t, path, L->pb->map, L->err);
@@ -114,7 +87,7 @@ static int load_doc(struct loader *L, const char *path, json_t **tree)
     return 0;
 }
 
-static const char *type_word(const json_t *v)
+const char *aicp_playbook_type_word(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "a mapping";
@@ -148,15 +121,16 @@ static char *scalar_str(const json_t *v)
 }
 
 /* A keyword whose value must be a scalar string. */
-static int get_str(struct loader *L, const json_t *v, const char *key, const struct aicp_loc *loc,
-                   char **out)
+int aicp_playbook_get_str(struct loader *L, const json_t *v, const char *key,
+                          const struct aicp_loc *loc, char **out)
 {
     free(*out);
     *out = NULL;
     if (json_is_null(v))
         return 0;
     if (json_is_array(v) || json_is_object(v))
-        return fail_at(L, loc, "'%s' must be a string, got %s", key, type_word(v));
+        return aicp_playbook_fail_at(L, loc, "'%s' must be a string, got %s", key,
+                                     aicp_playbook_type_word(v));
     *out = scalar_str(v);
     return *out ? 0 : oom(L);
 }
@@ -181,11 +155,14 @@ static int get_bool(struct loader *L, const json_t *v, const char *key, const st
             return 0;
         }
         if (aicp_tmpl_is_template(json_string_value(v)))
-            return fail_at(L, loc, "'%s' must be a boolean; aicp does not template it: %s", key,
-                           json_string_value(v));
-        return fail_at(L, loc, "'%s' must be a boolean, got '%s'", key, json_string_value(v));
+            return aicp_playbook_fail_at(L, loc,
+                                         "'%s' must be a boolean; aicp does not template it: %s",
+                                         key, json_string_value(v));
+        return aicp_playbook_fail_at(L, loc, "'%s' must be a boolean, got '%s'", key,
+                                     json_string_value(v));
     }
-    return fail_at(L, loc, "'%s' must be a boolean, got %s", key, type_word(v));
+    return aicp_playbook_fail_at(L, loc, "'%s' must be a boolean, got %s", key,
+                                 aicp_playbook_type_word(v));
 }
 
 /* when/changed_when/failed_when: a condition or a list of them. */
@@ -197,15 +174,17 @@ static int get_conds(struct loader *L, const json_t *v, const char *key, const s
     if (json_is_null(v))
         return 0;
     if (json_is_object(v))
-        return fail_at(L, loc, "'%s' must be a condition or a list of conditions, got %s", key,
-                       type_word(v));
+        return aicp_playbook_fail_at(L, loc,
+                                     "'%s' must be a condition or a list of conditions, got %s",
+                                     key, aicp_playbook_type_word(v));
     if (json_is_array(v)) {
         size_t i;
         json_t *c;
         json_array_foreach(v, i, c) {
             if (json_is_object(c) || json_is_array(c) || json_is_null(c))
-                return fail_at(L, loc, "'%s' conditions must be strings or booleans, got %s", key,
-                               type_word(c));
+                return aicp_playbook_fail_at(L, loc,
+                                             "'%s' conditions must be strings or booleans, got %s",
+                                             key, aicp_playbook_type_word(c));
         }
         *out = json_copy((json_t *)v);
     } else {
@@ -226,7 +205,8 @@ static int get_tags(struct loader *L, const json_t *v, const struct aicp_loc *lo
         json_array_foreach(v, i, t) {
             char *s = json_is_array(t) || json_is_object(t) ? NULL : scalar_str(t);
             if (s == NULL)
-                return fail_at(L, loc, "tags must be strings, got %s", type_word(t));
+                return aicp_playbook_fail_at(L, loc, "tags must be strings, got %s",
+                                             aicp_playbook_type_word(t));
             int r = json_array_append_new(out, json_string(s));
             free(s);
             if (r != 0)
@@ -236,7 +216,8 @@ static int get_tags(struct loader *L, const json_t *v, const struct aicp_loc *lo
     }
     char *s = json_is_object(v) ? NULL : scalar_str(v);
     if (s == NULL)
-        return fail_at(L, loc, "tags must be a string or a list, got %s", type_word(v));
+        return aicp_playbook_fail_at(L, loc, "tags must be a string or a list, got %s",
+                                     aicp_playbook_type_word(v));
     /* a comma-separated string, as Ansible splits it */
     for (char *p = s; p != NULL;) {
         char *comma = strchr(p, ',');
@@ -259,8 +240,8 @@ static int get_tags(struct loader *L, const json_t *v, const struct aicp_loc *lo
 
 /* vars: a mapping (or a list of mappings, merged), copied so that the
  * executor may add to it without touching the loaded tree. */
-static int get_vars(struct loader *L, const json_t *v, const char *key, const struct aicp_loc *loc,
-                    json_t **out)
+int aicp_playbook_get_vars(struct loader *L, const json_t *v, const char *key,
+                           const struct aicp_loc *loc, json_t **out)
 {
     json_t *o = json_object();
     if (o == NULL)
@@ -273,13 +254,15 @@ static int get_vars(struct loader *L, const json_t *v, const char *key, const st
         json_array_foreach(v, i, d) {
             if (!json_is_object(d)) {
                 json_decref(o);
-                return fail_at(L, loc, "'%s' must be a mapping or a list of mappings", key);
+                return aicp_playbook_fail_at(L, loc, "'%s' must be a mapping or a list of mappings",
+                                             key);
             }
             json_object_update(o, d);
         }
     } else if (!json_is_null(v)) {
         json_decref(o);
-        return fail_at(L, loc, "'%s' must be a mapping, got %s", key, type_word(v));
+        return aicp_playbook_fail_at(L, loc, "'%s' must be a mapping, got %s", key,
+                                     aicp_playbook_type_word(v));
     }
     json_decref(*out);
     *out = o;
@@ -304,7 +287,8 @@ static int get_str_list(struct loader *L, const json_t *v, const char *key,
             char *str = json_is_array(s) || json_is_object(s) ? NULL : scalar_str(s);
             if (str == NULL) {
                 json_decref(a);
-                return fail_at(L, loc, "'%s' must be a string or a list of strings", key);
+                return aicp_playbook_fail_at(L, loc, "'%s' must be a string or a list of strings",
+                                             key);
             }
             json_array_append_new(a, json_string(str));
             free(str);
@@ -313,7 +297,7 @@ static int get_str_list(struct loader *L, const json_t *v, const char *key,
         char *str = json_is_object(v) ? NULL : scalar_str(v);
         if (str == NULL) {
             json_decref(a);
-            return fail_at(L, loc, "'%s' must be a string or a list of strings", key);
+            return aicp_playbook_fail_at(L, loc, "'%s' must be a string or a list of strings", key);
         }
         json_array_append_new(a, json_string(str));
         free(str);
@@ -330,7 +314,8 @@ static int get_env(struct loader *L, const json_t *v, const struct aicp_loc *loc
     if (json_is_null(v))
         return 0;
     if (!json_is_object(v) && !(json_is_string(v) && aicp_tmpl_is_template(json_string_value(v))))
-        return fail_at(L, loc, "'environment' must be a mapping, got %s", type_word(v));
+        return aicp_playbook_fail_at(L, loc, "'environment' must be a mapping, got %s",
+                                     aicp_playbook_type_word(v));
     *out = json_is_object(v) ? json_copy((json_t *)v) : json_incref((json_t *)v);
     return *out ? 0 : oom(L);
 }
@@ -339,8 +324,9 @@ static int become_method_ok(struct loader *L, const json_t *v, const struct aicp
 {
     if (json_is_string(v) && strcmp(json_string_value(v), "sudo") == 0)
         return 0;
-    return fail_at(L, loc, "become_method '%s' is not supported (aicp only supports sudo)",
-                   json_is_string(v) ? json_string_value(v) : type_word(v));
+    return aicp_playbook_fail_at(
+        L, loc, "become_method '%s' is not supported (aicp only supports sudo)",
+        json_is_string(v) ? json_string_value(v) : aicp_playbook_type_word(v));
 }
 
 /* Names as written may carry the builtin collection's prefix. */
@@ -374,9 +360,7 @@ static struct aicp_task *task_new(const struct aicp_loc *loc)
     return t;
 }
 
-static void task_list_free(struct aicp_task_list *l);
-
-static void task_free(struct aicp_task *t)
+void aicp_playbook_task_free(struct aicp_task *t)
 {
     if (t == NULL)
         return;
@@ -398,458 +382,31 @@ static void task_free(struct aicp_task *t)
     free(t->become_user);
     json_decref(t->vars);
     json_decref(t->environment);
-    task_list_free(&t->block);
-    task_list_free(&t->rescue);
-    task_list_free(&t->always);
+    aicp_playbook_task_list_free(&t->block);
+    aicp_playbook_task_list_free(&t->rescue);
+    aicp_playbook_task_list_free(&t->always);
     json_decref(t->role_defaults);
     free(t->role_path);
     free(t->delegate_to);
     free(t);
 }
 
-static void task_list_free(struct aicp_task_list *l)
+void aicp_playbook_task_list_free(struct aicp_task_list *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        task_free(l->items[i]);
+        aicp_playbook_task_free(l->items[i]);
     free(l->items);
     l->items = NULL;
     l->n = 0;
 }
 
-static int task_list_push(struct aicp_task_list *l, struct aicp_task *t)
+int aicp_playbook_task_list_push(struct aicp_task_list *l, struct aicp_task *t)
 {
     struct aicp_task **items = realloc(l->items, (l->n + 1) * sizeof(*items));
     if (items == NULL)
         return AICP_ENOMEM;
     l->items = items;
     l->items[l->n++] = t;
-    return 0;
-}
-
-static int parse_task_list(struct loader *L, const json_t *node, const char *dir, int handlers,
-                           const struct aicp_loc *parent, struct aicp_task_list *out);
-
-/* Loads a task file (import_tasks, include_tasks, a role's tasks/main.yml)
- * into list. */
-static int load_task_file(struct loader *L, const char *path, int handlers,
-                          struct aicp_task_list *out)
-{
-    json_t *tree = NULL;
-    char *dir = NULL;
-    int rc;
-    if (L->depth >= MAX_DEPTH)
-        return aicp_err_set(L->err, AICP_EINVAL,
-                            "%s: imports nest deeper than %d (does a file import itself?)", path,
-                            MAX_DEPTH);
-    if ((rc = load_doc(L, path, &tree)) != 0)
-        return rc;
-    if ((dir = dir_of(path)) == NULL)
-        return oom(L);
-    struct aicp_loc top = {.file = path, .line = 1, .col = 1};
-    top = loc_of(L, tree, &top);
-    if (!json_is_null(tree) && !json_is_array(tree)) {
-        rc = fail_at(L, &top, "a task file must contain a list of tasks, got %s", type_word(tree));
-        goto out;
-    }
-    L->depth++;
-    rc = parse_task_list(L, tree, dir, handlers, &top, out);
-    L->depth--;
-out:
-    free(dir);
-    return rc;
-}
-
-/* Finds a task file: relative to the including file's directory, then the
- * play's. The path must be static. */
-static int find_task_file(struct loader *L, const json_t *v, const char *key, const char *dir,
-                          const struct aicp_loc *loc, char **out)
-{
-    const json_t *file = v;
-    *out = NULL;
-    if (json_is_object(v))
-        file = json_object_get(v, "file");
-    if (!json_is_string(file))
-        return fail_at(L, loc, "'%s' needs a file name", key);
-    const char *name = json_string_value(file);
-    if (aicp_tmpl_is_template(name))
-        return fail_at(L, loc, "'%s' needs a static path; aicp does not template '%s'", key, name);
-    char *p = path_join(dir, name);
-    if (p != NULL && !file_exists(p) && L->play != NULL && L->play->dir != NULL) {
-        char *q = path_join(L->play->dir, name);
-        if (q != NULL && file_exists(q)) {
-            free(p);
-            p = q;
-        } else {
-            free(q);
-        }
-    }
-    if (p == NULL)
-        return oom(L);
-    if (!file_exists(p)) {
-        int rc = fail_at(L, loc, "Could not find or access '%s' (from %s)", name, key);
-        free(p);
-        return rc;
-    }
-    *out = p;
-    return 0;
-}
-
-/* Reads roles/NAME/<sub>/<file>.yml (or .yaml) if there is one. */
-static int role_file(struct loader *L, const char *role_dir, const char *sub, const char *file,
-                     char **out)
-{
-    struct aicp_buf b = AICP_BUF_INIT;
-    static const char *const exts[] = {"", ".yml", ".yaml"};
-    *out = NULL;
-    for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
-        b.len = 0;
-        if (aicp_buf_printf(&b, "%s/%s/%s%s", role_dir, sub, file, exts[i]) != 0) {
-            aicp_buf_free(&b);
-            return oom(L);
-        }
-        if (file_exists(b.data)) {
-            *out = aicp_buf_steal(&b);
-            return 0;
-        }
-    }
-    aicp_buf_free(&b);
-    return 0;
-}
-
-static int role_vars_file(struct loader *L, const char *role_dir, const char *sub,
-                          const char *file, json_t **out)
-{
-    char *path = NULL;
-    json_t *tree = NULL;
-    int rc = role_file(L, role_dir, sub, file, &path);
-    if (rc != 0 || path == NULL)
-        return rc;
-    if ((rc = load_doc(L, path, &tree)) == 0) {
-        struct aicp_loc top = {.file = path, .line = 1, .col = 1};
-        top = loc_of(L, tree, &top);
-        if (json_is_object(tree) || json_is_null(tree))
-            rc = get_vars(L, tree, sub, &top, out);
-        else
-            rc = fail_at(L, &top, "%s/%s must be a mapping of variables", sub, file);
-    }
-    free(path);
-    return rc;
-}
-
-/* A role becomes a BLOCK: tasks/main.yml as its body, vars/main.yml and the
- * role's parameters as its vars, defaults/main.yml as role_defaults; its
- * handlers/main.yml are appended to the play's handlers. */
-static int load_role(struct loader *L, const char *name, const json_t *opts,
-                     const struct aicp_loc *loc, struct aicp_task *t)
-{
-    char *role_dir = NULL, *path = NULL;
-    json_t *rvars = NULL;
-    const char *tasks_from = "main", *vars_from = "main", *defaults_from = "main",
-               *handlers_from = "main";
-    int rc = 0;
-
-    if (aicp_tmpl_is_template(name))
-        return fail_at(L, loc, "role names must be static; aicp does not template '%s'", name);
-    if (json_is_object(opts)) {
-        const json_t *v;
-        if (json_is_string(v = json_object_get(opts, "tasks_from")))
-            tasks_from = json_string_value(v);
-        if (json_is_string(v = json_object_get(opts, "vars_from")))
-            vars_from = json_string_value(v);
-        if (json_is_string(v = json_object_get(opts, "defaults_from")))
-            defaults_from = json_string_value(v);
-        if (json_is_string(v = json_object_get(opts, "handlers_from")))
-            handlers_from = json_string_value(v);
-    }
-    const char *bases[] = {L->play ? L->play->dir : NULL, L->pb->dir};
-    for (size_t i = 0; i < 2 && role_dir == NULL; i++) {
-        if (bases[i] == NULL)
-            continue;
-        struct aicp_buf b = AICP_BUF_INIT;
-        if (aicp_buf_printf(&b, "%s/roles/%s", bases[i], name) != 0) {
-            aicp_buf_free(&b);
-            return oom(L);
-        }
-        if (dir_exists(b.data))
-            role_dir = aicp_buf_steal(&b);
-        else
-            aicp_buf_free(&b);
-    }
-    if (role_dir == NULL)
-        return fail_at(L, loc, "the role '%s' was not found in %s/roles", name,
-                       L->play && L->play->dir ? L->play->dir : L->pb->dir);
-    t->kind = AICP_TASK_BLOCK;
-    t->role_path = role_dir;
-    free(t->action);
-    if ((t->action = aicp_strdup(name)) == NULL)
-        return oom(L);
-    if ((rc = role_file(L, role_dir, "meta", "main", &path)) != 0)
-        goto out;
-    if (path != NULL) {
-        json_t *meta = NULL;
-        if ((rc = load_doc(L, path, &meta)) != 0)
-            goto out;
-        const json_t *deps = json_object_get(meta, "dependencies");
-        if (json_array_size(deps) > 0) {
-            struct aicp_loc ml = {.file = path, .line = 1, .col = 1};
-            ml = loc_of(L, deps, &ml);
-            rc = fail_at(L, &ml, "role dependencies are not supported by aicp (role '%s')", name);
-            goto out;
-        }
-        free(path);
-        path = NULL;
-    }
-    if ((rc = role_vars_file(L, role_dir, "defaults", defaults_from, &t->role_defaults)) != 0)
-        goto out;
-    if ((rc = role_vars_file(L, role_dir, "vars", vars_from, &rvars)) != 0)
-        goto out;
-    if (rvars != NULL) {
-        /* the role's vars/main.yml is below its parameters in precedence */
-        if (t->vars != NULL)
-            json_object_update(rvars, t->vars);
-        json_decref(t->vars);
-        t->vars = rvars;
-        rvars = NULL;
-    }
-    if ((rc = role_file(L, role_dir, "tasks", tasks_from, &path)) != 0)
-        goto out;
-    if (path != NULL) {
-        if ((rc = load_task_file(L, path, 0, &t->block)) != 0)
-            goto out;
-    } else if (strcmp(tasks_from, "main") != 0) {
-        rc = fail_at(L, loc, "Could not find specified file in role: tasks/%s", tasks_from);
-        goto out;
-    }
-    free(path);
-    path = NULL;
-    if ((rc = role_file(L, role_dir, "handlers", handlers_from, &path)) != 0)
-        goto out;
-    /* a role used twice in a play brings its handlers once */
-    int seen = 0;
-    if (path != NULL && L->handler_files != NULL) {
-        size_t i;
-        json_t *f;
-        json_array_foreach(L->handler_files, i, f) seen |= strcmp(json_string_value(f), path) == 0;
-        if (!seen && json_array_append_new(L->handler_files, json_string(path)) != 0) {
-            rc = oom(L);
-            goto out;
-        }
-    }
-    if (path != NULL && L->play != NULL && !seen) {
-        struct aicp_task_list hl = {0};
-        if ((rc = load_task_file(L, path, 1, &hl)) != 0) {
-            task_list_free(&hl);
-            goto out;
-        }
-        for (size_t i = 0; i < hl.n; i++) {
-            if (task_list_push(&L->play->handlers, hl.items[i]) != 0) {
-                for (size_t j = i; j < hl.n; j++)
-                    task_free(hl.items[j]);
-                free(hl.items);
-                rc = oom(L);
-                goto out;
-            }
-        }
-        free(hl.items);
-    }
-out:
-    free(path);
-    json_decref(rvars);
-    return rc;
-}
-
-/* with_sequence: "start=1 end=10 stride=1 format=%02d" or "count=3",
- * computed at load time (a templated sequence is refused). */
-static int seq_format(struct aicp_buf *b, const char *fmt, long long n)
-{
-    const char *pct = strchr(fmt, '%');
-    if (pct == NULL)
-        return aicp_buf_puts(b, fmt);
-    const char *p = pct + 1;
-    int zero = 0, width = 0;
-    if (*p == '0') {
-        zero = 1;
-        p++;
-    }
-    while (isdigit((unsigned char)*p) && width < 64)
-        width = width * 10 + (*p++ - '0');
-    if (*p != 'd' && *p != 'x' && *p != 'X' && *p != 'o')
-        return AICP_EINVAL;
-    if (strchr(p + 1, '%') != NULL)
-        return AICP_EINVAL;
-    char digits[80];
-    int base = *p == 'd' ? 10 : *p == 'o' ? 8 : 16;
-    const char *alpha = *p == 'X' ? "0123456789ABCDEF" : "0123456789abcdef";
-    unsigned long long u = n < 0 ? (unsigned long long)(-(n + 1)) + 1 : (unsigned long long)n;
-    int len = 0;
-    do {
-        digits[len++] = alpha[u % (unsigned)base];
-        u /= (unsigned)base;
-    } while (u > 0 && len < 70);
-    if (aicp_buf_append(b, fmt, (size_t)(pct - fmt)) != 0)
-        return AICP_ENOMEM;
-    if (n < 0 && aicp_buf_puts(b, "-") != 0)
-        return AICP_ENOMEM;
-    for (int i = len + (n < 0); i < width; i++)
-        if (aicp_buf_puts(b, zero ? "0" : " ") != 0)
-            return AICP_ENOMEM;
-    while (len > 0)
-        if (aicp_buf_append(b, &digits[--len], 1) != 0)
-            return AICP_ENOMEM;
-    return aicp_buf_puts(b, p + 1);
-}
-
-static int parse_sequence(struct loader *L, const json_t *v, const struct aicp_loc *loc,
-                          json_t **out)
-{
-    json_t *kv = NULL, *list = NULL;
-    long long start = 1, end = 0, stride = 1, count = -1;
-    const char *fmt = "%d";
-    int have_end = 0, rc;
-    if (!json_is_string(v) || aicp_tmpl_is_template(json_string_value(v)))
-        return fail_at(L, loc, "with_sequence needs a static string such as 'start=1 end=5'");
-    if ((rc = aicp_args_parse_kv(&kv, json_string_value(v), 0, NULL, L->err)) != 0)
-        return rc;
-    const char *k;
-    json_t *val;
-    json_object_foreach(kv, k, val) {
-        const char *s = json_string_value(val);
-        char *end_p = NULL;
-        long long n = 0;
-        if (strcmp(k, "format") == 0) {
-            fmt = s;
-            continue;
-        }
-        n = strtoll(s ? s : "", &end_p, 0);
-        if (s == NULL || *s == '\0' || *end_p != '\0') {
-            rc = fail_at(L, loc, "with_sequence: can't parse %s=%s", k, s ? s : "");
-            goto out;
-        }
-        if (strcmp(k, "start") == 0)
-            start = n;
-        else if (strcmp(k, "end") == 0) {
-            end = n;
-            have_end = 1;
-        } else if (strcmp(k, "stride") == 0)
-            stride = n;
-        else if (strcmp(k, "count") == 0)
-            count = n;
-        else {
-            rc = fail_at(L, loc, "with_sequence: unrecognized arguments to with_sequence: %s", k);
-            goto out;
-        }
-    }
-    if (count >= 0) {
-        if (have_end) {
-            rc = fail_at(L, loc, "with_sequence: can't specify both count and end in with_sequence");
-            goto out;
-        }
-        end = start + (count - 1) * stride;
-        have_end = count > 0;
-        if (count == 0) {
-            *out = json_array();
-            rc = *out ? 0 : oom(L);
-            goto out;
-        }
-    }
-    if (!have_end || stride == 0 || (end - start) / stride > 100000 || (end - start) / stride < 0) {
-        rc = fail_at(L, loc, "with_sequence: bad range (start=%lld end=%lld stride=%lld)", start, end,
-                     stride);
-        goto out;
-    }
-    list = json_array();
-    for (long long i = start; list != NULL && (stride > 0 ? i <= end : i >= end); i += stride) {
-        struct aicp_buf b = AICP_BUF_INIT;
-        int r = seq_format(&b, fmt, i);
-        if (r != 0) {
-            aicp_buf_free(&b);
-            rc = r == AICP_ENOMEM ? oom(L) : fail_at(L, loc, "with_sequence: bad format '%s'", fmt);
-            goto out;
-        }
-        json_array_append_new(list, json_string(b.data ? b.data : ""));
-        aicp_buf_free(&b);
-    }
-    *out = list;
-    list = NULL;
-    rc = *out ? 0 : oom(L);
-out:
-    json_decref(kv);
-    json_decref(list);
-    return rc;
-}
-
-/* The loop keywords. with_items flattens one level (done here for literal
- * lists; a templated one is kept as a plain loop). with_dict is stored as
- * {"__with_dict": X} for the executor. */
-static int parse_loop(struct loader *L, struct aicp_task *t, const char *key, const json_t *v,
-                      const struct aicp_loc *loc)
-{
-    if (t->loop != NULL)
-        return fail_at(L, loc, "'%s' conflicts with another loop keyword of the task", key);
-    if (strcmp(key, "with_sequence") == 0)
-        return parse_sequence(L, v, loc, &t->loop);
-    if (strcmp(key, "with_dict") == 0) {
-        if (!json_is_object(v) && !(json_is_string(v) && aicp_tmpl_is_template(json_string_value(v))))
-            return fail_at(L, loc, "with_dict expects a dict, got %s", type_word(v));
-        t->loop = json_pack("{s:O}", "__with_dict", v);
-        return t->loop ? 0 : oom(L);
-    }
-    if (json_is_string(v)) {
-        if (aicp_tmpl_is_template(json_string_value(v))) {
-            t->loop = json_incref((json_t *)v);
-            return 0;
-        }
-        if (strcmp(key, "loop") == 0)
-            return fail_at(L, loc,
-                           "Invalid data passed to 'loop', it requires a list, got this instead: %s",
-                           json_string_value(v));
-        t->loop = json_pack("[O]", v);
-        return t->loop ? 0 : oom(L);
-    }
-    if (!json_is_array(v))
-        return fail_at(L, loc, "Invalid data passed to '%s', it requires a list, got %s", key,
-                       type_word(v));
-    if (strcmp(key, "with_items") != 0) {
-        t->loop = json_copy((json_t *)v);
-        return t->loop ? 0 : oom(L);
-    }
-    json_t *flat = json_array();
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item) {
-        if (json_is_array(item))
-            json_array_extend(flat, item);
-        else
-            json_array_append(flat, item);
-    }
-    t->loop = flat;
-    return flat ? 0 : oom(L);
-}
-
-static int parse_loop_control(struct loader *L, struct aicp_task *t, const json_t *v,
-                              const struct aicp_loc *loc)
-{
-    const char *k;
-    json_t *val;
-    int rc;
-    if (!json_is_object(v))
-        return fail_at(L, loc, "'loop_control' must be a mapping, got %s", type_word(v));
-    json_object_foreach((json_t *)v, k, val) {
-        if (strcmp(k, "loop_var") == 0) {
-            if ((rc = get_str(L, val, k, loc, &t->loop_var)) != 0)
-                return rc;
-        } else if (strcmp(k, "index_var") == 0) {
-            if ((rc = get_str(L, val, k, loc, &t->index_var)) != 0)
-                return rc;
-        } else if (strcmp(k, "label") == 0) {
-            json_decref(t->loop_label);
-            t->loop_label = json_incref(val);
-        } else if (strcmp(k, "extended") == 0 || strcmp(k, "extended_allitems") == 0) {
-            continue; /* the loop variables are always there */
-        } else {
-            return fail_at(L, loc, "'%s' is not a valid attribute for a LoopControl", k);
-        }
-    }
     return 0;
 }
 
@@ -929,15 +486,17 @@ static int build_args(struct loader *L, struct aicp_task *t, const json_t *v, co
             return rc;
         }
     } else {
-        return fail_at(L, loc, "the arguments of '%s' must be a mapping or a k=v string, got %s",
-                       t->action, type_word(v));
+        return aicp_playbook_fail_at(
+            L, loc, "the arguments of '%s' must be a mapping or a k=v string, got %s", t->action,
+            aicp_playbook_type_word(v));
     }
     if (args == NULL)
         return oom(L);
     if (extra != NULL && !json_is_null(extra)) {
         if (!json_is_object(extra)) {
             json_decref(args);
-            return fail_at(L, loc, "'args' must be a mapping, got %s", type_word(extra));
+            return aicp_playbook_fail_at(L, loc, "'args' must be a mapping, got %s",
+                                         aicp_playbook_type_word(extra));
         }
         json_t *merged = json_copy((json_t *)extra);
         if (merged == NULL) {
@@ -967,7 +526,7 @@ static int split_action(struct loader *L, const json_t *v, const struct aicp_loc
     if (json_is_object(v)) {
         const json_t *m = json_object_get(v, "module");
         if (!json_is_string(m))
-            return fail_at(L, loc, "no module/action detected in task.");
+            return aicp_playbook_fail_at(L, loc, "no module/action detected in task.");
         *name = aicp_strdup(json_string_value(m));
         *args = json_copy((json_t *)v);
         if (*name == NULL || *args == NULL)
@@ -976,7 +535,7 @@ static int split_action(struct loader *L, const json_t *v, const struct aicp_loc
         return 0;
     }
     if (!json_is_string(v))
-        return fail_at(L, loc, "no module/action detected in task.");
+        return aicp_playbook_fail_at(L, loc, "no module/action detected in task.");
     const char *s = json_string_value(v);
     while (isspace((unsigned char)*s))
         s++;
@@ -984,7 +543,7 @@ static int split_action(struct loader *L, const json_t *v, const struct aicp_loc
     while (s[n] && !isspace((unsigned char)s[n]))
         n++;
     if (n == 0)
-        return fail_at(L, loc, "no module/action detected in task.");
+        return aicp_playbook_fail_at(L, loc, "no module/action detected in task.");
     *name = aicp_strndup(s, n);
     while (isspace((unsigned char)s[n]))
         n++;
@@ -996,7 +555,7 @@ static int parse_keyword(struct loader *L, struct aicp_task *t, const char *k, c
                          const struct aicp_loc *loc, int handlers)
 {
     if (strcmp(k, "name") == 0)
-        return get_str(L, v, k, loc, &t->name);
+        return aicp_playbook_get_str(L, v, k, loc, &t->name);
     if (strcmp(k, "when") == 0)
         return get_conds(L, v, k, loc, &t->when);
     if (strcmp(k, "changed_when") == 0)
@@ -1008,11 +567,11 @@ static int parse_keyword(struct loader *L, struct aicp_task *t, const char *k, c
     if (strcmp(k, "become") == 0)
         return get_bool(L, v, k, loc, &t->become);
     if (strcmp(k, "become_user") == 0)
-        return get_str(L, v, k, loc, &t->become_user);
+        return aicp_playbook_get_str(L, v, k, loc, &t->become_user);
     if (strcmp(k, "become_method") == 0)
         return become_method_ok(L, v, loc);
     if (strcmp(k, "vars") == 0)
-        return get_vars(L, v, k, loc, &t->vars);
+        return aicp_playbook_get_vars(L, v, k, loc, &t->vars);
     if (strcmp(k, "environment") == 0)
         return get_env(L, v, loc, &t->environment);
     if (strcmp(k, "no_log") == 0)
@@ -1026,15 +585,15 @@ static int parse_keyword(struct loader *L, struct aicp_task *t, const char *k, c
     if (strcmp(k, "any_errors_fatal") == 0)
         return get_bool(L, v, k, loc, &t->any_errors_fatal);
     if (strcmp(k, "register") == 0)
-        return get_str(L, v, k, loc, &t->register_as);
+        return aicp_playbook_get_str(L, v, k, loc, &t->register_as);
     if (strcmp(k, "notify") == 0)
         return get_str_list(L, v, k, loc, &t->notify);
     if (strcmp(k, "listen") == 0 && handlers)
         return get_str_list(L, v, k, loc, &t->listen);
     if (strcmp(k, "loop_control") == 0)
-        return parse_loop_control(L, t, v, loc);
+        return aicp_playbook_parse_loop_control(L, t, v, loc);
     if (strcmp(k, "loop") == 0 || aicp_startswith(k, "with_"))
-        return parse_loop(L, t, k, v, loc);
+        return aicp_playbook_parse_loop(L, t, k, v, loc);
     if (strcmp(k, "ignore_errors") == 0) {
         json_decref(t->ignore_errors);
         t->ignore_errors = NULL;
@@ -1048,16 +607,17 @@ static int parse_keyword(struct loader *L, struct aicp_task *t, const char *k, c
         return rc;
     }
     if (strcmp(k, "delegate_to") == 0) {
-        int rc = get_str(L, v, k, loc, &t->delegate_to);
+        int rc = aicp_playbook_get_str(L, v, k, loc, &t->delegate_to);
         if (rc != 0 || t->delegate_to == NULL)
             return rc;
         if (strcmp(t->delegate_to, "localhost") != 0 && strcmp(t->delegate_to, "127.0.0.1") != 0)
-            return fail_at(L, loc,
-                           "delegate_to '%s' is not supported: aicp only delegates to localhost",
-                           t->delegate_to);
+            return aicp_playbook_fail_at(
+                L, loc, "delegate_to '%s' is not supported: aicp only delegates to localhost",
+                t->delegate_to);
         return 0;
     }
-    return fail_at(L, loc, "'%s' is not a valid attribute for a %s", k, handlers ? "Handler" : "Task");
+    return aicp_playbook_fail_at(L, loc, "'%s' is not a valid attribute for a %s", k,
+                                 handlers ? "Handler" : "Task");
 }
 
 static int parse_block(struct loader *L, const json_t *obj, const char *dir,
@@ -1073,15 +633,16 @@ static int parse_block(struct loader *L, const json_t *obj, const char *dir,
                                       : strcmp(k, "always") == 0 ? &t->always
                                                                  : NULL;
         if (list != NULL) {
-            struct aicp_loc l = loc_of(L, v, loc);
+            struct aicp_loc l = aicp_playbook_loc_of(L, v, loc);
             if (!json_is_null(v) && !json_is_array(v))
-                return fail_at(L, &l, "'%s' must be a list of tasks, got %s", k, type_word(v));
-            if ((rc = parse_task_list(L, v, dir, handlers, &l, list)) != 0)
+                return aicp_playbook_fail_at(L, &l, "'%s' must be a list of tasks, got %s", k,
+                                             aicp_playbook_type_word(v));
+            if ((rc = aicp_playbook_parse_task_list(L, v, dir, handlers, &l, list)) != 0)
                 return rc;
             continue;
         }
         if (!(keyword_scope(k) & KW_BLOCK))
-            return fail_at(L, loc, "'%s' is not a valid attribute for a Block", k);
+            return aicp_playbook_fail_at(L, loc, "'%s' is not a valid attribute for a Block", k);
         if ((rc = parse_keyword(L, t, k, v, loc, handlers)) != 0)
             return rc;
     }
@@ -1100,7 +661,7 @@ static int parse_special(struct loader *L, struct aicp_task *t, const char *acti
         t->kind = AICP_TASK_META;
         const json_t *verb = json_is_object(v) ? json_object_get(v, "_raw_params") : v;
         if (!json_is_string(verb))
-            return fail_at(L, loc, "meta needs an action such as flush_handlers");
+            return aicp_playbook_fail_at(L, loc, "meta needs an action such as flush_handlers");
         for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
             if (strcmp(verbs[i], json_string_value(verb)) == 0) {
                 free(t->action);
@@ -1108,29 +669,33 @@ static int parse_special(struct loader *L, struct aicp_task *t, const char *acti
                 t->args = json_object();
                 return t->action && t->args ? 0 : oom(L);
             }
-        return fail_at(L, loc, "invalid meta action requested: %s", json_string_value(verb));
+        return aicp_playbook_fail_at(L, loc, "invalid meta action requested: %s",
+                                     json_string_value(verb));
     }
     if (strcmp(a, "include") == 0)
-        return fail_at(L, loc, "'include' was removed from Ansible; use import_tasks or include_tasks");
+        return aicp_playbook_fail_at(
+            L, loc, "'include' was removed from Ansible; use import_tasks or include_tasks");
     if (strcmp(a, "import_tasks") == 0 || strcmp(a, "include_tasks") == 0) {
         char *path = NULL;
         if (strcmp(a, "import_tasks") == 0 && t->loop != NULL)
-            return fail_at(L, loc, "You cannot use loops on 'import_tasks' statements. You should use "
-                                   "'include_tasks' instead.");
-        if ((rc = find_task_file(L, v, a, dir, loc, &path)) != 0)
+            return aicp_playbook_fail_at(
+                L, loc,
+                "You cannot use loops on 'import_tasks' statements. You should use "
+                "'include_tasks' instead.");
+        if ((rc = aicp_playbook_find_task_file(L, v, a, dir, loc, &path)) != 0)
             return rc;
         t->kind = t->loop != NULL ? AICP_TASK_INCLUDE : AICP_TASK_BLOCK;
         t->args = json_pack("{s:s}", "file", path);
-        rc = t->args ? load_task_file(L, path, 0, &t->block) : oom(L);
+        rc = t->args ? aicp_playbook_load_task_file(L, path, 0, &t->block) : oom(L);
         free(path);
         return rc;
     }
     /* import_role / include_role */
     if (t->loop != NULL)
-        return fail_at(L, loc, "loops on '%s' are not supported by aicp", a);
+        return aicp_playbook_fail_at(L, loc, "loops on '%s' are not supported by aicp", a);
     const json_t *name = json_is_object(v) ? json_object_get(v, "name") : v;
     if (!json_is_string(name))
-        return fail_at(L, loc, "'%s' needs a role name", a);
+        return aicp_playbook_fail_at(L, loc, "'%s' needs a role name", a);
     if (json_is_object(v)) {
         const char *k;
         json_t *val;
@@ -1139,13 +704,13 @@ static int parse_special(struct loader *L, struct aicp_task *t, const char *acti
                 strcmp(k, "vars_from") != 0 && strcmp(k, "defaults_from") != 0 &&
                 strcmp(k, "handlers_from") != 0 && strcmp(k, "public") != 0 &&
                 strcmp(k, "allow_duplicates") != 0)
-                return fail_at(L, loc, "Invalid options for %s: %s", a, k);
+                return aicp_playbook_fail_at(L, loc, "Invalid options for %s: %s", a, k);
         }
     }
     char *nm = aicp_strdup(json_string_value(name));
     if (nm == NULL)
         return oom(L);
-    rc = load_role(L, nm, v, loc, t);
+    rc = aicp_playbook_load_role(L, nm, v, loc, t);
     free(nm);
     return rc;
 }
@@ -1153,7 +718,7 @@ static int parse_special(struct loader *L, struct aicp_task *t, const char *acti
 static int parse_task(struct loader *L, const json_t *obj, const char *dir, int handlers,
                       struct aicp_task **out)
 {
-    struct aicp_loc loc = loc_of(L, obj, &(struct aicp_loc){.file = "?"});
+    struct aicp_loc loc = aicp_playbook_loc_of(L, obj, &(struct aicp_loc){.file = "?"});
     struct aicp_task *t = task_new(&loc);
     const char *k;
     json_t *v;
@@ -1179,7 +744,8 @@ static int parse_task(struct loader *L, const json_t *obj, const char *dir, int 
             (!keyword_scope(k) && !is_unsupported_keyword(k) &&
              (is_special_action(k) || aicp_module_find(k) != NULL))) {
             if (mod_key != NULL) {
-                rc = fail_at(L, &loc, "conflicting action statements: %s, %s", mod_key, k);
+                rc = aicp_playbook_fail_at(L, &loc, "conflicting action statements: %s, %s",
+                                           mod_key, k);
                 goto out;
             }
             mod_key = k;
@@ -1190,17 +756,18 @@ static int parse_task(struct loader *L, const json_t *obj, const char *dir, int 
     }
     if (mod_key == NULL) {
         if (unknown != NULL)
-            rc = fail_at(L, &loc,
-                         "couldn't resolve module/action '%s'. This often indicates a misspelling, "
-                         "missing collection, or incorrect module path.",
-                         unknown);
+            rc = aicp_playbook_fail_at(
+                L, &loc,
+                "couldn't resolve module/action '%s'. This often indicates a misspelling, "
+                "missing collection, or incorrect module path.",
+                unknown);
         else
-            rc = fail_at(L, &loc, "no module/action detected in task.");
+            rc = aicp_playbook_fail_at(L, &loc, "no module/action detected in task.");
         goto out;
     }
     if (unknown != NULL) {
-        rc = fail_at(L, &loc, "'%s' is not a valid attribute for a %s", unknown,
-                     handlers ? "Handler" : "Task");
+        rc = aicp_playbook_fail_at(L, &loc, "'%s' is not a valid attribute for a %s", unknown,
+                                   handlers ? "Handler" : "Task");
         goto out;
     }
     /* Keywords first: loops decide what an include becomes. */
@@ -1208,12 +775,12 @@ static int parse_task(struct loader *L, const json_t *obj, const char *dir, int 
         if (k == mod_key || strcmp(k, "args") == 0)
             continue;
         if (is_unsupported_keyword(k)) {
-            rc = fail_at(L, &loc, "'%s' is not supported by aicp", k);
+            rc = aicp_playbook_fail_at(L, &loc, "'%s' is not supported by aicp", k);
             goto out;
         }
         if (!(keyword_scope(k) & (handlers ? KW_HANDLER : KW_TASK))) {
-            rc = fail_at(L, &loc, "'%s' is not a valid attribute for a %s", k,
-                         handlers ? "Handler" : "Task");
+            rc = aicp_playbook_fail_at(L, &loc, "'%s' is not a valid attribute for a %s", k,
+                                       handlers ? "Handler" : "Task");
             goto out;
         }
         if ((rc = parse_keyword(L, t, k, v, &loc, handlers)) != 0)
@@ -1231,10 +798,11 @@ static int parse_task(struct loader *L, const json_t *obj, const char *dir, int 
         }
         mod_val = act_args;
         if (!is_special_action(act_name) && aicp_module_find(act_name) == NULL) {
-            rc = fail_at(L, &loc,
-                         "couldn't resolve module/action '%s'. This often indicates a misspelling, "
-                         "missing collection, or incorrect module path.",
-                         act_name);
+            rc = aicp_playbook_fail_at(
+                L, &loc,
+                "couldn't resolve module/action '%s'. This often indicates a misspelling, "
+                "missing collection, or incorrect module path.",
+                act_name);
             goto out;
         }
     }
@@ -1245,7 +813,7 @@ static int parse_task(struct loader *L, const json_t *obj, const char *dir, int 
     }
     if (is_special_action(action)) {
         if (json_object_get(obj, "args") != NULL && !json_is_object(mod_val)) {
-            rc = fail_at(L, &loc, "'args' cannot be used with %s", action);
+            rc = aicp_playbook_fail_at(L, &loc, "'args' cannot be used with %s", action);
             goto out;
         }
         if ((rc = parse_special(L, t, action, mod_val, dir, &loc)) != 0)
@@ -1266,12 +834,13 @@ done:
 out:
     free(act_name);
     json_decref(act_args);
-    task_free(t);
+    aicp_playbook_task_free(t);
     return rc;
 }
 
-static int parse_task_list(struct loader *L, const json_t *node, const char *dir, int handlers,
-                           const struct aicp_loc *parent, struct aicp_task_list *out)
+int aicp_playbook_parse_task_list(struct loader *L, const json_t *node, const char *dir,
+                                  int handlers, const struct aicp_loc *parent,
+                                  struct aicp_task_list *out)
 {
     size_t i;
     json_t *item;
@@ -1279,17 +848,19 @@ static int parse_task_list(struct loader *L, const json_t *node, const char *dir
     if (json_is_null(node) || node == NULL)
         return 0;
     if (!json_is_array(node))
-        return fail_at(L, parent, "a list of tasks was expected, got %s", type_word(node));
+        return aicp_playbook_fail_at(L, parent, "a list of tasks was expected, got %s",
+                                     aicp_playbook_type_word(node));
     json_array_foreach(node, i, item) {
         struct aicp_task *t = NULL;
         if (!json_is_object(item)) {
-            struct aicp_loc l = loc_of(L, item, parent);
-            return fail_at(L, &l, "a task must be a mapping, got %s", type_word(item));
+            struct aicp_loc l = aicp_playbook_loc_of(L, item, parent);
+            return aicp_playbook_fail_at(L, &l, "a task must be a mapping, got %s",
+                                         aicp_playbook_type_word(item));
         }
         if ((rc = parse_task(L, item, dir, handlers, &t)) != 0)
             return rc;
-        if (task_list_push(out, t) != 0) {
-            task_free(t);
+        if (aicp_playbook_task_list_push(out, t) != 0) {
+            aicp_playbook_task_free(t);
             return oom(L);
         }
     }
@@ -1310,11 +881,11 @@ static void play_free(struct aicp_play *p)
     json_decref(p->serial);
     json_decref(p->tags);
     json_decref(p->environment);
-    task_list_free(&p->pre_tasks);
-    task_list_free(&p->roles);
-    task_list_free(&p->tasks);
-    task_list_free(&p->post_tasks);
-    task_list_free(&p->handlers);
+    aicp_playbook_task_list_free(&p->pre_tasks);
+    aicp_playbook_task_list_free(&p->roles);
+    aicp_playbook_task_list_free(&p->tasks);
+    aicp_playbook_task_list_free(&p->post_tasks);
+    aicp_playbook_task_list_free(&p->handlers);
     free(p->dir);
     free(p);
 }
@@ -1337,7 +908,7 @@ static int parse_hosts(struct loader *L, struct aicp_play *p, const json_t *v,
             char *s = json_is_array(h) || json_is_object(h) ? NULL : scalar_str(h);
             if (s == NULL) {
                 aicp_buf_free(&b);
-                return fail_at(L, loc, "hosts must be a string or a list of strings");
+                return aicp_playbook_fail_at(L, loc, "hosts must be a string or a list of strings");
             }
             int r = aicp_buf_printf(&b, "%s%s", i ? "," : "", s);
             free(s);
@@ -1349,18 +920,19 @@ static int parse_hosts(struct loader *L, struct aicp_play *p, const json_t *v,
         free(p->hosts);
         p->hosts = aicp_buf_steal(&b);
     } else {
-        int rc = get_str(L, v, "hosts", loc, &p->hosts);
+        int rc = aicp_playbook_get_str(L, v, "hosts", loc, &p->hosts);
         if (rc != 0)
             return rc;
     }
     if (p->hosts == NULL || p->hosts[0] == '\0')
-        return fail_at(L, loc, "Hosts list cannot be empty. Please check your playbook");
+        return aicp_playbook_fail_at(L, loc,
+                                     "Hosts list cannot be empty. Please check your playbook");
     return 0;
 }
 
 static int parse_play(struct loader *L, const json_t *obj, const char *dir)
 {
-    struct aicp_loc loc = loc_of(L, obj, &(struct aicp_loc){.file = "?"});
+    struct aicp_loc loc = aicp_playbook_loc_of(L, obj, &(struct aicp_loc){.file = "?"});
     struct aicp_play *p = calloc(1, sizeof(*p));
     struct aicp_play **plays;
     const char *k;
@@ -1390,11 +962,11 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
     /* Scalars first, then roles before tasks, as Ansible orders them. */
     json_object_foreach((json_t *)obj, k, v) {
         if (strcmp(k, "name") == 0)
-            rc = get_str(L, v, k, &loc, &p->name);
+            rc = aicp_playbook_get_str(L, v, k, &loc, &p->name);
         else if (strcmp(k, "hosts") == 0)
             rc = parse_hosts(L, p, v, &loc);
         else if (strcmp(k, "vars") == 0)
-            rc = get_vars(L, v, k, &loc, &p->vars);
+            rc = aicp_playbook_get_vars(L, v, k, &loc, &p->vars);
         else if (strcmp(k, "vars_files") == 0) {
             rc = get_str_list(L, v, k, &loc, &p->vars_files);
             if (rc == 0 && p->vars_files == NULL)
@@ -1402,14 +974,15 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
         } else if (strcmp(k, "become") == 0)
             rc = get_bool(L, v, k, &loc, &p->become);
         else if (strcmp(k, "become_user") == 0)
-            rc = get_str(L, v, k, &loc, &p->become_user);
+            rc = aicp_playbook_get_str(L, v, k, &loc, &p->become_user);
         else if (strcmp(k, "become_method") == 0)
             rc = become_method_ok(L, v, &loc);
         else if (strcmp(k, "gather_facts") == 0)
             rc = get_bool(L, v, k, &loc, &p->gather_facts);
         else if (strcmp(k, "serial") == 0) {
             if (!json_is_null(v) && (json_is_object(v) || json_is_boolean(v)))
-                rc = fail_at(L, &loc, "'serial' must be a number, a percentage or a list of them");
+                rc = aicp_playbook_fail_at(
+                    L, &loc, "'serial' must be a number, a percentage or a list of them");
             json_decref(p->serial);
             p->serial = json_is_null(v) ? NULL : json_incref(v);
         } else if (strcmp(k, "max_fail_percentage") == 0) {
@@ -1418,7 +991,8 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
             else if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) <= 100)
                 p->max_fail_percentage = (int)json_real_value(v);
             else
-                rc = fail_at(L, &loc, "'max_fail_percentage' must be a number from 0 to 100");
+                rc = aicp_playbook_fail_at(L, &loc,
+                                           "'max_fail_percentage' must be a number from 0 to 100");
         } else if (strcmp(k, "any_errors_fatal") == 0)
             rc = get_bool(L, v, k, &loc, &p->any_errors_fatal);
         else if (strcmp(k, "force_handlers") == 0)
@@ -1431,13 +1005,14 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
             rc = get_env(L, v, &loc, &p->environment);
         else if (strcmp(k, "strategy") == 0) {
             if (!json_is_string(v) || strcmp(json_string_value(v), "linear") != 0)
-                rc = fail_at(L, &loc, "strategy %s is not supported",
-                             json_is_string(v) ? json_string_value(v) : type_word(v));
+                rc = aicp_playbook_fail_at(L, &loc, "strategy %s is not supported",
+                                           json_is_string(v) ? json_string_value(v)
+                                                             : aicp_playbook_type_word(v));
         } else if (strcmp(k, "remote_user") == 0 || strcmp(k, "connection") == 0 ||
                    strcmp(k, "port") == 0) {
             /* kept as the connection variables they stand for (below) */
             if (json_is_object(v) || json_is_array(v))
-                rc = fail_at(L, &loc, "'%s' must be a scalar", k);
+                rc = aicp_playbook_fail_at(L, &loc, "'%s' must be a scalar", k);
             continue; /* applied after vars, below */
         } else if (strcmp(k, "pre_tasks") == 0 || strcmp(k, "tasks") == 0 ||
                    strcmp(k, "post_tasks") == 0 || strcmp(k, "handlers") == 0 ||
@@ -1449,15 +1024,15 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
                  i++)
                 unsupported |= strcmp(unsupported_play_keys[i], k) == 0;
             if (unsupported)
-                rc = fail_at(L, &loc, "'%s' is not supported in a play by aicp", k);
+                rc = aicp_playbook_fail_at(L, &loc, "'%s' is not supported in a play by aicp", k);
             else
-                rc = fail_at(L, &loc, "'%s' is not a valid attribute for a Play", k);
+                rc = aicp_playbook_fail_at(L, &loc, "'%s' is not a valid attribute for a Play", k);
         }
         if (rc != 0)
             goto out;
     }
     if (p->hosts == NULL) {
-        rc = fail_at(L, &loc, "the field 'hosts' is required but was not set");
+        rc = aicp_playbook_fail_at(L, &loc, "the field 'hosts' is required but was not set");
         goto out;
     }
     static const char *const conn_keys[][2] = {
@@ -1469,22 +1044,23 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
     }
     const json_t *roles = json_object_get(obj, "roles");
     if (roles != NULL && !json_is_null(roles)) {
-        struct aicp_loc rl = loc_of(L, roles, &loc);
+        struct aicp_loc rl = aicp_playbook_loc_of(L, roles, &loc);
         size_t i;
         json_t *r;
         if (!json_is_array(roles)) {
-            rc = fail_at(L, &rl, "'roles' must be a list, got %s", type_word(roles));
+            rc = aicp_playbook_fail_at(L, &rl, "'roles' must be a list, got %s",
+                                       aicp_playbook_type_word(roles));
             goto out;
         }
         json_array_foreach(roles, i, r) {
-            struct aicp_loc el = loc_of(L, r, &rl);
+            struct aicp_loc el = aicp_playbook_loc_of(L, r, &rl);
             struct aicp_task *t = task_new(&el);
             if (t == NULL) {
                 rc = oom(L);
                 goto out;
             }
-            if ((rc = task_list_push(&p->roles, t)) != 0) {
-                task_free(t);
+            if ((rc = aicp_playbook_task_list_push(&p->roles, t)) != 0) {
+                aicp_playbook_task_free(t);
                 rc = oom(L);
                 goto out;
             }
@@ -1505,7 +1081,7 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
                         continue;
                     if (strcmp(k, "vars") == 0) {
                         if (!json_is_object(v) && !json_is_null(v)) {
-                            rc = fail_at(L, &el, "role 'vars' must be a mapping");
+                            rc = aicp_playbook_fail_at(L, &el, "role 'vars' must be a mapping");
                             goto out;
                         }
                         json_object_update(params, v);
@@ -1518,7 +1094,7 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
                 }
             }
             if (!json_is_string(name)) {
-                rc = fail_at(L, &el, "role definitions must contain a role name");
+                rc = aicp_playbook_fail_at(L, &el, "role definitions must contain a role name");
                 goto out;
             }
             char *nm = aicp_strdup(json_string_value(name));
@@ -1526,7 +1102,7 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
                 rc = oom(L);
                 goto out;
             }
-            rc = load_role(L, nm, r, &el, t);
+            rc = aicp_playbook_load_role(L, nm, r, &el, t);
             free(nm);
             if (rc != 0)
                 goto out;
@@ -1536,13 +1112,14 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
     struct aicp_task_list *targets[] = {&p->pre_tasks, &p->tasks, &p->post_tasks, &p->handlers};
     for (size_t i = 0; i < 4; i++) {
         const json_t *tl = json_object_get(obj, lists[i]);
-        struct aicp_loc tloc = loc_of(L, tl, &loc);
+        struct aicp_loc tloc = aicp_playbook_loc_of(L, tl, &loc);
         if (tl != NULL && !json_is_null(tl) && !json_is_array(tl)) {
-            rc = fail_at(L, &tloc, "'%s' must be a list of tasks, got %s", lists[i], type_word(tl));
+            rc = aicp_playbook_fail_at(L, &tloc, "'%s' must be a list of tasks, got %s", lists[i],
+                                       aicp_playbook_type_word(tl));
             goto out;
         }
         /* role handlers were appended first; the play's own come after */
-        if ((rc = parse_task_list(L, tl, dir, i == 3, &tloc, targets[i])) != 0)
+        if ((rc = aicp_playbook_parse_task_list(L, tl, dir, i == 3, &tloc, targets[i])) != 0)
             goto out;
     }
     plays = realloc(L->pb->plays, (L->pb->nplays + 1) * sizeof(*plays));
@@ -1573,15 +1150,16 @@ static int import_playbook(struct loader *L, const json_t *entry, const char *di
         if (strcmp(k, "import_playbook") == 0 || strcmp(k, "ansible.builtin.import_playbook") == 0)
             file = v;
         else if (strcmp(k, "name") != 0 && strcmp(k, "vars") != 0 && strcmp(k, "tags") != 0)
-            return fail_at(L, loc, "'%s' is not a valid attribute for a PlaybookInclude", k);
+            return aicp_playbook_fail_at(L, loc,
+                                         "'%s' is not a valid attribute for a PlaybookInclude", k);
     }
     if (!json_is_string(file) || aicp_tmpl_is_template(json_string_value(file)))
-        return fail_at(L, loc, "import_playbook needs a static file name");
-    char *path = path_join(dir, json_string_value(file));
+        return aicp_playbook_fail_at(L, loc, "import_playbook needs a static file name");
+    char *path = aicp_playbook_path_join(dir, json_string_value(file));
     if (path == NULL)
         return oom(L);
     if (!file_exists(path)) {
-        int rc = fail_at(L, loc, "Could not find or access '%s'", path);
+        int rc = aicp_playbook_fail_at(L, loc, "Could not find or access '%s'", path);
         free(path);
         return rc;
     }
@@ -1597,7 +1175,7 @@ static int import_playbook(struct loader *L, const json_t *entry, const char *di
     if ((rc = get_tags(L, json_object_get(entry, "tags"), loc, tags)) == 0) {
         const json_t *vars = json_object_get(entry, "vars");
         if (vars != NULL && !json_is_object(vars) && !json_is_null(vars))
-            rc = fail_at(L, loc, "'vars' must be a mapping");
+            rc = aicp_playbook_fail_at(L, loc, "'vars' must be a mapping");
         for (size_t i = first; rc == 0 && i < L->pb->nplays; i++) {
             json_array_extend(L->pb->plays[i]->tags, tags);
             if (json_is_object(vars))
@@ -1619,26 +1197,27 @@ static int load_playbook_file(struct loader *L, const char *path)
         return aicp_err_set(L->err, AICP_EINVAL,
                             "%s: imports nest deeper than %d (does a playbook import itself?)",
                             path, MAX_DEPTH);
-    if ((rc = load_doc(L, path, &tree)) != 0)
+    if ((rc = aicp_playbook_load_doc(L, path, &tree)) != 0)
         return rc;
-    if ((dir = dir_of(path)) == NULL)
+    if ((dir = aicp_playbook_dir_of(path)) == NULL)
         return oom(L);
     struct aicp_loc top = {.file = path, .line = 1, .col = 1};
-    top = loc_of(L, tree, &top);
+    top = aicp_playbook_loc_of(L, tree, &top);
     if (json_is_null(tree)) {
-        rc = fail_at(L, &top, "Empty playbook, nothing to do");
+        rc = aicp_playbook_fail_at(L, &top, "Empty playbook, nothing to do");
         goto out;
     }
     if (!json_is_array(tree)) {
-        rc = fail_at(L, &top, "A playbook must be a list of plays, got %s instead",
-                     type_word(tree));
+        rc = aicp_playbook_fail_at(L, &top, "A playbook must be a list of plays, got %s instead",
+                                   aicp_playbook_type_word(tree));
         goto out;
     }
     L->depth++;
     json_array_foreach(tree, i, entry) {
-        struct aicp_loc el = loc_of(L, entry, &top);
+        struct aicp_loc el = aicp_playbook_loc_of(L, entry, &top);
         if (!json_is_object(entry)) {
-            rc = fail_at(L, &el, "A play must be a mapping, got %s", type_word(entry));
+            rc = aicp_playbook_fail_at(L, &el, "A play must be a mapping, got %s",
+                                       aicp_playbook_type_word(entry));
             break;
         }
         if (json_object_get(entry, "import_playbook") != NULL ||
@@ -1665,7 +1244,7 @@ int aicp_playbook_load(struct aicp_playbook **out, const char *path, struct aicp
     if (pb == NULL)
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
     pb->path = aicp_strdup(path);
-    pb->dir = dir_of(path);
+    pb->dir = aicp_playbook_dir_of(path);
     pb->docs = json_array();
     if (pb->path == NULL || pb->dir == NULL || pb->docs == NULL ||
         aicp_srcmap_new(&pb->map) != 0) {

@@ -5,8 +5,8 @@
  * jansson values. Undefined values propagate the way Ansible's
  * AnsibleUndefined does (attribute access on them stays undefined) and only
  * fail when used; variables whose values are templates are rendered lazily
- * when looked up. Filters, tests and global functions live in
- * template_filters.c. */
+ * when looked up. The lexer and parser live in template_lex.c, filters in
+ * template_filters.c, tests, methods and globals in template_tests.c. */
 #include "config.h"
 
 #include <ctype.h>
@@ -21,69 +21,11 @@
 #include "template.h"
 #include "util.h"
 
-/* Nesting of brackets and statements in the source. */
-#define MAX_PARSE_NEST 200
 /* Depth of the expression tree walked at once (also across lazy renders);
  * long operator chains build deep trees, and each level costs stack. */
 #define MAX_EVAL_NEST 1000
 /* Lazy renders of variables inside variables, as Ansible bounds them. */
 #define MAX_LAZY_DEPTH 50
-
-enum tok_type { T_EOF, T_DATA, T_VBEGIN, T_VEND, T_BBEGIN, T_BEND, T_NAME,
-                T_INT, T_FLOAT, T_STR, T_OP };
-
-struct tok {
-    enum tok_type type;
-    int line;
-    char *s; /* DATA, NAME, STR, OP text (owned, NUL-terminated) */
-    size_t len;
-    json_int_t i;
-    double f;
-};
-
-struct lexer {
-    const char *src;
-    size_t n, pos;
-    int line;
-    int lstrip_next;
-    /* Ansible doubles backslashes in {{ }} string literals of task
-     * arguments before Jinja sees them: there they are literal. */
-    int literal_backslashes;
-    struct tok *toks;
-    size_t ntok, cap;
-    struct aicp_err *err;
-    int errline;
-};
-
-enum node_kind {
-    N_BODY, N_TEXT, N_OUT, N_IF, N_FOR, N_SET, N_LIT, N_NAME, N_ATTR, N_ITEM,
-    N_SLICE, N_CALL, N_FILTER, N_TEST, N_BIN, N_NEG, N_POS, N_NOT, N_AND, N_OR,
-    N_COND, N_LIST, N_DICT, N_CMP
-};
-
-struct node {
-    enum node_kind kind;
-    int line;
-    int neg;        /* N_TEST: `is not` */
-    char *name;     /* NAME, ATTR, FILTER, TEST, SET target */
-    char op[4];     /* BIN, CMP operator */
-    json_t *lit;    /* LIT, TEXT */
-    struct node *a, *b, *c, *d;
-    struct node **kids; /* BODY items, call/filter args, LIST items, DICT k,v */
-    char **names;       /* kwarg names parallel to kids (NULL: positional);
-                           FOR targets */
-    size_t n, cap, nnames;
-};
-
-struct parser {
-    struct tok *t;
-    size_t n, i;
-    int nest;
-    struct node **all; /* every node, freed in one sweep */
-    size_t nall, capall;
-    struct aicp_err *err;
-    int errline;
-};
 
 struct ctx {
     const json_t *vars;
@@ -96,1284 +38,8 @@ struct ctx {
     char undef_msg[512];
     char undef_name[256];
 };
-
-static int eval(struct ctx *c, struct node *n, json_t **out);
+static int eval(struct ctx *c, struct aicp_tmpl_node *n, json_t **out);
 static int render_value(struct ctx *c, json_t **out, const json_t *in);
-
-/* ------------------------------------------------------------------ lexer */
-
-static int lex_fail(struct lexer *lx, const char *msg, const char *what)
-{
-    lx->errline = lx->line;
-    return aicp_err_set(lx->err, AICP_EINVAL, "%s%s", msg, what ? what : "");
-}
-
-static int lex_push(struct lexer *lx, enum tok_type type, int line,
-                    const char *s, size_t len)
-{
-    if (lx->ntok == lx->cap) {
-        size_t cap = lx->cap ? lx->cap * 2 : 64;
-        struct tok *t = realloc(lx->toks, cap * sizeof(*t));
-        if (t == NULL)
-            return aicp_err_set(lx->err, AICP_ENOMEM, "out of memory");
-        lx->toks = t;
-        lx->cap = cap;
-    }
-    struct tok *t = &lx->toks[lx->ntok];
-    memset(t, 0, sizeof(*t));
-    t->type = type;
-    t->line = line;
-    if (s != NULL) {
-        t->s = malloc(len + 1);
-        if (t->s == NULL)
-            return aicp_err_set(lx->err, AICP_ENOMEM, "out of memory");
-        memcpy(t->s, s, len);
-        t->s[len] = '\0';
-        t->len = len;
-    }
-    lx->ntok++;
-    return 0;
-}
-
-static int is_space(int ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' ||
-           ch == '\f';
-}
-
-static void lex_advance(struct lexer *lx, size_t to)
-{
-    for (; lx->pos < to && lx->pos < lx->n; lx->pos++)
-        if (lx->src[lx->pos] == '\n')
-            lx->line++;
-}
-
-/* Pushes src[start,end) as text, applying pending/requested stripping and
- * Jinja's newline normalisation (\r\n and \r become \n). */
-static int lex_data(struct lexer *lx, size_t start, size_t end, int rstrip)
-{
-    int line = lx->line;
-    if (lx->lstrip_next)
-        while (start < end && is_space(lx->src[start])) {
-            if (lx->src[start] == '\n')
-                line++;
-            start++;
-        }
-    lx->lstrip_next = 0;
-    if (rstrip)
-        while (end > start && is_space(lx->src[end - 1]))
-            end--;
-    if (end <= start)
-        return 0;
-    struct aicp_buf b = AICP_BUF_INIT;
-    int rc = 0;
-    for (size_t i = start; i < end && rc == 0; i++) {
-        if (lx->src[i] == '\r') {
-            rc = aicp_buf_append(&b, "\n", 1);
-            if (i + 1 < end && lx->src[i + 1] == '\n')
-                i++;
-        } else {
-            rc = aicp_buf_append(&b, &lx->src[i], 1);
-        }
-    }
-    if (rc == 0)
-        rc = lex_push(lx, T_DATA, line, b.data, b.len);
-    else
-        rc = aicp_err_set(lx->err, AICP_ENOMEM, "out of memory");
-    aicp_buf_free(&b);
-    return rc;
-}
-
-static int put_utf8(struct aicp_buf *b, unsigned long cp)
-{
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xC0 | (cp >> 6));
-        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xF0 | (cp >> 18));
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return aicp_buf_append(b, u, n);
-}
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* A string literal: Python's unicode-escape rules, which Jinja applies;
- * unknown escapes keep their backslash (so '\d' stays a regex escape). */
-static int lex_string(struct lexer *lx, int raw)
-{
-    const char *s = lx->src;
-    char q = s[lx->pos];
-    size_t i = lx->pos + 1;
-    int line = lx->line;
-    struct aicp_buf b = AICP_BUF_INIT;
-    int rc = 0;
-    while (rc == 0) {
-        if (i >= lx->n) {
-            aicp_buf_free(&b);
-            return lex_fail(lx, "unexpected end of string literal", NULL);
-        }
-        char ch = s[i];
-        if (ch == q)
-            break;
-        if (ch != '\\' || i + 1 >= lx->n) {
-            rc = aicp_buf_append(&b, &ch, 1);
-            i++;
-            continue;
-        }
-        char e = s[i + 1];
-        i += 2;
-        if (raw) {
-            char two[2] = {'\\', e};
-            rc = aicp_buf_append(&b, two, 2);
-            continue;
-        }
-        const char *simple = NULL;
-        switch (e) {
-        case '\\': simple = "\\"; break;
-        case '\'': simple = "'"; break;
-        case '"': simple = "\""; break;
-        case 'n': simple = "\n"; break;
-        case 't': simple = "\t"; break;
-        case 'r': simple = "\r"; break;
-        case 'a': simple = "\a"; break;
-        case 'b': simple = "\b"; break;
-        case 'f': simple = "\f"; break;
-        case 'v': simple = "\v"; break;
-        case '\n': simple = ""; break;
-        default: break;
-        }
-        if (simple != NULL) {
-            rc = aicp_buf_puts(&b, simple);
-            continue;
-        }
-        if (e >= '0' && e <= '7') {
-            unsigned long v = (unsigned long)(e - '0');
-            for (int k = 0; k < 2 && i < lx->n && s[i] >= '0' && s[i] <= '7'; k++)
-                v = v * 8 + (unsigned long)(s[i++] - '0');
-            rc = put_utf8(&b, v);
-            continue;
-        }
-        int digits = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
-        if (digits) {
-            unsigned long v = 0;
-            int k;
-            for (k = 0; k < digits && i + (size_t)k < lx->n; k++) {
-                int h = hexval((unsigned char)s[i + (size_t)k]);
-                if (h < 0)
-                    break;
-                v = v * 16 + (unsigned long)h;
-            }
-            if (k != digits || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-                aicp_buf_free(&b);
-                return lex_fail(lx, "invalid escape in string literal", NULL);
-            }
-            i += (size_t)digits;
-            rc = put_utf8(&b, v);
-            continue;
-        }
-        char two[2] = {'\\', e};
-        rc = aicp_buf_append(&b, two, 2);
-    }
-    if (rc == 0)
-        rc = lex_push(lx, T_STR, line, b.data ? b.data : "", b.len);
-    aicp_buf_free(&b);
-    if (rc == 0)
-        lex_advance(lx, i + 1);
-    return rc;
-}
-
-static int lex_number(struct lexer *lx)
-{
-    const char *s = lx->src;
-    size_t i = lx->pos, n = lx->n;
-    char digits[128];
-    size_t nd = 0;
-    int is_float = 0, base = 10;
-    if (s[i] == '0' && i + 1 < n && strchr("xXoObB", s[i + 1]) && s[i + 1]) {
-        char p = (char)tolower((unsigned char)s[i + 1]);
-        base = p == 'x' ? 16 : p == 'o' ? 8 : 2;
-        i += 2;
-        while (i < n && (s[i] == '_' || (hexval((unsigned char)s[i]) >= 0 &&
-                                         hexval((unsigned char)s[i]) < base))) {
-            if (s[i] != '_' && nd < sizeof(digits) - 1)
-                digits[nd++] = s[i];
-            i++;
-        }
-        if (nd == 0)
-            return lex_fail(lx, "invalid number literal", NULL);
-    } else {
-        while (i < n && (isdigit((unsigned char)s[i]) || s[i] == '_')) {
-            if (s[i] != '_' && nd < sizeof(digits) - 1)
-                digits[nd++] = s[i];
-            i++;
-        }
-        int after_dot = lx->pos > 0 && s[lx->pos - 1] == '.';
-        if (!after_dot && i + 1 < n && s[i] == '.' && isdigit((unsigned char)s[i + 1])) {
-            is_float = 1;
-            if (nd < sizeof(digits) - 1)
-                digits[nd++] = '.';
-            i++;
-            while (i < n && (isdigit((unsigned char)s[i]) || s[i] == '_')) {
-                if (s[i] != '_' && nd < sizeof(digits) - 1)
-                    digits[nd++] = s[i];
-                i++;
-            }
-        }
-        if (!after_dot && i < n && (s[i] == 'e' || s[i] == 'E')) {
-            size_t j = i + 1;
-            if (j < n && (s[j] == '+' || s[j] == '-'))
-                j++;
-            if (j < n && isdigit((unsigned char)s[j])) {
-                is_float = 1;
-                if (nd < sizeof(digits) - 1)
-                    digits[nd++] = 'e';
-                for (size_t k = i + 1; k < j && nd < sizeof(digits) - 1; k++)
-                    digits[nd++] = s[k];
-                i = j;
-                while (i < n && (isdigit((unsigned char)s[i]) || s[i] == '_')) {
-                    if (s[i] != '_' && nd < sizeof(digits) - 1)
-                        digits[nd++] = s[i];
-                    i++;
-                }
-            }
-        }
-    }
-    if (nd >= sizeof(digits) - 1)
-        return lex_fail(lx, "number literal too long", NULL);
-    digits[nd] = '\0';
-    int rc = lex_push(lx, is_float ? T_FLOAT : T_INT, lx->line, NULL, 0);
-    if (rc != 0)
-        return rc;
-    struct tok *t = &lx->toks[lx->ntok - 1];
-    if (is_float) {
-        t->f = strtod(digits, NULL);
-        if (!isfinite(t->f))
-            return lex_fail(lx, "float literal out of range", NULL);
-    } else {
-        errno = 0;
-        unsigned long long v = strtoull(digits, NULL, base);
-        if (errno != 0 || v > (unsigned long long)INT64_MAX)
-            return lex_fail(lx, "integer literal too large", NULL);
-        t->i = (json_int_t)v;
-    }
-    lex_advance(lx, i);
-    return 0;
-}
-
-/* Lexes the inside of a {{ }} or {% %} tag. Like Jinja, the closing
- * delimiter only counts when brackets are balanced, so `{{ {'a': {}} }}`
- * works. */
-static int lex_tag(struct lexer *lx, int kind)
-{
-    const char *s = lx->src;
-    int block = kind == 1, bare = kind == 2;
-    const char *close = block ? "%}" : "}}";
-    int depth = 0, strip_after = 0, rc;
-    for (;;) {
-        while (lx->pos < lx->n && is_space(s[lx->pos]))
-            lex_advance(lx, lx->pos + 1);
-        if (lx->pos >= lx->n && bare)
-            break;
-        if (lx->pos >= lx->n)
-            return lex_fail(lx, "unexpected end of template, expected end of ",
-                            block ? "statement block" : "print statement");
-        size_t p = lx->pos;
-        if (depth == 0 && !bare) {
-            if ((s[p] == '-' || s[p] == '+') && p + 2 < lx->n &&
-                strncmp(s + p + 1, close, 2) == 0) {
-                strip_after = s[p] == '-';
-                lex_advance(lx, p + 3);
-                break;
-            }
-            if (p + 1 < lx->n && strncmp(s + p, close, 2) == 0) {
-                lex_advance(lx, p + 2);
-                break;
-            }
-        }
-        unsigned char ch = (unsigned char)s[p];
-        if (isalpha(ch) || ch == '_') {
-            size_t e = p;
-            while (e < lx->n && (isalnum((unsigned char)s[e]) || s[e] == '_'))
-                e++;
-            if ((rc = lex_push(lx, T_NAME, lx->line, s + p, e - p)) != 0)
-                return rc;
-            lex_advance(lx, e);
-        } else if (isdigit(ch)) {
-            if ((rc = lex_number(lx)) != 0)
-                return rc;
-        } else if (ch == '\'' || ch == '"') {
-            if ((rc = lex_string(lx, lx->literal_backslashes && kind == 0)) != 0)
-                return rc;
-        } else {
-            static const char *const two[] = {"//", "**", "==", "!=", ">=", "<="};
-            size_t len = 0;
-            for (size_t k = 0; k < sizeof(two) / sizeof(two[0]); k++)
-                if (p + 1 < lx->n && strncmp(s + p, two[k], 2) == 0)
-                    len = 2;
-            if (len == 0 && ch && strchr("+-/*%~[](){}><=.:|,;", ch))
-                len = 1;
-            if (len == 0) {
-                char what[8];
-                snprintf(what, sizeof(what), "'%c'", isprint(ch) ? ch : '?');
-                return lex_fail(lx, "unexpected char ", what);
-            }
-            if (ch == '(' || ch == '[' || ch == '{')
-                depth++;
-            else if ((ch == ')' || ch == ']' || ch == '}') && depth > 0)
-                depth--;
-            if ((rc = lex_push(lx, T_OP, lx->line, s + p, len)) != 0)
-                return rc;
-            lex_advance(lx, p + len);
-        }
-    }
-    if ((rc = lex_push(lx, block ? T_BEND : T_VEND, lx->line, NULL, 0)) != 0)
-        return rc;
-    /* trim_blocks: the first newline after a block tag goes. */
-    if (block && !strip_after && lx->pos < lx->n && s[lx->pos] == '\n')
-        lex_advance(lx, lx->pos + 1);
-    lx->lstrip_next = strip_after;
-    return 0;
-}
-
-/* Matches `{%[-+]? raw [-]?%}` at p; returns the length or 0. */
-static size_t match_word_tag(const char *s, size_t n, size_t p, const char *word,
-                             int *strip_before, int *strip_after)
-{
-    size_t i = p + 2, wl = strlen(word);
-    if (p + 2 > n || strncmp(s + p, "{%", 2) != 0)
-        return 0;
-    *strip_before = i < n && s[i] == '-';
-    if (i < n && (s[i] == '-' || s[i] == '+'))
-        i++;
-    while (i < n && is_space(s[i]))
-        i++;
-    if (i + wl > n || strncmp(s + i, word, wl) != 0)
-        return 0;
-    i += wl;
-    while (i < n && is_space(s[i]))
-        i++;
-    *strip_after = i < n && s[i] == '-';
-    if (i < n && (s[i] == '-' || s[i] == '+'))
-        i++;
-    if (i + 2 > n || strncmp(s + i, "%}", 2) != 0)
-        return 0;
-    return i + 2 - p;
-}
-
-static int lex_raw(struct lexer *lx, size_t taglen, int strip_after)
-{
-    const char *s = lx->src;
-    lex_advance(lx, lx->pos + taglen);
-    for (size_t p = lx->pos; p + 1 < lx->n; p++) {
-        int sb, sa;
-        size_t l = match_word_tag(s, lx->n, p, "endraw", &sb, &sa);
-        if (l == 0)
-            continue;
-        lx->lstrip_next = strip_after;
-        int rc = lex_data(lx, lx->pos, p, sb);
-        if (rc != 0)
-            return rc;
-        lex_advance(lx, p + l);
-        if (!sa && lx->pos < lx->n && s[lx->pos] == '\n')
-            lex_advance(lx, lx->pos + 1);
-        lx->lstrip_next = sa;
-        return 0;
-    }
-    return lex_fail(lx, "Missing end of raw directive", NULL);
-}
-
-static int lex_all(struct lexer *lx)
-{
-    const char *s = lx->src;
-    int rc = 0;
-    while (lx->pos < lx->n) {
-        size_t p = lx->pos;
-        while (p + 1 < lx->n &&
-               !(s[p] == '{' && (s[p + 1] == '{' || s[p + 1] == '%' || s[p + 1] == '#')))
-            p++;
-        if (p + 1 >= lx->n) {
-            rc = lex_data(lx, lx->pos, lx->n, 0);
-            lex_advance(lx, lx->n);
-            break;
-        }
-        int strip_before = p + 2 < lx->n && s[p + 2] == '-';
-        if ((rc = lex_data(lx, lx->pos, p, strip_before)) != 0)
-            break;
-        lex_advance(lx, p);
-        char kind = s[p + 1];
-        size_t body = p + 2 + ((p + 2 < lx->n && (s[p + 2] == '-' || s[p + 2] == '+')) ? 1 : 0);
-        if (kind == '#') {
-            const char *e = NULL;
-            for (size_t k = body; k + 1 < lx->n; k++)
-                if (s[k] == '#' && s[k + 1] == '}') {
-                    e = s + k;
-                    break;
-                }
-            if (e == NULL)
-                return lex_fail(lx, "Missing end of comment tag", NULL);
-            int strip_after = e > s + body && e[-1] == '-';
-            lex_advance(lx, (size_t)(e - s) + 2);
-            if (!strip_after && lx->pos < lx->n && s[lx->pos] == '\n')
-                lex_advance(lx, lx->pos + 1);
-            lx->lstrip_next = strip_after;
-            continue;
-        }
-        if (kind == '%') {
-            int sb, sa;
-            size_t l = match_word_tag(s, lx->n, p, "raw", &sb, &sa);
-            if (l != 0) {
-                if ((rc = lex_raw(lx, l, sa)) != 0)
-                    break;
-                continue;
-            }
-        }
-        if ((rc = lex_push(lx, kind == '%' ? T_BBEGIN : T_VBEGIN, lx->line, NULL, 0)) != 0)
-            break;
-        lex_advance(lx, body);
-        if ((rc = lex_tag(lx, kind == '%')) != 0)
-            break;
-    }
-    if (rc == 0)
-        rc = lex_push(lx, T_EOF, lx->line, NULL, 0);
-    return rc;
-}
-
-static void lex_free(struct lexer *lx)
-{
-    for (size_t i = 0; i < lx->ntok; i++)
-        free(lx->toks[i].s);
-    free(lx->toks);
-    lx->toks = NULL;
-    lx->ntok = lx->cap = 0;
-}
-
-/* ----------------------------------------------------------------- parser */
-
-static struct tok *cur(struct parser *p)
-{
-    return &p->t[p->i < p->n ? p->i : p->n - 1];
-}
-
-static const char *tok_desc(const struct tok *t)
-{
-    switch (t->type) {
-    case T_EOF: return "end of template";
-    case T_VEND: return "end of print statement";
-    case T_BEND: return "end of statement block";
-    case T_INT: return "integer";
-    case T_FLOAT: return "float";
-    case T_STR: return "string";
-    case T_DATA: return "template data";
-    case T_VBEGIN: return "begin of print statement";
-    case T_BBEGIN: return "begin of statement block";
-    default: return t->s ? t->s : "?";
-    }
-}
-
-enum { PF_GOT, PF_NEAR, PF_QUOTE, PF_PLAIN };
-
-/* Fails at the current token; mode says how the message names it. */
-static int parse_fail(struct parser *p, const char *msg, int mode)
-{
-    const char *t = tok_desc(cur(p));
-    p->errline = cur(p)->line;
-    switch (mode) {
-    case PF_GOT: return aicp_err_set(p->err, AICP_EINVAL, "%s, got '%s'", msg, t);
-    case PF_NEAR: return aicp_err_set(p->err, AICP_EINVAL, "%s (near '%s')", msg, t);
-    case PF_QUOTE: return aicp_err_set(p->err, AICP_EINVAL, "%s '%s'", msg, t);
-    default: return aicp_err_set(p->err, AICP_EINVAL, "%s", msg);
-    }
-}
-
-static int is_op(struct parser *p, const char *op)
-{
-    struct tok *t = cur(p);
-    return t->type == T_OP && strcmp(t->s, op) == 0;
-}
-
-static int is_name(struct parser *p, const char *name)
-{
-    struct tok *t = cur(p);
-    return t->type == T_NAME && strcmp(t->s, name) == 0;
-}
-
-static int expect_op(struct parser *p, const char *op)
-{
-    if (!is_op(p, op)) {
-        char msg[64];
-        snprintf(msg, sizeof(msg), "expected token '%s'", op);
-        return parse_fail(p, msg, PF_GOT);
-    }
-    p->i++;
-    return 0;
-}
-
-static struct node *node_new(struct parser *p, enum node_kind kind)
-{
-    if (p->nall == p->capall) {
-        size_t cap = p->capall ? p->capall * 2 : 64;
-        struct node **a = realloc(p->all, cap * sizeof(*a));
-        if (a == NULL)
-            return NULL;
-        p->all = a;
-        p->capall = cap;
-    }
-    struct node *n = calloc(1, sizeof(*n));
-    if (n == NULL)
-        return NULL;
-    n->kind = kind;
-    n->line = cur(p)->line;
-    p->all[p->nall++] = n;
-    return n;
-}
-
-static int node_add(struct node *n, struct node *kid, const char *kwname)
-{
-    if (n->n == n->cap) {
-        size_t cap = n->cap ? n->cap * 2 : 4;
-        struct node **k = realloc(n->kids, cap * sizeof(*k));
-        if (k == NULL)
-            return AICP_ENOMEM;
-        n->kids = k;
-        char **nm = realloc(n->names, cap * sizeof(*nm));
-        if (nm == NULL)
-            return AICP_ENOMEM;
-        n->names = nm;
-        n->cap = cap;
-    }
-    n->names[n->n] = NULL;
-    if (kwname != NULL && (n->names[n->n] = aicp_strdup(kwname)) == NULL)
-        return AICP_ENOMEM;
-    n->kids[n->n++] = kid;
-    return 0;
-}
-
-static void parser_free(struct parser *p)
-{
-    for (size_t i = 0; i < p->nall; i++) {
-        struct node *n = p->all[i];
-        for (size_t k = 0; k < n->n; k++)
-            free(n->names[k]);
-        free(n->names);
-        free(n->kids);
-        free(n->name);
-        json_decref(n->lit);
-        free(n);
-    }
-    free(p->all);
-    p->all = NULL;
-    p->nall = 0;
-}
-
-#define NEW(var, kind)                                                  \
-    do {                                                                \
-        if (((var) = node_new(p, (kind))) == NULL)                      \
-            return aicp_err_set(p->err, AICP_ENOMEM, "out of memory"); \
-    } while (0)
-
-static int parse_expr(struct parser *p, struct node **out);
-static int parse_or(struct parser *p, struct node **out);
-static int parse_unary(struct parser *p, struct node **out, int with_filter);
-static int parse_primary(struct parser *p, struct node **out);
-
-/* ( args ) after the opening paren was seen. */
-static int parse_args(struct parser *p, struct node *call)
-{
-    int rc;
-    p->i++; /* ( */
-    while (!is_op(p, ")")) {
-        if (call->n > 0 && (rc = expect_op(p, ",")) != 0)
-            return rc;
-        if (is_op(p, ")"))
-            break;
-        const char *kw = NULL;
-        if (cur(p)->type == T_NAME && p->i + 1 < p->n && p->t[p->i + 1].type == T_OP &&
-            strcmp(p->t[p->i + 1].s, "=") == 0) {
-            kw = cur(p)->s;
-            p->i += 2;
-        }
-        struct node *arg;
-        if ((rc = parse_expr(p, &arg)) != 0)
-            return rc;
-        if (node_add(call, arg, kw) != 0)
-            return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-    }
-    p->i++;
-    return 0;
-}
-
-static int parse_subscript(struct parser *p, struct node *obj, struct node **out)
-{
-    struct node *parts[3] = {NULL, NULL, NULL};
-    int rc, nparts = 0, is_slice = 0;
-    p->i++; /* [ */
-    for (;;) {
-        if (!is_op(p, ":") && !is_op(p, "]")) {
-            if ((rc = parse_expr(p, &parts[nparts])) != 0)
-                return rc;
-        }
-        if (is_op(p, ":") && nparts < 2) {
-            is_slice = 1;
-            nparts++;
-            p->i++;
-            continue;
-        }
-        break;
-    }
-    if ((rc = expect_op(p, "]")) != 0)
-        return rc;
-    struct node *n;
-    if (!is_slice) {
-        if (parts[0] == NULL)
-            return parse_fail(p, "expected an expression", PF_GOT);
-        NEW(n, N_ITEM);
-        n->a = obj;
-        n->b = parts[0];
-    } else {
-        NEW(n, N_SLICE);
-        n->a = obj;
-        n->b = parts[0];
-        n->c = parts[1];
-        n->d = parts[2];
-    }
-    *out = n;
-    return 0;
-}
-
-static int parse_postfix(struct parser *p, struct node **inout)
-{
-    int rc;
-    for (;;) {
-        struct node *n = NULL;
-        if (is_op(p, ".")) {
-            p->i++;
-            struct tok *t = cur(p);
-            if (t->type == T_NAME) {
-                NEW(n, N_ATTR);
-                if ((n->name = aicp_strdup(t->s)) == NULL)
-                    return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-            } else if (t->type == T_INT) {
-                NEW(n, N_ITEM);
-                NEW(n->b, N_LIT);
-                if ((n->b->lit = json_integer(t->i)) == NULL)
-                    return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-            } else {
-                return parse_fail(p, "expected name or number", PF_GOT);
-            }
-            p->i++;
-            n->a = *inout;
-            *inout = n;
-        } else if (is_op(p, "[")) {
-            if ((rc = parse_subscript(p, *inout, &n)) != 0)
-                return rc;
-            *inout = n;
-        } else if (is_op(p, "(")) {
-            NEW(n, N_CALL);
-            n->a = *inout;
-            if ((rc = parse_args(p, n)) != 0)
-                return rc;
-            *inout = n;
-        } else {
-            return 0;
-        }
-    }
-}
-
-static int parse_filter_expr(struct parser *p, struct node **inout)
-{
-    int rc;
-    for (;;) {
-        struct node *n;
-        if (is_op(p, "|")) {
-            p->i++;
-            if (cur(p)->type != T_NAME)
-                return parse_fail(p, "expected filter name", PF_GOT);
-            NEW(n, N_FILTER);
-            struct aicp_buf name = AICP_BUF_INIT;
-            rc = aicp_buf_puts(&name, cur(p)->s);
-            p->i++;
-            /* Dotted names (ansible.builtin.to_json) name the same filter. */
-            while (rc == 0 && is_op(p, ".") && p->i + 1 < p->n &&
-                   p->t[p->i + 1].type == T_NAME) {
-                aicp_buf_free(&name);
-                rc = aicp_buf_puts(&name, p->t[p->i + 1].s);
-                p->i += 2;
-            }
-            n->name = aicp_buf_steal(&name);
-            if (rc != 0 || n->name == NULL)
-                return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-            n->a = *inout;
-            if (is_op(p, "(") && (rc = parse_args(p, n)) != 0)
-                return rc;
-            *inout = n;
-        } else if (is_name(p, "is")) {
-            p->i++;
-            NEW(n, N_TEST);
-            if (is_name(p, "not")) {
-                n->neg = 1;
-                p->i++;
-            }
-            if (cur(p)->type != T_NAME)
-                return parse_fail(p, "expected test name", PF_GOT);
-            if ((n->name = aicp_strdup(cur(p)->s)) == NULL)
-                return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-            p->i++;
-            n->a = *inout;
-            struct tok *t = cur(p);
-            if (is_op(p, "(")) {
-                if ((rc = parse_args(p, n)) != 0)
-                    return rc;
-            } else if ((t->type == T_NAME || t->type == T_STR || t->type == T_INT ||
-                        t->type == T_FLOAT || is_op(p, "[") || is_op(p, "{")) &&
-                       !is_name(p, "else") && !is_name(p, "or") && !is_name(p, "and")) {
-                if (is_name(p, "is"))
-                    return parse_fail(p, "You cannot chain multiple tests with is", PF_PLAIN);
-                struct node *arg;
-                if ((rc = parse_primary(p, &arg)) != 0 || (rc = parse_postfix(p, &arg)) != 0)
-                    return rc;
-                if (node_add(n, arg, NULL) != 0)
-                    return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-            }
-            *inout = n;
-        } else if (is_op(p, "(")) {
-            NEW(n, N_CALL);
-            n->a = *inout;
-            if ((rc = parse_args(p, n)) != 0)
-                return rc;
-            *inout = n;
-        } else {
-            return 0;
-        }
-    }
-}
-
-static int parse_primary(struct parser *p, struct node **out)
-{
-    struct tok *t = cur(p);
-    struct node *n = NULL;
-    int rc;
-    if (t->type == T_NAME) {
-        json_t *lit = NULL;
-        int is_lit = 1;
-        if (!strcmp(t->s, "true") || !strcmp(t->s, "True"))
-            lit = json_true();
-        else if (!strcmp(t->s, "false") || !strcmp(t->s, "False"))
-            lit = json_false();
-        else if (!strcmp(t->s, "none") || !strcmp(t->s, "None"))
-            lit = json_null();
-        else
-            is_lit = 0;
-        if (is_lit) {
-            NEW(n, N_LIT);
-            n->lit = lit;
-        } else {
-            NEW(n, N_NAME);
-            if ((n->name = aicp_strdup(t->s)) == NULL)
-                return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-        }
-        p->i++;
-    } else if (t->type == T_STR) {
-        struct aicp_buf b = AICP_BUF_INIT;
-        rc = 0;
-        while (rc == 0 && cur(p)->type == T_STR) {
-            rc = aicp_buf_append(&b, cur(p)->s, cur(p)->len);
-            p->i++;
-        }
-        NEW(n, N_LIT);
-        n->lit = rc == 0 ? json_stringn(b.data ? b.data : "", b.len) : NULL;
-        aicp_buf_free(&b);
-        if (n->lit == NULL)
-            return aicp_err_set(p->err, AICP_EINVAL, "invalid UTF-8 in string literal");
-    } else if (t->type == T_INT || t->type == T_FLOAT) {
-        NEW(n, N_LIT);
-        n->lit = t->type == T_INT ? json_integer(t->i) : json_real(t->f);
-        if (n->lit == NULL)
-            return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-        p->i++;
-    } else if (is_op(p, "(") || is_op(p, "[")) {
-        int paren = is_op(p, "(");
-        const char *close = paren ? ")" : "]";
-        p->i++;
-        NEW(n, N_LIST);
-        int tuple = !paren;
-        while (!is_op(p, close)) {
-            if (n->n > 0) {
-                if ((rc = expect_op(p, ",")) != 0)
-                    return rc;
-                tuple = 1;
-                if (is_op(p, close))
-                    break;
-            }
-            struct node *item;
-            if ((rc = parse_expr(p, &item)) != 0)
-                return rc;
-            if (node_add(n, item, NULL) != 0)
-                return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-        }
-        p->i++;
-        /* (x) is just x; (x,) and (x, y) are tuples, kept as lists. */
-        if (paren && !tuple && n->n == 1)
-            n = n->kids[0];
-    } else if (is_op(p, "{")) {
-        p->i++;
-        NEW(n, N_DICT);
-        while (!is_op(p, "}")) {
-            if (n->n > 0) {
-                if ((rc = expect_op(p, ",")) != 0)
-                    return rc;
-                if (is_op(p, "}"))
-                    break;
-            }
-            struct node *k, *v;
-            if ((rc = parse_expr(p, &k)) != 0 || (rc = expect_op(p, ":")) != 0 ||
-                (rc = parse_expr(p, &v)) != 0)
-                return rc;
-            if (node_add(n, k, NULL) != 0 || node_add(n, v, NULL) != 0)
-                return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-        }
-        p->i++;
-    } else if (t->type == T_VEND || t->type == T_BEND || t->type == T_EOF) {
-        return parse_fail(p, "Expected an expression", PF_GOT);
-    } else {
-        return parse_fail(p, "unexpected", PF_QUOTE);
-    }
-    *out = n;
-    return 0;
-}
-
-static int parse_unary(struct parser *p, struct node **out, int with_filter)
-{
-    int rc;
-    struct node *n;
-    if (++p->nest > MAX_PARSE_NEST) {
-        rc = parse_fail(p, "expression nested too deeply", PF_NEAR);
-        goto out;
-    }
-    if (is_op(p, "-") || is_op(p, "+")) {
-        NEW(n, is_op(p, "-") ? N_NEG : N_POS);
-        p->i++;
-        if ((rc = parse_unary(p, &n->a, 0)) != 0)
-            goto out;
-    } else if ((rc = parse_primary(p, &n)) != 0) {
-        goto out;
-    }
-    if ((rc = parse_postfix(p, &n)) != 0)
-        goto out;
-    if (with_filter && (rc = parse_filter_expr(p, &n)) != 0)
-        goto out;
-    *out = n;
-out:
-    p->nest--;
-    return rc;
-}
-
-static int parse_binary_level(struct parser *p, struct node **out, int level);
-
-/* Levels, loosest first: compare(handled apart), + -, ~, * / // %, **. */
-static int parse_binary_level(struct parser *p, struct node **out, int level)
-{
-    static const char *const ops[4][4] = {
-        {"+", "-", NULL, NULL}, {"~", NULL, NULL, NULL},
-        {"*", "/", "//", "%"}, {"**", NULL, NULL, NULL}};
-    int rc;
-    struct node *left;
-    if (level == 4)
-        return parse_unary(p, out, 1);
-    if ((rc = parse_binary_level(p, &left, level + 1)) != 0)
-        return rc;
-    for (;;) {
-        const char *op = NULL;
-        for (int k = 0; k < 4 && ops[level][k]; k++)
-            if (is_op(p, ops[level][k]))
-                op = ops[level][k];
-        if (op == NULL)
-            break;
-        p->i++;
-        struct node *n;
-        NEW(n, N_BIN);
-        snprintf(n->op, sizeof(n->op), "%s", op);
-        n->a = left;
-        if ((rc = parse_binary_level(p, &n->b, level + 1)) != 0)
-            return rc;
-        left = n;
-    }
-    *out = left;
-    return 0;
-}
-
-static int parse_compare(struct parser *p, struct node **out)
-{
-    int rc;
-    struct node *first;
-    if ((rc = parse_binary_level(p, &first, 0)) != 0)
-        return rc;
-    struct node *cmp = NULL;
-    for (;;) {
-        const char *op = NULL;
-        static const char *const cops[] = {"==", "!=", "<", "<=", ">", ">="};
-        for (size_t k = 0; k < 6; k++)
-            if (is_op(p, cops[k]))
-                op = cops[k];
-        if (op == NULL && is_name(p, "in"))
-            op = "in";
-        if (op == NULL && is_name(p, "not") && p->i + 1 < p->n &&
-            p->t[p->i + 1].type == T_NAME && strcmp(p->t[p->i + 1].s, "in") == 0) {
-            op = "nin";
-            p->i++;
-        }
-        if (op == NULL)
-            break;
-        p->i++;
-        if (cmp == NULL) {
-            NEW(cmp, N_CMP);
-            cmp->a = first;
-        }
-        struct node *rhs;
-        if ((rc = parse_binary_level(p, &rhs, 0)) != 0)
-            return rc;
-        if (node_add(cmp, rhs, op) != 0)
-            return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-    }
-    *out = cmp ? cmp : first;
-    return 0;
-}
-
-static int parse_not(struct parser *p, struct node **out)
-{
-    if (is_name(p, "not")) {
-        struct node *n;
-        int rc;
-        NEW(n, N_NOT);
-        p->i++;
-        if (++p->nest > MAX_PARSE_NEST)
-            rc = parse_fail(p, "expression nested too deeply", PF_NEAR);
-        else
-            rc = parse_not(p, &n->a);
-        p->nest--;
-        *out = n;
-        return rc;
-    }
-    return parse_compare(p, out);
-}
-
-static int parse_andor(struct parser *p, struct node **out, int is_or)
-{
-    int rc;
-    struct node *left;
-    if ((rc = is_or ? parse_andor(p, &left, 0) : parse_not(p, &left)) != 0)
-        return rc;
-    while (is_name(p, is_or ? "or" : "and")) {
-        p->i++;
-        struct node *n;
-        NEW(n, is_or ? N_OR : N_AND);
-        n->a = left;
-        if ((rc = is_or ? parse_andor(p, &n->b, 0) : parse_not(p, &n->b)) != 0)
-            return rc;
-        left = n;
-    }
-    *out = left;
-    return 0;
-}
-
-static int parse_or(struct parser *p, struct node **out)
-{
-    return parse_andor(p, out, 1);
-}
-
-static int parse_expr(struct parser *p, struct node **out)
-{
-    int rc;
-    struct node *n;
-    if ((rc = parse_or(p, &n)) != 0)
-        return rc;
-    while (is_name(p, "if")) {
-        p->i++;
-        struct node *c;
-        NEW(c, N_COND);
-        c->a = n;
-        if ((rc = parse_or(p, &c->b)) != 0)
-            return rc;
-        if (is_name(p, "else")) {
-            p->i++;
-            if ((rc = parse_expr(p, &c->c)) != 0)
-                return rc;
-        }
-        n = c;
-    }
-    *out = n;
-    return 0;
-}
-
-static int expect_end(struct parser *p, enum tok_type type)
-{
-    if (cur(p)->type != type)
-        return parse_fail(p, type == T_BEND ? "expected token 'end of statement block'"
-                                            : "expected token 'end of print statement'", PF_GOT);
-    p->i++;
-    return 0;
-}
-
-static int parse_body(struct parser *p, struct node *body, const char *const *ends,
-                      const char **endtag);
-
-static int parse_if(struct parser *p, struct node **out)
-{
-    static const char *const ends[] = {"elif", "else", "endif", NULL};
-    static const char *const endonly[] = {"endif", NULL};
-    struct node *n;
-    const char *tag;
-    int rc;
-    NEW(n, N_IF);
-    if ((rc = parse_expr(p, &n->a)) != 0 || (rc = expect_end(p, T_BEND)) != 0)
-        return rc;
-    NEW(n->b, N_BODY);
-    if ((rc = parse_body(p, n->b, ends, &tag)) != 0)
-        return rc;
-    if (!strcmp(tag, "elif")) {
-        rc = parse_if(p, &n->c);
-    } else if (!strcmp(tag, "else")) {
-        NEW(n->c, N_BODY);
-        if ((rc = expect_end(p, T_BEND)) == 0 &&
-            (rc = parse_body(p, n->c, endonly, &tag)) == 0)
-            rc = expect_end(p, T_BEND);
-    } else {
-        rc = expect_end(p, T_BEND);
-    }
-    *out = n;
-    return rc;
-}
-
-static int parse_for(struct parser *p, struct node **out)
-{
-    static const char *const ends[] = {"endfor", "else", NULL};
-    static const char *const endonly[] = {"endfor", NULL};
-    struct node *n;
-    const char *tag;
-    int rc;
-    NEW(n, N_FOR);
-    struct node *targets;
-    NEW(targets, N_BODY);
-    n->d = targets;
-    int paren = is_op(p, "(");
-    if (paren)
-        p->i++;
-    do {
-        if (targets->n > 0)
-            p->i++;
-        if (cur(p)->type != T_NAME || is_name(p, "in"))
-            return parse_fail(p, "expected loop variable name", PF_GOT);
-        if (node_add(targets, NULL, cur(p)->s) != 0)
-            return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-        p->i++;
-    } while (is_op(p, ","));
-    if (paren && (rc = expect_op(p, ")")) != 0)
-        return rc;
-    if (!is_name(p, "in"))
-        return parse_fail(p, "expected token 'in'", PF_GOT);
-    p->i++;
-    if ((rc = parse_or(p, &n->a)) != 0)
-        return rc;
-    if (is_name(p, "if")) {
-        p->i++;
-        if ((rc = parse_expr(p, &targets->a)) != 0)
-            return rc;
-    }
-    if (is_name(p, "recursive"))
-        return parse_fail(p, "recursive loops are not supported", PF_NEAR);
-    if ((rc = expect_end(p, T_BEND)) != 0)
-        return rc;
-    NEW(n->b, N_BODY);
-    if ((rc = parse_body(p, n->b, ends, &tag)) != 0)
-        return rc;
-    if (!strcmp(tag, "else")) {
-        NEW(n->c, N_BODY);
-        if ((rc = expect_end(p, T_BEND)) != 0 || (rc = parse_body(p, n->c, endonly, &tag)) != 0)
-            return rc;
-    }
-    *out = n;
-    return expect_end(p, T_BEND);
-}
-
-static int parse_set(struct parser *p, struct node **out)
-{
-    static const char *const ends[] = {"endset", NULL};
-    struct node *n;
-    int rc;
-    NEW(n, N_SET);
-    if (cur(p)->type != T_NAME)
-        return parse_fail(p, "expected variable name", PF_GOT);
-    if ((n->name = aicp_strdup(cur(p)->s)) == NULL)
-        return aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-    p->i++;
-    *out = n;
-    if (is_op(p, "=")) {
-        p->i++;
-        if ((rc = parse_expr(p, &n->a)) != 0)
-            return rc;
-        return expect_end(p, T_BEND);
-    }
-    /* {% set x %}...{% endset %} captures rendered text. */
-    const char *tag;
-    NEW(n->b, N_BODY);
-    if ((rc = expect_end(p, T_BEND)) != 0 || (rc = parse_body(p, n->b, ends, &tag)) != 0)
-        return rc;
-    return expect_end(p, T_BEND);
-}
-
-static int parse_body(struct parser *p, struct node *body, const char *const *ends,
-                      const char **endtag)
-{
-    int rc = 0;
-    if (++p->nest > MAX_PARSE_NEST) {
-        rc = parse_fail(p, "statements nested too deeply", PF_NEAR);
-        goto out;
-    }
-    for (;;) {
-        struct tok *t = cur(p);
-        struct node *n = NULL;
-        if (t->type == T_EOF) {
-            if (ends != NULL) {
-                char want[128];
-                snprintf(want, sizeof(want), "'%s'", ends[0]);
-                for (size_t k = 1; ends[k]; k++) {
-                    size_t l = strlen(want);
-                    snprintf(want + l, sizeof(want) - l, " or '%s'", ends[k]);
-                }
-                char msg[256];
-                const char *block = "if";
-                for (size_t k = 0; ends[k]; k++)
-                    if (!strncmp(ends[k], "end", 3))
-                        block = ends[k] + 3;
-                snprintf(msg, sizeof(msg), "Unexpected end of template. Jinja was looking "
-                         "for the following tags: %s. The innermost block that needs to be "
-                         "closed is '%s'.", want, block);
-                rc = parse_fail(p, msg, PF_PLAIN);
-            }
-            goto out;
-        }
-        if (t->type == T_DATA) {
-            if ((n = node_new(p, N_TEXT)) == NULL ||
-                (n->lit = json_stringn(t->s, t->len)) == NULL) {
-                rc = aicp_err_set(p->err, AICP_EINVAL, "invalid UTF-8 in template text");
-                p->errline = t->line;
-                goto out;
-            }
-            p->i++;
-        } else if (t->type == T_VBEGIN) {
-            p->i++;
-            if ((n = node_new(p, N_OUT)) == NULL) {
-                rc = aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-                goto out;
-            }
-            if ((rc = parse_expr(p, &n->a)) != 0 || (rc = expect_end(p, T_VEND)) != 0)
-                goto out;
-        } else if (t->type == T_BBEGIN) {
-            p->i++;
-            t = cur(p);
-            if (t->type != T_NAME) {
-                rc = parse_fail(p, "tag name expected", PF_GOT);
-                goto out;
-            }
-            for (size_t k = 0; ends && ends[k]; k++)
-                if (!strcmp(t->s, ends[k])) {
-                    *endtag = ends[k];
-                    p->i++;
-                    goto out;
-                }
-            p->i++;
-            if (!strcmp(t->s, "if"))
-                rc = parse_if(p, &n);
-            else if (!strcmp(t->s, "for"))
-                rc = parse_for(p, &n);
-            else if (!strcmp(t->s, "set"))
-                rc = parse_set(p, &n);
-            else {
-                p->i--;
-                char msg[300];
-                snprintf(msg, sizeof(msg), "Encountered unknown tag '%s'.", tok_desc(cur(p)));
-                rc = parse_fail(p, msg, PF_PLAIN);
-            }
-            if (rc != 0)
-                goto out;
-        } else {
-            rc = parse_fail(p, "unexpected", PF_QUOTE);
-            goto out;
-        }
-        if (node_add(body, n, NULL) != 0) {
-            rc = aicp_err_set(p->err, AICP_ENOMEM, "out of memory");
-            goto out;
-        }
-    }
-out:
-    p->nest--;
-    return rc;
-}
-
-/* Lexes and parses a whole template (or, with expr_only, one bare
- * expression) into p; lx/p keep the tokens and nodes for the caller to
- * free. *line gets the line of a failure. */
-static int compile(struct parser *p, struct lexer *lx, const char *src, size_t len,
-                   int expr_only, int literal_backslashes, struct aicp_err *err,
-                   struct node **root, int *line)
-{
-    int rc;
-    memset(lx, 0, sizeof(*lx));
-    memset(p, 0, sizeof(*p));
-    lx->literal_backslashes = literal_backslashes;
-    lx->src = src;
-    lx->n = len;
-    lx->line = 1;
-    lx->err = p->err = err;
-    *line = 0;
-    rc = expr_only ? lex_tag(lx, 2) : lex_all(lx);
-    if (rc == 0 && expr_only)
-        rc = lex_push(lx, T_EOF, lx->line, NULL, 0);
-    if (rc != 0) {
-        *line = lx->errline ? lx->errline : lx->line;
-        return rc;
-    }
-    p->t = lx->toks;
-    p->n = lx->ntok;
-    struct node *n;
-    if ((n = node_new(p, N_BODY)) == NULL)
-        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    if (expr_only) {
-        if (cur(p)->type == T_VEND)
-            rc = parse_fail(p, "Expected an expression", PF_GOT);
-        else if ((rc = parse_expr(p, &n->a)) == 0)
-            rc = expect_end(p, T_VEND);
-    } else {
-        rc = parse_body(p, n, NULL, NULL);
-    }
-    if (rc != 0)
-        *line = p->errline;
-    *root = n;
-    return rc;
-}
 
 /* -------------------------------------------------------------- evaluator */
 
@@ -1559,7 +225,7 @@ static int getitem(struct ctx *c, json_t *obj, json_t *key, json_t **out)
     return undef(c, out, NULL, "%s has no element", obj_desc(obj));
 }
 
-static int slice_bound(struct ctx *c, struct node *n, json_int_t *out, int *given)
+static int slice_bound(struct ctx *c, struct aicp_tmpl_node *n, json_int_t *out, int *given)
 {
     *given = 0;
     if (n == NULL)
@@ -1579,7 +245,7 @@ static int slice_bound(struct ctx *c, struct node *n, json_int_t *out, int *give
 }
 
 /* Python's obj[start:stop:step] for lists and strings. */
-static int eval_slice(struct ctx *c, struct node *n, json_t **out)
+static int eval_slice(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
 {
     json_t *obj = NULL, *res = NULL;
     size_t *off = NULL, len = 0;
@@ -1943,7 +609,8 @@ static void args_free(struct argvec *v)
     v->n = 0;
 }
 
-static int eval_args(struct ctx *c, struct node *call, struct argvec *v, struct aicp_tmpl_args *a)
+static int eval_args(struct ctx *c, struct aicp_tmpl_node *call, struct argvec *v,
+                     struct aicp_tmpl_args *a)
 {
     memset(a, 0, sizeof(*a));
     v->n = 0;
@@ -1981,7 +648,7 @@ static json_t *arg_get(const struct aicp_tmpl_args *a, size_t i, const char *kw)
     return NULL;
 }
 
-static int eval_filter(struct ctx *c, struct node *n, json_t **out)
+static int eval_filter(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
 {
     struct argvec v = {.n = 0};
     struct aicp_tmpl_args a;
@@ -2023,7 +690,7 @@ out:
     return rc;
 }
 
-static int eval_test(struct ctx *c, struct node *n, json_t **out)
+static int eval_test(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
 {
     struct argvec v = {.n = 0};
     struct aicp_tmpl_args a;
@@ -2045,13 +712,13 @@ out:
     return rc;
 }
 
-static int eval_call(struct ctx *c, struct node *n, json_t **out)
+static int eval_call(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
 {
     struct argvec v = {.n = 0};
     struct aicp_tmpl_args a;
     json_t *obj = NULL;
     int rc;
-    if (n->a->kind == N_NAME) {
+    if (n->a->kind == AICP_TN_NAME) {
         static const char *const globals[] = {"range", "lookup", "query", "q", "dict", NULL};
         int known = 0;
         for (size_t k = 0; globals[k]; k++)
@@ -2060,7 +727,7 @@ static int eval_call(struct ctx *c, struct node *n, json_t **out)
             return fail(c, AICP_EUNDEF, "'%s' is undefined", n->a->name);
         if ((rc = eval_args(c, n, &v, &a)) == 0)
             rc = aicp_tmpl_global_call(out, n->a->name, &a, c->err);
-    } else if (n->a->kind == N_ATTR) {
+    } else if (n->a->kind == AICP_TN_ATTR) {
         if ((rc = eval(c, n->a->a, &obj)) == 0 && (rc = need(c, obj)) == 0 &&
             (rc = eval_args(c, n, &v, &a)) == 0)
             rc = aicp_tmpl_method_call(out, obj, n->a->name, &a, c->err);
@@ -2072,18 +739,18 @@ static int eval_call(struct ctx *c, struct node *n, json_t **out)
     return rc;
 }
 
-static int eval_inner(struct ctx *c, struct node *n, json_t **out)
+static int eval_inner(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
 {
     json_t *l = NULL, *r = NULL;
     int rc = 0, b;
     *out = NULL;
     switch (n->kind) {
-    case N_LIT:
+    case AICP_TN_LIT:
         *out = json_incref(n->lit);
         return 0;
-    case N_NAME:
+    case AICP_TN_NAME:
         return lookup(c, n->name, out);
-    case N_ATTR:
+    case AICP_TN_ATTR:
         if ((rc = eval(c, n->a, &l)) != 0 || l == NULL)
             return rc; /* undefined stays undefined, as in Ansible */
         if (json_is_object(l)) {
@@ -2096,27 +763,27 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
             rc = undef(c, out, n->name, "'%s' has no attribute '%s'", obj_desc(l), n->name);
         }
         break;
-    case N_ITEM:
+    case AICP_TN_ITEM:
         if ((rc = eval(c, n->a, &l)) != 0 || l == NULL)
             return rc;
         if ((rc = eval(c, n->b, &r)) == 0 && (rc = need(c, r)) == 0)
             rc = getitem(c, l, r, out);
         break;
-    case N_SLICE:
+    case AICP_TN_SLICE:
         return eval_slice(c, n, out);
-    case N_CALL:
+    case AICP_TN_CALL:
         return eval_call(c, n, out);
-    case N_FILTER:
+    case AICP_TN_FILTER:
         return eval_filter(c, n, out);
-    case N_TEST:
+    case AICP_TN_TEST:
         return eval_test(c, n, out);
-    case N_BIN:
+    case AICP_TN_BIN:
         if ((rc = eval(c, n->a, &l)) == 0 && (rc = need(c, l)) == 0 &&
             (rc = eval(c, n->b, &r)) == 0 && (rc = need(c, r)) == 0)
             rc = binop(c, n->op, l, r, out);
         break;
-    case N_NEG:
-    case N_POS: {
+    case AICP_TN_NEG:
+    case AICP_TN_POS: {
         double d;
         json_int_t i;
         if ((rc = eval(c, n->a, &l)) != 0 || (rc = need(c, l)) != 0)
@@ -2124,8 +791,8 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
         int num = num_value(l, &d, &i);
         if (!num)
             rc = fail(c, AICP_EINVAL, "bad operand type for unary %s: '%s'",
-                      n->kind == N_NEG ? "-" : "+", aicp_tmpl_type_name(l));
-        else if (n->kind == N_POS)
+                      n->kind == AICP_TN_NEG ? "-" : "+", aicp_tmpl_type_name(l));
+        else if (n->kind == AICP_TN_POS)
             *out = num == 1 ? json_integer(i) : json_real(d);
         else if (num == 1 && i == INT64_MIN)
             rc = fail(c, AICP_EINVAL, "numeric overflow in unary -");
@@ -2133,16 +800,16 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
             *out = num == 1 ? json_integer(-i) : json_real(-d);
         break;
     }
-    case N_NOT:
+    case AICP_TN_NOT:
         if ((rc = eval(c, n->a, &l)) == 0 && (rc = need(c, l)) == 0)
             *out = json_boolean(!aicp_tmpl_truthy(l));
         break;
-    case N_AND:
-    case N_OR:
+    case AICP_TN_AND:
+    case AICP_TN_OR:
         if ((rc = eval(c, n->a, &l)) != 0 || (rc = need(c, l)) != 0)
             break;
         b = aicp_tmpl_truthy(l);
-        if ((n->kind == N_AND) != b) {
+        if ((n->kind == AICP_TN_AND) != b) {
             *out = l;
             return 0;
         }
@@ -2151,7 +818,7 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
             r = NULL;
         }
         break;
-    case N_COND:
+    case AICP_TN_COND:
         if ((rc = eval(c, n->b, &l)) != 0 || (rc = need(c, l)) != 0)
             break;
         if (aicp_tmpl_truthy(l))
@@ -2161,7 +828,7 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
         else if ((*out = json_string("")) == NULL)
             rc = oom(c); /* what Ansible prints for a false if without else */
         break;
-    case N_LIST:
+    case AICP_TN_LIST:
         if ((*out = json_array()) == NULL)
             return oom(c);
         for (size_t i = 0; i < n->n && rc == 0; i++) {
@@ -2172,7 +839,7 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
             l = NULL;
         }
         break;
-    case N_DICT:
+    case AICP_TN_DICT:
         if ((*out = json_object()) == NULL)
             return oom(c);
         for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
@@ -2188,7 +855,7 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
             l = r = NULL;
         }
         break;
-    case N_CMP:
+    case AICP_TN_CMP:
         if ((rc = eval(c, n->a, &l)) != 0 || (rc = need(c, l)) != 0)
             break;
         b = 1;
@@ -2215,7 +882,7 @@ static int eval_inner(struct ctx *c, struct node *n, json_t **out)
     return rc;
 }
 
-static int eval(struct ctx *c, struct node *n, json_t **out)
+static int eval(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
 {
     *out = NULL;
     if (++*c->nest > MAX_EVAL_NEST) {
@@ -2229,17 +896,17 @@ static int eval(struct ctx *c, struct node *n, json_t **out)
 
 /* ------------------------------------------------------------ statements */
 
-static int exec_body(struct ctx *c, struct node *body, struct aicp_buf *out);
+static int exec_body(struct ctx *c, struct aicp_tmpl_node *body, struct aicp_buf *out);
 
 static int set_var(struct ctx *c, const char *name, json_t *v)
 {
     return json_object_set(c->scopes[c->nscopes - 1], name, v) ? oom(c) : 0;
 }
 
-static int loop_item(struct ctx *c, struct node *n, json_t *items, size_t i, json_t *prev,
+static int loop_item(struct ctx *c, struct aicp_tmpl_node *n, json_t *items, size_t i, json_t *prev,
                      struct aicp_buf *out)
 {
-    struct node *targets = n->d;
+    struct aicp_tmpl_node *targets = n->d;
     size_t len = json_array_size(items);
     json_t *item = json_array_get(items, i);
     int rc;
@@ -2312,7 +979,7 @@ static int iter_items(struct ctx *c, json_t *v, json_t **out)
     return fail(c, AICP_EINVAL, "'%s' object is not iterable", aicp_tmpl_type_name(v));
 }
 
-static int exec_for(struct ctx *c, struct node *n, struct aicp_buf *out)
+static int exec_for(struct ctx *c, struct aicp_tmpl_node *n, struct aicp_buf *out)
 {
     json_t *v = NULL, *items = NULL, *kept = NULL;
     int rc;
@@ -2358,24 +1025,24 @@ out:
     return rc;
 }
 
-static int exec_node(struct ctx *c, struct node *n, struct aicp_buf *out)
+static int exec_node(struct ctx *c, struct aicp_tmpl_node *n, struct aicp_buf *out)
 {
     json_t *v = NULL;
     int rc = 0;
     c->line = n->line;
     switch (n->kind) {
-    case N_TEXT:
+    case AICP_TN_TEXT:
         return aicp_buf_append(out, json_string_value(n->lit), json_string_length(n->lit))
                    ? oom(c) : 0;
-    case N_OUT:
+    case AICP_TN_OUT:
         /* Ansible's finalize prints none as nothing. */
         if ((rc = eval(c, n->a, &v)) == 0 && (rc = need(c, v)) == 0 && !json_is_null(v))
             rc = aicp_tmpl_str(out, v) ? oom(c) : 0;
         if (rc == 0 && out->len > AICP_TMPL_MAX_OUTPUT)
             rc = fail(c, AICP_EINVAL, "template output exceeds %u bytes", AICP_TMPL_MAX_OUTPUT);
         break;
-    case N_IF:
-        for (; n != NULL && n->kind == N_IF; n = n->c) {
+    case AICP_TN_IF:
+        for (; n != NULL && n->kind == AICP_TN_IF; n = n->c) {
             c->line = n->line;
             if ((rc = eval(c, n->a, &v)) != 0 || (rc = need(c, v)) != 0)
                 break;
@@ -2388,9 +1055,9 @@ static int exec_node(struct ctx *c, struct node *n, struct aicp_buf *out)
         if (rc == 0 && n != NULL)
             rc = exec_body(c, n, out);
         break;
-    case N_FOR:
+    case AICP_TN_FOR:
         return exec_for(c, n, out);
-    case N_SET:
+    case AICP_TN_SET:
         if (n->a != NULL) {
             if ((rc = eval(c, n->a, &v)) == 0 && (rc = need(c, v)) == 0)
                 rc = set_var(c, n->name, v);
@@ -2409,7 +1076,7 @@ static int exec_node(struct ctx *c, struct node *n, struct aicp_buf *out)
     return rc;
 }
 
-static int exec_body(struct ctx *c, struct node *body, struct aicp_buf *out)
+static int exec_body(struct ctx *c, struct aicp_tmpl_node *body, struct aicp_buf *out)
 {
     int rc = 0;
     if (++*c->nest > MAX_EVAL_NEST) {
@@ -2463,12 +1130,12 @@ static int ctx_child(struct ctx *child, struct ctx *parent)
 static int render_src(struct ctx *c, const char *src, size_t len, int text_mode,
                       json_t **out, char **text)
 {
-    struct lexer lx;
-    struct parser p;
-    struct node *root = NULL;
+    struct aicp_tmpl_lexer lx;
+    struct aicp_tmpl_parser p;
+    struct aicp_tmpl_node *root = NULL;
     struct aicp_buf b = AICP_BUF_INIT;
     int line = 0, rc;
-    if ((rc = compile(&p, &lx, src, len, 0, !text_mode, c->err, &root, &line)) != 0) {
+    if ((rc = aicp_tmpl_compile(&p, &lx, src, len, 0, !text_mode, c->err, &root, &line)) != 0) {
         if (text_mode)
             aicp_err_prefix(c->err, "template line %d", line);
         else if (rc == AICP_EINVAL) {
@@ -2479,7 +1146,7 @@ static int render_src(struct ctx *c, const char *src, size_t len, int text_mode,
         }
         goto out;
     }
-    if (!text_mode && out != NULL && root->n == 1 && root->kids[0]->kind == N_OUT) {
+    if (!text_mode && out != NULL && root->n == 1 && root->kids[0]->kind == AICP_TN_OUT) {
         json_t *v;
         c->line = root->kids[0]->line;
         if ((rc = eval(c, root->kids[0]->a, &v)) == 0 && (rc = need(c, v)) == 0)
@@ -2510,8 +1177,8 @@ static int render_src(struct ctx *c, const char *src, size_t len, int text_mode,
     }
 out:
     aicp_buf_free(&b);
-    parser_free(&p);
-    lex_free(&lx);
+    aicp_tmpl_parser_free(&p);
+    aicp_tmpl_lex_free(&lx);
     return rc;
 }
 
@@ -2630,9 +1297,9 @@ int aicp_tmpl_render_text(char **out, const char *src, const json_t *vars,
 
 int aicp_tmpl_eval(json_t **out, const char *expr, const json_t *vars, struct aicp_err *err)
 {
-    struct lexer lx;
-    struct parser p;
-    struct node *root = NULL;
+    struct aicp_tmpl_lexer lx;
+    struct aicp_tmpl_parser p;
+    struct aicp_tmpl_node *root = NULL;
     struct ctx c;
     int nest = 0, line, rc;
     *out = NULL;
@@ -2640,7 +1307,7 @@ int aicp_tmpl_eval(json_t **out, const char *expr, const json_t *vars, struct ai
         return aicp_tmpl_render_str(out, expr, vars, err);
     if ((rc = ctx_init(&c, vars, &nest, err)) != 0)
         return rc;
-    if ((rc = compile(&p, &lx, expr, strlen(expr), 1, 0, err, &root, &line)) != 0) {
+    if ((rc = aicp_tmpl_compile(&p, &lx, expr, strlen(expr), 1, 0, err, &root, &line)) != 0) {
         if (rc == AICP_EINVAL) {
             char msg[sizeof(err->msg)];
             snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
@@ -2651,8 +1318,8 @@ int aicp_tmpl_eval(json_t **out, const char *expr, const json_t *vars, struct ai
         json_decref(*out);
         *out = NULL;
     }
-    parser_free(&p);
-    lex_free(&lx);
+    aicp_tmpl_parser_free(&p);
+    aicp_tmpl_lex_free(&lx);
     ctx_free(&c);
     return rc;
 }

@@ -62,6 +62,15 @@ int aicp_tmpl_eval(json_t **out, const char *expr, const json_t *vars,
 int aicp_tmpl_eval_bool(int *out, const char *expr, const json_t *vars,
                         struct aicp_err *err);
 
+/* Static analysis for validation before a run: adds to the object acc (as
+ * keys, value true) the root names of the variables src reads without a
+ * guard: not under `is defined`/`is undefined`/`is none`, not as the input
+ * of `default`/`d`/`mandatory`, not bound by {% for %}/{% set %}/loop, and
+ * not a global (range, lookup, query, q, dict, true, none...). bare_expr: src
+ * is an expression without braces (when:, that:). Syntax errors:
+ * AICP_EINVAL. */
+int aicp_tmpl_names(json_t *acc, const char *src, int bare_expr, struct aicp_err *err);
+
 /* 1 when s contains `{{` or `{%` (i.e. needs rendering). */
 int aicp_tmpl_is_template(const char *s);
 
@@ -72,7 +81,7 @@ int aicp_tmpl_to_string(char **out, const json_t *v);
  * everything else is true. */
 int aicp_tmpl_truthy(const json_t *v);
 
-/* ---- internal: shared by template.c and template_filters.c only ---------
+/* ---- internal: shared by the template*.c files only ----------------------
  * Nothing outside the templating code should call these. */
 
 struct aicp_buf;
@@ -119,6 +128,126 @@ size_t aicp_tmpl_utf8_len(const char *s, size_t len);
 double aicp_tmpl_floor(double x);
 /* Sets *out to base**exp; AICP_EINVAL when exp is not integral. */
 int aicp_tmpl_pow(double *out, double base, double exp);
+/* Tokens and the parse tree (template_lex.c builds them; template.c
+ * evaluates them; template_names.c walks them). */
+enum aicp_tmpl_tok_type {
+    AICP_TOK_EOF, AICP_TOK_DATA, AICP_TOK_VBEGIN, AICP_TOK_VEND, AICP_TOK_BBEGIN,
+    AICP_TOK_BEND, AICP_TOK_NAME, AICP_TOK_INT, AICP_TOK_FLOAT, AICP_TOK_STR, AICP_TOK_OP
+};
+
+struct aicp_tmpl_tok {
+    enum aicp_tmpl_tok_type type;
+    int line;
+    char *s; /* DATA, NAME, STR, OP text (owned, NUL-terminated) */
+    size_t len;
+    json_int_t i;
+    double f;
+};
+
+struct aicp_tmpl_lexer {
+    const char *src;
+    size_t n, pos;
+    int line;
+    int lstrip_next;
+    /* Ansible doubles backslashes in {{ }} string literals of task
+     * arguments before Jinja sees them: there they are literal. */
+    int literal_backslashes;
+    struct aicp_tmpl_tok *toks;
+    size_t ntok, cap;
+    struct aicp_err *err;
+    int errline;
+};
+
+enum aicp_tmpl_node_kind {
+    AICP_TN_BODY, AICP_TN_TEXT, AICP_TN_OUT, AICP_TN_IF, AICP_TN_FOR, AICP_TN_SET,
+    AICP_TN_LIT, AICP_TN_NAME, AICP_TN_ATTR, AICP_TN_ITEM, AICP_TN_SLICE, AICP_TN_CALL,
+    AICP_TN_FILTER, AICP_TN_TEST, AICP_TN_BIN, AICP_TN_NEG, AICP_TN_POS, AICP_TN_NOT,
+    AICP_TN_AND, AICP_TN_OR, AICP_TN_COND, AICP_TN_LIST, AICP_TN_DICT, AICP_TN_CMP
+};
+
+/* Children by kind: OUT a; IF a (test) b (body) c (elif IF or else BODY);
+ * FOR a (iterable) b (body) c (else) d (BODY whose names are the targets
+ * and whose a is the `if` filter); SET a (value) or b (captured body);
+ * ATTR/FILTER/TEST/CALL a (object or callee) kids (arguments); ITEM a[b];
+ * SLICE a[b:c:d]; BIN/AND/OR a op b; NEG/POS/NOT a; COND a if b else c;
+ * CMP a then kids with names[] the operators; LIST kids; DICT kids k,v. */
+struct aicp_tmpl_node {
+    enum aicp_tmpl_node_kind kind;
+    int line;
+    int neg;        /* AICP_TN_TEST: `is not` */
+    char *name;     /* NAME, ATTR, FILTER, TEST, SET target */
+    char op[4];     /* BIN operator */
+    json_t *lit;    /* LIT, TEXT */
+    struct aicp_tmpl_node *a, *b, *c, *d;
+    struct aicp_tmpl_node **kids; /* BODY items, call/filter args, LIST items, DICT k,v */
+    char **names;   /* kwarg names parallel to kids (NULL: positional); FOR targets */
+    size_t n, cap, nnames;
+};
+
+struct aicp_tmpl_parser {
+    struct aicp_tmpl_tok *t;
+    size_t n, i;
+    int nest;
+    struct aicp_tmpl_node **all; /* every node, freed in one sweep */
+    size_t nall, capall;
+    struct aicp_err *err;
+    int errline;
+};
+
+/* Lexes and parses a whole template (or, with expr_only, one bare
+ * expression) into p; lx and p keep the tokens and nodes until
+ * aicp_tmpl_parser_free and aicp_tmpl_lex_free (call both, also on
+ * failure). *root is a BODY (expr_only: its a is the expression); *line
+ * gets the line of a failure. */
+int aicp_tmpl_compile(struct aicp_tmpl_parser *p, struct aicp_tmpl_lexer *lx, const char *src,
+                      size_t len, int expr_only, int literal_backslashes, struct aicp_err *err,
+                      struct aicp_tmpl_node **root, int *line);
+void aicp_tmpl_parser_free(struct aicp_tmpl_parser *p);
+void aicp_tmpl_lex_free(struct aicp_tmpl_lexer *lx);
+
+/* Helpers shared by the filters, tests and methods (template_value.c). */
+/* Argument i, or the keyword argument kw (NULL: positional only); NULL
+ * when not given. Borrowed. */
+json_t *aicp_tmpl_arg(const struct aicp_tmpl_args *a, size_t i, const char *kw);
+/* Truthiness of an argument, dflt when not given. */
+int aicp_tmpl_arg_bool(const struct aicp_tmpl_args *a, size_t i, const char *kw, int dflt);
+/* A JSON string of b's bytes; NULL when not UTF-8 or out of memory. */
+json_t *aicp_tmpl_str_new(const struct aicp_buf *b);
+/* str() of a value into a fresh buffer (never NULL data on success). */
+int aicp_tmpl_to_buf(struct aicp_buf *b, const json_t *v, struct aicp_err *err);
+/* *out = v; fails (with a message) when v is NULL. */
+int aicp_tmpl_set_out(json_t **out, json_t *v, struct aicp_err *err);
+/* Fails naming `what` unless v is a string. */
+int aicp_tmpl_need_str(const json_t *v, const char *what, struct aicp_err *err);
+/* Python's str.isspace for one byte. */
+int aicp_tmpl_isspace(int ch);
+/* Decodes one UTF-8 code point; *used gets its length in bytes. */
+unsigned long aicp_tmpl_utf8_decode(const char *s, size_t len, size_t *used);
+/* 1 when v is a number or a bool (a Python int), with its value in *d. */
+int aicp_tmpl_is_num(const json_t *v, double *d);
+/* memcmp-style comparison, case-insensitive (ASCII) when fold. */
+int aicp_tmpl_fold_cmp(const char *a, size_t la, const char *b, size_t lb, int fold);
+/* json.dumps (indent <0: compact) and yaml.dump of a value as a string. */
+int aicp_tmpl_to_json(json_t **out, json_t *in, int indent, int sort, struct aicp_err *err);
+int aicp_tmpl_to_yaml(json_t **out, json_t *in, int indent, int flow_leaves,
+                      struct aicp_err *err);
+
+/* Python string operations shared by methods and filters (template_tests.c). */
+int aicp_tmpl_py_split(json_t **out, const char *s, size_t len, const json_t *sepv,
+                       json_int_t max, struct aicp_err *err);
+int aicp_tmpl_py_strip(json_t **out, const json_t *v, const json_t *chars, int left, int right,
+                       struct aicp_err *err);
+int aicp_tmpl_py_replace(json_t **out, const json_t *v, const json_t *oldv, const json_t *newv,
+                         const json_t *countv, struct aicp_err *err);
+int aicp_tmpl_py_splitlines(json_t **out, const char *s, size_t len, struct aicp_err *err);
+
+/* Shared by the regex filters and the search/match tests, and by the case
+ * filters and the lower/upper tests (template_filters.c). */
+int aicp_tmpl_regex_find(json_t **out, int *found, json_t *in, const char *pat, int icase,
+                         int ml, int anchored, const struct aicp_tmpl_args *groups,
+                         size_t gfirst, struct aicp_err *err);
+int aicp_tmpl_case_map(json_t **out, json_t *in, int mode, struct aicp_err *err);
+
 /* Largest output a filter or operator may build (range, "x" * n). */
 #define AICP_TMPL_MAX_OUTPUT (10u * 1024u * 1024u)
 

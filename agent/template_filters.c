@@ -1,10 +1,9 @@
-/* What templates can do with values once they have them: Python's view of
- * JSON values (str(), repr(), ==, ordering, truthiness), the string/dict/
- * list methods playbooks call, and the Jinja2 and Ansible filters, tests
- * and global functions (range, lookup) that aicp supports, each following
- * the Python implementation's output byte for byte where it is
- * implemented. The evaluator in template.c calls in through the
- * aicp_tmpl_*_call functions declared in template.h. */
+/* The Jinja2 and Ansible filters aicp supports (default, join, map,
+ * regex_replace, combine...), each following the Python implementation's
+ * output byte for byte where it is implemented, and the Python-regex to
+ * POSIX translation they and the search/match tests use. The evaluator in
+ * template.c calls in through aicp_tmpl_filter_call; value semantics live
+ * in template_value.c and tests/methods/globals in template_tests.c. */
 #include "config.h"
 
 #include <ctype.h>
@@ -20,607 +19,6 @@
 #include "err.h"
 #include "template.h"
 #include "util.h"
-
-#define MAX_RANGE 1000000
-
-/* ------------------------------------------------------- Python values */
-
-int aicp_tmpl_truthy(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_STRING: return json_string_length(v) > 0;
-    case JSON_ARRAY: return json_array_size(v) > 0;
-    case JSON_OBJECT: return json_object_size(v) > 0;
-    case JSON_INTEGER: return json_integer_value(v) != 0;
-    case JSON_REAL: return json_real_value(v) != 0;
-    case JSON_TRUE: return 1;
-    default: return 0;
-    }
-}
-
-const char *aicp_tmpl_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_STRING: return "str";
-    case JSON_ARRAY: return "list";
-    case JSON_OBJECT: return "dict";
-    case JSON_INTEGER: return "int";
-    case JSON_REAL: return "float";
-    case JSON_TRUE:
-    case JSON_FALSE: return "bool";
-    default: return "NoneType";
-    }
-}
-
-size_t aicp_tmpl_utf8_len(const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
-double aicp_tmpl_floor(double x)
-{
-    /* Beyond 2^52 every double is integral already. */
-    if (!isfinite(x) || x >= 4503599627370496.0 || x <= -4503599627370496.0)
-        return x;
-    double t = (double)(long long)x;
-    return t > x ? t - 1 : t;
-}
-
-int aicp_tmpl_pow(double *out, double base, double exp)
-{
-    if (aicp_tmpl_floor(exp) != exp || exp > 1e6 || exp < -1e6)
-        return AICP_EINVAL;
-    double acc = 1, b = base;
-    long long e = (long long)(exp < 0 ? -exp : exp);
-    for (; e > 0; e >>= 1) {
-        if (e & 1)
-            acc *= b;
-        b *= b;
-    }
-    *out = exp < 0 ? 1 / acc : acc;
-    return 0;
-}
-
-/* float.__repr__: the shortest digits that round-trip, scientific
- * notation below 1e-4 and from 1e16. */
-static int fmt_float(struct aicp_buf *b, double d)
-{
-    if (isnan(d))
-        return aicp_buf_puts(b, "nan");
-    if (isinf(d))
-        return aicp_buf_puts(b, d < 0 ? "-inf" : "inf");
-    char tmp[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    char digits[32];
-    size_t nd = 0;
-    const char *p = tmp;
-    int neg = *p == '-';
-    if (neg)
-        p++;
-    for (; *p && *p != 'e'; p++)
-        if (isdigit((unsigned char)*p) && nd < sizeof(digits) - 1)
-            digits[nd++] = *p;
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    digits[nd] = '\0';
-    int exp = *p == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
-    struct aicp_buf o = AICP_BUF_INIT;
-    int rc = neg ? aicp_buf_puts(&o, "-") : 0;
-    if (exp < -4 || exp >= 16) {
-        rc |= aicp_buf_append(&o, digits, 1);
-        if (nd > 1) {
-            rc |= aicp_buf_puts(&o, ".");
-            rc |= aicp_buf_puts(&o, digits + 1);
-        }
-        rc |= aicp_buf_printf(&o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-    } else if (exp >= 0) {
-        for (int i = 0; i <= exp; i++)
-            rc |= aicp_buf_append(&o, (size_t)i < nd ? &digits[i] : "0", 1);
-        rc |= aicp_buf_puts(&o, ".");
-        rc |= aicp_buf_puts(&o, (size_t)exp + 1 < nd ? digits + exp + 1 : "0");
-    } else {
-        rc |= aicp_buf_puts(&o, "0.");
-        for (int i = 0; i < -exp - 1; i++)
-            rc |= aicp_buf_puts(&o, "0");
-        rc |= aicp_buf_puts(&o, digits);
-    }
-    if (rc == 0)
-        rc = aicp_buf_append(b, o.data, o.len);
-    aicp_buf_free(&o);
-    return rc ? AICP_ENOMEM : 0;
-}
-
-static unsigned long utf8_decode(const char *s, size_t len, size_t *used)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC0 ? 2 : 1;
-    if (n > len)
-        n = 1;
-    unsigned long cp = n == 1 ? u[0] : u[0] & (0x3F >> (n - 1));
-    for (size_t i = 1; i < n; i++)
-        cp = (cp << 6) | (u[i] & 0x3F);
-    *used = n;
-    return cp;
-}
-
-static int repr_string(struct aicp_buf *b, const char *s, size_t len)
-{
-    char q = memchr(s, '\'', len) && !memchr(s, '"', len) ? '"' : '\'';
-    int rc = aicp_buf_append(b, &q, 1);
-    for (size_t i = 0; i < len && rc == 0;) {
-        size_t used;
-        unsigned long cp = utf8_decode(s + i, len - i, &used);
-        if (cp == '\\' || cp == (unsigned long)q)
-            rc = aicp_buf_printf(b, "\\%c", (char)cp);
-        else if (cp == '\n')
-            rc = aicp_buf_puts(b, "\\n");
-        else if (cp == '\r')
-            rc = aicp_buf_puts(b, "\\r");
-        else if (cp == '\t')
-            rc = aicp_buf_puts(b, "\\t");
-        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0xA0) || cp == 0xAD)
-            rc = aicp_buf_printf(b, "\\x%02lx", cp);
-        else if ((cp >= 0x2028 && cp <= 0x2029) || (cp >= 0x200B && cp <= 0x200F) ||
-                 cp == 0xFEFF)
-            rc = aicp_buf_printf(b, "\\u%04lx", cp);
-        else
-            rc = aicp_buf_append(b, s + i, used);
-        i += used;
-    }
-    if (rc == 0)
-        rc = aicp_buf_append(b, &q, 1);
-    return rc;
-}
-
-static int repr_depth(struct aicp_buf *b, const json_t *v, int depth)
-{
-    size_t i;
-    const char *k;
-    json_t *x;
-    int rc = 0;
-    if (depth > 500)
-        return aicp_buf_puts(b, "...");
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        return repr_string(b, json_string_value(v), json_string_length(v));
-    case JSON_ARRAY:
-        rc = aicp_buf_puts(b, "[");
-        json_array_foreach(v, i, x) {
-            if (i)
-                rc |= aicp_buf_puts(b, ", ");
-            rc |= repr_depth(b, x, depth + 1);
-        }
-        return rc | aicp_buf_puts(b, "]");
-    case JSON_OBJECT:
-        rc = aicp_buf_puts(b, "{");
-        i = 0;
-        json_object_foreach((json_t *)v, k, x) {
-            if (i++)
-                rc |= aicp_buf_puts(b, ", ");
-            rc |= repr_string(b, k, strlen(k));
-            rc |= aicp_buf_puts(b, ": ");
-            rc |= repr_depth(b, x, depth + 1);
-        }
-        return rc | aicp_buf_puts(b, "}");
-    default:
-        return aicp_tmpl_str(b, v);
-    }
-}
-
-int aicp_tmpl_repr(struct aicp_buf *b, const json_t *v)
-{
-    return repr_depth(b, v, 0) ? AICP_ENOMEM : 0;
-}
-
-int aicp_tmpl_str(struct aicp_buf *b, const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_STRING: return aicp_buf_append(b, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER: return aicp_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL: return fmt_float(b, json_real_value(v));
-    case JSON_TRUE: return aicp_buf_puts(b, "True");
-    case JSON_FALSE: return aicp_buf_puts(b, "False");
-    case JSON_NULL: return aicp_buf_puts(b, "None");
-    default: return aicp_tmpl_repr(b, v);
-    }
-}
-
-static int is_num(const json_t *v, double *d)
-{
-    if (json_is_integer(v))
-        *d = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        *d = json_real_value(v);
-    else if (json_is_boolean(v))
-        *d = json_is_true(v);
-    else
-        return 0;
-    return 1;
-}
-
-int aicp_tmpl_equal(const json_t *a, const json_t *b)
-{
-    double da, db;
-    if (is_num(a, &da) && is_num(b, &db)) {
-        if (json_is_integer(a) && json_is_integer(b))
-            return json_integer_value(a) == json_integer_value(b);
-        return da == db;
-    }
-    if (json_typeof(a) != json_typeof(b))
-        return 0;
-    if (json_is_array(a)) {
-        if (json_array_size(a) != json_array_size(b))
-            return 0;
-        for (size_t i = 0; i < json_array_size(a); i++)
-            if (!aicp_tmpl_equal(json_array_get(a, i), json_array_get(b, i)))
-                return 0;
-        return 1;
-    }
-    if (json_is_object(a)) {
-        const char *k;
-        json_t *x;
-        if (json_object_size(a) != json_object_size(b))
-            return 0;
-        json_object_foreach((json_t *)a, k, x) {
-            json_t *y = json_object_get(b, k);
-            if (y == NULL || !aicp_tmpl_equal(x, y))
-                return 0;
-        }
-        return 1;
-    }
-    return json_equal((json_t *)a, (json_t *)b);
-}
-
-static int fold_cmp(const char *a, size_t la, const char *b, size_t lb, int fold)
-{
-    size_t n = la < lb ? la : lb;
-    for (size_t i = 0; i < n; i++) {
-        int x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (fold) {
-            x = tolower(x);
-            y = tolower(y);
-        }
-        if (x != y)
-            return x < y ? -1 : 1;
-    }
-    return la < lb ? -1 : la > lb;
-}
-
-int aicp_tmpl_compare(int *out, const json_t *a, const json_t *b, int fold, struct aicp_err *err)
-{
-    double da, db;
-    *out = 0;
-    if (is_num(a, &da) && is_num(b, &db)) {
-        if (json_is_integer(a) && json_is_integer(b))
-            *out = (json_integer_value(a) > json_integer_value(b)) -
-                   (json_integer_value(a) < json_integer_value(b));
-        else
-            *out = (da > db) - (da < db);
-        return 0;
-    }
-    if (json_is_string(a) && json_is_string(b)) {
-        *out = fold_cmp(json_string_value(a), json_string_length(a), json_string_value(b),
-                        json_string_length(b), fold);
-        return 0;
-    }
-    if (json_is_array(a) && json_is_array(b)) {
-        size_t na = json_array_size(a), nb = json_array_size(b);
-        for (size_t i = 0; i < na && i < nb; i++) {
-            if (aicp_tmpl_equal(json_array_get(a, i), json_array_get(b, i)))
-                continue;
-            return aicp_tmpl_compare(out, json_array_get(a, i), json_array_get(b, i), fold, err);
-        }
-        *out = (na > nb) - (na < nb);
-        return 0;
-    }
-    return aicp_err_set(err, AICP_EINVAL, "'<' not supported between instances of '%s' and '%s'",
-                        aicp_tmpl_type_name(a), aicp_tmpl_type_name(b));
-}
-
-/* ------------------------------------------------------------- helpers */
-
-static json_t *arg(const struct aicp_tmpl_args *a, size_t i, const char *kw)
-{
-    if (i < a->npos)
-        return a->pos[i];
-    for (size_t k = 0; kw && k < a->nkw; k++)
-        if (!strcmp(a->kwname[k], kw))
-            return a->kw[k];
-    return NULL;
-}
-
-static int arg_bool(const struct aicp_tmpl_args *a, size_t i, const char *kw, int dflt)
-{
-    json_t *v = arg(a, i, kw);
-    return v ? aicp_tmpl_truthy(v) : dflt;
-}
-
-static json_t *str_new(const struct aicp_buf *b)
-{
-    return json_stringn(b->data ? b->data : "", b->len);
-}
-
-/* str() of a value into a fresh buffer. */
-static int to_buf(struct aicp_buf *b, const json_t *v, struct aicp_err *err)
-{
-    *b = (struct aicp_buf)AICP_BUF_INIT;
-    if (aicp_tmpl_str(b, v) != 0)
-        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    if (b->data == NULL && aicp_buf_puts(b, "") != 0)
-        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    return 0;
-}
-
-static int set_out(json_t **out, json_t *v, struct aicp_err *err)
-{
-    *out = v;
-    return v ? 0 : aicp_err_set(err, AICP_EINVAL, "result is not representable (invalid UTF-8 "
-                                                  "or out of memory)");
-}
-
-static int need_str(const json_t *v, const char *what, struct aicp_err *err)
-{
-    if (json_is_string(v))
-        return 0;
-    return aicp_err_set(err, AICP_EINVAL, "%s expects a string, got %s", what,
-                        aicp_tmpl_type_name(v));
-}
-
-static int py_isspace(int ch)
-{
-    return ch == ' ' || (ch >= '\t' && ch <= '\r') || (ch >= 0x1c && ch <= 0x1f);
-}
-
-/* str.split(sep, maxsplit) */
-static int py_split(json_t **out, const char *s, size_t len, const json_t *sepv, json_int_t max,
-                    struct aicp_err *err)
-{
-    json_t *res = json_array();
-    if (res == NULL)
-        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    size_t i = 0;
-    json_int_t nsplit = 0;
-    if (sepv == NULL || json_is_null(sepv)) {
-        while (i < len) {
-            while (i < len && py_isspace((unsigned char)s[i]))
-                i++;
-            if (i >= len)
-                break;
-            size_t st = i;
-            if (max >= 0 && nsplit >= max) {
-                size_t e = len;
-                while (e > st && py_isspace((unsigned char)s[e - 1]))
-                    e--;
-                json_array_append_new(res, json_stringn(s + st, e - st));
-                break;
-            }
-            while (i < len && !py_isspace((unsigned char)s[i]))
-                i++;
-            json_array_append_new(res, json_stringn(s + st, i - st));
-            nsplit++;
-        }
-    } else {
-        if (!json_is_string(sepv) || json_string_length(sepv) == 0) {
-            json_decref(res);
-            return aicp_err_set(err, AICP_EINVAL, "empty separator");
-        }
-        const char *sep = json_string_value(sepv);
-        size_t sl = json_string_length(sepv), st = 0;
-        for (i = 0; i + sl <= len;) {
-            if ((max < 0 || nsplit < max) && memcmp(s + i, sep, sl) == 0) {
-                json_array_append_new(res, json_stringn(s + st, i - st));
-                nsplit++;
-                i += sl;
-                st = i;
-            } else {
-                i++;
-            }
-        }
-        json_array_append_new(res, json_stringn(s + st, len - st));
-    }
-    *out = res;
-    return 0;
-}
-
-static int py_strip(json_t **out, const json_t *v, const json_t *chars, int left, int right,
-                    struct aicp_err *err)
-{
-    const char *s = json_string_value(v);
-    size_t st = 0, e = json_string_length(v);
-    const char *set = chars && json_is_string(chars) ? json_string_value(chars) : NULL;
-#define STRIPPABLE(ch) (set ? (strchr(set, (ch)) != NULL && (ch) != '\0') : py_isspace((unsigned char)(ch)))
-    while (left && st < e && STRIPPABLE(s[st]))
-        st++;
-    while (right && e > st && STRIPPABLE(s[e - 1]))
-        e--;
-#undef STRIPPABLE
-    return set_out(out, json_stringn(s + st, e - st), err);
-}
-
-static int py_replace(json_t **out, const json_t *v, const json_t *oldv, const json_t *newv,
-                      const json_t *countv, struct aicp_err *err)
-{
-    struct aicp_buf b = AICP_BUF_INIT, ob, nb;
-    int rc;
-    if ((rc = to_buf(&ob, oldv, err)) != 0)
-        return rc;
-    if ((rc = to_buf(&nb, newv, err)) != 0) {
-        aicp_buf_free(&ob);
-        return rc;
-    }
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v), i = 0;
-    json_int_t count = countv && json_is_integer(countv) ? json_integer_value(countv) : -1, done = 0;
-    while (i <= len && rc == 0) {
-        if ((count < 0 || done < count) && i + ob.len <= len &&
-            memcmp(s + i, ob.data, ob.len) == 0) {
-            rc = aicp_buf_append(&b, nb.data, nb.len);
-            done++;
-            if (ob.len == 0) {
-                if (i < len)
-                    rc |= aicp_buf_append(&b, s + i, 1);
-                i++;
-            } else {
-                i += ob.len;
-            }
-        } else {
-            if (i < len)
-                rc = aicp_buf_append(&b, s + i, 1);
-            i++;
-        }
-        if (b.len > AICP_TMPL_MAX_OUTPUT)
-            rc = aicp_err_set(err, AICP_EINVAL, "replace: result too large");
-    }
-    if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
-    else if (rc == AICP_ENOMEM)
-        aicp_err_set(err, rc, "out of memory");
-    aicp_buf_free(&b);
-    aicp_buf_free(&ob);
-    aicp_buf_free(&nb);
-    return rc;
-}
-
-/* str.splitlines() */
-static int py_splitlines(json_t **out, const char *s, size_t len, struct aicp_err *err)
-{
-    json_t *res = json_array();
-    size_t st = 0;
-    for (size_t i = 0; i < len && res;) {
-        size_t nl = 0;
-        if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
-            nl = 2;
-        else if (s[i] == '\n' || s[i] == '\r' || s[i] == '\v' || s[i] == '\f' ||
-                 (s[i] >= 0x1c && s[i] <= 0x1e))
-            nl = 1;
-        else if ((unsigned char)s[i] == 0xC2 && i + 1 < len && (unsigned char)s[i + 1] == 0x85)
-            nl = 2;
-        else if ((unsigned char)s[i] == 0xE2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
-                 ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9))
-            nl = 3;
-        if (nl) {
-            json_array_append_new(res, json_stringn(s + st, i - st));
-            i += nl;
-            st = i;
-        } else {
-            i++;
-        }
-    }
-    if (res && st < len)
-        json_array_append_new(res, json_stringn(s + st, len - st));
-    return set_out(out, res, err);
-}
-
-int aicp_tmpl_method_call(json_t **out, json_t *obj, const char *name,
-                          const struct aicp_tmpl_args *a, struct aicp_err *err)
-{
-    json_t *a0 = arg(a, 0, NULL), *a1 = arg(a, 1, NULL);
-    *out = NULL;
-    if (json_is_string(obj)) {
-        const char *s = json_string_value(obj);
-        size_t len = json_string_length(obj);
-        if (!strcmp(name, "split") || !strcmp(name, "rsplit"))
-            return py_split(out, s, len, arg(a, 0, "sep"),
-                            json_is_integer(arg(a, 1, "maxsplit"))
-                                ? json_integer_value(arg(a, 1, "maxsplit")) : -1, err);
-        if (!strcmp(name, "strip") || !strcmp(name, "lstrip") || !strcmp(name, "rstrip"))
-            return py_strip(out, obj, a0, name[0] != 'r', name[0] != 'l', err);
-        if (!strcmp(name, "startswith") || !strcmp(name, "endswith")) {
-            int end = name[0] == 'e', hit = 0;
-            json_t *list = json_is_array(a0) ? json_incref(a0) : json_pack("[O]", a0 ? a0 : json_null());
-            size_t i;
-            json_t *x;
-            json_array_foreach(list, i, x) {
-                if (!json_is_string(x))
-                    continue;
-                size_t pl = json_string_length(x);
-                if (pl <= len && memcmp(end ? s + len - pl : s, json_string_value(x), pl) == 0)
-                    hit = 1;
-            }
-            json_decref(list);
-            return set_out(out, json_boolean(hit), err);
-        }
-        if (!strcmp(name, "lower") || !strcmp(name, "upper") || !strcmp(name, "capitalize") ||
-            !strcmp(name, "title"))
-            return aicp_tmpl_filter_call(out, name, obj, a, err);
-        if (!strcmp(name, "replace") && a0 && a1)
-            return py_replace(out, obj, a0, a1, arg(a, 2, NULL), err);
-        if ((!strcmp(name, "index") || !strcmp(name, "find") || !strcmp(name, "count")) &&
-            json_is_string(a0)) {
-            const char *hit = strstr(s, json_string_value(a0));
-            if (!strcmp(name, "count")) {
-                json_int_t n = 0;
-                size_t sl = json_string_length(a0);
-                for (const char *p = s; sl && (p = strstr(p, json_string_value(a0))); p += sl)
-                    n++;
-                return set_out(out, json_integer(sl ? n : (json_int_t)aicp_tmpl_utf8_len(s, len) + 1), err);
-            }
-            if (hit == NULL && name[0] == 'i')
-                return aicp_err_set(err, AICP_EINVAL, "substring not found");
-            return set_out(out, json_integer(hit ? (json_int_t)aicp_tmpl_utf8_len(s, (size_t)(hit - s))
-                                                 : -1), err);
-        }
-        if (!strcmp(name, "splitlines"))
-            return py_splitlines(out, s, len, err);
-        if (!strcmp(name, "join") && json_is_array(a0)) {
-            struct aicp_tmpl_args ja = {.pos = &obj, .npos = 1};
-            return aicp_tmpl_filter_call(out, "join", a0, &ja, err);
-        }
-        if (!strcmp(name, "isdigit")) {
-            int ok = len > 0;
-            for (size_t i = 0; i < len; i++)
-                ok &= isdigit((unsigned char)s[i]) != 0;
-            return set_out(out, json_boolean(ok), err);
-        }
-    } else if (json_is_object(obj)) {
-        if (!strcmp(name, "get")) {
-            json_t *v = json_is_string(a0) ? json_object_get(obj, json_string_value(a0)) : NULL;
-            return set_out(out, json_incref(v ? v : a1 ? a1 : json_null()), err);
-        }
-        if (!strcmp(name, "keys") || !strcmp(name, "values") || !strcmp(name, "items")) {
-            json_t *res = json_array();
-            const char *k;
-            json_t *v;
-            json_object_foreach(obj, k, v) {
-                if (name[0] == 'k')
-                    json_array_append_new(res, json_string(k));
-                else if (name[0] == 'v')
-                    json_array_append(res, v);
-                else
-                    json_array_append_new(res, json_pack("[sO]", k, v));
-            }
-            return set_out(out, res, err);
-        }
-        if (!strcmp(name, "copy"))
-            return set_out(out, json_copy(obj), err);
-    } else if (json_is_array(obj)) {
-        if (!strcmp(name, "index") || !strcmp(name, "count")) {
-            json_int_t n = 0, first = -1;
-            for (size_t i = 0; i < json_array_size(obj); i++)
-                if (a0 && aicp_tmpl_equal(json_array_get(obj, i), a0)) {
-                    if (first < 0)
-                        first = (json_int_t)i;
-                    n++;
-                }
-            if (name[0] == 'c')
-                return set_out(out, json_integer(n), err);
-            if (first < 0)
-                return aicp_err_set(err, AICP_EINVAL, "value is not in list");
-            return set_out(out, json_integer(first), err);
-        }
-    }
-    const char *desc = json_is_object(obj) ? "dict object" : json_is_array(obj) ? "list object"
-                       : json_is_string(obj) ? "str object" : aicp_tmpl_type_name(obj);
-    return aicp_err_set(err, AICP_EUNDEF, "'%s' has no attribute '%s'", desc, name);
-}
 
 /* --------------------------------------------------------------- regex */
 
@@ -811,9 +209,10 @@ static int expand_repl(struct aicp_buf *b, const char *repl, const char *s, cons
 static int f_regex_replace(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
                            struct aicp_err *err)
 {
-    json_t *pat = arg(a, 0, "pattern"), *repl = arg(a, 1, "replacement");
-    int icase = arg_bool(a, 2, "ignorecase", 0), ml = arg_bool(a, 3, "multiline", 0);
-    json_t *countv = arg(a, 4, "count");
+    json_t *pat = aicp_tmpl_arg(a, 0, "pattern"), *repl = aicp_tmpl_arg(a, 1, "replacement");
+    int icase = aicp_tmpl_arg_bool(a, 2, "ignorecase", 0),
+        ml = aicp_tmpl_arg_bool(a, 3, "multiline", 0);
+    json_t *countv = aicp_tmpl_arg(a, 4, "count");
     json_int_t count = json_is_integer(countv) ? json_integer_value(countv) : 0, done = 0;
     struct aicp_buf sb, b = AICP_BUF_INIT;
     regex_t re;
@@ -823,7 +222,7 @@ static int f_regex_replace(json_t **out, json_t *in, const struct aicp_tmpl_args
     int rc;
     if (!json_is_string(pat))
         return aicp_err_set(err, AICP_EINVAL, "regex_replace needs a pattern string");
-    if ((rc = to_buf(&sb, in, err)) != 0)
+    if ((rc = aicp_tmpl_to_buf(&sb, in, err)) != 0)
         return rc;
     if ((rc = py_regex_compile(&re, json_string_value(pat), icase, ml, groupmap, &ng, err)) != 0) {
         aicp_buf_free(&sb);
@@ -857,7 +256,7 @@ static int f_regex_replace(json_t **out, json_t *in, const struct aicp_tmpl_args
     if (rc == 0 && pos < len)
         rc = aicp_buf_append(&b, s + pos, len - pos);
     if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
+        rc = aicp_tmpl_set_out(out, aicp_tmpl_str_new(&b), err);
     else if (rc == AICP_ENOMEM)
         aicp_err_set(err, rc, "out of memory");
     regfree(&re);
@@ -867,9 +266,9 @@ static int f_regex_replace(json_t **out, json_t *in, const struct aicp_tmpl_args
 }
 
 /* regex_search / search / match: *found, and *out the match (or groups). */
-static int regex_find(json_t **out, int *found, json_t *in, const char *pat, int icase, int ml,
-                      int anchored, const struct aicp_tmpl_args *groups, size_t gfirst,
-                      struct aicp_err *err)
+int aicp_tmpl_regex_find(json_t **out, int *found, json_t *in, const char *pat, int icase, int ml,
+                         int anchored, const struct aicp_tmpl_args *groups, size_t gfirst,
+                         struct aicp_err *err)
 {
     regex_t re;
     regmatch_t m[10];
@@ -880,7 +279,7 @@ static int regex_find(json_t **out, int *found, json_t *in, const char *pat, int
     *found = 0;
     if (out)
         *out = NULL;
-    if ((rc = to_buf(&sb, in, err)) != 0)
+    if ((rc = aicp_tmpl_to_buf(&sb, in, err)) != 0)
         return rc;
     if ((rc = py_regex_compile(&re, pat, icase, ml, groupmap, &ng, err)) != 0) {
         aicp_buf_free(&sb);
@@ -925,12 +324,13 @@ static int regex_find(json_t **out, int *found, json_t *in, const char *pat, int
 static int f_regex_search(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
                           struct aicp_err *err)
 {
-    json_t *pat = arg(a, 0, "regex");
+    json_t *pat = aicp_tmpl_arg(a, 0, "regex");
     int found;
     if (!json_is_string(pat))
         return aicp_err_set(err, AICP_EINVAL, "regex_search needs a pattern string");
-    int rc = regex_find(out, &found, in, json_string_value(pat), arg_bool(a, 99, "ignorecase", 0),
-                        arg_bool(a, 99, "multiline", 0), 0, a, 1, err);
+    int rc = aicp_tmpl_regex_find(out, &found, in, json_string_value(pat),
+                                  aicp_tmpl_arg_bool(a, 99, "ignorecase", 0),
+                                  aicp_tmpl_arg_bool(a, 99, "multiline", 0), 0, a, 1, err);
     if (rc == 0 && *out == NULL)
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
     return rc;
@@ -941,7 +341,7 @@ static int f_regex_escape(json_t **out, json_t *in, const struct aicp_tmpl_args 
 {
     (void)a;
     struct aicp_buf sb, b = AICP_BUF_INIT;
-    int rc = to_buf(&sb, in, err);
+    int rc = aicp_tmpl_to_buf(&sb, in, err);
     for (size_t i = 0; i < sb.len && rc == 0; i++) {
         unsigned char ch = (unsigned char)sb.data[i];
         if (ch < 0x80 && !isalnum(ch) && ch != '_')
@@ -949,140 +349,28 @@ static int f_regex_escape(json_t **out, json_t *in, const struct aicp_tmpl_args 
         rc |= aicp_buf_append(&b, &sb.data[i], 1);
     }
     if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
+        rc = aicp_tmpl_set_out(out, aicp_tmpl_str_new(&b), err);
     aicp_buf_free(&sb);
     aicp_buf_free(&b);
     return rc;
 }
 
-/* ------------------------------------------------------- JSON and YAML */
 
-/* json.dumps string escaping with ensure_ascii=True. */
-static int json_quote(struct aicp_buf *b, const char *s, size_t len)
-{
-    int rc = aicp_buf_puts(b, "\"");
-    for (size_t i = 0; i < len && rc == 0;) {
-        size_t used;
-        unsigned long cp = utf8_decode(s + i, len - i, &used);
-        i += used;
-        if (cp == '"' || cp == '\\')
-            rc = aicp_buf_printf(b, "\\%c", (char)cp);
-        else if (cp == '\n')
-            rc = aicp_buf_puts(b, "\\n");
-        else if (cp == '\r')
-            rc = aicp_buf_puts(b, "\\r");
-        else if (cp == '\t')
-            rc = aicp_buf_puts(b, "\\t");
-        else if (cp == '\b')
-            rc = aicp_buf_puts(b, "\\b");
-        else if (cp == '\f')
-            rc = aicp_buf_puts(b, "\\f");
-        else if (cp < 0x20 || (cp >= 0x7F && cp < 0x10000))
-            rc = cp < 0x7F || cp >= 0x7F ? aicp_buf_printf(b, "\\u%04lx", cp) : 0;
-        else if (cp >= 0x10000)
-            rc = aicp_buf_printf(b, "\\u%04lx\\u%04lx", 0xD800 + ((cp - 0x10000) >> 10),
-                                 0xDC00 + ((cp - 0x10000) & 0x3FF));
-        else
-            rc = aicp_buf_append(b, s + i - used, used);
-    }
-    return rc | aicp_buf_puts(b, "\"");
-}
-
-static int key_cmp(const void *x, const void *y)
-{
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
-/* The keys of an object, sorted or in insertion order; free() the array. */
-static const char **obj_keys(const json_t *o, int sorted)
-{
-    const char **keys = malloc((json_object_size(o) + 1) * sizeof(*keys));
-    const char *k;
-    json_t *v;
-    size_t n = 0;
-    if (keys == NULL)
-        return NULL;
-    json_object_foreach((json_t *)o, k, v) keys[n++] = k;
-    if (sorted)
-        qsort(keys, n, sizeof(*keys), key_cmp);
-    keys[n] = NULL;
-    return keys;
-}
-
-static int json_dump(struct aicp_buf *b, const json_t *v, int indent, int sort, int level)
-{
-    int rc = 0;
-    const char *item_sep = indent >= 0 ? "," : ", ";
-    if (level > 500)
-        return AICP_EINVAL;
-    switch (json_typeof(v)) {
-    case JSON_STRING: return json_quote(b, json_string_value(v), json_string_length(v));
-    case JSON_TRUE: return aicp_buf_puts(b, "true");
-    case JSON_FALSE: return aicp_buf_puts(b, "false");
-    case JSON_NULL: return aicp_buf_puts(b, "null");
-    case JSON_INTEGER:
-    case JSON_REAL: return aicp_tmpl_str(b, v);
-    case JSON_ARRAY:
-    case JSON_OBJECT: break;
-    }
-    int arr = json_is_array(v);
-    size_t n = arr ? json_array_size(v) : json_object_size(v);
-    if (n == 0)
-        return aicp_buf_puts(b, arr ? "[]" : "{}");
-    const char **keys = arr ? NULL : obj_keys(v, sort);
-    if (!arr && keys == NULL)
-        return AICP_ENOMEM;
-    rc = aicp_buf_puts(b, arr ? "[" : "{");
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i)
-            rc |= aicp_buf_puts(b, item_sep);
-        if (indent >= 0) {
-            rc |= aicp_buf_puts(b, "\n");
-            for (int k = 0; k < indent * (level + 1); k++)
-                rc |= aicp_buf_puts(b, " ");
-        }
-        if (arr) {
-            rc |= json_dump(b, json_array_get(v, i), indent, sort, level + 1);
-        } else {
-            rc |= json_quote(b, keys[i], strlen(keys[i]));
-            rc |= aicp_buf_puts(b, ": ");
-            rc |= json_dump(b, json_object_get(v, keys[i]), indent, sort, level + 1);
-        }
-    }
-    if (indent >= 0) {
-        rc |= aicp_buf_puts(b, "\n");
-        for (int k = 0; k < indent * level; k++)
-            rc |= aicp_buf_puts(b, " ");
-    }
-    free(keys);
-    return rc | aicp_buf_puts(b, arr ? "]" : "}");
-}
-
-static int do_to_json(json_t **out, json_t *in, int indent, int sort, struct aicp_err *err)
-{
-    struct aicp_buf b = AICP_BUF_INIT;
-    int rc = json_dump(&b, in, indent, sort, 0);
-    if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
-    else
-        rc = aicp_err_set(err, AICP_EINVAL, "to_json: value nested too deeply");
-    aicp_buf_free(&b);
-    return rc;
-}
+/* ------------------------------------------------- JSON and YAML filters */
 
 static int f_to_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
 {
-    json_t *ind = arg(a, 99, "indent");
-    return do_to_json(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : -1,
-                      arg_bool(a, 99, "sort_keys", 0), err);
+    json_t *ind = aicp_tmpl_arg(a, 99, "indent");
+    return aicp_tmpl_to_json(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : -1,
+                             aicp_tmpl_arg_bool(a, 99, "sort_keys", 0), err);
 }
 
 static int f_to_nice_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
                           struct aicp_err *err)
 {
-    json_t *ind = arg(a, 99, "indent");
-    return do_to_json(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : 4,
-                      arg_bool(a, 99, "sort_keys", 1), err);
+    json_t *ind = aicp_tmpl_arg(a, 99, "indent");
+    return aicp_tmpl_to_json(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : 4,
+                             aicp_tmpl_arg_bool(a, 99, "sort_keys", 1), err);
 }
 
 static int f_from_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
@@ -1090,7 +378,7 @@ static int f_from_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
 {
     (void)a;
     json_error_t je;
-    if (need_str(in, "from_json", err) != 0)
+    if (aicp_tmpl_need_str(in, "from_json", err) != 0)
         return AICP_EINVAL;
     *out = json_loadb(json_string_value(in), json_string_length(in), JSON_DECODE_ANY, &je);
     if (*out == NULL)
@@ -1098,220 +386,19 @@ static int f_from_json(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
     return 0;
 }
 
-/* Whether PyYAML would write s as a plain scalar. */
-static int yaml_plain_ok(const char *s, size_t len, int flow)
-{
-    static const char *const special[] = {"true", "false", "yes", "no", "on", "off", "null",
-                                          "y", "n", "~", NULL};
-    if (len == 0 || py_isspace((unsigned char)s[0]) || py_isspace((unsigned char)s[len - 1]))
-        return 0;
-    if (strchr("-?:", s[0]) && (len == 1 || py_isspace((unsigned char)s[1])))
-        return 0;
-    if (strchr(",[]{}#&*!|>'\"%@`", s[0]))
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7F)
-            return 0;
-        if (c == ':' && (i + 1 == len || s[i + 1] == ' '))
-            return 0;
-        if (c == '#' && i > 0 && s[i - 1] == ' ')
-            return 0;
-        if (flow && strchr(",[]{}", c))
-            return 0;
-    }
-    for (size_t k = 0; special[k]; k++)
-        if (strlen(special[k]) == len && fold_cmp(s, len, special[k], len, 1) == 0)
-            return 0;
-    /* Anything that reads as a number or date must be quoted. */
-    char *end;
-    strtod(s, &end);
-    if (end == s + len || (isdigit((unsigned char)s[0]) && strchr(s, '-') && len == 10))
-        return 0;
-    if (s[0] == '.' || s[0] == '+' || s[0] == '=' || s[0] == '<')
-        return strcmp(s, "..") != 0 && s[0] != '.' && s[0] != '=';
-    return 1;
-}
-
-static int yaml_scalar(struct aicp_buf *b, const json_t *v, int flow)
-{
-    if (json_is_null(v))
-        return aicp_buf_puts(b, "null");
-    if (json_is_boolean(v))
-        return aicp_buf_puts(b, json_is_true(v) ? "true" : "false");
-    if (json_is_integer(v))
-        return aicp_tmpl_str(b, v);
-    if (json_is_real(v)) {
-        struct aicp_buf t = AICP_BUF_INIT;
-        int rc = aicp_tmpl_str(&t, v);
-        char *e = t.data ? strchr(t.data, 'e') : NULL;
-        if (rc == 0 && e && !memchr(t.data, '.', (size_t)(e - t.data))) {
-            rc |= aicp_buf_append(b, t.data, (size_t)(e - t.data));
-            rc |= aicp_buf_puts(b, ".0");
-            rc |= aicp_buf_puts(b, e);
-        } else if (rc == 0) {
-            rc = aicp_buf_puts(b, !strcmp(t.data, "inf") ? ".inf" : !strcmp(t.data, "nan") ? ".nan"
-                                                                                         : t.data);
-        }
-        aicp_buf_free(&t);
-        return rc;
-    }
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    if (yaml_plain_ok(s, len, flow))
-        return aicp_buf_append(b, s, len);
-    int printable = 1;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
-            printable = 0;
-    int rc = 0;
-    if (printable) {
-        rc = aicp_buf_puts(b, "'");
-        for (size_t i = 0; i < len; i++)
-            rc |= aicp_buf_append(b, s[i] == '\'' ? "''" : &s[i], s[i] == '\'' ? 2 : 1);
-        return rc | aicp_buf_puts(b, "'");
-    }
-    rc = aicp_buf_puts(b, "\"");
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            rc |= aicp_buf_printf(b, "\\%c", c);
-        else if (c == '\n')
-            rc |= aicp_buf_puts(b, "\\n");
-        else if (c == '\t')
-            rc |= aicp_buf_puts(b, "\\t");
-        else if (c == '\r')
-            rc |= aicp_buf_puts(b, "\\r");
-        else if (c < 0x20 || c == 0x7F)
-            rc |= aicp_buf_printf(b, "\\x%02X", c);
-        else
-            rc |= aicp_buf_append(b, &s[i], 1);
-    }
-    return rc | aicp_buf_puts(b, "\"");
-}
-
-static int is_leaf_collection(const json_t *v)
-{
-    size_t i;
-    const char *k;
-    json_t *x;
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, x) if (json_is_array(x) || json_is_object(x)) return 0;
-    } else {
-        json_object_foreach((json_t *)v, k, x) if (json_is_array(x) || json_is_object(x)) return 0;
-    }
-    return 1;
-}
-
-static int yaml_flow(struct aicp_buf *b, const json_t *v)
-{
-    int rc, arr = json_is_array(v);
-    if (!arr && !json_is_object(v))
-        return yaml_scalar(b, v, 1);
-    const char **keys = arr ? NULL : obj_keys(v, 1);
-    size_t n = arr ? json_array_size(v) : json_object_size(v);
-    rc = aicp_buf_puts(b, arr ? "[" : "{");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            rc |= aicp_buf_puts(b, ", ");
-        if (arr) {
-            rc |= yaml_flow(b, json_array_get(v, i));
-        } else {
-            json_t *kv = json_string(keys[i]);
-            rc |= yaml_scalar(b, kv, 1);
-            json_decref(kv);
-            rc |= aicp_buf_puts(b, ": ");
-            rc |= yaml_flow(b, json_object_get(v, keys[i]));
-        }
-    }
-    free(keys);
-    return rc | aicp_buf_puts(b, arr ? "]" : "}");
-}
-
-static int pad(struct aicp_buf *b, int n)
-{
-    int rc = 0;
-    for (int i = 0; i < n; i++)
-        rc |= aicp_buf_puts(b, " ");
-    return rc;
-}
-
-/* PyYAML block style: sequences inside mappings are not indented; a
- * mapping inside a sequence starts on the dash's line. col is where this
- * node's lines start; inline says the first line is already positioned. */
-static int yaml_block(struct aicp_buf *b, const json_t *v, int indent, int col, int inline_first,
-                      int flow_leaves, int level)
-{
-    int rc = 0;
-    if (level > 500)
-        return AICP_EINVAL;
-    int arr = json_is_array(v);
-    size_t n = arr ? json_array_size(v) : json_object_size(v);
-    if ((!arr && !json_is_object(v)) || n == 0 || (flow_leaves && is_leaf_collection(v))) {
-        rc = yaml_flow(b, v);
-        return rc | aicp_buf_puts(b, "\n");
-    }
-    const char **keys = arr ? NULL : obj_keys(v, 1);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i > 0 || !inline_first)
-            rc |= pad(b, col);
-        json_t *x = arr ? json_array_get(v, i) : json_object_get(v, keys[i]);
-        int xcoll = (json_is_array(x) && json_array_size(x)) ||
-                    (json_is_object(x) && json_object_size(x));
-        if (xcoll && flow_leaves && is_leaf_collection(x))
-            xcoll = 0;
-        if (arr) {
-            rc |= aicp_buf_puts(b, "-");
-            if (xcoll) {
-                rc |= pad(b, indent - 1);
-                rc |= yaml_block(b, x, indent, col + indent, 1, flow_leaves, level + 1);
-            } else {
-                rc |= aicp_buf_puts(b, " ");
-                rc |= yaml_block(b, x, indent, col + 2, 1, flow_leaves, level + 1);
-            }
-        } else {
-            json_t *kv = json_string(keys[i]);
-            rc |= yaml_scalar(b, kv, 0);
-            json_decref(kv);
-            rc |= aicp_buf_puts(b, ":");
-            if (xcoll) {
-                rc |= aicp_buf_puts(b, "\n");
-                rc |= yaml_block(b, x, indent, json_is_array(x) ? col : col + indent, 0,
-                                 flow_leaves, level + 1);
-            } else {
-                rc |= aicp_buf_puts(b, " ");
-                rc |= yaml_block(b, x, indent, col + indent, 1, flow_leaves, level + 1);
-            }
-        }
-    }
-    free(keys);
-    return rc;
-}
-
-static int do_to_yaml(json_t **out, json_t *in, int indent, int flow_leaves, struct aicp_err *err)
-{
-    struct aicp_buf b = AICP_BUF_INIT;
-    int rc = yaml_block(&b, in, indent, 0, 1, flow_leaves, 0);
-    if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
-    else
-        rc = aicp_err_set(err, AICP_EINVAL, "to_yaml: value nested too deeply");
-    aicp_buf_free(&b);
-    return rc;
-}
-
 static int f_to_yaml(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
 {
-    json_t *ind = arg(a, 99, "indent");
-    return do_to_yaml(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : 2, 1, err);
+    json_t *ind = aicp_tmpl_arg(a, 99, "indent");
+    return aicp_tmpl_to_yaml(out, in, json_is_integer(ind) ? (int)json_integer_value(ind) : 2, 1,
+                             err);
 }
 
 static int f_to_nice_yaml(json_t **out, json_t *in, const struct aicp_tmpl_args *a,
                           struct aicp_err *err)
 {
-    json_t *ind = arg(a, 0, "indent");
+    json_t *ind = aicp_tmpl_arg(a, 0, "indent");
     int n = json_is_integer(ind) ? (int)json_integer_value(ind) : 4;
-    return do_to_yaml(out, in, n < 2 || n > 9 ? 2 : n, 0, err);
+    return aicp_tmpl_to_yaml(out, in, n < 2 || n > 9 ? 2 : n, 0, err);
 }
 
 /* ------------------------------------------------------------- filters */
@@ -1325,23 +412,24 @@ FILTER(f_bool)
 {
     (void)a;
     if (json_is_boolean(in) || json_is_null(in))
-        return set_out(out, json_incref(in), err);
+        return aicp_tmpl_set_out(out, json_incref(in), err);
     if (json_is_integer(in))
-        return set_out(out, json_boolean(json_integer_value(in) == 1), err);
+        return aicp_tmpl_set_out(out, json_boolean(json_integer_value(in) == 1), err);
     if (json_is_string(in)) {
         static const char *const yes[] = {"yes", "on", "1", "true", NULL};
         int t = 0;
         for (size_t k = 0; yes[k]; k++)
-            t |= fold_cmp(json_string_value(in), json_string_length(in), yes[k], strlen(yes[k]), 1) == 0;
-        return set_out(out, json_boolean(t), err);
+            t |= aicp_tmpl_fold_cmp(json_string_value(in), json_string_length(in), yes[k],
+                                    strlen(yes[k]), 1) == 0;
+        return aicp_tmpl_set_out(out, json_boolean(t), err);
     }
-    return set_out(out, json_false(), err);
+    return aicp_tmpl_set_out(out, json_false(), err);
 }
 
 /* Python int(str, base) with its prefixes, underscores and spaces. */
 static int parse_py_int(const char *s, int base, json_int_t *out)
 {
-    while (py_isspace((unsigned char)*s))
+    while (aicp_tmpl_isspace((unsigned char)*s))
         s++;
     int neg = 0;
     if (*s == '+' || *s == '-')
@@ -1357,7 +445,7 @@ static int parse_py_int(const char *s, int base, json_int_t *out)
         base = 10;
     unsigned long long v = 0;
     int nd = 0;
-    for (; *s && !py_isspace((unsigned char)*s); s++) {
+    for (; *s && !aicp_tmpl_isspace((unsigned char)*s); s++) {
         if (*s == '_' && nd)
             continue;
         int d = isdigit((unsigned char)*s) ? *s - '0' : isalpha((unsigned char)*s) ? tolower((unsigned char)*s) - 'a' + 10 : 99;
@@ -1366,7 +454,7 @@ static int parse_py_int(const char *s, int base, json_int_t *out)
         v = v * (unsigned)base + (unsigned)d;
         nd++;
     }
-    while (py_isspace((unsigned char)*s))
+    while (aicp_tmpl_isspace((unsigned char)*s))
         s++;
     if (*s || nd == 0 || v > (unsigned long long)INT64_MAX)
         return -1;
@@ -1376,66 +464,66 @@ static int parse_py_int(const char *s, int base, json_int_t *out)
 
 FILTER(f_int)
 {
-    json_t *dflt = arg(a, 0, "default"), *basev = arg(a, 1, "base");
+    json_t *dflt = aicp_tmpl_arg(a, 0, "default"), *basev = aicp_tmpl_arg(a, 1, "base");
     int base = json_is_integer(basev) ? (int)json_integer_value(basev) : 10;
     json_int_t i;
     double d;
     if (json_is_integer(in))
-        return set_out(out, json_incref(in), err);
+        return aicp_tmpl_set_out(out, json_incref(in), err);
     if (json_is_boolean(in))
-        return set_out(out, json_integer(json_is_true(in)), err);
+        return aicp_tmpl_set_out(out, json_integer(json_is_true(in)), err);
     if (json_is_real(in) && isfinite(json_real_value(in)) && fabs(json_real_value(in)) < 9.2e18)
-        return set_out(out, json_integer((json_int_t)json_real_value(in)), err);
+        return aicp_tmpl_set_out(out, json_integer((json_int_t)json_real_value(in)), err);
     if (json_is_string(in)) {
         if (parse_py_int(json_string_value(in), base, &i) == 0)
-            return set_out(out, json_integer(i), err);
+            return aicp_tmpl_set_out(out, json_integer(i), err);
         char *end;
         d = strtod(json_string_value(in), &end);
-        while (py_isspace((unsigned char)*end))
+        while (aicp_tmpl_isspace((unsigned char)*end))
             end++;
         if (*end == '\0' && end != json_string_value(in) && isfinite(d) && fabs(d) < 9.2e18 &&
             !strchr(json_string_value(in), 'x') && !strchr(json_string_value(in), 'X'))
-            return set_out(out, json_integer((json_int_t)d), err);
+            return aicp_tmpl_set_out(out, json_integer((json_int_t)d), err);
     }
-    return set_out(out, dflt ? json_incref(dflt) : json_integer(0), err);
+    return aicp_tmpl_set_out(out, dflt ? json_incref(dflt) : json_integer(0), err);
 }
 
 FILTER(f_float)
 {
-    json_t *dflt = arg(a, 0, "default");
+    json_t *dflt = aicp_tmpl_arg(a, 0, "default");
     double d;
     if (json_is_real(in))
-        return set_out(out, json_incref(in), err);
-    if (is_num(in, &d))
-        return set_out(out, json_real(d), err);
+        return aicp_tmpl_set_out(out, json_incref(in), err);
+    if (aicp_tmpl_is_num(in, &d))
+        return aicp_tmpl_set_out(out, json_real(d), err);
     if (json_is_string(in)) {
         char *end;
         const char *s = json_string_value(in);
         d = strtod(s, &end);
-        while (py_isspace((unsigned char)*end))
+        while (aicp_tmpl_isspace((unsigned char)*end))
             end++;
         if (*end == '\0' && end != s && isfinite(d) && !strchr(s, 'x') && !strchr(s, 'X'))
-            return set_out(out, json_real(d), err);
+            return aicp_tmpl_set_out(out, json_real(d), err);
     }
-    return set_out(out, dflt ? json_incref(dflt) : json_real(0.0), err);
+    return aicp_tmpl_set_out(out, dflt ? json_incref(dflt) : json_real(0.0), err);
 }
 
 FILTER(f_string)
 {
     (void)a;
     struct aicp_buf b;
-    int rc = to_buf(&b, in, err);
+    int rc = aicp_tmpl_to_buf(&b, in, err);
     if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
+        rc = aicp_tmpl_set_out(out, aicp_tmpl_str_new(&b), err);
     aicp_buf_free(&b);
     return rc;
 }
 
 /* lower, upper, capitalize, title: ASCII case mapping of str(value). */
-static int case_map(json_t **out, json_t *in, int mode, struct aicp_err *err)
+int aicp_tmpl_case_map(json_t **out, json_t *in, int mode, struct aicp_err *err)
 {
     struct aicp_buf b;
-    int rc = to_buf(&b, in, err), start = 1;
+    int rc = aicp_tmpl_to_buf(&b, in, err), start = 1;
     for (size_t i = 0; rc == 0 && i < b.len; i++) {
         unsigned char c = (unsigned char)b.data[i];
         if (mode == 0 || (mode == 2 && !start) || (mode == 3 && !start))
@@ -1445,29 +533,29 @@ static int case_map(json_t **out, json_t *in, int mode, struct aicp_err *err)
         start = mode == 3 ? !isalpha(c) : 0;
     }
     if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
+        rc = aicp_tmpl_set_out(out, aicp_tmpl_str_new(&b), err);
     aicp_buf_free(&b);
     return rc;
 }
 
-FILTER(f_lower) { (void)a; return case_map(out, in, 0, err); }
-FILTER(f_upper) { (void)a; return case_map(out, in, 1, err); }
-FILTER(f_capitalize) { (void)a; return case_map(out, in, 2, err); }
-FILTER(f_title) { (void)a; return case_map(out, in, 3, err); }
+FILTER(f_lower) { (void)a; return aicp_tmpl_case_map(out, in, 0, err); }
+FILTER(f_upper) { (void)a; return aicp_tmpl_case_map(out, in, 1, err); }
+FILTER(f_capitalize) { (void)a; return aicp_tmpl_case_map(out, in, 2, err); }
+FILTER(f_title) { (void)a; return aicp_tmpl_case_map(out, in, 3, err); }
 
 FILTER(f_replace)
 {
-    json_t *o = arg(a, 0, "old"), *n = arg(a, 1, "new");
+    json_t *o = aicp_tmpl_arg(a, 0, "old"), *n = aicp_tmpl_arg(a, 1, "new");
     if (o == NULL || n == NULL)
         return aicp_err_set(err, AICP_EINVAL, "replace needs old and new");
     struct aicp_buf b;
-    int rc = to_buf(&b, in, err);
-    json_t *s = rc == 0 ? str_new(&b) : NULL;
+    int rc = aicp_tmpl_to_buf(&b, in, err);
+    json_t *s = rc == 0 ? aicp_tmpl_str_new(&b) : NULL;
     aicp_buf_free(&b);
     if (rc == 0 && s == NULL)
-        rc = set_out(out, NULL, err);
+        rc = aicp_tmpl_set_out(out, NULL, err);
     if (rc == 0)
-        rc = py_replace(out, s, o, n, arg(a, 2, "count"), err);
+        rc = aicp_tmpl_py_replace(out, s, o, n, aicp_tmpl_arg(a, 2, "count"), err);
     json_decref(s);
     return rc;
 }
@@ -1499,7 +587,7 @@ static int seq_items(json_t **out, json_t *in, const char *who, struct aicp_err 
 {
     *out = NULL;
     if (json_is_array(in))
-        return set_out(out, json_incref(in), err);
+        return aicp_tmpl_set_out(out, json_incref(in), err);
     json_t *res = json_array();
     if (json_is_object(in)) {
         const char *k;
@@ -1510,7 +598,7 @@ static int seq_items(json_t **out, json_t *in, const char *who, struct aicp_err 
         size_t len = json_string_length(in);
         for (size_t i = 0; i < len;) {
             size_t used;
-            utf8_decode(s + i, len - i, &used);
+            aicp_tmpl_utf8_decode(s + i, len - i, &used);
             json_array_append_new(res, json_stringn(s + i, used));
             i += used;
         }
@@ -1519,12 +607,12 @@ static int seq_items(json_t **out, json_t *in, const char *who, struct aicp_err 
         return aicp_err_set(err, AICP_EINVAL, "%s: '%s' object is not iterable", who,
                             aicp_tmpl_type_name(in));
     }
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 FILTER(f_join)
 {
-    json_t *sep = arg(a, 0, "d"), *attr = arg(a, 1, "attribute"), *items = NULL;
+    json_t *sep = aicp_tmpl_arg(a, 0, "d"), *attr = aicp_tmpl_arg(a, 1, "attribute"), *items = NULL;
     struct aicp_buf b = AICP_BUF_INIT;
     int rc = seq_items(&items, in, "join", err);
     for (size_t i = 0; rc == 0 && i < json_array_size(items); i++) {
@@ -1537,7 +625,7 @@ FILTER(f_join)
             rc |= aicp_tmpl_str(&b, x);
     }
     if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
+        rc = aicp_tmpl_set_out(out, aicp_tmpl_str_new(&b), err);
     json_decref(items);
     aicp_buf_free(&b);
     return rc;
@@ -1547,12 +635,14 @@ FILTER(f_length)
 {
     (void)a;
     if (json_is_string(in))
-        return set_out(out, json_integer((json_int_t)aicp_tmpl_utf8_len(json_string_value(in),
-                                                                        json_string_length(in))), err);
+        return aicp_tmpl_set_out(out,
+                                 json_integer((json_int_t)aicp_tmpl_utf8_len(
+                                     json_string_value(in), json_string_length(in))),
+                                 err);
     if (json_is_array(in))
-        return set_out(out, json_integer((json_int_t)json_array_size(in)), err);
+        return aicp_tmpl_set_out(out, json_integer((json_int_t)json_array_size(in)), err);
     if (json_is_object(in))
-        return set_out(out, json_integer((json_int_t)json_object_size(in)), err);
+        return aicp_tmpl_set_out(out, json_integer((json_int_t)json_object_size(in)), err);
     return aicp_err_set(err, AICP_EINVAL, "object of type '%s' has no len()", aicp_tmpl_type_name(in));
 }
 
@@ -1560,10 +650,10 @@ FILTER(f_basename)
 {
     (void)a;
     struct aicp_buf b;
-    int rc = to_buf(&b, in, err);
+    int rc = aicp_tmpl_to_buf(&b, in, err);
     if (rc == 0) {
         const char *slash = strrchr(b.data, '/');
-        rc = set_out(out, json_string(slash ? slash + 1 : b.data), err);
+        rc = aicp_tmpl_set_out(out, json_string(slash ? slash + 1 : b.data), err);
     }
     aicp_buf_free(&b);
     return rc;
@@ -1573,7 +663,7 @@ FILTER(f_dirname)
 {
     (void)a;
     struct aicp_buf b;
-    int rc = to_buf(&b, in, err);
+    int rc = aicp_tmpl_to_buf(&b, in, err);
     if (rc == 0) {
         char *slash = strrchr(b.data, '/');
         size_t head = slash ? (size_t)(slash - b.data) + 1 : 0, all = 1;
@@ -1582,7 +672,7 @@ FILTER(f_dirname)
         if (head && !all)
             while (head > 0 && b.data[head - 1] == '/')
                 head--;
-        rc = set_out(out, json_stringn(b.data, head), err);
+        rc = aicp_tmpl_set_out(out, json_stringn(b.data, head), err);
     }
     aicp_buf_free(&b);
     return rc;
@@ -1590,13 +680,13 @@ FILTER(f_dirname)
 
 FILTER(f_trim)
 {
-    json_t *chars = arg(a, 0, "chars");
+    json_t *chars = aicp_tmpl_arg(a, 0, "chars");
     struct aicp_buf b;
-    int rc = to_buf(&b, in, err);
-    json_t *s = rc == 0 ? str_new(&b) : NULL;
+    int rc = aicp_tmpl_to_buf(&b, in, err);
+    json_t *s = rc == 0 ? aicp_tmpl_str_new(&b) : NULL;
     aicp_buf_free(&b);
     if (rc == 0)
-        rc = s ? py_strip(out, s, chars, 1, 1, err) : set_out(out, NULL, err);
+        rc = s ? aicp_tmpl_py_strip(out, s, chars, 1, 1, err) : aicp_tmpl_set_out(out, NULL, err);
     json_decref(s);
     return rc;
 }
@@ -1611,7 +701,7 @@ static int first_last(json_t **out, json_t *in, int last, struct aicp_err *err)
     if (n == 0)
         rc = aicp_err_set(err, AICP_EUNDEF, "No %s item, sequence was empty.", last ? "last" : "first");
     else
-        rc = set_out(out, json_incref(json_array_get(items, last ? n - 1 : 0)), err);
+        rc = aicp_tmpl_set_out(out, json_incref(json_array_get(items, last ? n - 1 : 0)), err);
     json_decref(items);
     return rc;
 }
@@ -1630,16 +720,16 @@ FILTER(f_list)
 static int equal_fold(const json_t *x, const json_t *y, int fold)
 {
     if (fold && json_is_string(x) && json_is_string(y))
-        return fold_cmp(json_string_value(x), json_string_length(x), json_string_value(y),
-                        json_string_length(y), 1) == 0;
+        return aicp_tmpl_fold_cmp(json_string_value(x), json_string_length(x), json_string_value(y),
+                                  json_string_length(y), 1) == 0;
     return aicp_tmpl_equal(x, y);
 }
 
 FILTER(f_unique)
 {
     json_t *items = NULL, *res;
-    int fold = !arg_bool(a, 0, "case_sensitive", 0);
-    json_t *attr = arg(a, 1, "attribute");
+    int fold = !aicp_tmpl_arg_bool(a, 0, "case_sensitive", 0);
+    json_t *attr = aicp_tmpl_arg(a, 1, "attribute");
     int rc = seq_items(&items, in, "unique", err);
     if (rc != 0)
         return rc;
@@ -1655,7 +745,7 @@ FILTER(f_unique)
             json_array_append(res, x);
     }
     json_decref(items);
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 /* Stable merge sort of a json array by Python ordering. */
@@ -1703,15 +793,16 @@ static int sort_items(json_t *arr, int fold, int reverse, const char *attr, stru
 
 FILTER(f_sort)
 {
-    json_t *items = NULL, *attr = arg(a, 2, "attribute");
+    json_t *items = NULL, *attr = aicp_tmpl_arg(a, 2, "attribute");
     int rc = seq_items(&items, in, "sort", err);
     if (rc != 0)
         return rc;
     json_t *copy = json_copy(items);
     json_decref(items);
     if (copy == NULL)
-        return set_out(out, NULL, err);
-    rc = sort_items(copy, !arg_bool(a, 1, "case_sensitive", 0), arg_bool(a, 0, "reverse", 0),
+        return aicp_tmpl_set_out(out, NULL, err);
+    rc = sort_items(copy, !aicp_tmpl_arg_bool(a, 1, "case_sensitive", 0),
+                    aicp_tmpl_arg_bool(a, 0, "reverse", 0),
                     json_is_string(attr) ? json_string_value(attr) : NULL, err);
     if (rc != 0) {
         json_decref(copy);
@@ -1724,8 +815,8 @@ FILTER(f_sort)
 static int min_max(json_t **out, json_t *in, const struct aicp_tmpl_args *a, int want_max,
                    struct aicp_err *err)
 {
-    json_t *items = NULL, *best = NULL, *attr = arg(a, 99, "attribute");
-    int fold = !arg_bool(a, 99, "case_sensitive", 0);
+    json_t *items = NULL, *best = NULL, *attr = aicp_tmpl_arg(a, 99, "attribute");
+    int fold = !aicp_tmpl_arg_bool(a, 99, "case_sensitive", 0);
     int rc = seq_items(&items, in, want_max ? "max" : "min", err);
     for (size_t i = 0; rc == 0 && i < json_array_size(items); i++) {
         json_t *x = json_array_get(items, i);
@@ -1741,7 +832,7 @@ static int min_max(json_t **out, json_t *in, const struct aicp_tmpl_args *a, int
     if (rc == 0 && best == NULL)
         rc = aicp_err_set(err, AICP_EUNDEF, "No aggregated item, sequence was empty.");
     if (rc == 0)
-        rc = set_out(out, json_incref(best), err);
+        rc = aicp_tmpl_set_out(out, json_incref(best), err);
     if (items)
         json_decref(items);
     return rc;
@@ -1752,7 +843,8 @@ FILTER(f_max) { return min_max(out, in, a, 1, err); }
 
 FILTER(f_sum)
 {
-    json_t *items = NULL, *attr = arg(a, 0, "attribute"), *start = arg(a, 1, "start");
+    json_t *items = NULL, *attr = aicp_tmpl_arg(a, 0, "attribute"),
+           *start = aicp_tmpl_arg(a, 1, "start");
     int rc = seq_items(&items, in, "sum", err);
     if (rc != 0)
         return rc;
@@ -1762,7 +854,7 @@ FILTER(f_sum)
         if (json_is_string(attr))
             x = attr_path(x, json_string_value(attr));
         double da, dx;
-        if (x && is_num(acc, &da) && is_num(x, &dx)) {
+        if (x && aicp_tmpl_is_num(acc, &da) && aicp_tmpl_is_num(x, &dx)) {
             json_int_t r;
             if (!json_is_real(acc) && !json_is_real(x) &&
                 !__builtin_add_overflow((json_int_t)da, (json_int_t)dx, &r))
@@ -1794,21 +886,21 @@ FILTER(f_abs)
 {
     (void)a;
     if (json_is_integer(in) && json_integer_value(in) != INT64_MIN)
-        return set_out(out, json_integer(llabs(json_integer_value(in))), err);
+        return aicp_tmpl_set_out(out, json_integer(llabs(json_integer_value(in))), err);
     if (json_is_boolean(in))
-        return set_out(out, json_integer(json_is_true(in)), err);
+        return aicp_tmpl_set_out(out, json_integer(json_is_true(in)), err);
     if (json_is_real(in))
-        return set_out(out, json_real(fabs(json_real_value(in))), err);
+        return aicp_tmpl_set_out(out, json_real(fabs(json_real_value(in))), err);
     return aicp_err_set(err, AICP_EINVAL, "bad operand type for abs(): '%s'", aicp_tmpl_type_name(in));
 }
 
 FILTER(f_round)
 {
-    json_t *precv = arg(a, 0, "precision"), *methodv = arg(a, 1, "method");
+    json_t *precv = aicp_tmpl_arg(a, 0, "precision"), *methodv = aicp_tmpl_arg(a, 1, "method");
     int prec = json_is_integer(precv) ? (int)json_integer_value(precv) : 0;
     const char *method = json_is_string(methodv) ? json_string_value(methodv) : "common";
     double d;
-    if (!is_num(in, &d))
+    if (!aicp_tmpl_is_num(in, &d))
         return aicp_err_set(err, AICP_EINVAL, "round: a number is required");
     if (prec < -20 || prec > 20)
         prec = prec < 0 ? -20 : 20;
@@ -1824,12 +916,12 @@ FILTER(f_round)
         double fl = aicp_tmpl_floor(r), diff = r - fl;
         r = diff > 0.5 ? fl + 1 : diff < 0.5 ? fl : (aicp_tmpl_floor(fl / 2) * 2 == fl ? fl : fl + 1);
     }
-    return set_out(out, json_real(r / f), err);
+    return aicp_tmpl_set_out(out, json_real(r / f), err);
 }
 
 FILTER(f_dict2items)
 {
-    json_t *kn = arg(a, 0, "key_name"), *vn = arg(a, 1, "value_name");
+    json_t *kn = aicp_tmpl_arg(a, 0, "key_name"), *vn = aicp_tmpl_arg(a, 1, "value_name");
     if (!json_is_object(in))
         return aicp_err_set(err, AICP_EINVAL, "dict2items requires a dictionary, got %s instead.",
                             aicp_tmpl_type_name(in));
@@ -1839,12 +931,12 @@ FILTER(f_dict2items)
     json_object_foreach(in, k, v) json_array_append_new(
         res, json_pack("{sssO}", json_is_string(kn) ? json_string_value(kn) : "key", k,
                        json_is_string(vn) ? json_string_value(vn) : "value", v));
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 FILTER(f_items2dict)
 {
-    json_t *knv = arg(a, 0, "key_name"), *vnv = arg(a, 1, "value_name");
+    json_t *knv = aicp_tmpl_arg(a, 0, "key_name"), *vnv = aicp_tmpl_arg(a, 1, "value_name");
     const char *kn = json_is_string(knv) ? json_string_value(knv) : "key";
     const char *vn = json_is_string(vnv) ? json_string_value(vnv) : "value";
     if (!json_is_array(in))
@@ -1863,14 +955,15 @@ FILTER(f_items2dict)
             json_object_set(res, kb.data ? kb.data : "", v);
         aicp_buf_free(&kb);
     }
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 FILTER(f_ternary)
 {
-    json_t *t = arg(a, 0, "true_val"), *f = arg(a, 1, "false_val"), *n = arg(a, 2, "none_val");
+    json_t *t = aicp_tmpl_arg(a, 0, "true_val"), *f = aicp_tmpl_arg(a, 1, "false_val"),
+           *n = aicp_tmpl_arg(a, 2, "none_val");
     json_t *r = n && json_is_null(in) ? n : aicp_tmpl_truthy(in) ? t : f;
-    return set_out(out, json_incref(r ? r : json_null()), err);
+    return aicp_tmpl_set_out(out, json_incref(r ? r : json_null()), err);
 }
 
 FILTER(f_quote)
@@ -1878,7 +971,7 @@ FILTER(f_quote)
     (void)a;
     struct aicp_buf sb, b = AICP_BUF_INIT;
     int rc = json_is_null(in) ? (sb = (struct aicp_buf)AICP_BUF_INIT, aicp_buf_puts(&sb, ""))
-                              : to_buf(&sb, in, err);
+                              : aicp_tmpl_to_buf(&sb, in, err);
     if (rc != 0)
         return rc;
     int safe = sb.len > 0;
@@ -1894,7 +987,7 @@ FILTER(f_quote)
         rc |= aicp_buf_puts(&b, "'");
     }
     if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
+        rc = aicp_tmpl_set_out(out, aicp_tmpl_str_new(&b), err);
     aicp_buf_free(&sb);
     aicp_buf_free(&b);
     return rc;
@@ -1904,7 +997,7 @@ FILTER(f_b64encode)
 {
     (void)a;
     struct aicp_buf sb;
-    int rc = to_buf(&sb, in, err);
+    int rc = aicp_tmpl_to_buf(&sb, in, err);
     if (rc != 0)
         return rc;
     unsigned char *enc = malloc(4 * ((sb.len + 2) / 3) + 1);
@@ -1913,7 +1006,7 @@ FILTER(f_b64encode)
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
     }
     int n = EVP_EncodeBlock(enc, (const unsigned char *)sb.data, (int)sb.len);
-    rc = set_out(out, json_stringn((const char *)enc, n > 0 ? (size_t)n : 0), err);
+    rc = aicp_tmpl_set_out(out, json_stringn((const char *)enc, n > 0 ? (size_t)n : 0), err);
     free(enc);
     aicp_buf_free(&sb);
     return rc;
@@ -1923,11 +1016,11 @@ FILTER(f_b64decode)
 {
     (void)a;
     struct aicp_buf sb, clean = AICP_BUF_INIT;
-    int rc = to_buf(&sb, in, err);
+    int rc = aicp_tmpl_to_buf(&sb, in, err);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < sb.len; i++)
-        if (!py_isspace((unsigned char)sb.data[i]))
+        if (!aicp_tmpl_isspace((unsigned char)sb.data[i]))
             rc |= aicp_buf_append(&clean, &sb.data[i], 1);
     size_t pad_n = 0;
     if (clean.len % 4 != 0) {
@@ -1954,7 +1047,7 @@ FILTER(f_b64decode)
 FILTER(f_mandatory)
 {
     (void)a;
-    return set_out(out, json_incref(in), err);
+    return aicp_tmpl_set_out(out, json_incref(in), err);
 }
 
 static int merge(json_t *dst, json_t *src, int recursive, int depth)
@@ -1978,7 +1071,7 @@ static int merge(json_t *dst, json_t *src, int recursive, int depth)
 
 FILTER(f_combine)
 {
-    int recursive = arg_bool(a, 99, "recursive", 0);
+    int recursive = aicp_tmpl_arg_bool(a, 99, "recursive", 0);
     if (!json_is_object(in))
         return aicp_err_set(err, AICP_EINVAL, "failed to combine variables, expected dicts but got "
                             "'%s'", aicp_tmpl_type_name(in));
@@ -1997,12 +1090,13 @@ FILTER(f_combine)
         }
         json_decref(list);
     }
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 static int apply_map(json_t **out, json_t *in, const struct aicp_tmpl_args *a, struct aicp_err *err)
 {
-    json_t *items = NULL, *attr = arg(a, 99, "attribute"), *dflt = arg(a, 99, "default");
+    json_t *items = NULL, *attr = aicp_tmpl_arg(a, 99, "attribute"),
+           *dflt = aicp_tmpl_arg(a, 99, "default");
     int rc = seq_items(&items, in, "map", err);
     if (rc != 0)
         return rc;
@@ -2032,7 +1126,7 @@ static int apply_map(json_t **out, json_t *in, const struct aicp_tmpl_args *a, s
         json_decref(res);
         return rc;
     }
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 FILTER(f_map) { return apply_map(out, in, a, err); }
@@ -2073,7 +1167,7 @@ static int filter_seq(json_t **out, json_t *in, const struct aicp_tmpl_args *a, 
         json_decref(res);
         return rc;
     }
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 FILTER(f_select) { return filter_seq(out, in, a, 1, 0, err); }
@@ -2084,12 +1178,12 @@ FILTER(f_rejectattr) { return filter_seq(out, in, a, 0, 1, err); }
 FILTER(f_type_debug)
 {
     (void)a;
-    return set_out(out, json_string(aicp_tmpl_type_name(in)), err);
+    return aicp_tmpl_set_out(out, json_string(aicp_tmpl_type_name(in)), err);
 }
 
 FILTER(f_hash)
 {
-    json_t *tv = arg(a, 0, "hashtype");
+    json_t *tv = aicp_tmpl_arg(a, 0, "hashtype");
     const char *type = json_is_string(tv) ? json_string_value(tv) : "sha1";
     const EVP_MD *md = !strcmp(type, "sha1") ? EVP_sha1() : !strcmp(type, "md5") ? EVP_md5()
                        : !strcmp(type, "sha256") ? EVP_sha256() : !strcmp(type, "sha512") ? EVP_sha512()
@@ -2097,7 +1191,7 @@ FILTER(f_hash)
     if (md == NULL)
         return aicp_err_set(err, AICP_EINVAL, "hash: unsupported hash type '%s'", type);
     struct aicp_buf sb;
-    int rc = to_buf(&sb, in, err);
+    int rc = aicp_tmpl_to_buf(&sb, in, err);
     if (rc != 0)
         return rc;
     unsigned char dig[EVP_MAX_MD_SIZE];
@@ -2108,15 +1202,15 @@ FILTER(f_hash)
     for (unsigned int i = 0; rc == 0 && i < n; i++)
         snprintf(hex + 2 * i, 3, "%02x", dig[i]);
     if (rc == 0)
-        rc = set_out(out, json_stringn(hex, 2 * n), err);
+        rc = aicp_tmpl_set_out(out, json_stringn(hex, 2 * n), err);
     aicp_buf_free(&sb);
     return rc;
 }
 
 FILTER(f_indent)
 {
-    json_t *wv = arg(a, 0, "width");
-    int first = arg_bool(a, 1, "first", 0), blank = arg_bool(a, 2, "blank", 0);
+    json_t *wv = aicp_tmpl_arg(a, 0, "width");
+    int first = aicp_tmpl_arg_bool(a, 1, "first", 0), blank = aicp_tmpl_arg_bool(a, 2, "blank", 0);
     struct aicp_buf ind = AICP_BUF_INIT, sb, b = AICP_BUF_INIT;
     int rc = json_is_string(wv) ? aicp_buf_puts(&ind, json_string_value(wv)) : 0;
     json_int_t w = json_is_integer(wv) ? json_integer_value(wv) : 4;
@@ -2124,7 +1218,7 @@ FILTER(f_indent)
         rc = aicp_buf_puts(&ind, " ");
     if (rc == 0 && ind.data == NULL)
         rc = aicp_buf_puts(&ind, "");
-    if (rc != 0 || (rc = to_buf(&sb, in, err)) != 0) {
+    if (rc != 0 || (rc = aicp_tmpl_to_buf(&sb, in, err)) != 0) {
         aicp_buf_free(&ind);
         return rc ? rc : AICP_ENOMEM;
     }
@@ -2132,7 +1226,7 @@ FILTER(f_indent)
     rc = aicp_buf_puts(&sb, "\n");
     json_t *lines = NULL;
     if (rc == 0)
-        rc = py_splitlines(&lines, sb.data, sb.len, err);
+        rc = aicp_tmpl_py_splitlines(&lines, sb.data, sb.len, err);
     for (size_t i = 0; rc == 0 && i < json_array_size(lines); i++) {
         json_t *l = json_array_get(lines, i);
         if (i > 0) {
@@ -2150,7 +1244,7 @@ FILTER(f_indent)
         b = f;
     }
     if (rc == 0)
-        rc = set_out(out, str_new(&b), err);
+        rc = aicp_tmpl_set_out(out, aicp_tmpl_str_new(&b), err);
     aicp_buf_free(&ind);
     aicp_buf_free(&sb);
     aicp_buf_free(&b);
@@ -2160,18 +1254,19 @@ FILTER(f_indent)
 FILTER(f_splitlines)
 {
     (void)a;
-    if (need_str(in, "splitlines", err) != 0)
+    if (aicp_tmpl_need_str(in, "splitlines", err) != 0)
         return AICP_EINVAL;
-    return py_splitlines(out, json_string_value(in), json_string_length(in), err);
+    return aicp_tmpl_py_splitlines(out, json_string_value(in), json_string_length(in), err);
 }
 
 FILTER(f_split)
 {
-    json_t *maxv = arg(a, 1, "maxsplit");
-    if (need_str(in, "split", err) != 0)
+    json_t *maxv = aicp_tmpl_arg(a, 1, "maxsplit");
+    if (aicp_tmpl_need_str(in, "split", err) != 0)
         return AICP_EINVAL;
-    return py_split(out, json_string_value(in), json_string_length(in), arg(a, 0, "sep"),
-                    json_is_integer(maxv) ? json_integer_value(maxv) : -1, err);
+    return aicp_tmpl_py_split(out, json_string_value(in), json_string_length(in),
+                              aicp_tmpl_arg(a, 0, "sep"),
+                              json_is_integer(maxv) ? json_integer_value(maxv) : -1, err);
 }
 
 FILTER(f_reverse)
@@ -2194,7 +1289,7 @@ FILTER(f_reverse)
         if (rc != 0)
             return rc;
     }
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 static int flatten_into(json_t *res, json_t *v, json_int_t levels, int depth)
@@ -2211,13 +1306,13 @@ static int flatten_into(json_t *res, json_t *v, json_int_t levels, int depth)
 
 FILTER(f_flatten)
 {
-    json_t *lv = arg(a, 0, "levels");
+    json_t *lv = aicp_tmpl_arg(a, 0, "levels");
     if (!json_is_array(in))
         return aicp_err_set(err, AICP_EINVAL, "flatten expects a list");
     json_t *res = json_array();
     if (res)
         flatten_into(res, in, json_is_integer(lv) ? json_integer_value(lv) : -1, 0);
-    return set_out(out, res, err);
+    return aicp_tmpl_set_out(out, res, err);
 }
 
 FILTER(f_items)
@@ -2265,232 +1360,4 @@ int aicp_tmpl_filter_call(json_t **out, const char *name, json_t *in,
             return rc;
         }
     return aicp_err_set(err, AICP_EINVAL, "template error: no filter named '%s'", name);
-}
-
-/* --------------------------------------------------------------- tests */
-
-static int dict_flag(int *out, json_t *in, const char *test, const char *key, struct aicp_err *err)
-{
-    if (!json_is_object(in))
-        return aicp_err_set(err, AICP_EINVAL, "The '%s' test expects a dictionary", test);
-    *out = aicp_tmpl_truthy(json_object_get(in, key) ? json_object_get(in, key) : json_false());
-    return 0;
-}
-
-int aicp_tmpl_test_call(int *out, const char *name, json_t *in, const struct aicp_tmpl_args *a,
-                        struct aicp_err *err)
-{
-    json_t *a0 = arg(a, 0, NULL);
-    double d;
-    *out = 0;
-    if (!strcmp(name, "none"))
-        *out = json_is_null(in);
-    else if (!strcmp(name, "string"))
-        *out = json_is_string(in);
-    else if (!strcmp(name, "number"))
-        *out = json_is_number(in) || json_is_boolean(in);
-    else if (!strcmp(name, "integer"))
-        *out = json_is_integer(in);
-    else if (!strcmp(name, "float"))
-        *out = json_is_real(in);
-    else if (!strcmp(name, "boolean"))
-        *out = json_is_boolean(in);
-    else if (!strcmp(name, "mapping"))
-        *out = json_is_object(in);
-    else if (!strcmp(name, "iterable") || !strcmp(name, "sequence"))
-        *out = json_is_array(in) || json_is_object(in) || json_is_string(in);
-    else if (!strcmp(name, "true"))
-        *out = json_is_true(in);
-    else if (!strcmp(name, "false"))
-        *out = json_is_false(in);
-    else if (!strcmp(name, "sameas"))
-        *out = a0 && (json_typeof(a0) == json_typeof(in)) &&
-               (json_is_null(in) || json_is_boolean(in) || a0 == in);
-    else if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "=="))
-        *out = a0 && aicp_tmpl_equal(in, a0);
-    else if (!strcmp(name, "ne") || !strcmp(name, "!="))
-        *out = a0 && !aicp_tmpl_equal(in, a0);
-    else if (!strcmp(name, "lt") || !strcmp(name, "le") || !strcmp(name, "gt") ||
-             !strcmp(name, "ge") || !strcmp(name, "lessthan") || !strcmp(name, "greaterthan")) {
-        int c;
-        if (a0 == NULL || aicp_tmpl_compare(&c, in, a0, 0, err) != 0)
-            return aicp_err_set(err, AICP_EINVAL, "test '%s': values cannot be compared", name);
-        *out = name[0] == 'l' ? (name[1] == 'e' ? c <= 0 : c < 0) : (name[1] == 'e' ? c >= 0 : c > 0);
-    } else if (!strcmp(name, "odd") || !strcmp(name, "even") || !strcmp(name, "divisibleby")) {
-        if (!json_is_integer(in))
-            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs an integer", name);
-        json_int_t m = name[0] == 'd' ? (json_is_integer(a0) ? json_integer_value(a0) : 0) : 2;
-        if (m == 0)
-            return aicp_err_set(err, AICP_EINVAL, "integer division or modulo by zero");
-        json_int_t r = m == -1 ? 0 : json_integer_value(in) % m;
-        *out = name[0] == 'o' ? r != 0 : r == 0;
-    } else if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        json_t *t = NULL;
-        if (!json_is_string(in))
-            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs a string", name);
-        case_map(&t, in, name[0] == 'l' ? 0 : 1, err);
-        *out = t && json_equal(t, in);
-        json_decref(t);
-    } else if (!strcmp(name, "in") || !strcmp(name, "contains")) {
-        json_t *hay = name[0] == 'i' ? a0 : in, *needle = name[0] == 'i' ? in : a0;
-        if (hay == NULL || needle == NULL)
-            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs an argument", name);
-        if (json_is_string(hay))
-            *out = json_is_string(needle) && strstr(json_string_value(hay), json_string_value(needle));
-        else if (json_is_object(hay))
-            *out = json_is_string(needle) && json_object_get(hay, json_string_value(needle));
-        else
-            for (size_t i = 0; i < json_array_size(hay); i++)
-                *out |= aicp_tmpl_equal(needle, json_array_get(hay, i));
-    } else if (!strcmp(name, "changed"))
-        return dict_flag(out, in, name, "changed", err);
-    else if (!strcmp(name, "failed"))
-        return dict_flag(out, in, name, "failed", err);
-    else if (!strcmp(name, "skipped"))
-        return dict_flag(out, in, name, "skipped", err);
-    else if (!strcmp(name, "success") || !strcmp(name, "succeeded")) {
-        int rc = dict_flag(out, in, name, "failed", err);
-        *out = !*out;
-        return rc;
-    } else if (!strcmp(name, "search") || !strcmp(name, "match") || !strcmp(name, "regex")) {
-        json_t *mt = arg(a, 99, "match_type");
-        int anchored = name[0] == 'm' || (json_is_string(mt) && !strcmp(json_string_value(mt), "match"));
-        if (!json_is_string(a0))
-            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs a pattern string", name);
-        return regex_find(NULL, out, in, json_string_value(a0), arg_bool(a, 1, "ignorecase", 0),
-                          arg_bool(a, 2, "multiline", 0), anchored, NULL, 0, err);
-    } else if (!strcmp(name, "truthy") || !strcmp(name, "falsy")) {
-        *out = aicp_tmpl_truthy(in) == (name[0] == 't');
-    } else if (!strcmp(name, "subset") || !strcmp(name, "superset")) {
-        json_t *small = name[1] == 'u' && name[2] == 'b' ? in : a0, *big = small == in ? a0 : in;
-        if (!json_is_array(small) || !json_is_array(big))
-            return aicp_err_set(err, AICP_EINVAL, "test '%s' needs two lists", name);
-        *out = 1;
-        for (size_t i = 0; i < json_array_size(small); i++) {
-            int found = 0;
-            for (size_t j = 0; j < json_array_size(big) && !found; j++)
-                found = aicp_tmpl_equal(json_array_get(small, i), json_array_get(big, j));
-            *out &= found;
-        }
-    } else if (!strcmp(name, "nan")) {
-        *out = is_num(in, &d) && isnan(d);
-    } else {
-        return aicp_err_set(err, AICP_EINVAL, "template error: no test named '%s'", name);
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------- globals */
-
-static int g_range(json_t **out, const struct aicp_tmpl_args *a, struct aicp_err *err)
-{
-    json_int_t v[3] = {0, 0, 1};
-    if (a->npos < 1 || a->npos > 3)
-        return aicp_err_set(err, AICP_EINVAL, "range expected 1 to 3 arguments, got %zu", a->npos);
-    for (size_t i = 0; i < a->npos; i++) {
-        if (!json_is_integer(a->pos[i]) && !json_is_boolean(a->pos[i]))
-            return aicp_err_set(err, AICP_EINVAL, "'%s' object cannot be interpreted as an integer",
-                                aicp_tmpl_type_name(a->pos[i]));
-        v[a->npos == 1 ? 1 : i] = json_is_boolean(a->pos[i]) ? json_is_true(a->pos[i])
-                                                             : json_integer_value(a->pos[i]);
-    }
-    if (v[2] == 0)
-        return aicp_err_set(err, AICP_EINVAL, "range() arg 3 must not be zero");
-    double count = ((double)v[1] - (double)v[0]) / (double)v[2];
-    if (count > MAX_RANGE)
-        return aicp_err_set(err, AICP_EINVAL, "range too big: more than %d items", MAX_RANGE);
-    json_t *res = json_array();
-    for (json_int_t i = v[0]; res && (v[2] > 0 ? i < v[1] : i > v[1]); i += v[2]) {
-        json_array_append_new(res, json_integer(i));
-        if (v[2] > 0 ? i > INT64_MAX - v[2] : i < INT64_MIN - v[2])
-            break;
-    }
-    return set_out(out, res, err);
-}
-
-static int g_lookup(json_t **out, const char *fn, const struct aicp_tmpl_args *a,
-                    struct aicp_err *err)
-{
-    int wantlist = fn[0] == 'q' || arg_bool(a, 99, "wantlist", 0);
-    if (a->npos < 1 || !json_is_string(a->pos[0]))
-        return aicp_err_set(err, AICP_EINVAL, "%s needs a plugin name", fn);
-    const char *plugin = json_string_value(a->pos[0]);
-    json_t *res = json_array();
-    int rc = 0;
-    for (size_t i = 1; i < a->npos && rc == 0 && res; i++) {
-        json_t *term = a->pos[i];
-        if (!strcmp(plugin, "list") || !strcmp(plugin, "items")) {
-            if (json_is_array(term))
-                json_array_extend(res, term);
-            else
-                json_array_append(res, term);
-            continue;
-        }
-        if (!json_is_string(term)) {
-            rc = aicp_err_set(err, AICP_EINVAL, "lookup('%s'): terms must be strings", plugin);
-        } else if (!strcmp(plugin, "env")) {
-            const char *v = getenv(json_string_value(term));
-            json_t *dflt = arg(a, 99, "default");
-            json_array_append_new(res, v ? json_string(v) : dflt ? json_incref(dflt) : json_string(""));
-        } else if (!strcmp(plugin, "file")) {
-            char *data = NULL;
-            size_t len = 0;
-            if ((rc = aicp_read_file(&data, &len, json_string_value(term), err)) != 0) {
-                aicp_err_prefix(err, "lookup('file')");
-                break;
-            }
-            if (arg_bool(a, 99, "rstrip", 1))
-                while (len > 0 && py_isspace((unsigned char)data[len - 1]))
-                    len--;
-            json_t *s = json_stringn(data, len);
-            free(data);
-            if (s == NULL)
-                rc = aicp_err_set(err, AICP_EINVAL, "lookup('file'): %s is not UTF-8 text",
-                                  json_string_value(term));
-            else
-                json_array_append_new(res, s);
-        } else {
-            rc = aicp_err_set(err, AICP_EINVAL, "lookup plugin '%s' not found", plugin);
-        }
-    }
-    if (rc != 0 || res == NULL) {
-        json_decref(res);
-        return rc ? rc : aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    }
-    if (wantlist)
-        return set_out(out, res, err);
-    /* lookup() joins the results with commas, unless it is just one. */
-    if (json_array_size(res) == 1 || !strcmp(plugin, "list") || !strcmp(plugin, "items")) {
-        json_t *one = json_array_size(res) == 1 && strcmp(plugin, "list") && strcmp(plugin, "items")
-                          ? json_incref(json_array_get(res, 0)) : json_incref(res);
-        json_decref(res);
-        return set_out(out, one, err);
-    }
-    struct aicp_buf b = AICP_BUF_INIT;
-    for (size_t i = 0; i < json_array_size(res) && rc == 0; i++) {
-        if (i)
-            rc |= aicp_buf_puts(&b, ",");
-        rc |= aicp_tmpl_str(&b, json_array_get(res, i));
-    }
-    json_decref(res);
-    rc = rc == 0 ? set_out(out, str_new(&b), err) : aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    aicp_buf_free(&b);
-    return rc;
-}
-
-int aicp_tmpl_global_call(json_t **out, const char *name, const struct aicp_tmpl_args *a,
-                          struct aicp_err *err)
-{
-    *out = NULL;
-    if (!strcmp(name, "range"))
-        return g_range(out, a, err);
-    if (!strcmp(name, "lookup") || !strcmp(name, "query") || !strcmp(name, "q"))
-        return g_lookup(out, name, a, err);
-    if (!strcmp(name, "dict")) {
-        json_t *res = json_object();
-        for (size_t i = 0; res && i < a->nkw; i++)
-            json_object_set(res, a->kwname[i], a->kw[i]);
-        return set_out(out, res, err);
-    }
-    return aicp_err_set(err, AICP_EUNDEF, "'%s' is undefined", name);
 }

@@ -522,6 +522,118 @@ static void test_lookup_file(void **state)
     expect_error("{{ lookup('file', '/nonexistent/x') }}", "{}", AICP_EIO, "/nonexistent/x");
 }
 
+struct names_case {
+    int bare;
+    const char *src;
+    const char *want; /* the names reported, sorted, comma-separated */
+};
+
+/* Guarded uses must never be reported (the executor refuses a playbook
+ * for each name reported); plain reads must be. */
+static const struct names_case names_table[] = {
+    {0, "plain text, no markers: {x}", ""},
+    {1, "x", "x"},
+    {0, "{{ x }}", "x"},
+    {0, "a {{ x.y.z }} b {{ w['k'][i] }}", "i,w,x"},
+    {1, "x is defined", ""},
+    {1, "x is undefined", ""},
+    {1, "x is not defined", ""},
+    {1, "x.y is defined", ""},
+    {1, "x is none", ""},
+    {1, "x is sameas y", "x,y"},
+    {0, "{{ x | default('a') }}", ""},
+    {0, "{{ x | d(1) }}", ""},
+    {0, "{{ x | ansible.builtin.default(1) }}", ""},
+    {0, "{{ x.y | default(z) }}", "z"},
+    {0, "{{ (x or y) | default(z) }}", "z"},
+    {0, "{{ x | default(y | default(1)) }}", ""},
+    {0, "{{ x | mandatory }}", ""},
+    {0, "{{ x | join(sep) | upper }}", "sep,x"},
+    {1, "x is match(pat)", "pat,x"},
+    {1, "x is defined and x > 1", ""},
+    {1, "x is not defined or x == limit", "limit"},
+    {1, "x > 1 and x is defined", ""},
+    {1, "a and (x is defined and x.k) or b", "a,b"},
+    {1, "not x is defined or x", ""},
+    {1, "y is defined and x > 1", "x"},
+    {0, "{{ a if x is defined else b }}", ""},
+    {0, "{{ x.k if x is defined else 'none' }}", ""},
+    {0, "{{ a if c else b }}", "a,b,c"},
+    {0, "{% for k, v in m.items() %}{{ k }}={{ v }}{{ loop.index }}{% endfor %}", "m"},
+    {0, "{% for i in xs if i > lim %}{{ i }}{% else %}{{ i2 }}{% endfor %}{{ i }}", "i,i2,lim,xs"},
+    {0, "{% for (a, b) in pairs %}{{ a }}{{ b }}{% endfor %}", "pairs"},
+    {0, "{{ v }}{% set v = x + 1 %}{{ v }}", "v,x"},
+    {0, "{% set v = 1 %}{{ v }}", ""},
+    {0, "{% set v %}{{ w }}{% endset %}{{ v }}", "w"},
+    {0, "{% if x is defined %}{{ x }}{% elif y > 1 %}{{ x }}{% else %}{{ z }}{% endif %}",
+     "y,z"},
+    {0, "{% if c %}{{ x }}{% endif %}", "c,x"},
+    {0, "{{ range(n) | list }} {{ lookup('env', 'HOME') }} {{ query('x') }} {{ q('y') }}", "n"},
+    {0, "{{ dict(a=1) }} {{ lipsum() }} {{ now() }} {{ omit }}", "omit"},
+    {1, "true and false or none or True or False or None", ""},
+    {0, "{{ s.split(sep)[0] }} {{ [a, {'k': b}] }} {{ -n ~ m }} {{ x[1:e] }}", "a,b,e,m,n,s,sep,x"},
+    {0, "{{ f(x) }}", "f,x"},
+    {1, "{{ x }} and y", "x"},
+};
+
+static void test_names(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(names_table) / sizeof(names_table[0]); i++) {
+        const struct names_case *c = &names_table[i];
+        struct aicp_err err = {0};
+        json_t *acc = json_object();
+        assert_non_null(acc);
+        int rc = aicp_tmpl_names(acc, c->src, c->bare, &err);
+        if (rc != 0)
+            fail_msg("%s: %s", c->src, err.msg);
+        /* jansson keeps insertion order: sort for a stable comparison. */
+        const char *keys[32];
+        size_t nk = 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(acc, k, v) {
+            assert_true(nk < 32);
+            keys[nk++] = k;
+        }
+        for (size_t a = 1; a < nk; a++)
+            for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
+                const char *tmp = keys[b];
+                keys[b] = keys[b - 1];
+                keys[b - 1] = tmp;
+            }
+        char got[512] = "";
+        for (size_t a = 0; a < nk; a++) {
+            size_t l = strlen(got);
+            snprintf(got + l, sizeof(got) - l, "%s%s", a ? "," : "", keys[a]);
+        }
+        if (strcmp(got, c->want) != 0)
+            fail_msg("%s: got '%s', want '%s'", c->src, got, c->want);
+        json_decref(acc);
+    }
+    /* Names add to what acc already holds. */
+    struct aicp_err err = {0};
+    json_t *acc = json_pack("{s:b}", "old", 1);
+    assert_int_equal(aicp_tmpl_names(acc, "{{ new }}", 0, &err), 0);
+    assert_int_equal(json_object_size(acc), 2);
+    assert_non_null(json_object_get(acc, "old"));
+    assert_non_null(json_object_get(acc, "new"));
+    /* Syntax errors name the string. */
+    assert_int_equal(aicp_tmpl_names(acc, "{{ x + }}", 0, &err), AICP_EINVAL);
+    assert_non_null(strstr(err.msg, "{{ x + }}"));
+    assert_int_equal(aicp_tmpl_names(acc, "x ==", 1, &err), AICP_EINVAL);
+    assert_int_equal(aicp_tmpl_names(acc, "{% for %}", 0, &err), AICP_EINVAL);
+    /* A long operator chain is a deep tree: refused, not a stack overflow. */
+    struct aicp_buf b = AICP_BUF_INIT;
+    assert_int_equal(aicp_buf_puts(&b, "x"), 0);
+    for (int i = 0; i < 5000; i++)
+        assert_int_equal(aicp_buf_puts(&b, " + x"), 0);
+    assert_int_equal(aicp_tmpl_names(acc, b.data, 1, &err), AICP_EINVAL);
+    assert_non_null(strstr(err.msg, "nested too deeply"));
+    aicp_buf_free(&b);
+    json_decref(acc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,7 +641,7 @@ int main(void)
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_lazy_vars),
         cmocka_unit_test(test_native),        cmocka_unit_test(test_to_string),
         cmocka_unit_test(test_limits),        cmocka_unit_test(test_golden),
-        cmocka_unit_test(test_lookup_file),
+        cmocka_unit_test(test_lookup_file),   cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,101 @@
+/* Connection options from a host's variables, as Ansible names them:
+ * ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file,
+ * ansible_connection, ansible_ssh_common_args/extra_args (ProxyJump and
+ * ProxyCommand), ansible_become_password, ansible_host_key_checking,
+ * timeouts, and aicp_known_hosts for the known_hosts file. Values may be
+ * templates; they are rendered with the host's variables. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "err.h"
+#include "hostconn.h"
+#include "module.h"
+#include "ssh.h"
+#include "template.h"
+#include "util.h"
+
+static const char *var_str(const json_t *vars, const char *name, char *buf, size_t len)
+{
+    const json_t *v = json_object_get(vars, name);
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    json_t *rendered = NULL;
+    if (json_is_string(v) && aicp_tmpl_is_template(json_string_value(v))) {
+        if (aicp_tmpl_render_str(&rendered, json_string_value(v), vars, NULL) != 0)
+            return NULL;
+        v = rendered;
+    }
+    char *s = NULL;
+    if (json_is_string(v))
+        snprintf(buf, len, "%s", json_string_value(v));
+    else if (aicp_tmpl_to_string(&s, v) == 0)
+        snprintf(buf, len, "%s", s);
+    else
+        buf[0] = '\0';
+    free(s);
+    json_decref(rendered);
+    return buf;
+}
+
+int aicp_hostconn_open(struct aicp_conn **out, const char *name, const json_t *vars,
+                       struct aicp_err *err)
+{
+    char host[256], user[128], key[1024], kh[1024], conn[32], port[16], args[2048], extra[1024],
+        bpass[512], buser[128], hkc[16], to[16], cto[16];
+    struct aicp_conn_opts o = {0};
+    char *jump = NULL, *proxy = NULL;
+    int rc;
+    o.name = name;
+    o.host = var_str(vars, "ansible_host", host, sizeof(host));
+    if (o.host == NULL)
+        o.host = name;
+    const char *p = var_str(vars, "ansible_port", port, sizeof(port));
+    o.port = p ? (int)strtol(p, NULL, 10) : 22;
+    o.user = var_str(vars, "ansible_user", user, sizeof(user));
+    if (o.user == NULL)
+        o.user = var_str(vars, "ansible_ssh_user", user, sizeof(user));
+    o.key_file = var_str(vars, "ansible_ssh_private_key_file", key, sizeof(key));
+    o.known_hosts = var_str(vars, "aicp_known_hosts", kh, sizeof(kh));
+    if (o.known_hosts == NULL)
+        o.known_hosts = var_str(vars, "ansible_ssh_known_hosts_file", kh, sizeof(kh));
+    const char *c = var_str(vars, "ansible_connection", conn, sizeof(conn));
+    o.local = c && strcmp(c, "local") == 0;
+    o.strict_host_key = 1;
+    const char *k = var_str(vars, "ansible_host_key_checking", hkc, sizeof(hkc));
+    if (k == NULL)
+        k = getenv("ANSIBLE_HOST_KEY_CHECKING");
+    if (k && aicp_parse_bool(k) == 0)
+        o.strict_host_key = 0;
+    const char *t = var_str(vars, "ansible_timeout", to, sizeof(to));
+    if (t == NULL)
+        t = var_str(vars, "ansible_ssh_timeout", to, sizeof(to));
+    o.connect_timeout = t ? (int)strtol(t, NULL, 10) : 10;
+    const char *ct = var_str(vars, "ansible_command_timeout", cto, sizeof(cto));
+    o.command_timeout = ct ? (int)strtol(ct, NULL, 10) : 0;
+    o.become_password = var_str(vars, "ansible_become_password", bpass, sizeof(bpass));
+    if (o.become_password == NULL)
+        o.become_password = var_str(vars, "ansible_become_pass", bpass, sizeof(bpass));
+    o.become_user = var_str(vars, "ansible_become_user", buser, sizeof(buser));
+    const char *a = var_str(vars, "ansible_ssh_common_args", args, sizeof(args));
+    const char *e = var_str(vars, "ansible_ssh_extra_args", extra, sizeof(extra));
+    if (!o.local && (a || e)) {
+        struct aicp_buf all = AICP_BUF_INIT;
+        aicp_buf_printf(&all, "%s %s", a ? a : "", e ? e : "");
+        rc = aicp_ssh_parse_common_args(all.data, &jump, &proxy, err);
+        aicp_buf_free(&all);
+        if (rc != 0)
+            goto out;
+        o.proxy_jump = jump;
+        o.proxy_command = proxy;
+    }
+    rc = aicp_conn_open(out, &o, err);
+out:
+    explicit_bzero(bpass, sizeof(bpass));
+    free(jump);
+    free(proxy);
+    return rc;
+}
