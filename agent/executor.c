@@ -584,8 +584,12 @@ static void run_job(struct job *j)
                 json_object_set_new(vars, t->index_var, json_integer((json_int_t)i));
             o->label = item_label(t, vars, item);
         }
-        int ok = 1;
-        if (eval_conditions(&ok, t->when, vars, &err) != 0) {
+        int ok = 1, rc = eval_conditions(&ok, t->when, vars, &err);
+        /* A block's `when` applies to every task in it, as in Ansible. */
+        for (const struct scope *s = j->sc; rc == 0 && ok && s; s = s->parent)
+            if (s->block)
+                rc = eval_conditions(&ok, s->block->when, vars, &err);
+        if (rc != 0) {
             o->st = AICP_ST_FAILED;
             o->result = json_pack("{s:b, s:b, s:s}", "failed", 1, "changed", 0, "msg", err.msg);
         } else if (!ok) {
@@ -940,32 +944,9 @@ static int run_list(struct run *r, const struct aicp_task_list *l, const struct 
         case AICP_TASK_MODULE:
             run_module_task(r, t, sc, kind);
             break;
-        case AICP_TASK_BLOCK: {
-            /* A block's own when: hosts for which it is false skip it. */
-            char *skip = calloc(r->nhosts ? r->nhosts : 1, 1);
-            if (skip == NULL)
-                break;
-            for (size_t h = 0; h < r->nhosts; h++) {
-                if (!host_active(&r->hosts[h]) || t->when == NULL)
-                    continue;
-                json_t *vars = task_vars(r, &r->hosts[h], NULL, sc);
-                int ok = 1;
-                struct aicp_err err = {0};
-                if (eval_conditions(&ok, t->when, vars, &err) != 0)
-                    ok = 0;
-                json_decref(vars);
-                if (!ok) {
-                    skip[h] = 1;
-                    r->hosts[h].in_play = 0;
-                }
-            }
+        case AICP_TASK_BLOCK:
             run_block(r, t, sc, kind);
-            for (size_t h = 0; h < r->nhosts; h++)
-                if (skip[h])
-                    r->hosts[h].in_play = 1;
-            free(skip);
             break;
-        }
         case AICP_TASK_INCLUDE: {
             json_t *items = NULL, *vars = NULL;
             struct host *first = NULL;

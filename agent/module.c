@@ -1215,3 +1215,22 @@ out:
     aicp_buf_free(&x);
     return rc;
 }
+
+int aicp_module_diff_none(const json_t *current, const struct aicp_args *args,
+                          struct aicp_change **change, struct aicp_err *err)
+{
+    (void)current;
+    (void)args;
+    if (aicp_change_new(change) != 0)
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    return 0;
+}
+
+int aicp_module_apply_none(struct aicp_ctx *ctx, const struct aicp_change *change,
+                           struct aicp_err *err)
+{
+    (void)ctx;
+    (void)change;
+    (void)err;
+    return 0;
+}

@@ -123,6 +123,13 @@ int aicp_arg_is_secret(const struct aicp_module *mod, const char *name);
 int aicp_args_parse_kv(json_t **out, const char *s, int freeform, const struct aicp_module *mod,
                        struct aicp_err *err);
 
+/* diff and apply of modules that only read (stat, slurp, debug...): no
+ * change is ever needed. */
+int aicp_module_diff_none(const json_t *current, const struct aicp_args *args,
+                          struct aicp_change **change, struct aicp_err *err);
+int aicp_module_apply_none(struct aicp_ctx *ctx, const struct aicp_change *change,
+                           struct aicp_err *err);
+
 /* A change with needed=0 and nothing else. */
 int aicp_change_new(struct aicp_change **out);
 void aicp_change_free(struct aicp_change *c);

@@ -102,6 +102,7 @@ static int define_vars_files(json_t *defined, const struct aicp_play *p, const j
 
 struct scan {
     const json_t *defined;
+    json_t *guarded;   /* names a `when` of the task or its blocks mentions */
     const struct aicp_task *task;
     const struct aicp_play *play;
     struct aicp_err *err;
@@ -134,7 +135,8 @@ static int check_names(struct scan *s, const char *src, int bare)
     json_t *v;
     if (rc == 0) {
         json_object_foreach(names, k, v) {
-            if (aicp_startswith(k, "ansible_") || json_object_get(s->defined, k))
+            if (aicp_startswith(k, "ansible_") || json_object_get(s->defined, k) ||
+                json_object_get(s->guarded, k))
                 continue;
             rc = report(s, k);
             break;
@@ -170,8 +172,52 @@ static int check_value(struct scan *s, const json_t *v, int bare)
 }
 
 static int check_list(struct scan *s, const struct aicp_task_list *l);
+static int check_task_body(struct scan *s, const struct aicp_task *t);
+
+/* Every identifier a condition mentions. A task that runs only `when: x is
+ * defined` (or any condition on x) may read x: such names are never
+ * reported for the task and what its block holds. */
+static void guard_words(json_t *guarded, const json_t *conds)
+{
+    size_t i;
+    json_t *c;
+    if (json_is_array(conds)) {
+        json_array_foreach(conds, i, c) {
+            guard_words(guarded, c);
+        }
+        return;
+    }
+    if (!json_is_string(conds))
+        return;
+    const char *p = json_string_value(conds);
+    while (*p) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') {
+            const char *start = p;
+            while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+                   (*p >= '0' && *p <= '9'))
+                p++;
+            char word[256];
+            snprintf(word, sizeof(word), "%.*s", (int)(p - start), start);
+            json_object_set_new(guarded, word, json_true());
+        } else {
+            p++;
+        }
+    }
+}
 
 static int check_task(struct scan *s, const struct aicp_task *t)
+{
+    int rc;
+    json_t *outer = s->guarded;
+    s->guarded = json_deep_copy(outer);
+    guard_words(s->guarded, t->when);
+    rc = check_task_body(s, t);
+    json_decref(s->guarded);
+    s->guarded = outer;
+    return rc;
+}
+
+static int check_task_body(struct scan *s, const struct aicp_task *t)
 {
     int rc;
     s->task = t;
@@ -243,13 +289,12 @@ int aicp_precheck_playbook(const struct aicp_playbook *pb, const struct aicp_inv
     }
     for (size_t i = 0; i < pb->nplays && rc == 0; i++) {
         const struct aicp_play *p = pb->plays[i];
-        struct scan s = {.defined = defined, .play = p, .err = err};
-        if (p->hosts && (rc = check_names(&s, p->hosts, 0)) != 0)
-            break;
-        if ((rc = check_list(&s, &p->pre_tasks)) != 0 || (rc = check_list(&s, &p->roles)) != 0 ||
-            (rc = check_list(&s, &p->tasks)) != 0 || (rc = check_list(&s, &p->post_tasks)) != 0 ||
-            (rc = check_list(&s, &p->handlers)) != 0)
-            break;
+        struct scan s = {.defined = defined, .play = p, .err = err, .guarded = json_object()};
+        if ((p->hosts == NULL || (rc = check_names(&s, p->hosts, 0)) == 0) &&
+            (rc = check_list(&s, &p->pre_tasks)) == 0 && (rc = check_list(&s, &p->roles)) == 0 &&
+            (rc = check_list(&s, &p->tasks)) == 0 && (rc = check_list(&s, &p->post_tasks)) == 0)
+            rc = check_list(&s, &p->handlers);
+        json_decref(s.guarded);
     }
 out:
     json_decref(defined);

@@ -102,30 +102,11 @@ out:
     return rc;
 }
 
-static int assert_diff(const json_t *current, const struct aicp_args *args,
-                       struct aicp_change **change, struct aicp_err *err)
-{
-    (void)current;
-    (void)args;
-    if (aicp_change_new(change) != 0)
-        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    return 0;
-}
-
-static int assert_apply(struct aicp_ctx *ctx, const struct aicp_change *change,
-                        struct aicp_err *err)
-{
-    (void)ctx;
-    (void)change;
-    (void)err;
-    return 0;
-}
-
 static const struct aicp_module_ops assert_ops = {
     .version = AICP_MODULE_OPS_VERSION,
     .check = assert_check,
-    .diff = assert_diff,
-    .apply = assert_apply,
+    .diff = aicp_module_diff_none,
+    .apply = aicp_module_apply_none,
 };
 
 const struct aicp_module aicp_mod_assert = {

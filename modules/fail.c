@@ -35,29 +35,11 @@ static int fail_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     return AICP_EFAILED;
 }
 
-static int fail_diff(const json_t *current, const struct aicp_args *args,
-                     struct aicp_change **change, struct aicp_err *err)
-{
-    (void)current;
-    (void)args;
-    if (aicp_change_new(change) != 0)
-        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    return 0;
-}
-
-static int fail_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
-{
-    (void)ctx;
-    (void)change;
-    (void)err;
-    return 0;
-}
-
 static const struct aicp_module_ops fail_ops = {
     .version = AICP_MODULE_OPS_VERSION,
     .check = fail_check,
-    .diff = fail_diff,
-    .apply = fail_apply,
+    .diff = aicp_module_diff_none,
+    .apply = aicp_module_apply_none,
 };
 
 const struct aicp_module aicp_mod_fail = {

@@ -74,27 +74,11 @@ static int slurp_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_
     return 0;
 }
 
-static int slurp_diff(const json_t *current, const struct aicp_args *args,
-                      struct aicp_change **change, struct aicp_err *err)
-{
-    (void)current;
-    (void)args;
-    return aicp_change_new(change) == 0 ? 0 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
-}
-
-static int slurp_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
-{
-    (void)ctx;
-    (void)change;
-    (void)err;
-    return 0;
-}
-
 static const struct aicp_module_ops slurp_ops = {
     .version = AICP_MODULE_OPS_VERSION,
     .check = slurp_check,
-    .diff = slurp_diff,
-    .apply = slurp_apply,
+    .diff = aicp_module_diff_none,
+    .apply = aicp_module_apply_none,
 };
 
 const struct aicp_module aicp_mod_slurp = {

@@ -128,27 +128,11 @@ out:
     return rc;
 }
 
-static int stat_diff(const json_t *current, const struct aicp_args *args,
-                     struct aicp_change **change, struct aicp_err *err)
-{
-    (void)current;
-    (void)args;
-    return aicp_change_new(change) == 0 ? 0 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
-}
-
-static int stat_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
-{
-    (void)ctx;
-    (void)change;
-    (void)err;
-    return 0;
-}
-
 static const struct aicp_module_ops stat_ops = {
     .version = AICP_MODULE_OPS_VERSION,
     .check = stat_check,
-    .diff = stat_diff,
-    .apply = stat_apply,
+    .diff = aicp_module_diff_none,
+    .apply = aicp_module_apply_none,
 };
 
 const struct aicp_module aicp_mod_stat = {
