@@ -25,6 +25,21 @@ a_noop=$(seconds "$aicp" run bench/node-tasks.yml -i "$inv" --forks "$n" -e base
 grep -Eq 'changed=[1-9]' "$lab/last.out" && { echo "aicp's rerun changed something" >&2; exit 1; }
 printf 'aicp            N=%-3s first converge %7ss   no-op rerun %7ss\n' "$n" "$a_first" "$a_noop"
 
+# Peak memory of a no-op run on one host and on all N: the difference is
+# what each connected host costs.
+peak_kb() { # limit -> peak RSS in KiB of a no-op run limited to those hosts
+    python3 - "$aicp" "$inv" "$1" "$n" <<'PY'
+import resource, subprocess, sys
+aicp, inv, limit, n = sys.argv[1:]
+subprocess.run([aicp, "run", "bench/node-tasks.yml", "-i", inv, "--forks", n, "--limit", limit,
+                "-e", "base=/opt/bench-aicp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PY
+}
+one=$(peak_kb node01)
+all=$(peak_kb lab)
+awk -v a="$one" -v b="$all" -v n="$n" 'BEGIN { printf "aicp peak RSS: %d KiB on 1 host, %d KiB on %d hosts (%.0f KiB per extra host)\n", a, b, n, (b - a) / (n > 1 ? n - 1 : 1) }'
+
 if command -v ansible-playbook >/dev/null; then
     export ANSIBLE_PIPELINING=True ANSIBLE_FORKS="$n" ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=False
     export ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=$lab/known_hosts"

@@ -234,9 +234,9 @@ int aicp_fu_sh_stat(struct aicp_buf *b, const char *key, const char *path, int f
     int rc = set_p(b, path);
     rc = rc ? rc
             : aicp_buf_printf(b,
-                              "if _s=$(stat %s-c '%%f %%u %%g %%s %%Y %%h %%i %%d %%U %%G' -- "
-                              "\"$_p\" 2>/dev/null); then printf '%s S %%s\\n' \"$_s\"; "
-                              "else printf '%s S -\\n'; fi\n",
+                              /* no $(...): a subshell per stat is a process start */
+                              "stat %s-c '%s S %%f %%u %%g %%s %%Y %%h %%i %%d %%U %%G' -- "
+                              "\"$_p\" 2>/dev/null || printf '%s S -\\n'\n",
                               follow ? "-L " : "", key, key);
     if (!follow)
         rc = rc ? rc

@@ -41,4 +41,13 @@ grep -Eq '^node02 .*changed=1 .*unreachable=0 +failed=0' "$WORK/run2.out" || { e
 "$AICP" run "$WORK/slow.yml" -i "$inv" > "$WORK/run3.out" 2>&1
 rc=$?
 [ "$rc" -eq 0 ] || { echo "FAIL: third run exit $rc, expected 0"; cat "$WORK/run3.out"; fail=1; }
+# Host keys are checked: with no known_hosts entry the host is unreachable
+# and the message says how to accept the key.
+mkdir -p "$WORK/home"
+grep -v aicp_known_hosts "$inv" > "$WORK/nokh.ini"
+out=$(HOME="$WORK/home" "$AICP" run "$WORK/slow.yml" -i "$WORK/nokh.ini" --limit node01 2>&1)
+rc=$?
+[ "$rc" -eq 1 ] || { echo "FAIL: unknown host key: exit $rc, expected 1"; fail=1; }
+printf '%s' "$out" | grep -q "UNREACHABLE.*is not in known_hosts.*ssh-keyscan" ||
+    { echo "FAIL: unknown host key message"; echo "$out"; fail=1; }
 exit $fail
