@@ -30,6 +30,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 extern char **environ;
 
 /* Exit status the get script uses for a missing file. */
@@ -64,6 +66,21 @@ struct aicp_conn {
     char dead_msg[sizeof(((struct aicp_err *)0)->msg)];
     char nonce[33];
     unsigned long round_trips;
+    /* Batched reads (aicp_conn_record_start/_run): scripts recorded while
+     * recording, then their replies, each handed out once to an identical
+     * exec and all dropped at the first exec that is not one of them. */
+    int recording;
+    struct recorded *rec;
+    size_t nrec;
+};
+
+struct recorded {
+    char *script;
+    char *in;
+    size_t in_len;
+    int become;
+    int done;                   /* res holds the reply */
+    struct aicp_exec_result res;
 };
 
 static int nomem(struct aicp_err *err)
@@ -684,10 +701,125 @@ out:
     return rc;
 }
 
+/* ---- batched reads ------------------------------------------------------ */
+
+static void recorded_clear(struct aicp_conn *c)
+{
+    for (size_t i = 0; i < c->nrec; i++) {
+        free(c->rec[i].script);
+        if (c->rec[i].in) {
+            OPENSSL_cleanse(c->rec[i].in, c->rec[i].in_len);
+            free(c->rec[i].in);
+        }
+        aicp_exec_result_clear(&c->rec[i].res);
+    }
+    free(c->rec);
+    c->rec = NULL;
+    c->nrec = 0;
+}
+
+static int record(struct aicp_conn *c, const char *script, const void *in, size_t in_len,
+                  int become, struct aicp_err *err)
+{
+    struct recorded *r = realloc(c->rec, (c->nrec + 1) * sizeof(*r));
+    if (r == NULL)
+        return nomem(err);
+    c->rec = r;
+    r = &c->rec[c->nrec];
+    memset(r, 0, sizeof(*r));
+    r->script = aicp_strdup(script);
+    r->in = in_len ? malloc(in_len) : NULL;
+    if (r->script == NULL || (in_len && r->in == NULL)) {
+        free(r->script);
+        free(r->in);
+        return nomem(err);
+    }
+    if (in_len)
+        memcpy(r->in, in, in_len);
+    r->in_len = in_len;
+    r->become = become;
+    c->nrec++;
+    return aicp_err_set(err, AICP_ERECORDED, "recorded for a batched read on %s", c->name);
+}
+
+/* Hands out the reply of an identical recorded exec, once. */
+static int replay(struct aicp_conn *c, const char *script, const void *in, size_t in_len,
+                  int become, struct aicp_exec_result *res)
+{
+    for (size_t i = 0; i < c->nrec; i++) {
+        struct recorded *r = &c->rec[i];
+        if (!r->done || r->become != become || r->in_len != in_len ||
+            strcmp(r->script, script) != 0 || (in_len && memcmp(r->in, in, in_len) != 0))
+            continue;
+        *res = r->res;
+        memset(&r->res, 0, sizeof(r->res));
+        r->done = 0;
+        return 1;
+    }
+    return 0;
+}
+
+int aicp_conn_record_start(struct aicp_conn *c)
+{
+    recorded_clear(c);
+    c->recording = 1;
+    return 0;
+}
+
+static struct shell *shell_for(struct aicp_conn *c, int become, struct aicp_err *err, int *rc)
+{
+    *rc = 0;
+    if (!become || c->become_is_plain)
+        return &c->plain;
+    if (!c->become.open && (*rc = become_start(c, err)) != 0)
+        return NULL;
+    return &c->become;
+}
+
+int aicp_conn_record_run(struct aicp_conn *c, struct aicp_err *err)
+{
+    struct aicp_buf req = AICP_BUF_INIT;
+    double deadline = c->command_timeout > 0 ? aicp_now() + c->command_timeout : 0;
+    int rc = 0;
+    c->recording = 0;
+    if (c->dead)
+        return aicp_err_set(err, AICP_EUNREACHABLE, "connection to %s is closed after an earlier "
+                            "failure (%s)", c->name, c->dead_msg);
+    /* Runs of recorded execs for the same shell go out in one write, and
+     * their replies come back in order: one round trip per run. */
+    for (size_t i = 0; i < c->nrec && rc == 0;) {
+        size_t j = i;
+        struct shell *sh = shell_for(c, c->rec[i].become, err, &rc);
+        if (sh == NULL)
+            break;
+        req.len = 0;
+        while (j < c->nrec && rc == 0 && shell_for(c, c->rec[j].become, err, &rc) == sh) {
+            rc = build_request(c, &req, c->rec[j].script, c->rec[j].in, c->rec[j].in_len, err);
+            j++;
+        }
+        if (rc == 0)
+            rc = shell_write(c, sh, req.data, req.len, deadline, err);
+        for (size_t k = i; k < j && rc == 0; k++) {
+            long status = 0;
+            rc = read_reply(c, sh, deadline, c->command_timeout, &c->rec[k].res, &status, err);
+            c->rec[k].done = rc == 0;
+        }
+        c->round_trips++;
+        i = j;
+    }
+    if (rc == AICP_EUNREACHABLE || rc == AICP_ETIMEOUT || rc == AICP_EREMOTE)
+        mark_dead(c, err);
+    aicp_buf_free_secret(&req);
+    if (rc != 0)
+        recorded_clear(c);
+    return rc;
+}
+
 void aicp_conn_close(struct aicp_conn *c)
 {
     if (c == NULL)
         return;
+    recorded_clear(c);
     shell_close(c, &c->become);
     shell_close(c, &c->plain);
     aicp_ssh_free(c->ssh);
@@ -710,6 +842,12 @@ int aicp_conn_exec(struct aicp_conn *c, const char *script, const void *stdin_da
     if (c->dead)
         return aicp_err_set(err, AICP_EUNREACHABLE, "connection to %s is closed after an earlier "
                             "failure (%s)", c->name, c->dead_msg);
+    if (c->recording)
+        return record(c, script, stdin_data, stdin_len, become, err);
+    if (replay(c, script, stdin_data, stdin_len, become, res))
+        return 0;
+    /* Anything else may change the host: what was read ahead is stale. */
+    recorded_clear(c);
     if (become && !c->become_is_plain) {
         sh = &c->become;
         if (!sh->open && (rc = become_start(c, err)) != 0) {

@@ -73,6 +73,16 @@ int aicp_conn_put(struct aicp_conn *c, const char *path, const void *data, size_
 int aicp_conn_get(struct aicp_conn *c, const char *path, char **data, size_t *len, int become,
                   struct aicp_err *err);
 
+/* Batched reads. After aicp_conn_record_start, aicp_conn_exec only records
+ * each script and returns AICP_ERECORDED; aicp_conn_record_run then sends
+ * every recorded script in one write per shell and reads all the replies
+ * (one round trip). Each reply is later handed, once, to an exec of the
+ * identical script, stdin and become flag; the first exec (or put/get) that
+ * is not one of them drops them all, since it may change the host. The
+ * executor uses this to read the state of a run of tasks together. */
+int aicp_conn_record_start(struct aicp_conn *c);
+int aicp_conn_record_run(struct aicp_conn *c, struct aicp_err *err);
+
 /* Number of exec round trips so far (for tests and benchmarks). */
 unsigned long aicp_conn_round_trips(const struct aicp_conn *c);
 

@@ -64,6 +64,7 @@ const char *aicp_strerror(int code)
     case AICP_ENOTFOUND: return "not found";
     case AICP_EHOSTKEY: return "host key verification failed";
     case AICP_EAUTH: return "authentication failed";
+    case AICP_ERECORDED: return "recorded for a batched read";
     }
     return "unknown error";
 }

@@ -20,6 +20,7 @@ enum aicp_errcode {
     AICP_ENOTFOUND = -10,
     AICP_EHOSTKEY = -11,   /* unknown or changed SSH host key */
     AICP_EAUTH = -12,      /* authentication refused */
+    AICP_ERECORDED = -13,  /* an exec recorded for a batched read, not run (conn.h) */
 };
 
 struct aicp_err {

@@ -44,6 +44,8 @@ struct host {
     json_t *view;          /* hostvars[name]: inv_vars + facts + set_vars */
     struct aicp_conn *conn;
     struct aicp_conn *local;  /* the jump host, for tasks delegated to localhost */
+    int conn_rc;           /* connecting failed (when conn is NULL): the code and why */
+    char conn_msg[sizeof(((struct aicp_err *)0)->msg)];
     int unreachable;       /* for the rest of the run */
     int failed;            /* for the rest of the run */
     int ended;             /* end_host / end_play / any_errors_fatal: this play only */
@@ -98,6 +100,8 @@ struct job {
     size_t nitems;
     struct outcome total;   /* what the task as a whole did */
     int is_loop;
+    const struct aicp_task *const *window; /* tasks whose reads go out with this one's */
+    size_t nwindow;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -364,6 +368,11 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         }
         ctx.conn = j->h->local;
     } else if (mod->flags & AICP_MOD_NEEDS_SSH) {
+        if (j->h->conn == NULL && j->h->conn_rc != 0) {
+            rc = aicp_err_set(&err, j->h->conn_rc, "%s", j->h->conn_msg);
+            o->st = AICP_ST_UNREACHABLE;
+            goto fail;
+        }
         if (j->h->conn == NULL &&
             (rc = aicp_hostconn_open(&j->h->conn, j->h->name, vars, &err)) != 0) {
             o->st = AICP_ST_UNREACHABLE;
@@ -507,20 +516,13 @@ static char *item_label(const struct aicp_task *t, const json_t *vars, const jso
     return s;
 }
 
-static void run_job(struct job *j)
+/* Whether a task runs under become on a host; sets ansible_become_user in
+ * vars. As in Ansible, connection variables from the inventory win over the
+ * become keywords. */
+static int task_become(const struct run *r, const struct aicp_task *t, const struct scope *sc,
+                       json_t *vars)
 {
-    struct run *r = j->r;
-    const struct aicp_task *t = j->t;
-    struct aicp_err err = {0};
-    json_t *vars = task_vars(r, j->h, t, j->sc);
-    json_t *items = NULL;
-    int check = inherit_int(t, j->sc, offsetof(struct aicp_task, check_mode), -1);
-    if (check < 0)
-        check = r->play->check_mode >= 0 ? r->play->check_mode : r->opts->check;
-    int become = inherit_int(t, j->sc, offsetof(struct aicp_task, become), r->play->become);
-    int no_log = inherit_int(t, j->sc, offsetof(struct aicp_task, no_log), 0);
-    /* As in Ansible, connection variables from the inventory win over the
-     * become keywords. */
+    int become = inherit_int(t, sc, offsetof(struct aicp_task, become), r->play->become);
     const json_t *bvar = json_object_get(vars, "ansible_become");
     if (bvar != NULL && !json_is_null(bvar)) {
         json_t *bv = NULL;
@@ -531,10 +533,78 @@ static void run_job(struct job *j)
             become = json_truthy(bvar);
         json_decref(bv);
     }
-    const char *buser = inherit_become_user(r, t, j->sc);
+    const char *buser = inherit_become_user(r, t, sc);
     if (buser && json_object_get(vars, "ansible_become_user") == NULL)
         json_object_set_new(vars, "ansible_become_user", json_string(buser));
+    return become;
+}
+
+/* Reads ahead: runs the check of every task in the job's window in record
+ * mode, then sends all the recorded reads to the host in one round trip.
+ * Each task's real check later gets its answer without touching the
+ * network, unless something ran in between (see aicp_conn_record_run). A
+ * task whose arguments cannot be rendered yet (a register of an earlier
+ * task) is simply left out. */
+static void prefetch(struct job *j)
+{
+    struct run *r = j->r;
+    struct host *h = j->h;
+    struct aicp_err err = {0};
+    if (h->conn == NULL) {
+        json_t *vars = task_vars(r, h, j->t, j->sc);
+        int rc = aicp_hostconn_open(&h->conn, h->name, vars, &err);
+        json_decref(vars);
+        if (rc != 0) {
+            h->conn_rc = rc;
+            snprintf(h->conn_msg, sizeof(h->conn_msg), "%s", err.msg);
+            return;
+        }
+    }
+    aicp_conn_record_start(h->conn);
+    for (size_t i = 0; i < j->nwindow; i++) {
+        const struct aicp_task *w = j->window[i];
+        if (!(w->mod->flags & AICP_MOD_NEEDS_SSH) || w->mod->ops == NULL)
+            continue;
+        json_t *vars = task_vars(r, h, w, j->sc), *rendered = NULL, *current = NULL;
+        struct aicp_args args = {0};
+        int become = task_become(r, w, j->sc, vars);
+        if (aicp_tmpl_render(&rendered, w->args, vars, &err) == 0) {
+            strip_omitted(rendered);
+            if (aicp_args_validate(&args, w->mod, rendered, 0, &err) == 0) {
+                char dirbuf[1024];
+                snprintf(dirbuf, sizeof(dirbuf), "%s", w->loc.file ? w->loc.file : ".");
+                struct aicp_ctx ctx = {.conn = h->conn, .host = h->name, .become = become,
+                                       .vars = vars, .search_dir = dirname(dirbuf),
+                                       .result = json_object()};
+                if (w->mod->ops->check(&ctx, &args, &current, &err) == 0)
+                    json_decref(current);
+                json_decref(ctx.result);
+            }
+            aicp_args_clear(&args);
+        }
+        json_decref(rendered);
+        json_decref(vars);
+    }
+    /* A transport failure marks the connection dead; the task reports it. */
+    aicp_conn_record_run(h->conn, &err);
+}
+
+static void run_job(struct job *j)
+{
+    struct run *r = j->r;
+    const struct aicp_task *t = j->t;
+    struct aicp_err err = {0};
+    json_t *vars = task_vars(r, j->h, t, j->sc);
+    json_t *items = NULL;
+    int check = inherit_int(t, j->sc, offsetof(struct aicp_task, check_mode), -1);
+    if (check < 0)
+        check = r->play->check_mode >= 0 ? r->play->check_mode : r->opts->check;
+    int become = task_become(r, t, j->sc, vars);
+    int no_log = inherit_int(t, j->sc, offsetof(struct aicp_task, no_log), 0);
     json_object_set_new(vars, "ansible_check_mode", json_boolean(check));
+
+    if (j->nwindow)
+        prefetch(j);
 
     j->total.no_log = no_log;
     if (t->loop) {
@@ -801,7 +871,8 @@ static int any_fatal(const struct run *r, const struct aicp_task *t, const struc
 }
 
 static void run_module_task(struct run *r, const struct aicp_task *t, const struct scope *sc,
-                            const char *kind)
+                            const char *kind, const struct aicp_task *const *window,
+                            size_t nwindow)
 {
     size_t n = 0;
     struct job *jobs = calloc(r->nhosts ? r->nhosts : 1, sizeof(*jobs));
@@ -810,7 +881,8 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
     for (size_t i = 0; i < r->nhosts; i++) {
         if (!host_active(&r->hosts[i]))
             continue;
-        jobs[n++] = (struct job){.r = r, .t = t, .sc = sc, .h = &r->hosts[i]};
+        jobs[n++] = (struct job){.r = r, .t = t, .sc = sc, .h = &r->hosts[i], .window = window,
+                                 .nwindow = nwindow};
         if (t->run_once)
             break;
     }
@@ -930,8 +1002,19 @@ out:
     free(failed_in_block);
 }
 
+/* A task whose state can be read ahead with the tasks around it: a module
+ * call on the host, once (a loop reads per item, and delegation reads
+ * elsewhere). */
+static int readable_ahead(const struct aicp_task *t)
+{
+    return t->kind == AICP_TASK_MODULE && t->loop == NULL && t->delegate_to == NULL;
+}
+
+#define READ_AHEAD_MAX 32
+
 static int run_list(struct run *r, const struct aicp_task_list *l, const struct scope *sc, const char *kind)
 {
+    size_t window_end = 0;
     for (size_t i = 0; i < l->n && !r->play_ended && any_active(r); i++) {
         const struct aicp_task *t = l->items[i];
         json_t *tags = json_array();
@@ -941,9 +1024,24 @@ static int run_list(struct run *r, const struct aicp_task_list *l, const struct 
         if (!selected)
             continue;
         switch (t->kind) {
-        case AICP_TASK_MODULE:
-            run_module_task(r, t, sc, kind);
+        case AICP_TASK_MODULE: {
+            /* The first task of a run of such tasks reads the state of all of
+             * them in one round trip per host. */
+            const struct aicp_task *const *window = NULL;
+            size_t nwindow = 0;
+            if (i >= window_end && readable_ahead(t)) {
+                size_t k = i;
+                while (k < l->n && k - i < READ_AHEAD_MAX && readable_ahead(l->items[k]))
+                    k++;
+                window_end = k;
+                if (k - i >= 2) {
+                    window = (const struct aicp_task *const *)&l->items[i];
+                    nwindow = k - i;
+                }
+            }
+            run_module_task(r, t, sc, kind, window, nwindow);
             break;
+        }
         case AICP_TASK_BLOCK:
             run_block(r, t, sc, kind);
             break;
@@ -1342,6 +1440,7 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
         if (!r.hosts[i].seen)
             continue;
         json_array_append_new(names, json_string(r.hosts[i].name));
+        r.hosts[i].st.round_trips = aicp_conn_round_trips(r.hosts[i].conn);
         stats[k++] = r.hosts[i].st;
         if (r.hosts[i].st.failed || r.hosts[i].st.unreachable)
             failed = 1;

@@ -253,6 +253,8 @@ void aicp_output_recap(struct aicp_output *o, const json_t *hosts, const struct 
                                       s->changed, "unreachable", s->unreachable, "failed",
                                       s->failed, "skipped", s->skipped, "rescued", s->rescued,
                                       "ignored", s->ignored));
+        json_object_set_new(json_object_get(jstats, h), "round_trips",
+                            json_integer((json_int_t)s->round_trips));
     }
     fputc('\n', o->fp);
     fflush(o->fp);

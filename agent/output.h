@@ -19,6 +19,7 @@ enum aicp_status {
 
 struct aicp_stats {
     int ok, changed, unreachable, failed, skipped, rescued, ignored;
+    unsigned long round_trips; /* execs sent to the host (JSON report only) */
 };
 
 struct aicp_output;

@@ -96,4 +96,14 @@ check "--check --diff: exit 2" [ "$rc" -eq 2 ]
 check "--diff: unified diff of the content" sh -c "printf '%s' \"\$1\" | grep -q '^-beta' && printf '%s' \"\$1\" | grep -q '^+gamma'" _ "$out"
 out=$("$AICP" run "$WORK/diff.yml" -i "$inv" --check 2>&1)
 check "--check changed nothing" [ $? -eq 2 ]
+# Reads go together: a no-op run of ten tasks costs one round trip per host.
+"$AICP" run "$top_srcdir/bench/node-tasks.yml" -i "$inv" -e base=/opt/rt >/dev/null 2>&1
+"$AICP" run "$top_srcdir/bench/node-tasks.yml" -i "$inv" -e base=/opt/rt --json "$WORK/rt.json" >/dev/null 2>&1
+check "no-op run: exit 0" [ $? -eq 0 ]
+check "no-op run: one round trip per host for ten tasks" python3 -c "
+import json,sys
+s=json.load(open(sys.argv[1]))['stats']
+print('  round trips:', {h: v['round_trips'] for h, v in s.items()})
+sys.exit(0 if all(v['round_trips'] == 1 for v in s.values()) and len(s) == 2 else 1)
+" "$WORK/rt.json"
 exit $fail

@@ -270,6 +270,55 @@ static void test_round_trips(void **state)
     assert_int_equal(aicp_conn_round_trips(f->c) - before, 50);
 }
 
+static void test_batched_reads(void **state)
+{
+    struct fixture *f = *state;
+    struct aicp_exec_result r;
+    struct aicp_err err = {0};
+    const char *scripts[] = {"echo one", "echo two >&2; exit 3", "cat", "echo one"};
+    unsigned long before = aicp_conn_round_trips(f->c);
+
+    assert_int_equal(aicp_conn_record_start(f->c), 0);
+    for (int i = 0; i < 4; i++) {
+        const char *in = i == 2 ? "data\n" : NULL;
+        assert_int_equal(aicp_conn_exec(f->c, scripts[i], in, in ? 5 : 0, 0, &r, &err),
+                         AICP_ERECORDED);
+    }
+    assert_int_equal(aicp_conn_round_trips(f->c) - before, 0);
+    assert_int_equal(aicp_conn_record_run(f->c, &err), 0);
+    assert_int_equal(aicp_conn_round_trips(f->c) - before, 1);
+
+    /* Identical execs get the recorded replies, each once, in any order. */
+    assert_int_equal(aicp_conn_exec(f->c, "cat", "data\n", 5, 0, &r, &err), 0);
+    assert_string_equal(r.out, "data\n");
+    aicp_exec_result_clear(&r);
+    assert_int_equal(aicp_conn_exec(f->c, "echo two >&2; exit 3", NULL, 0, 0, &r, &err), 0);
+    assert_int_equal(r.rc, 3);
+    assert_string_equal(r.err, "two\n");
+    aicp_exec_result_clear(&r);
+    assert_int_equal(aicp_conn_exec(f->c, "echo one", NULL, 0, 0, &r, &err), 0);
+    assert_string_equal(r.out, "one\n");
+    aicp_exec_result_clear(&r);
+    assert_int_equal(aicp_conn_round_trips(f->c) - before, 1);
+
+    /* Any other exec goes to the host and drops what is left (the second
+     * "echo one"): it may have changed what was read. */
+    assert_int_equal(aicp_conn_exec(f->c, "true", NULL, 0, 0, &r, &err), 0);
+    aicp_exec_result_clear(&r);
+    assert_int_equal(aicp_conn_exec(f->c, "echo one", NULL, 0, 0, &r, &err), 0);
+    aicp_exec_result_clear(&r);
+    assert_int_equal(aicp_conn_round_trips(f->c) - before, 3);
+
+    /* A reply with different stdin is not handed out. */
+    assert_int_equal(aicp_conn_record_start(f->c), 0);
+    assert_int_equal(aicp_conn_exec(f->c, "cat", "a", 1, 0, &r, &err), AICP_ERECORDED);
+    assert_int_equal(aicp_conn_record_run(f->c, &err), 0);
+    assert_int_equal(aicp_conn_exec(f->c, "cat", "b", 1, 0, &r, &err), 0);
+    assert_string_equal(r.out, "b");
+    aicp_exec_result_clear(&r);
+    assert_int_equal(aicp_conn_round_trips(f->c) - before, 5);
+}
+
 static void test_become_same_user(void **state)
 {
     struct fixture *f = *state;
@@ -428,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_become_same_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_delimiter_runs, setup, teardown),
         cmocka_unit_test(test_timeout),
