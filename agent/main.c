@@ -53,6 +53,8 @@ static int add_extra_vars(json_t *acc, const char *arg, struct aicp_err *err)
     int rc;
     if (arg[0] == '@') {
         rc = aicp_yaml_load_file(&v, arg + 1, NULL, err);
+        if (rc == AICP_EIO)
+            rc = AICP_EINVAL; /* a missing vars file is bad input, as a missing playbook */
     } else if (arg[0] == '{' || arg[0] == '[') {
         rc = aicp_yaml_load_string(&v, arg, strlen(arg), "extra vars", NULL, err);
     } else {
