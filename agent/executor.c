@@ -331,6 +331,15 @@ static char *render_before_after(const json_t *before, const json_t *after)
     return out;
 }
 
+/* Template errors at run time name the task, as the ones found before the
+ * run do. */
+static void where_prefix(const struct aicp_task *t, struct aicp_err *err)
+{
+    char w[1024];
+    aicp_task_where(t, w, sizeof(w));
+    aicp_err_prefix(err, "%s", w);
+}
+
 /* Runs one module invocation (one loop item) and fills o. */
 static void run_module_call(struct job *j, const json_t *vars, int check, int become, struct outcome *o)
 {
@@ -346,8 +355,10 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     double t0 = aicp_now();
 
     o->st = AICP_ST_OK;
-    if ((rc = aicp_tmpl_render(&rendered, t->args, vars, &err)) != 0)
+    if ((rc = aicp_tmpl_render(&rendered, t->args, vars, &err)) != 0) {
+        where_prefix(t, &err);
         goto fail;
+    }
     strip_omitted(rendered);
     if ((rc = aicp_args_validate(&args, mod, rendered, 0, &err)) != 0)
         goto fail;
@@ -609,12 +620,12 @@ static void run_job(struct job *j)
     j->total.no_log = no_log;
     if (t->loop) {
         j->is_loop = 1;
-        if (json_is_string(t->loop)) {
-            if (aicp_tmpl_render_str(&items, json_string_value(t->loop), vars, &err) != 0)
-                goto fail;
-        } else {
-            if (aicp_tmpl_render(&items, t->loop, vars, &err) != 0)
-                goto fail;
+        int lrc = json_is_string(t->loop)
+                      ? aicp_tmpl_render_str(&items, json_string_value(t->loop), vars, &err)
+                      : aicp_tmpl_render(&items, t->loop, vars, &err);
+        if (lrc != 0) {
+            where_prefix(t, &err);
+            goto fail;
         }
         if (json_is_object(items) && json_object_get(items, "__with_dict")) {
             json_t *d = json_object_get(items, "__with_dict"), *list = json_array();
@@ -660,6 +671,7 @@ static void run_job(struct job *j)
             if (s->block)
                 rc = eval_conditions(&ok, s->block->when, vars, &err);
         if (rc != 0) {
+            where_prefix(t, &err);
             o->st = AICP_ST_FAILED;
             o->result = json_pack("{s:b, s:b, s:s}", "failed", 1, "changed", 0, "msg", err.msg);
         } else if (!ok) {

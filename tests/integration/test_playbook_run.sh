@@ -106,4 +106,9 @@ s=json.load(open(sys.argv[1]))['stats']
 print('  round trips:', {h: v['round_trips'] for h, v in s.items()})
 sys.exit(0 if all(v['round_trips'] == 1 for v in s.values()) and len(s) == 2 else 1)
 " "$WORK/rt.json"
+out=$("$AICP" run "$top_srcdir/tests/data/run/maxfail.yml" -i "$inv" 2>&1)
+rc=$?
+echo "$out"
+check "max_fail_percentage: exit 1" [ "$rc" -eq 1 ]
+check "max_fail_percentage: the second batch never started" sh -c "! printf '%s' \"\$1\" | grep -q 'second batch ran'" _ "$out"
 exit $fail
