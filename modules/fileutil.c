@@ -235,7 +235,7 @@ int aicp_fu_sh_stat(struct aicp_buf *b, const char *key, const char *path, int f
     rc = rc ? rc
             : aicp_buf_printf(b,
                               /* no $(...): a subshell per stat is a process start */
-                              "stat %s-c '%s S %%f %%u %%g %%s %%Y %%h %%i %%d %%U %%G' -- "
+                              "stat %s-c '%s S %%f %%u %%g %%s %%Y %%h %%i %%d %%U %%G %%X %%Z' -- "
                               "\"$_p\" 2>/dev/null || printf '%s S -\\n'\n",
                               follow ? "-L " : "", key, key);
     if (!follow)
@@ -344,10 +344,10 @@ static int parse_stat(json_t *o, const char *s)
     if (strcmp(s, "-") == 0)
         return json_object_set_new(o, "exists", json_false());
     unsigned long m = 0, uid = 0, gid = 0, nlink = 0, ino = 0, dev = 0;
-    long long size = 0, mtime = 0;
+    long long size = 0, mtime = 0, atime = 0, ctime = 0;
     char user[256] = "", group[256] = "";
-    if (sscanf(s, "%lx %lu %lu %lld %lld %lu %lu %lu %255s %255s", &m, &uid, &gid, &size, &mtime,
-               &nlink, &ino, &dev, user, group) < 8)
+    if (sscanf(s, "%lx %lu %lu %lld %lld %lu %lu %lu %255s %255s %lld %lld", &m, &uid, &gid, &size,
+               &mtime, &nlink, &ino, &dev, user, group, &atime, &ctime) < 8)
         return -1;
     char mode[8];
     aicp_fu_mode_fmt(mode, (int)(m & 07777));
@@ -359,6 +359,8 @@ static int parse_stat(json_t *o, const char *s)
     rc |= json_object_set_new(o, "gid", json_integer((json_int_t)gid));
     rc |= json_object_set_new(o, "size", json_integer(size));
     rc |= json_object_set_new(o, "mtime", json_integer(mtime));
+    rc |= json_object_set_new(o, "atime", json_integer(atime));
+    rc |= json_object_set_new(o, "ctime", json_integer(ctime));
     rc |= json_object_set_new(o, "nlink", json_integer((json_int_t)nlink));
     rc |= json_object_set_new(o, "ino", json_integer((json_int_t)ino));
     rc |= json_object_set_new(o, "dev", json_integer((json_int_t)dev));

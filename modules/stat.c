@@ -36,7 +36,7 @@ static const struct aicp_arg_spec stat_args[] = {
      .type = AICP_ARG_BOOL,
      .def = "yes",
      .aliases = "mime|mime_type|mime-type",
-     .help = "Accepted for compatibility; mime types are not reported."},
+     .help = "Report mimetype and charset (through file(1), when the host has it)."},
     {.name = "get_attributes",
      .type = AICP_ARG_BOOL,
      .def = "yes",
@@ -67,6 +67,11 @@ static int stat_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
                                 "[ -r \"$_p\" ] && printf 'p V readable 1\\n'\n"
                                 "[ -w \"$_p\" ] && printf 'p V writeable 1\\n'\n"
                                 "[ -x \"$_p\" ] && printf 'p V executable 1\\n'\n:\n");
+    /* Ansible reports the MIME type and charset through file(1) when the
+     * host has it. */
+    if (rc == 0 && aicp_fu_bool(args, "get_mime", 1))
+        rc = aicp_buf_puts(&b, "if [ -e \"$_p\" ] && command -v file >/dev/null 2>&1; then "
+                               "printf 'p V mime %s\\n' \"$(file -b --mime -- \"$_p\")\"; fi\n:\n");
     if (rc != 0) {
         aicp_buf_free(&b);
         return aicp_err_set(err, AICP_EINVAL, "stat: cannot build the check for %s", path);
@@ -95,6 +100,7 @@ static int stat_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
         static const char *const copy[][2] = {
             {"mode", "mode"},          {"uid", "uid"},           {"gid", "gid"},
             {"size", "size"},          {"mtime", "mtime"},       {"nlink", "nlink"},
+            {"atime", "atime"},        {"ctime", "ctime"},
             {"inode", "ino"},          {"dev", "dev"},           {"pw_name", "owner"},
             {"gr_name", "group"},      {"checksum", "checksum"}, {"lnk_target", "lnk_source"},
             {"lnk_source", "realpath"}};
@@ -110,6 +116,15 @@ static int stat_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
                                               {"isuid", "4000"}, {"isgid", "2000"}};
         for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
             json_object_set_new(st, bits[i][0], json_boolean(m & (int)strtol(bits[i][1], NULL, 8)));
+        const char *mime = json_string_value(json_object_get(p, "mime"));
+        if (mime != NULL) {
+            const char *semi = strchr(mime, ';');
+            const char *cs = strstr(mime, "charset=");
+            json_object_set_new(st, "mimetype",
+                                semi ? json_stringn(mime, (size_t)(semi - mime)) : json_string(mime));
+            if (cs)
+                json_object_set_new(st, "charset", json_string(cs + strlen("charset=")));
+        }
         static const char *const acc[] = {"readable", "writeable", "executable"};
         for (size_t i = 0; i < sizeof(acc) / sizeof(acc[0]); i++)
             json_object_set_new(st, acc[i], json_boolean(json_object_get(p, acc[i]) != NULL));
