@@ -424,7 +424,9 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
             rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' cannot make changes", mod->name);
             goto fail;
         }
-        if ((rc = mod->ops->apply(&ctx, change, &err)) != 0)
+        rc = mod->ops->apply(&ctx, change, &err);
+        update_from(result, json_object_get(change->plan, "result"));
+        if (rc != 0)
             goto fail;
         o->st = AICP_ST_CHANGED;
         int no_verify = (mod->flags & AICP_MOD_NO_VERIFY) ||

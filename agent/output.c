@@ -128,6 +128,12 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
 {
     if (o->diff && diff_text && *diff_text && !no_log && st != AICP_ST_SKIPPED)
         fputs(diff_text, o->fp);
+    size_t wi;
+    json_t *w;
+    json_array_foreach(json_object_get(result, "warnings"), wi, w) {
+        if (json_is_string(w) && !no_log)
+            fprintf(stderr, "[WARNING]: %s\n", json_string_value(w));
+    }
     char item[512] = "";
     if (item_label)
         snprintf(item, sizeof(item), " => (item=%s)", no_log ? "None" : item_label);

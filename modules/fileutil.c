@@ -1252,6 +1252,20 @@ int aicp_fu_cmd_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     json_t *cur = NULL;
     int rc = 0;
     *current = NULL;
+    const char *raw = aicp_fu_str(args, "_raw_params"), *cmd = aicp_fu_str(args, "cmd");
+    const json_t *argv = aicp_fu_get(args, "argv");
+    if ((raw == NULL || *raw == '\0') && (cmd == NULL || *cmd == '\0') &&
+        json_array_size(argv) == 0) {
+        /* Ansible's answer, rc included. */
+        if (ctx->result)
+            json_object_set_new(ctx->result, "rc", json_integer(256));
+        return aicp_err_set(err, AICP_EFAILED, "no command given");
+    }
+    if (((raw && *raw) || (cmd && *cmd)) && json_array_size(argv)) {
+        if (ctx->result)
+            json_object_set_new(ctx->result, "rc", json_integer(256));
+        return aicp_err_set(err, AICP_EFAILED, "only command or argv can be given, not both");
+    }
     if (creates == NULL && removes == NULL) {
         *current = json_object();
         return *current ? 0 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
@@ -1308,7 +1322,9 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
 {
     const char *raw = aicp_fu_str(args, "_raw_params"), *cmd = aicp_fu_str(args, "cmd");
     const json_t *argv = aicp_fu_get(args, "argv");
-    const char *chdir = aicp_fu_str(args, "chdir"), *exe = aicp_fu_str(args, "executable");
+    const char *chdir = aicp_fu_str(args, "chdir");
+    /* command takes executable only to warn that it ignores it, as Ansible. */
+    const char *exe = shell ? aicp_fu_str(args, "executable") : NULL;
     const char *in = aicp_fu_str(args, "stdin");
     struct aicp_change *c = NULL;
     struct aicp_buf sh = AICP_BUF_INIT;
@@ -1399,6 +1415,14 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
         json_object_set_new(c->plan, "check_mode_changed", json_true());
     c->needed = !json_is_true(json_object_get(current, "skip"));
     json_object_set(c->after, "cmd", json_object_get(c->plan, "cmd"));
+    if (!shell && aicp_fu_str(args, "executable")) {
+        struct aicp_buf w = AICP_BUF_INIT;
+        aicp_buf_printf(&w, "As of Ansible 2.4, the parameter 'executable' is no longer supported "
+                            "with the 'command' module. Not using '%s'.",
+                        aicp_fu_str(args, "executable"));
+        json_object_set_new(c->plan, "result", json_pack("{s:[s]}", "warnings", w.data ? w.data : ""));
+        aicp_buf_free(&w);
+    }
 out:
     json_decref(words);
     aicp_buf_free(&sh);
