@@ -602,6 +602,54 @@ static void prefetch(struct job *j)
     aicp_conn_record_run(h->conn, &err);
 }
 
+/* with_together zips lists (the shorter ones padded with none, as
+ * Ansible); with_nested crosses them. A list that is not a list of lists
+ * yields NULL (reported as invalid loop data). */
+static json_t *combine_lists(const json_t *spec)
+{
+    const json_t *lists = json_object_get(spec, "__with_together");
+    int together = lists != NULL;
+    if (!together)
+        lists = json_object_get(spec, "__with_nested");
+    if (!json_is_array(lists))
+        return NULL;
+    size_t n = json_array_size(lists), longest = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_array_get(lists, i);
+        if (!json_is_array(l))
+            return NULL;
+        if (json_array_size(l) > longest)
+            longest = json_array_size(l);
+    }
+    json_t *out = json_array();
+    if (together) {
+        for (size_t k = 0; k < longest; k++) {
+            json_t *row = json_array();
+            for (size_t i = 0; i < n; i++) {
+                json_t *x = json_array_get(json_array_get(lists, i), k);
+                json_array_append(row, x ? x : json_null());
+            }
+            json_array_append_new(out, row);
+        }
+        return out;
+    }
+    json_array_append_new(out, json_array());
+    for (size_t i = 0; i < n; i++) {
+        json_t *next = json_array(), *row, *x;
+        size_t a, b;
+        json_array_foreach(out, a, row) {
+            json_array_foreach(json_array_get(lists, i), b, x) {
+                json_t *r2 = json_copy(row);
+                json_array_append(r2, x);
+                json_array_append_new(next, r2);
+            }
+        }
+        json_decref(out);
+        out = next;
+    }
+    return n ? out : (json_decref(out), json_array());
+}
+
 static void run_job(struct job *j)
 {
     struct run *r = j->r;
@@ -629,7 +677,12 @@ static void run_job(struct job *j)
             where_prefix(t, &err);
             goto fail;
         }
-        if (json_is_object(items) && json_object_get(items, "__with_dict")) {
+        if (json_is_object(items) && (json_object_get(items, "__with_together") ||
+                                      json_object_get(items, "__with_nested"))) {
+            json_t *list = combine_lists(items);
+            json_decref(items);
+            items = list;
+        } else if (json_is_object(items) && json_object_get(items, "__with_dict")) {
             json_t *d = json_object_get(items, "__with_dict"), *list = json_array();
             const char *k;
             json_t *v;
@@ -837,6 +890,11 @@ static void record(struct run *r, struct job *j)
                 rescuable |= s->rescuable;
             if (!rescuable)
                 h->st.failed++;
+            /* What a rescue section sees of the failure, as in Ansible. */
+            json_object_set(h->set_vars, "ansible_failed_result", j->total.result);
+            json_object_set_new(h->set_vars, "ansible_failed_task",
+                                json_pack("{s:s, s:s}", "name", task_display_name(t), "action",
+                                          t->action ? t->action : ""));
         }
         break;
     }

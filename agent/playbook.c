@@ -421,7 +421,8 @@ static const struct {
     {"become_method", 7}, {"vars", 7}, {"environment", 7}, {"ignore_errors", 7},
     {"no_log", 7}, {"check_mode", 7}, {"diff", 7}, {"run_once", 7}, {"any_errors_fatal", 7},
     {"delegate_to", 7}, {"args", 5}, {"loop", 5}, {"with_items", 5}, {"with_list", 5},
-    {"with_dict", 5}, {"with_sequence", 5}, {"loop_control", 5}, {"register", 5},
+    {"with_dict", 5}, {"with_sequence", 5}, {"with_together", 5}, {"with_nested", 5},
+    {"loop_control", 5}, {"register", 5},
     {"notify", 5}, {"changed_when", 5}, {"failed_when", 5}, {"listen", 4},
     {"block", 2}, {"rescue", 2}, {"always", 2}, {"action", 5}, {"local_action", 5},
 };
@@ -431,8 +432,7 @@ static const struct {
 static const char *const unsupported_keywords[] = {
     "until", "retries", "delay", "async", "poll", "throttle", "timeout", "ignore_unreachable",
     "delegate_facts", "connection", "remote_user", "port", "debugger", "module_defaults",
-    "become_flags", "become_exe", "collections", "with_fileglob", "with_nested",
-    "with_together", "with_subelements", "with_first_found", "with_lines", "with_file",
+    "become_flags", "become_exe", "collections", "with_fileglob", "with_subelements", "with_first_found", "with_lines", "with_file",
     "with_indexed_items", "with_flattened", "with_random_choice", "with_inventory_hostnames",
 };
 

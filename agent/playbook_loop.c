@@ -142,8 +142,9 @@ out:
 }
 
 /* The loop keywords. with_items flattens one level (done here for literal
- * lists; a templated one is kept as a plain loop). with_dict is stored as
- * {"__with_dict": X} for the executor. */
+ * lists; a templated one is kept as a plain loop). with_dict, with_together
+ * and with_nested are stored as {"__with_dict": X}, {"__with_together": X}
+ * and {"__with_nested": X} for the executor. */
 int aicp_playbook_parse_loop(struct loader *L, struct aicp_task *t, const char *key,
                              const json_t *v, const struct aicp_loc *loc)
 {
@@ -157,6 +158,15 @@ int aicp_playbook_parse_loop(struct loader *L, struct aicp_task *t, const char *
             return aicp_playbook_fail_at(L, loc, "with_dict expects a dict, got %s",
                                          aicp_playbook_type_word(v));
         t->loop = json_pack("{s:O}", "__with_dict", v);
+        return t->loop ? 0 : oom(L);
+    }
+    if (strcmp(key, "with_together") == 0 || strcmp(key, "with_nested") == 0) {
+        /* A list of lists (each may be a template), combined by the
+         * executor: zipped (together) or crossed (nested). */
+        if (!json_is_array(v) && !(json_is_string(v) && aicp_tmpl_is_template(json_string_value(v))))
+            return aicp_playbook_fail_at(L, loc, "%s expects a list of lists, got %s", key,
+                                         aicp_playbook_type_word(v));
+        t->loop = json_pack("{s:O}", key[5] == 't' ? "__with_together" : "__with_nested", v);
         return t->loop ? 0 : oom(L);
     }
     if (json_is_string(v)) {

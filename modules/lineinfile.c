@@ -551,7 +551,24 @@ static int lineinfile_diff(const json_t *current, const struct aicp_args *args,
     json_t *res = json_pack("{s:s}", "msg", full);
     if (!present)
         json_object_set_new(res, "found", json_integer((json_int_t)found));
+    /* Ansible's warnings for an empty pattern, word for word. */
+    if ((regexp && *regexp == '\0') || (ss && *ss == '\0'))
+        json_object_set_new(
+            res, "warnings",
+            json_pack("[s]", regexp ? "The regular expression is an empty string, which will match "
+                                      "every line in the file. This may have unintended "
+                                      "consequences, such as replacing the last line in the file "
+                                      "rather than appending. If this is desired, use '^' to "
+                                      "match every line in the file and avoid this warning."
+                                    : "The search string is an empty string, which will match "
+                                      "every line in the file. This may have unintended "
+                                      "consequences, such as replacing the last line in the file "
+                                      "rather than appending."));
     json_object_set_new(c->plan, "result", res);
+    /* A line holding a newline never equals one line of the file, so, as
+     * in Ansible, it is added on every run: no re-check can pass. */
+    if (present && line && strchr(line, '\n'))
+        json_object_set_new(c->plan, "no_verify", json_true());
     goto out;
 oom:
     rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
