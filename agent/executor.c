@@ -78,6 +78,7 @@ struct run {
     json_t *play_hosts;     /* names in the current batch */
     int play_ended;
     int any_changed;
+    unsigned clear_epoch;   /* bumped by meta: clear_host_errors */
 };
 
 /* One host's outcome for one task (items: per loop item). */
@@ -947,6 +948,9 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
                             size_t nwindow)
 {
     size_t n = 0;
+    int run_once = t->run_once > 0;
+    for (const struct scope *s = sc; s && !run_once; s = s->parent)
+        run_once = s->block && s->block->run_once > 0;
     struct job *jobs = calloc(r->nhosts ? r->nhosts : 1, sizeof(*jobs));
     if (jobs == NULL)
         return;
@@ -955,7 +959,7 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
             continue;
         jobs[n++] = (struct job){.r = r, .t = t, .sc = sc, .h = &r->hosts[i], .window = window,
                                  .nwindow = nwindow};
-        if (t->run_once)
+        if (run_once)
             break;
     }
     if (n == 0) {
@@ -975,11 +979,12 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
         free(jobs[i].items);
         outcome_clear(&jobs[i].total);
     }
+    /* any_errors_fatal: every other host stops here; the failed ones still
+     * go through their blocks' rescue and always sections, as in Ansible. */
     if (failures && any_fatal(r, t, sc)) {
         for (size_t i = 0; i < r->nhosts; i++)
             if (host_active(&r->hosts[i]))
                 r->hosts[i].ended = 1;
-        r->play_ended = 1;
     }
     free(jobs);
 }
@@ -999,6 +1004,7 @@ static void run_meta(struct run *r, const struct aicp_task *t)
             if (host_active(&r->hosts[i]))
                 r->hosts[i].ended = 1;
     } else if (strcmp(verb, "clear_host_errors") == 0) {
+        r->clear_epoch++;
         for (size_t i = 0; i < r->nhosts; i++)
             if (r->hosts[i].in_play && !r->hosts[i].unreachable)
                 r->hosts[i].failed = 0;
@@ -1062,8 +1068,11 @@ static void run_block(struct run *r, const struct aicp_task *b, const struct sco
                     r->hosts[i].failed = 0;
             }
             struct scope as = {.parent = sc, .block = b};
+            unsigned epoch = r->clear_epoch;
             run_list(r, &b->always, &as, kind);
-            for (size_t i = 0; i < r->nhosts; i++)
+            /* Hosts that failed before stay failed, unless always cleared
+             * the errors. */
+            for (size_t i = 0; i < r->nhosts && epoch == r->clear_epoch; i++)
                 if (was_failed[i])
                     r->hosts[i].failed = 1;
             free(was_failed);

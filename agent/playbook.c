@@ -1004,7 +1004,10 @@ static int parse_play(struct loader *L, const json_t *obj, const char *dir)
         else if (strcmp(k, "environment") == 0)
             rc = get_env(L, v, &loc, &p->environment);
         else if (strcmp(k, "strategy") == 0) {
-            if (!json_is_string(v) || strcmp(json_string_value(v), "linear") != 0)
+            /* linear is the one strategy; a templated choice (commonly
+             * "{{ x | default('linear') }}") runs linear too. */
+            if (!json_is_string(v) || (strcmp(json_string_value(v), "linear") != 0 &&
+                                       !aicp_tmpl_is_template(json_string_value(v))))
                 rc = aicp_playbook_fail_at(L, &loc, "strategy %s is not supported",
                                            json_is_string(v) ? json_string_value(v)
                                                              : aicp_playbook_type_word(v));
