@@ -72,6 +72,7 @@ struct aicp_conn {
     int recording;
     struct recorded *rec;
     size_t nrec;
+    char *prelude;              /* aicp_conn_set_prelude: run before every script */
 };
 
 struct recorded {
@@ -820,6 +821,7 @@ void aicp_conn_close(struct aicp_conn *c)
     if (c == NULL)
         return;
     recorded_clear(c);
+    free(c->prelude);
     shell_close(c, &c->become);
     shell_close(c, &c->plain);
     aicp_ssh_free(c->ssh);
@@ -829,8 +831,39 @@ void aicp_conn_close(struct aicp_conn *c)
     free(c);
 }
 
+int aicp_conn_set_prelude(struct aicp_conn *c, const char *prelude)
+{
+    char *p = prelude && *prelude ? aicp_strdup(prelude) : NULL;
+    if (prelude && *prelude && p == NULL)
+        return AICP_ENOMEM;
+    free(c->prelude);
+    c->prelude = p;
+    return 0;
+}
+
+static int exec_script(struct aicp_conn *c, const char *script, const void *stdin_data,
+                       size_t stdin_len, int become, struct aicp_exec_result *res,
+                       struct aicp_err *err);
+
 int aicp_conn_exec(struct aicp_conn *c, const char *script, const void *stdin_data, size_t stdin_len,
                    int become, struct aicp_exec_result *res, struct aicp_err *err)
+{
+    if (c->prelude == NULL)
+        return exec_script(c, script, stdin_data, stdin_len, become, res, err);
+    /* The prelude is part of the script, so a batched read recorded under
+     * one environment is never handed to a task with another. */
+    struct aicp_buf full = AICP_BUF_INIT;
+    memset(res, 0, sizeof *res);
+    if (aicp_buf_printf(&full, "%s\n%s", c->prelude, script) != 0)
+        return nomem(err);
+    int rc = exec_script(c, full.data, stdin_data, stdin_len, become, res, err);
+    aicp_buf_free(&full);
+    return rc;
+}
+
+static int exec_script(struct aicp_conn *c, const char *script, const void *stdin_data,
+                       size_t stdin_len, int become, struct aicp_exec_result *res,
+                       struct aicp_err *err)
 {
     struct aicp_buf req = AICP_BUF_INIT;
     struct shell *sh = &c->plain;

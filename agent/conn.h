@@ -73,6 +73,10 @@ int aicp_conn_put(struct aicp_conn *c, const char *path, const void *data, size_
 int aicp_conn_get(struct aicp_conn *c, const char *path, char **data, size_t *len, int become,
                   struct aicp_err *err);
 
+/* Shell text run before every script of later execs (the task's
+ * `environment` as export lines), until replaced; NULL or "" removes it. */
+int aicp_conn_set_prelude(struct aicp_conn *c, const char *prelude);
+
 /* Batched reads. After aicp_conn_record_start, aicp_conn_exec only records
  * each script and returns AICP_ERECORDED; aicp_conn_record_run then sends
  * every recorded script in one write per shell and reads all the replies

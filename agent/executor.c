@@ -341,6 +341,68 @@ static void where_prefix(const struct aicp_task *t, struct aicp_err *err)
     aicp_err_prefix(err, "%s", w);
 }
 
+/* The task's `environment` (play, then blocks outer to inner, then the
+ * task), rendered, as export lines for the connection's prelude. *out is
+ * NULL when there is none. */
+static int env_prelude(char **out, const struct run *r, const struct aicp_task *t,
+                       const struct scope *sc, const json_t *vars, struct aicp_err *err)
+{
+    const json_t *layers[66];
+    size_t n = 0;
+    *out = NULL;
+    if (t->environment)
+        layers[n++] = t->environment;
+    for (const struct scope *s = sc; s && n < 64; s = s->parent)
+        if (s->block && s->block->environment)
+            layers[n++] = s->block->environment;
+    if (r->play->environment)
+        layers[n++] = r->play->environment;
+    if (n == 0)
+        return 0;
+    json_t *env = json_object();
+    int rc = 0;
+    for (size_t i = n; i-- > 0 && rc == 0;) {
+        json_t *v = NULL;
+        if ((rc = aicp_tmpl_render(&v, layers[i], vars, err)) != 0)
+            break;
+        if (!json_is_object(v))
+            rc = aicp_err_set(err, AICP_EINVAL, "environment must be a mapping");
+        else
+            json_object_update(env, v);
+        json_decref(v);
+    }
+    struct aicp_buf b = AICP_BUF_INIT;
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v) {
+        if (rc != 0)
+            break;
+        int ok = *k != '\0' && !(*k >= '0' && *k <= '9');
+        for (const char *p = k; *p && ok; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || *p == '_';
+        if (!ok) {
+            rc = aicp_err_set(err, AICP_EINVAL, "environment: '%s' is not a variable name", k);
+            break;
+        }
+        char *str = NULL;
+        if (json_is_string(v))
+            str = aicp_strdup(json_string_value(v));
+        else if (aicp_tmpl_to_string(&str, v) != 0)
+            str = NULL;
+        rc = str ? aicp_buf_printf(&b, "export %s=", k) : AICP_ENOMEM;
+        rc = rc ? rc : aicp_buf_shquote(&b, str);
+        rc = rc ? rc : aicp_buf_puts(&b, "\n");
+        free(str);
+    }
+    json_decref(env);
+    if (rc == 0)
+        *out = b.data;
+    else
+        aicp_buf_free(&b);
+    return rc;
+}
+
 /* Runs one module invocation (one loop item) and fills o. */
 static void run_module_call(struct job *j, const json_t *vars, int check, int become, struct outcome *o)
 {
@@ -352,6 +414,8 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     json_t *rendered = NULL, *current = NULL, *current2 = NULL;
     json_t *result = json_object();
     char dirbuf[1024];
+    char *prelude = NULL;
+    struct aicp_conn *prelude_conn = NULL;
     int rc;
     double t0 = aicp_now();
 
@@ -391,6 +455,16 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
             goto fail;
         }
         ctx.conn = j->h->conn;
+    }
+    if (ctx.conn != NULL) {
+        if ((rc = env_prelude(&prelude, j->r, t, j->sc, vars, &err)) != 0) {
+            where_prefix(t, &err);
+            goto fail;
+        }
+        if (prelude != NULL) {
+            aicp_conn_set_prelude(ctx.conn, prelude);
+            prelude_conn = ctx.conn;
+        }
     }
     if (mod->ops == NULL || mod->ops->check == NULL || mod->ops->diff == NULL) {
         rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' is not implemented", mod->name);
@@ -467,6 +541,9 @@ fail:
         json_object_set_new(result, "failed", json_true());
     if (o->st == AICP_ST_SKIPPED)
         json_object_set_new(result, "skipped", json_true());
+    if (prelude_conn != NULL)
+        aicp_conn_set_prelude(prelude_conn, NULL);
+    free(prelude);
     o->result = result;
     o->secs = aicp_now() - t0;
     json_decref(rendered);
@@ -590,8 +667,14 @@ static void prefetch(struct job *j)
                 struct aicp_ctx ctx = {.conn = h->conn, .host = h->name, .become = become,
                                        .vars = vars, .search_dir = dirname(dirbuf),
                                        .result = json_object()};
-                if (w->mod->ops->check(&ctx, &args, &current, &err) == 0)
-                    json_decref(current);
+                char *prelude = NULL;
+                if (env_prelude(&prelude, r, w, j->sc, vars, &err) == 0) {
+                    aicp_conn_set_prelude(h->conn, prelude);
+                    if (w->mod->ops->check(&ctx, &args, &current, &err) == 0)
+                        json_decref(current);
+                    aicp_conn_set_prelude(h->conn, NULL);
+                }
+                free(prelude);
                 json_decref(ctx.result);
             }
             aicp_args_clear(&args);
