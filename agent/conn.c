@@ -47,6 +47,7 @@ struct shell {
     int fd_err;                 /* pipe: the shell's stderr */
     struct aicp_buf in;         /* stdout bytes read but not consumed */
     struct aicp_buf errbuf;     /* the shell's own stderr, capped */
+    char *home;                 /* $HOME of the shell's user, learnt at start */
 };
 
 struct aicp_conn {
@@ -316,6 +317,7 @@ static void shell_close(struct aicp_conn *c, struct shell *sh)
     }
     aicp_buf_free(&sh->in);
     aicp_buf_free(&sh->errbuf);
+    free(sh->home);
     memset(sh, 0, sizeof *sh);
     sh->fd = sh->fd_err = -1;
 }
@@ -512,7 +514,7 @@ static int shell_init(struct aicp_conn *c, struct shell *sh, double deadline,
                          "if [ -n \"$D\" ]; then export AICP_TMP=\"$D\"; "
                          "trap 'rm -rf \"$D\"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; "
                          "trap 'exit 143' TERM; trap 'exit 141' PIPE; r=0; else r=1; fi\n"
-                         "printf '\\nAICP_%s_E %%d\\n\\nAICP_%s_Z\\n' \"$r\"\n",
+                         "printf '%%s\\nAICP_%s_E %%d\\n\\nAICP_%s_Z\\n' \"$HOME\" \"$r\"\n",
                          c->nonce, c->nonce);
     if (rc != 0) {
         rc = nomem(err);
@@ -520,7 +522,14 @@ static int shell_init(struct aicp_conn *c, struct shell *sh, double deadline,
     }
     if ((rc = shell_write(c, sh, b.data, b.len, deadline, err)) != 0)
         goto out;
-    rc = read_reply(c, sh, deadline, c->connect_timeout, NULL, &status, err);
+    struct aicp_exec_result res = {0};
+    rc = read_reply(c, sh, deadline, c->connect_timeout, &res, &status, err);
+    if (rc == 0) {
+        free(sh->home);
+        sh->home = res.out;
+        res.out = NULL;
+    }
+    aicp_exec_result_clear(&res);
     if (rc == AICP_ETIMEOUT)
         rc = aicp_err_set(err, AICP_EUNREACHABLE, "the shell on %s did not answer within %d s",
                           c->name, c->connect_timeout);
@@ -831,6 +840,13 @@ void aicp_conn_close(struct aicp_conn *c)
     free(c);
 }
 
+const char *aicp_conn_home(struct aicp_conn *c, int become, struct aicp_err *err)
+{
+    int rc = 0;
+    struct shell *sh = shell_for(c, become, err, &rc);
+    return sh ? sh->home : NULL;
+}
+
 int aicp_conn_set_prelude(struct aicp_conn *c, const char *prelude)
 {
     char *p = prelude && *prelude ? aicp_strdup(prelude) : NULL;
@@ -935,7 +951,12 @@ int aicp_conn_put(struct aicp_conn *c, const char *path, const void *data, size_
                         "if [ ! -d \"$d\" ]; then echo \"directory $d does not exist\" >&2; "
                         "exit 3; fi\n"
                         "t=$(mktemp \"$d/.aicp-tmp.XXXXXX\") || exit 4\n"
-                        "k() {\n");
+                        "k() {\n"
+                        /* Named ACL entries of the file being replaced stay
+                         * (the chmod below still sets the mode bits). */
+                        "  if [ -e \"$p\" ] && command -v getfacl >/dev/null 2>&1; then "
+                        "getfacl -p -- \"$p\" 2>/dev/null | setfacl --set-file=- -- \"$t\" "
+                        "2>/dev/null; fi\n");
     if (mode >= 0) {
         rc |= aicp_buf_printf(&s, "  chmod %04o \"$t\" || return 1\n", (unsigned)mode & 07777u);
     } else {

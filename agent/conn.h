@@ -73,6 +73,11 @@ int aicp_conn_put(struct aicp_conn *c, const char *path, const void *data, size_
 int aicp_conn_get(struct aicp_conn *c, const char *path, char **data, size_t *len, int become,
                   struct aicp_err *err);
 
+/* The home directory of the user scripts run as (the become user's with
+ * become, starting that shell if needed), as the shell's $HOME says; NULL
+ * when it cannot be known. Borrowed. */
+const char *aicp_conn_home(struct aicp_conn *c, int become, struct aicp_err *err);
+
 /* Shell text run before every script of later execs (the task's
  * `environment` as export lines), until replaced; NULL or "" removes it. */
 int aicp_conn_set_prelude(struct aicp_conn *c, const char *prelude);

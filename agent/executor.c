@@ -403,6 +403,30 @@ static int env_prelude(char **out, const struct run *r, const struct aicp_task *
     return rc;
 }
 
+/* A leading ~ in a path argument means the remote user's home, as Ansible
+ * expands it on the host (the become user's under become). */
+static int expand_home(struct aicp_args *args, struct aicp_conn *conn, int become,
+                       struct aicp_err *err)
+{
+    for (const struct aicp_arg_spec *a = args->mod->args; a && a->name; a++) {
+        if (a->type != AICP_ARG_PATH || a->local)
+            continue;
+        const char *v = json_string_value(json_object_get(args->v, a->name));
+        if (v == NULL || v[0] != '~' || (v[1] != '/' && v[1] != '\0'))
+            continue;
+        const char *home = aicp_conn_home(conn, become, err);
+        if (home == NULL || *home == '\0')
+            return aicp_err_set(err, AICP_EFAILED, "cannot expand '%s': the home directory on %s "
+                                "is not known", v, "the host");
+        struct aicp_buf b = AICP_BUF_INIT;
+        if (aicp_buf_printf(&b, "%s%s", home, v + 1) != 0)
+            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        json_object_set_new(args->v, a->name, json_string(b.data));
+        aicp_buf_free(&b);
+    }
+    return 0;
+}
+
 /* Runs one module invocation (one loop item) and fills o. */
 static void run_module_call(struct job *j, const json_t *vars, int check, int become, struct outcome *o)
 {
@@ -456,6 +480,8 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         }
         ctx.conn = j->h->conn;
     }
+    if (ctx.conn != NULL && (rc = expand_home(&args, ctx.conn, become, &err)) != 0)
+        goto fail;
     if (ctx.conn != NULL) {
         if ((rc = env_prelude(&prelude, j->r, t, j->sc, vars, &err)) != 0) {
             where_prefix(t, &err);
@@ -661,7 +687,8 @@ static void prefetch(struct job *j)
         int become = task_become(r, w, j->sc, vars);
         if (aicp_tmpl_render(&rendered, w->args, vars, &err) == 0) {
             strip_omitted(rendered);
-            if (aicp_args_validate(&args, w->mod, rendered, 0, &err) == 0) {
+            if (aicp_args_validate(&args, w->mod, rendered, 0, &err) == 0 &&
+                expand_home(&args, h->conn, become, &err) == 0) {
                 char dirbuf[1024];
                 snprintf(dirbuf, sizeof(dirbuf), "%s", w->loc.file ? w->loc.file : ".");
                 struct aicp_ctx ctx = {.conn = h->conn, .host = h->name, .become = become,

@@ -31,6 +31,8 @@ struct aicp_arg_spec {
     const char *choices;  /* "present|absent" or NULL */
     const char *aliases;  /* "dest|destfile" or NULL */
     const char *help;
+    int local;            /* AICP_ARG_PATH on the jump host (copy's src); others are on the
+                           * managed host, where a leading ~ is that user's home */
 };
 
 /* Validated arguments: v holds every given argument under its canonical

@@ -18,6 +18,7 @@
 static const struct aicp_arg_spec copy_args[] = {
     {.name = "src",
      .type = AICP_ARG_PATH,
+     .local = 1,
      .help = "Local path of the file to copy (relative: the task's directory, then files/). "
              "With remote_src, a path on the host."},
     {.name = "content", .type = AICP_ARG_STR, .help = "The file's content, instead of src."},

@@ -27,6 +27,7 @@ static const struct aicp_arg_spec fetch_args[] = {
      .help = "The file on the remote system to fetch (a file, not a directory)."},
     {.name = "dest",
      .type = AICP_ARG_PATH,
+     .local = 1,
      .required = 1,
      .help = "A local directory (or, with flat, file) to save the file into."},
     {.name = "flat",

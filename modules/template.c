@@ -17,6 +17,7 @@
 static const struct aicp_arg_spec template_args[] = {
     {.name = "src",
      .type = AICP_ARG_PATH,
+     .local = 1,
      .required = 1,
      .help = "Local Jinja2 template (relative: the task's directory, then templates/)."},
     {.name = "dest",
