@@ -440,6 +440,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     char dirbuf[1024];
     char *prelude = NULL;
     struct aicp_conn *prelude_conn = NULL;
+    int ran_and_failed = 0;
     int rc;
     double t0 = aicp_now();
 
@@ -527,6 +528,10 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         }
         rc = mod->ops->apply(&ctx, change, &err);
         update_from(result, json_object_get(change->plan, "result"));
+        /* A command that ran and failed still ran: Ansible reports it
+         * changed (and counts it when the failure is ignored). */
+        if (rc != 0 && (mod->flags & AICP_MOD_NO_VERIFY))
+            ran_and_failed = 1;
         if (rc != 0)
             goto fail;
         o->st = AICP_ST_CHANGED;
@@ -562,7 +567,7 @@ fail:
         if (o->st == AICP_ST_UNREACHABLE)
             json_object_set_new(result, "unreachable", json_true());
     }
-    json_object_set_new(result, "changed", json_boolean(o->st == AICP_ST_CHANGED));
+    json_object_set_new(result, "changed", json_boolean(o->st == AICP_ST_CHANGED || ran_and_failed));
     if (o->st == AICP_ST_FAILED)
         json_object_set_new(result, "failed", json_true());
     if (o->st == AICP_ST_SKIPPED)
@@ -767,7 +772,7 @@ static void run_job(struct job *j)
     const struct aicp_task *t = j->t;
     struct aicp_err err = {0};
     json_t *vars = task_vars(r, j->h, t, j->sc);
-    json_t *items = NULL;
+    json_t *items = NULL, *loop_facts = NULL;
     int check = inherit_int(t, j->sc, offsetof(struct aicp_task, check_mode), -1);
     if (check < 0)
         check = r->play->check_mode >= 0 ? r->play->check_mode : r->opts->check;
@@ -862,6 +867,16 @@ static void run_job(struct job *j)
             json_object_set_new(o->result, "ansible_loop_var", json_string(lv));
         }
         json_array_append(results, o->result);
+        /* set_fact in a loop: each item sees the facts set by the ones
+         * before it, and the task sets them all (Ansible's accumulating
+         * idiom `x: "{{ x | default([]) + [item] }}"`). */
+        json_t *facts = json_object_get(o->result, "ansible_facts");
+        if (j->is_loop && json_is_object(facts) && o->st != AICP_ST_FAILED) {
+            json_object_update(vars, facts);
+            if (loop_facts == NULL)
+                loop_facts = json_object();
+            json_object_update(loop_facts, facts);
+        }
         if (o->st != AICP_ST_SKIPPED)
             all_skipped = 0;
         if (o->st == AICP_ST_CHANGED)
@@ -890,6 +905,8 @@ static void run_job(struct job *j)
                                                       : "All items completed");
         if (any_failed)
             json_object_set_new(j->total.result, "failed", json_true());
+        if (loop_facts != NULL)
+            json_object_set(j->total.result, "ansible_facts", loop_facts);
         if (all_skipped)
             json_object_set_new(j->total.result, "skipped", json_true());
     }
@@ -906,6 +923,7 @@ out:
             ig = json_truthy(t->ignore_errors);
         j->total.ignored = ig;
     }
+    json_decref(loop_facts);
     json_decref(items);
     json_decref(vars);
 }
@@ -994,6 +1012,10 @@ static void record(struct run *r, struct job *j)
         if (j->total.ignored) {
             h->st.ok++;
             h->st.ignored++;
+            if (json_is_true(json_object_get(j->total.result, "changed"))) {
+                h->st.changed++;
+                r->any_changed = 1;
+            }
         } else {
             h->failed = 1;
             int rescuable = 0;

@@ -51,7 +51,8 @@ void aicp_output_free(struct aicp_output *o)
 
 static void banner(struct aicp_output *o, const char *msg)
 {
-    int stars = 80 - (int)strlen(msg);
+    /* Ansible pads to its display width, 79 columns when not on a tty. */
+    int stars = 79 - (int)strlen(msg);
     if (stars <= 3)
         stars = 3;
     fprintf(o->fp, "\n%s ", msg);
@@ -148,6 +149,13 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
         int show = o->verbose > 0 || (result && json_is_true(json_object_get(result, "_aicp_show")));
         if (show) {
             json_t *r = json_deep_copy(result ? result : json_object());
+            /* A loop item's own keys are in its label already. */
+            if (item_label) {
+                const char *lv = json_string_value(json_object_get(r, "ansible_loop_var"));
+                if (lv)
+                    json_object_del(r, lv);
+                json_object_del(r, "ansible_loop_var");
+            }
             /* debug's results show as Ansible shows them: without "changed". */
             if (json_object_get(r, "_aicp_show") && o->verbose == 0)
                 json_object_del(r, "changed");

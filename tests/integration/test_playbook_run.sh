@@ -18,7 +18,7 @@ rc=$?
 echo "$out"
 check "features: first run exits 2" [ "$rc" -eq 2 ]
 check "features: no host failed" sh -c "! printf '%s' \"\$1\" | grep -E 'failed=[1-9]'" _ "$out"
-check "features: the rescue is counted" sh -c "printf '%s' \"\$1\" | grep -q 'rescued=1 '" _ "$out"
+check "features: the rescues are counted" sh -c "printf '%s' \"\$1\" | grep -q 'rescued=2 '" _ "$out"
 check "features: the ignored failure is counted" sh -c "printf '%s' \"\$1\" | grep -q 'ignored=1 '" _ "$out"
 check "features: the handler ran" sh -c "printf '%s' \"\$1\" | grep -q 'RUNNING HANDLER \[motd changed\]'" _ "$out"
 check "features: JSON report written" python3 -c "

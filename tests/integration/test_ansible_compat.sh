@@ -1,0 +1,32 @@
+#!/bin/sh
+# The same playbooks through aicp and ansible-playbook on localhost: task
+# banners, per-host result lines, debug output and the recap must agree.
+# Skips (77) when ansible-playbook is not installed.
+set -u
+: "${top_srcdir:?}" "${AICP:?}"
+command -v ansible-playbook >/dev/null 2>&1 || { echo "SKIP: no ansible-playbook"; exit 77; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf 'localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n' > "$work/inv"
+fail=0
+# What both print that must match: banners, result lines, debug output,
+# the recap. Timings and diagnostics are left out.
+normalize() {
+    sed -e 's/^\(fatal: \[[^]]*\]: [A-Z]*!\) => .*/\1/' -e 's/^\(failed: \[[^]]*\] => (item=[^)]*)\) => .*/\1/' |
+        grep -Ev '^\s*$|"(delta|start|end)":|^\[WARNING\]' | sed 's/ *$//'
+}
+for pb in "$top_srcdir"/tests/data/compat/*.yml; do
+    name=$(basename "$pb")
+    ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_DISPLAY_SKIPPED_HOSTS=1 \
+        ANSIBLE_LOCAL_TEMP="$work/tmp" ansible-playbook -i "$work/inv" "$pb" 2>/dev/null |
+        normalize > "$work/ansible.out"
+    "$AICP" run "$pb" -i "$work/inv" 2>/dev/null | normalize > "$work/aicp.out"
+    if diff -u "$work/ansible.out" "$work/aicp.out" > "$work/diff"; then
+        echo "ok   $name: output identical to ansible-playbook's ($(wc -l < "$work/aicp.out") lines)"
+    else
+        echo "FAIL $name: output differs from ansible-playbook's (- ansible, + aicp):"
+        cat "$work/diff"
+        fail=1
+    fi
+done
+exit $fail
