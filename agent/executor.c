@@ -855,11 +855,15 @@ static void run_job(struct job *j)
         } else {
             run_module_call(j, vars, check, become, o);
             apply_conditions(j, vars, o);
+            /* debug and assert results always show, as Ansible's
+             * _ansible_verbose_always does (debug without "changed"). */
             if (strcmp(t->mod->name, "debug") == 0 && o->st == AICP_ST_OK) {
                 if (json_is_true(json_object_get(o->result, "skipped")))
                     o->st = AICP_ST_SKIPPED;
                 else
-                    json_object_set_new(o->result, "_aicp_show", json_true());
+                    json_object_set_new(o->result, "_aicp_show", json_integer(1));
+            } else if (strcmp(t->mod->name, "assert") == 0 && o->st == AICP_ST_OK) {
+                json_object_set_new(o->result, "_aicp_show", json_integer(2));
             }
         }
         if (j->is_loop) {
@@ -1121,9 +1125,19 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
     free(jobs);
 }
 
+static int any_active(const struct run *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (host_active(&r->hosts[i]))
+            return 1;
+    return 0;
+}
+
 static void run_meta(struct run *r, const struct aicp_task *t)
 {
     const char *verb = t->action ? t->action : "noop";
+    if (any_active(r))
+        aicp_output_task(r->out, "TASK", t->name ? t->name : "meta", 0);
     if (strcmp(verb, "flush_handlers") == 0) {
         flush_handlers(r);
     } else if (strcmp(verb, "end_play") == 0) {
@@ -1143,13 +1157,6 @@ static void run_meta(struct run *r, const struct aicp_task *t)
     }
 }
 
-static int any_active(const struct run *r)
-{
-    for (size_t i = 0; i < r->nhosts; i++)
-        if (host_active(&r->hosts[i]))
-            return 1;
-    return 0;
-}
 
 /* Block conditions and tags apply to every task inside; a block whose
  * `when` is false for a host skips the block for that host only. */

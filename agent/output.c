@@ -146,7 +146,8 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
         const char *word = st == AICP_ST_OK ? "ok" : st == AICP_ST_CHANGED ? "changed" : "skipping";
         fprintf(o->fp, "%s: [%s]%s", word, host, item);
         /* debug results are always shown, as Ansible's callback does for msg/var. */
-        int show = o->verbose > 0 || (result && json_is_true(json_object_get(result, "_aicp_show")));
+        const json_t *always = json_object_get(result, "_aicp_show");
+        int show = o->verbose > 0 || always != NULL;
         if (show) {
             json_t *r = json_deep_copy(result ? result : json_object());
             /* A loop item's own keys are in its label already. */
@@ -157,7 +158,7 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
                 json_object_del(r, "ansible_loop_var");
             }
             /* debug's results show as Ansible shows them: without "changed". */
-            if (json_object_get(r, "_aicp_show") && o->verbose == 0)
+            if (json_integer_value(always) == 1 && o->verbose == 0)
                 json_object_del(r, "changed");
             json_object_del(r, "_aicp_show");
             dump = dump_result(r, no_log, 1);
