@@ -385,6 +385,18 @@ static int file_diff(const json_t *current, const struct aicp_args *args,
     }
     if (c->needed)
         json_object_set_new(c->plan, "script", json_string(sh.data ? sh.data : ":"));
+    /* The diff shows what Ansible's does: the path, the state when it
+     * changes, and attributes changed on a path that was already there. */
+    if (json_equal(json_object_get(c->before, "state"), json_object_get(c->after, "state"))) {
+        json_object_del(c->before, "state");
+        json_object_del(c->after, "state");
+    } else if (strcmp(ps, "absent") == 0) {
+        static const char *const attrs[] = {"mode", "owner", "group", "src"};
+        for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+            json_object_del(c->before, attrs[i]);
+            json_object_del(c->after, attrs[i]);
+        }
+    }
 out:
     aicp_buf_free(&sh);
     if (rc != 0) {

@@ -734,8 +734,18 @@ static int emit_hunks(struct aicp_buf *o, const struct edit *e, size_t ne, const
             if (e[x].op != '-')
                 bn++;
         }
-        rc = aicp_buf_printf(o, "@@ -%zu,%zu +%zu,%zu @@\n", an ? ai + 1 : ai, an, bn ? bi + 1 : bi,
-                             bn);
+        /* Ranges as diff and Python's difflib write them: a one-line
+         * range is just its line number. */
+        char ra[48], rb[48];
+        if (an == 1)
+            snprintf(ra, sizeof(ra), "%zu", ai + 1);
+        else
+            snprintf(ra, sizeof(ra), "%zu,%zu", an ? ai + 1 : ai, an);
+        if (bn == 1)
+            snprintf(rb, sizeof(rb), "%zu", bi + 1);
+        else
+            snprintf(rb, sizeof(rb), "%zu,%zu", bn ? bi + 1 : bi, bn);
+        rc = aicp_buf_printf(o, "@@ -%s +%s @@\n", ra, rb);
         for (size_t x = start; rc == 0 && x < end; x++) {
             if (e[x].op == '+')
                 rc = emit_line(o, '+', b->p[e[x].j], b->len[e[x].j]);
@@ -1005,8 +1015,14 @@ int aicp_fu_content_diff(struct aicp_change **out, const json_t *current, const 
         const char *after = w->text && aicp_fu_is_text(w->text, w->len) ? w->text : w->local_text;
         if (before && after && strlen(after) <= (size_t)AICP_FU_DIFF_MAX) {
             char la[4200], lb[4200];
-            snprintf(la, sizeof(la), "before: %s", path);
-            snprintf(lb, sizeof(lb), "after: %s", w->label ? w->label : path);
+            /* Ansible's headers: no name for a file that is not there yet. */
+            if (w->content_labels) {
+                snprintf(la, sizeof(la), "before: %s (content)", path);
+                snprintf(lb, sizeof(lb), "after: %s (content)", path);
+            } else {
+                snprintf(la, sizeof(la), exists ? "before: %s" : "before", path);
+                snprintf(lb, sizeof(lb), "after: %s", w->label ? w->label : path);
+            }
             if (aicp_fu_unified_diff(&c->diff_text, before, after, la, lb) != 0) {
                 rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
                 goto out;
@@ -1414,7 +1430,7 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
     if (aicp_fu_str(args, "creates") || aicp_fu_str(args, "removes"))
         json_object_set_new(c->plan, "check_mode_changed", json_true());
     c->needed = !json_is_true(json_object_get(current, "skip"));
-    json_object_set(c->after, "cmd", json_object_get(c->plan, "cmd"));
+    /* Nothing for --diff: a command has no before and after. */
     if (!shell && aicp_fu_str(args, "executable")) {
         struct aicp_buf w = AICP_BUF_INIT;
         aicp_buf_printf(&w, "As of Ansible 2.4, the parameter 'executable' is no longer supported "

@@ -142,6 +142,7 @@ struct aicp_fu_want {
     const char *local_text; /* local_src's content when small text, for --diff */
     const char *remote_src;
     const char *label; /* the "after" side's name in the diff */
+    int content_labels; /* both sides named "PATH (content)", as lineinfile's */
     const json_t *mode;
     const char *backup_key; /* result key for the backup's name */
     int force;              /* replace a different existing file */

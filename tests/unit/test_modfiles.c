@@ -297,7 +297,7 @@ static void test_unified_diff(void **state)
                            " 6\n 7\n 8\n");
     free(d);
     assert_int_equal(aicp_fu_unified_diff(&d, "", "new\n", "a", "b"), 0);
-    assert_string_equal(d, "--- a\n+++ b\n@@ -0,0 +1,1 @@\n+new\n");
+    assert_string_equal(d, "--- a\n+++ b\n@@ -0,0 +1 @@\n+new\n"); /* as difflib writes it */
     free(d);
     assert_int_equal(aicp_fu_unified_diff(&d, "x\ny", "x\ny\n", "a", "b"), 0);
     assert_string_equal(
