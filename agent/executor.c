@@ -1102,8 +1102,7 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
         free(jobs);
         return;
     }
-    int check = r->opts->check;
-    print_task_banner(r, t, kind, check && !(t->check_mode == 0));
+    print_task_banner(r, t, kind, 0); /* Ansible marks check mode only with check_mode_markers */
     pool_run(r, jobs, n, run_job);
     int failures = 0;
     for (size_t i = 0; i < n; i++) {
