@@ -7,4 +7,4 @@ apt-get install -y --no-install-recommends \
     build-essential autoconf automake pkg-config \
     libyaml-dev libssh-dev libcurl4-openssl-dev libjansson-dev libssl-dev libcmocka-dev \
     openssh-server openssh-client sudo iproute2 util-linux procps kmod dpkg-dev \
-    ca-certificates python3 "$@"
+    ca-certificates python3 git "$@"
