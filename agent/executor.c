@@ -702,8 +702,10 @@ static void prefetch(struct job *j)
                 char *prelude = NULL;
                 if (env_prelude(&prelude, r, w, j->sc, vars, &err) == 0) {
                     aicp_conn_set_prelude(h->conn, prelude);
-                    if (w->mod->ops->check(&ctx, &args, &current, &err) == 0)
-                        json_decref(current);
+                    /* Recording makes the check fail; whatever it built goes. */
+                    w->mod->ops->check(&ctx, &args, &current, &err);
+                    json_decref(current);
+                    current = NULL;
                     aicp_conn_set_prelude(h->conn, NULL);
                 }
                 free(prelude);
