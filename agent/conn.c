@@ -60,6 +60,11 @@ struct aicp_conn {
     struct shell become;
     int become_is_plain;    /* login user is already the become user */
     char *become_user;
+    char *login;            /* the user the connection logs in as */
+    /* Other become users' shells, parked while another user is current
+     * (aicp_conn_set_become_user swaps them in and out). */
+    struct become_slot *slots;
+    size_t nslots;
     char *become_password;  /* wiped once sent */
     int become_failed;      /* code of a failed become, repeated on later use */
     char become_msg[sizeof(((struct aicp_err *)0)->msg)];
@@ -76,11 +81,20 @@ struct aicp_conn {
     char *prelude;              /* aicp_conn_set_prelude: run before every script */
 };
 
+struct become_slot {
+    char *user;
+    struct shell sh;
+    int is_plain;
+    int failed;
+    char msg[sizeof(((struct aicp_err *)0)->msg)];
+};
+
 struct recorded {
     char *script;
     char *in;
     size_t in_len;
     int become;
+    char *become_user;          /* with become: whose shell */
     int done;                   /* res holds the reply */
     struct aicp_exec_result res;
 };
@@ -641,9 +655,8 @@ static int become_start(struct aicp_conn *c, struct aicp_err *err)
     aicp_buf_free(&sh->errbuf);
     rc = shell_init(c, sh, deadline, err);
 out:
-    /* The password is not needed again: the shell stays open. */
-    aicp_free_secret(c->become_password);
-    c->become_password = NULL;
+    /* The password is kept (in memory only, wiped at close) for sudo to
+     * another become user later in the run. */
     if (rc != 0)
         shell_close(c, sh);
     aicp_buf_free(&cmd);
@@ -696,6 +709,8 @@ int aicp_conn_open(struct aicp_conn **out, const struct aicp_conn_opts *opts, st
             login = aicp_strdup(pp->pw_name);
     }
     c->become_is_plain = login != NULL && strcmp(login, c->become_user) == 0;
+    c->login = login;
+    login = NULL;
 
     if (!c->local && (rc = aicp_ssh_connect(&c->ssh, opts, err)) != 0)
         goto out;
@@ -713,10 +728,13 @@ out:
 
 /* ---- batched reads ------------------------------------------------------ */
 
+int aicp_conn_set_become_user(struct aicp_conn *c, const char *user);
+
 static void recorded_clear(struct aicp_conn *c)
 {
     for (size_t i = 0; i < c->nrec; i++) {
         free(c->rec[i].script);
+        free(c->rec[i].become_user);
         if (c->rec[i].in) {
             OPENSSL_cleanse(c->rec[i].in, c->rec[i].in_len);
             free(c->rec[i].in);
@@ -739,9 +757,11 @@ static int record(struct aicp_conn *c, const char *script, const void *in, size_
     memset(r, 0, sizeof(*r));
     r->script = aicp_strdup(script);
     r->in = in_len ? malloc(in_len) : NULL;
-    if (r->script == NULL || (in_len && r->in == NULL)) {
+    r->become_user = become ? aicp_strdup(c->become_user) : NULL;
+    if (r->script == NULL || (in_len && r->in == NULL) || (become && r->become_user == NULL)) {
         free(r->script);
         free(r->in);
+        free(r->become_user);
         return nomem(err);
     }
     if (in_len)
@@ -759,6 +779,7 @@ static int replay(struct aicp_conn *c, const char *script, const void *in, size_
     for (size_t i = 0; i < c->nrec; i++) {
         struct recorded *r = &c->rec[i];
         if (!r->done || r->become != become || r->in_len != in_len ||
+            (become && strcmp(r->become_user, c->become_user) != 0) ||
             strcmp(r->script, script) != 0 || (in_len && memcmp(r->in, in, in_len) != 0))
             continue;
         *res = r->res;
@@ -786,6 +807,12 @@ static struct shell *shell_for(struct aicp_conn *c, int become, struct aicp_err 
     return &c->become;
 }
 
+/* Whether two recorded execs go to the same shell (and so in one write). */
+static int same_shell(const struct recorded *a, const struct recorded *b)
+{
+    return a->become == b->become && (!a->become || strcmp(a->become_user, b->become_user) == 0);
+}
+
 int aicp_conn_record_run(struct aicp_conn *c, struct aicp_err *err)
 {
     struct aicp_buf req = AICP_BUF_INIT;
@@ -799,11 +826,15 @@ int aicp_conn_record_run(struct aicp_conn *c, struct aicp_err *err)
      * their replies come back in order: one round trip per run. */
     for (size_t i = 0; i < c->nrec && rc == 0;) {
         size_t j = i;
+        if (c->rec[i].become && (rc = aicp_conn_set_become_user(c, c->rec[i].become_user)) != 0) {
+            rc = nomem(err);
+            break;
+        }
         struct shell *sh = shell_for(c, c->rec[i].become, err, &rc);
         if (sh == NULL)
             break;
         req.len = 0;
-        while (j < c->nrec && rc == 0 && shell_for(c, c->rec[j].become, err, &rc) == sh) {
+        while (j < c->nrec && rc == 0 && same_shell(&c->rec[i], &c->rec[j])) {
             rc = build_request(c, &req, c->rec[j].script, c->rec[j].in, c->rec[j].in_len, err);
             j++;
         }
@@ -831,6 +862,12 @@ void aicp_conn_close(struct aicp_conn *c)
         return;
     recorded_clear(c);
     free(c->prelude);
+    for (size_t i = 0; i < c->nslots; i++) {
+        shell_close(c, &c->slots[i].sh);
+        free(c->slots[i].user);
+    }
+    free(c->slots);
+    free(c->login);
     shell_close(c, &c->become);
     shell_close(c, &c->plain);
     aicp_ssh_free(c->ssh);
@@ -845,6 +882,47 @@ const char *aicp_conn_home(struct aicp_conn *c, int become, struct aicp_err *err
     int rc = 0;
     struct shell *sh = shell_for(c, become, err, &rc);
     return sh ? sh->home : NULL;
+}
+
+int aicp_conn_set_become_user(struct aicp_conn *c, const char *user)
+{
+    if (user == NULL || *user == '\0')
+        user = "root";
+    if (strcmp(user, c->become_user) == 0)
+        return 0;
+    struct become_slot *slots = realloc(c->slots, (c->nslots + 1) * sizeof(*slots));
+    if (slots == NULL)
+        return AICP_ENOMEM;
+    c->slots = slots;
+    char *name = aicp_strdup(user);
+    if (name == NULL)
+        return AICP_ENOMEM;
+    /* Park the current user's shell... */
+    struct become_slot *park = &c->slots[c->nslots++];
+    park->user = c->become_user;
+    park->sh = c->become;
+    park->is_plain = c->become_is_plain;
+    park->failed = c->become_failed;
+    memcpy(park->msg, c->become_msg, sizeof(park->msg));
+    /* ...and take the wanted one's, or start fresh. */
+    memset(&c->become, 0, sizeof(c->become));
+    c->become.fd = c->become.fd_err = -1;
+    c->become_user = name;
+    c->become_is_plain = c->login != NULL && strcmp(c->login, name) == 0;
+    c->become_failed = 0;
+    c->become_msg[0] = '\0';
+    for (size_t i = 0; i + 1 < c->nslots; i++) {
+        if (strcmp(c->slots[i].user, name) != 0)
+            continue;
+        c->become = c->slots[i].sh;
+        c->become_is_plain = c->slots[i].is_plain;
+        c->become_failed = c->slots[i].failed;
+        memcpy(c->become_msg, c->slots[i].msg, sizeof(c->become_msg));
+        free(c->slots[i].user);
+        c->slots[i] = c->slots[--c->nslots];
+        break;
+    }
+    return 0;
 }
 
 int aicp_conn_set_prelude(struct aicp_conn *c, const char *prelude)

@@ -78,6 +78,10 @@ int aicp_conn_get(struct aicp_conn *c, const char *path, char **data, size_t *le
  * when it cannot be known. Borrowed. */
 const char *aicp_conn_home(struct aicp_conn *c, int become, struct aicp_err *err);
 
+/* The user later execs with become=1 run as (default: opts->become_user,
+ * else root). Each user's sudo shell is started once and kept. */
+int aicp_conn_set_become_user(struct aicp_conn *c, const char *user);
+
 /* Shell text run before every script of later execs (the task's
  * `environment` as export lines), until replaced; NULL or "" removes it. */
 int aicp_conn_set_prelude(struct aicp_conn *c, const char *prelude);

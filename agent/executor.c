@@ -403,6 +403,14 @@ static int env_prelude(char **out, const struct run *r, const struct aicp_task *
     return rc;
 }
 
+/* The user a task becomes: ansible_become_user (from the inventory or the
+ * become_user keyword), else root. */
+static const char *become_user_of(const json_t *vars)
+{
+    const char *u = json_string_value(json_object_get(vars, "ansible_become_user"));
+    return u && *u ? u : "root";
+}
+
 /* A leading ~ in a path argument means the remote user's home, as Ansible
  * expands it on the host (the become user's under become). */
 static int expand_home(struct aicp_args *args, struct aicp_conn *conn, int become,
@@ -481,6 +489,8 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         }
         ctx.conn = j->h->conn;
     }
+    if (ctx.conn != NULL && become)
+        aicp_conn_set_become_user(ctx.conn, become_user_of(vars));
     if (ctx.conn != NULL && (rc = expand_home(&args, ctx.conn, become, &err)) != 0)
         goto fail;
     if (ctx.conn != NULL) {
@@ -692,6 +702,8 @@ static void prefetch(struct job *j)
         int become = task_become(r, w, j->sc, vars);
         if (aicp_tmpl_render(&rendered, w->args, vars, &err) == 0) {
             strip_omitted(rendered);
+            if (become)
+                aicp_conn_set_become_user(h->conn, become_user_of(vars));
             if (aicp_args_validate(&args, w->mod, rendered, 0, &err) == 0 &&
                 expand_home(&args, h->conn, become, &err) == 0) {
                 char dirbuf[1024];
