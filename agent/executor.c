@@ -871,8 +871,8 @@ static void run_job(struct job *j)
             apply_conditions(j, vars, o);
             /* debug and assert results always show, as Ansible's
              * _ansible_verbose_always does (debug without "changed"). */
-            if (strcmp(t->mod->name, "debug") == 0 && o->st == AICP_ST_OK) {
-                if (json_is_true(json_object_get(o->result, "skipped")))
+            if (strcmp(t->mod->name, "debug") == 0 && o->st != AICP_ST_SKIPPED) {
+                if (o->st == AICP_ST_OK && json_is_true(json_object_get(o->result, "skipped")))
                     o->st = AICP_ST_SKIPPED;
                 else
                     json_object_set_new(o->result, "_aicp_show", json_integer(1));
@@ -1006,9 +1006,17 @@ static void record(struct run *r, struct job *j)
             aicp_output_result(r->out, h->name, o->st, o->result, o->label ? o->label : "",
                                o->diff_text, o->no_log, 0, o->secs);
         }
-        if (j->total.st == AICP_ST_FAILED)
-            aicp_output_result(r->out, h->name, AICP_ST_FAILED, j->total.result, NULL, NULL,
-                               j->total.no_log, j->total.ignored, 0);
+        /* As Ansible: a failed loop shows its items, then "...ignoring"
+         * when ignored, and no fatal line of its own -- except debug, whose
+         * cleaned result loses its items (Ansible's callback quirk). */
+        if (j->total.st == AICP_ST_FAILED && strcmp(t->mod->name, "debug") == 0) {
+            json_t *m = json_pack("{s:s}", "msg", "One or more items failed");
+            aicp_output_result(r->out, h->name, AICP_ST_FAILED, m, NULL, NULL, j->total.no_log,
+                               j->total.ignored, 0);
+            json_decref(m);
+        } else if (j->total.st == AICP_ST_FAILED && j->total.ignored) {
+            aicp_output_ignoring(r->out);
+        }
     } else {
         struct outcome *o = j->nitems ? &j->items[0] : &j->total;
         aicp_output_result(r->out, h->name, j->total.st, j->total.result, NULL, o->diff_text,

@@ -123,6 +123,38 @@ static char *dump_result(const json_t *result, int no_log, int indent)
     return s;
 }
 
+/* A result as the terminal shows it: a loop item without its loop
+ * variable (it is in the label), and debug's the way Ansible's callback
+ * cleans it (msg alone). verbose_always results are indented. */
+static char *dump_shown(const json_t *result, int is_item, int no_log, int verbose, int indent)
+{
+    json_t *r = json_deep_copy(result ? result : json_object());
+    const json_t *always = json_object_get(r, "_aicp_show");
+    if (is_item) {
+        const char *lv = json_string_value(json_object_get(r, "ansible_loop_var"));
+        if (lv)
+            json_object_del(r, lv);
+        json_object_del(r, "ansible_loop_var");
+    }
+    if (json_integer_value(always) == 1 && json_object_get(r, "msg") && verbose == 0) {
+        static const char *const keep[] = {"msg", "exception", "warnings", "deprecations"};
+        json_t *clean = json_object();
+        for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+            json_t *v = json_object_get(r, keep[i]);
+            if (v)
+                json_object_set(clean, keep[i], v);
+        }
+        json_decref(r);
+        r = clean;
+    } else if (json_integer_value(always) == 1 && verbose == 0) {
+        json_object_del(r, "changed");
+    }
+    json_object_del(r, "_aicp_show");
+    char *dump = dump_result(r, no_log, indent);
+    json_decref(r);
+    return dump;
+}
+
 void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_status st,
                         const json_t *result, const char *item_label, const char *diff_text,
                         int no_log, int ignored, double seconds)
@@ -138,6 +170,7 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
     char item[512] = "";
     if (item_label)
         snprintf(item, sizeof(item), " => (item=%s)", no_log ? "None" : item_label);
+    const json_t *always = json_object_get(result, "_aicp_show");
     char *dump = NULL;
     switch (st) {
     case AICP_ST_OK:
@@ -145,33 +178,20 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
     case AICP_ST_SKIPPED: {
         const char *word = st == AICP_ST_OK ? "ok" : st == AICP_ST_CHANGED ? "changed" : "skipping";
         fprintf(o->fp, "%s: [%s]%s", word, host, item);
-        /* debug results are always shown, as Ansible's callback does for msg/var. */
-        const json_t *always = json_object_get(result, "_aicp_show");
-        int show = o->verbose > 0 || always != NULL;
-        if (show) {
-            json_t *r = json_deep_copy(result ? result : json_object());
-            /* A loop item's own keys are in its label already. */
-            if (item_label) {
-                const char *lv = json_string_value(json_object_get(r, "ansible_loop_var"));
-                if (lv)
-                    json_object_del(r, lv);
-                json_object_del(r, "ansible_loop_var");
-            }
-            /* debug's results show as Ansible shows them: without "changed". */
-            if (json_integer_value(always) == 1 && o->verbose == 0)
-                json_object_del(r, "changed");
-            json_object_del(r, "_aicp_show");
-            dump = dump_result(r, no_log, 1);
-            json_decref(r);
+        /* debug and assert results are always shown, as Ansible's
+         * _ansible_verbose_always; others with -v. */
+        if (o->verbose > 0 || always != NULL) {
+            dump = dump_shown(result, item_label != NULL, no_log, o->verbose, 1);
             fprintf(o->fp, " => %s", dump);
         }
         fputc('\n', o->fp);
         break;
     }
     case AICP_ST_FAILED:
-        dump = dump_result(result, no_log, 0);
+        dump = dump_shown(result, item_label != NULL, no_log, o->verbose, always != NULL);
         if (item_label)
-            fprintf(o->fp, "failed: [%s]%s => %s\n", host, item, dump);
+            fprintf(o->fp, "failed: [%s] (item=%s) => %s\n", host, no_log ? "None" : item_label,
+                    dump);
         else
             fprintf(o->fp, "fatal: [%s]: FAILED! => %s\n", host, dump);
         if (ignored)
@@ -217,6 +237,12 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
     } else {
         json_object_set_new(hosts, host, entry);
     }
+}
+
+void aicp_output_ignoring(struct aicp_output *o)
+{
+    fputs("...ignoring\n", o->fp);
+    fflush(o->fp);
 }
 
 void aicp_output_warning(struct aicp_output *o, const char *fmt, ...)

@@ -14,7 +14,7 @@ fail=0
 normalize() {
     # Content with no file behind it: Ansible names a local temp file, aicp
     # says so.
-    sed -e 's/^\(fatal: \[[^]]*\]: [A-Z]*!\) => .*/\1/' -e 's/^\(failed: \[[^]]*\] => (item=[^)]*)\) => .*/\1/' \
+    sed -e 's/^\(fatal: \[[^]]*\]: [A-Z]*!\) => .*/\1/' -e 's/^\(failed: \[[^]]*\] (item=[^)]*)\) => {.*}$/\1/' \
         -e 's|^+++ after: /.*/ansible-local-[^ ]*$|+++ after: (generated)|' \
         -e 's|^+++ after: dynamically generated$|+++ after: (generated)|' |
         grep -Ev '^\s*$|"(delta|start|end)":|^\[WARNING\]' | sed 's/ *$//'
