@@ -30,11 +30,11 @@
 #include "playbook.h"
 #include "precheck.h"
 #include "tags.h"
+#include "taskutil.h"
 #include "template.h"
 #include "util.h"
 #include "yaml.h"
 
-#define OMIT_TOKEN "__omit_place_holder__aicp"
 
 struct host {
     char *name;
@@ -113,25 +113,6 @@ static void outcome_clear(struct outcome *o)
     free(o->diff_text);
     free(o->label);
     memset(o, 0, sizeof(*o));
-}
-
-static int json_truthy(const json_t *v)
-{
-    if (v == NULL || json_is_null(v) || json_is_false(v))
-        return 0;
-    if (json_is_string(v)) {
-        int b = aicp_parse_bool(json_string_value(v));
-        return b < 0 ? json_string_length(v) > 0 : b;
-    }
-    if (json_is_integer(v))
-        return json_integer_value(v) != 0;
-    if (json_is_real(v))
-        return json_real_value(v) != 0.0;
-    if (json_is_array(v))
-        return json_array_size(v) > 0;
-    if (json_is_object(v))
-        return json_object_size(v) > 0;
-    return 1;
 }
 
 static void update_from(json_t *dst, const json_t *src)
@@ -250,86 +231,9 @@ static json_t *task_vars(const struct run *r, const struct host *h, const struct
     json_object_set_new(v, "ansible_diff_mode", json_boolean(r->opts->diff));
     json_object_set_new(v, "playbook_dir", json_string(r->pb->dir));
     json_object_set_new(v, "ansible_play_name", json_string(r->play->name ? r->play->name : ""));
-    json_object_set_new(v, "omit", json_string(OMIT_TOKEN));
+    json_object_set_new(v, "omit", json_string(AICP_OMIT_TOKEN));
     json_object_set_new(v, "ansible_verbosity", json_integer(r->opts->verbose));
     return v;
-}
-
-static void strip_omitted(json_t *v)
-{
-    if (json_is_object(v)) {
-        const char *k;
-        json_t *val;
-        void *tmp;
-        json_object_foreach_safe(v, tmp, k, val) {
-            if (json_is_string(val) && strcmp(json_string_value(val), OMIT_TOKEN) == 0)
-                json_object_del(v, k);
-            else
-                strip_omitted(val);
-        }
-    } else if (json_is_array(v)) {
-        for (size_t i = json_array_size(v); i-- > 0;) {
-            json_t *x = json_array_get(v, i);
-            if (json_is_string(x) && strcmp(json_string_value(x), OMIT_TOKEN) == 0)
-                json_array_remove(v, i);
-            else
-                strip_omitted(x);
-        }
-    }
-}
-
-/* Evaluates a list of conditions (all must hold). */
-static int eval_conditions(int *out, const json_t *conds, const json_t *vars, struct aicp_err *err)
-{
-    *out = 1;
-    if (conds == NULL)
-        return 0;
-    if (!json_is_array(conds)) {
-        if (json_is_boolean(conds)) {
-            *out = json_is_true(conds);
-            return 0;
-        }
-        if (!json_is_string(conds))
-            return aicp_err_set(err, AICP_EINVAL, "a condition must be a string or a boolean");
-        return aicp_tmpl_eval_bool(out, json_string_value(conds), vars, err);
-    }
-    size_t i;
-    json_t *c;
-    json_array_foreach(conds, i, c) {
-        int b = 1, rc = eval_conditions(&b, c, vars, err);
-        if (rc != 0)
-            return rc;
-        if (!b) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return 0;
-}
-
-/* ---- running one module call ------------------------------------------- */
-
-/* A before/after pair as Ansible's --diff shows it: a unified diff of
- * their JSON renderings. */
-static char *render_before_after(const json_t *before, const json_t *after)
-{
-    if (before == NULL && after == NULL)
-        return NULL;
-    char *a = before ? json_dumps(before, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
-    char *b = after ? json_dumps(after, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
-    char *out = NULL;
-    if (a && b && strcmp(a, b) != 0) {
-        struct aicp_buf ta = AICP_BUF_INIT, tb = AICP_BUF_INIT;
-        aicp_buf_printf(&ta, "%s\n", a);
-        aicp_buf_printf(&tb, "%s\n", b);
-        if (ta.data && tb.data && aicp_fu_unified_diff(&out, ta.data, tb.data, "before", "after") != 0)
-            out = NULL;
-        aicp_buf_free(&ta);
-        aicp_buf_free(&tb);
-    }
-    free(a);
-    free(b);
-    return out;
 }
 
 /* Template errors at run time name the task, as the ones found before the
@@ -359,48 +263,7 @@ static int env_prelude(char **out, const struct run *r, const struct aicp_task *
         layers[n++] = r->play->environment;
     if (n == 0)
         return 0;
-    json_t *env = json_object();
-    int rc = 0;
-    for (size_t i = n; i-- > 0 && rc == 0;) {
-        json_t *v = NULL;
-        if ((rc = aicp_tmpl_render(&v, layers[i], vars, err)) != 0)
-            break;
-        if (!json_is_object(v))
-            rc = aicp_err_set(err, AICP_EINVAL, "environment must be a mapping");
-        else
-            json_object_update(env, v);
-        json_decref(v);
-    }
-    struct aicp_buf b = AICP_BUF_INIT;
-    const char *k;
-    json_t *v;
-    json_object_foreach(env, k, v) {
-        if (rc != 0)
-            break;
-        int ok = *k != '\0' && !(*k >= '0' && *k <= '9');
-        for (const char *p = k; *p && ok; p++)
-            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                 (*p >= '0' && *p <= '9') || *p == '_';
-        if (!ok) {
-            rc = aicp_err_set(err, AICP_EINVAL, "environment: '%s' is not a variable name", k);
-            break;
-        }
-        char *str = NULL;
-        if (json_is_string(v))
-            str = aicp_strdup(json_string_value(v));
-        else if (aicp_tmpl_to_string(&str, v) != 0)
-            str = NULL;
-        rc = str ? aicp_buf_printf(&b, "export %s=", k) : AICP_ENOMEM;
-        rc = rc ? rc : aicp_buf_shquote(&b, str);
-        rc = rc ? rc : aicp_buf_puts(&b, "\n");
-        free(str);
-    }
-    json_decref(env);
-    if (rc == 0)
-        *out = b.data;
-    else
-        aicp_buf_free(&b);
-    return rc;
+    return aicp_task_env_prelude(out, layers, n, vars, err);
 }
 
 /* The user a task becomes: ansible_become_user (from the inventory or the
@@ -409,30 +272,6 @@ static const char *become_user_of(const json_t *vars)
 {
     const char *u = json_string_value(json_object_get(vars, "ansible_become_user"));
     return u && *u ? u : "root";
-}
-
-/* A leading ~ in a path argument means the remote user's home, as Ansible
- * expands it on the host (the become user's under become). */
-static int expand_home(struct aicp_args *args, struct aicp_conn *conn, int become,
-                       struct aicp_err *err)
-{
-    for (const struct aicp_arg_spec *a = args->mod->args; a && a->name; a++) {
-        if (a->type != AICP_ARG_PATH || a->local)
-            continue;
-        const char *v = json_string_value(json_object_get(args->v, a->name));
-        if (v == NULL || v[0] != '~' || (v[1] != '/' && v[1] != '\0'))
-            continue;
-        const char *home = aicp_conn_home(conn, become, err);
-        if (home == NULL || *home == '\0')
-            return aicp_err_set(err, AICP_EFAILED, "cannot expand '%s': the home directory on %s "
-                                "is not known", v, "the host");
-        struct aicp_buf b = AICP_BUF_INIT;
-        if (aicp_buf_printf(&b, "%s%s", home, v + 1) != 0)
-            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-        json_object_set_new(args->v, a->name, json_string(b.data));
-        aicp_buf_free(&b);
-    }
-    return 0;
 }
 
 /* Runs one module invocation (one loop item) and fills o. */
@@ -457,7 +296,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         where_prefix(t, &err);
         goto fail;
     }
-    strip_omitted(rendered);
+    aicp_task_strip_omitted(rendered);
     if ((rc = aicp_args_validate(&args, mod, rendered, 0, &err)) != 0)
         goto fail;
     struct aicp_ctx ctx = {
@@ -491,7 +330,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     }
     if (ctx.conn != NULL && become)
         aicp_conn_set_become_user(ctx.conn, become_user_of(vars));
-    if (ctx.conn != NULL && (rc = expand_home(&args, ctx.conn, become, &err)) != 0)
+    if (ctx.conn != NULL && (rc = aicp_task_expand_home(&args, ctx.conn, become, &err)) != 0)
         goto fail;
     if (ctx.conn != NULL) {
         if ((rc = env_prelude(&prelude, j->r, t, j->sc, vars, &err)) != 0) {
@@ -514,7 +353,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     if (change->diff_text)
         o->diff_text = aicp_strdup(change->diff_text);
     else
-        o->diff_text = render_before_after(change->before, change->after);
+        o->diff_text = aicp_task_diff_text(change->before, change->after);
     if (change->before || change->after)
         json_object_set_new(result, "diff", json_pack("{s:O?, s:O?}", "before", change->before,
                                                       "after", change->after));
@@ -609,14 +448,14 @@ static void apply_conditions(struct job *j, json_t *vars, struct outcome *o)
         json_object_set(vars, t->register_as, o->result);
     int b;
     if (t->changed_when) {
-        if (eval_conditions(&b, t->changed_when, vars, &err) != 0)
+        if (aicp_task_conditions(&b, t->changed_when, vars, &err) != 0)
             goto fail;
         if (o->st != AICP_ST_FAILED)
             o->st = b ? AICP_ST_CHANGED : AICP_ST_OK;
         json_object_set_new(o->result, "changed", json_boolean(b));
     }
     if (t->failed_when) {
-        if (eval_conditions(&b, t->failed_when, vars, &err) != 0)
+        if (aicp_task_conditions(&b, t->failed_when, vars, &err) != 0)
             goto fail;
         json_object_set_new(o->result, "failed_when_result", json_boolean(b));
         if (b) {
@@ -660,9 +499,9 @@ static int task_become(const struct run *r, const struct aicp_task *t, const str
         json_t *bv = NULL;
         if (json_is_string(bvar) && aicp_tmpl_is_template(json_string_value(bvar)) &&
             aicp_tmpl_render_str(&bv, json_string_value(bvar), vars, NULL) == 0)
-            become = json_truthy(bv);
+            become = aicp_task_bool(bv);
         else
-            become = json_truthy(bvar);
+            become = aicp_task_bool(bvar);
         json_decref(bv);
     }
     const char *buser = inherit_become_user(r, t, sc);
@@ -701,11 +540,11 @@ static void prefetch(struct job *j)
         struct aicp_args args = {0};
         int become = task_become(r, w, j->sc, vars);
         if (aicp_tmpl_render(&rendered, w->args, vars, &err) == 0) {
-            strip_omitted(rendered);
+            aicp_task_strip_omitted(rendered);
             if (become)
                 aicp_conn_set_become_user(h->conn, become_user_of(vars));
             if (aicp_args_validate(&args, w->mod, rendered, 0, &err) == 0 &&
-                expand_home(&args, h->conn, become, &err) == 0) {
+                aicp_task_expand_home(&args, h->conn, become, &err) == 0) {
                 char dirbuf[1024];
                 snprintf(dirbuf, sizeof(dirbuf), "%s", w->loc.file ? w->loc.file : ".");
                 struct aicp_ctx ctx = {.conn = h->conn, .host = h->name, .become = become,
@@ -730,54 +569,6 @@ static void prefetch(struct job *j)
     }
     /* A transport failure marks the connection dead; the task reports it. */
     aicp_conn_record_run(h->conn, &err);
-}
-
-/* with_together zips lists (the shorter ones padded with none, as
- * Ansible); with_nested crosses them. A list that is not a list of lists
- * yields NULL (reported as invalid loop data). */
-static json_t *combine_lists(const json_t *spec)
-{
-    const json_t *lists = json_object_get(spec, "__with_together");
-    int together = lists != NULL;
-    if (!together)
-        lists = json_object_get(spec, "__with_nested");
-    if (!json_is_array(lists))
-        return NULL;
-    size_t n = json_array_size(lists), longest = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *l = json_array_get(lists, i);
-        if (!json_is_array(l))
-            return NULL;
-        if (json_array_size(l) > longest)
-            longest = json_array_size(l);
-    }
-    json_t *out = json_array();
-    if (together) {
-        for (size_t k = 0; k < longest; k++) {
-            json_t *row = json_array();
-            for (size_t i = 0; i < n; i++) {
-                json_t *x = json_array_get(json_array_get(lists, i), k);
-                json_array_append(row, x ? x : json_null());
-            }
-            json_array_append_new(out, row);
-        }
-        return out;
-    }
-    json_array_append_new(out, json_array());
-    for (size_t i = 0; i < n; i++) {
-        json_t *next = json_array(), *row, *x;
-        size_t a, b;
-        json_array_foreach(out, a, row) {
-            json_array_foreach(json_array_get(lists, i), b, x) {
-                json_t *r2 = json_copy(row);
-                json_array_append(r2, x);
-                json_array_append_new(next, r2);
-            }
-        }
-        json_decref(out);
-        out = next;
-    }
-    return n ? out : (json_decref(out), json_array());
 }
 
 static void run_job(struct job *j)
@@ -809,7 +600,7 @@ static void run_job(struct job *j)
         }
         if (json_is_object(items) && (json_object_get(items, "__with_together") ||
                                       json_object_get(items, "__with_nested"))) {
-            json_t *list = combine_lists(items);
+            json_t *list = aicp_task_combine_lists(items);
             json_decref(items);
             items = list;
         } else if (json_is_object(items) && json_object_get(items, "__with_dict")) {
@@ -850,11 +641,11 @@ static void run_job(struct job *j)
                 json_object_set_new(vars, t->index_var, json_integer((json_int_t)i));
             o->label = item_label(t, vars, item);
         }
-        int ok = 1, rc = eval_conditions(&ok, t->when, vars, &err);
+        int ok = 1, rc = aicp_task_conditions(&ok, t->when, vars, &err);
         /* A block's `when` applies to every task in it, as in Ansible. */
         for (const struct scope *s = j->sc; rc == 0 && ok && s; s = s->parent)
             if (s->block)
-                rc = eval_conditions(&ok, s->block->when, vars, &err);
+                rc = aicp_task_conditions(&ok, s->block->when, vars, &err);
         if (rc != 0) {
             where_prefix(t, &err);
             o->st = AICP_ST_FAILED;
@@ -938,7 +729,7 @@ out:
         if (json_is_string(t->ignore_errors))
             aicp_tmpl_eval_bool(&ig, json_string_value(t->ignore_errors), vars, NULL);
         else
-            ig = json_truthy(t->ignore_errors);
+            ig = aicp_task_bool(t->ignore_errors);
         j->total.ignored = ig;
     }
     json_decref(loop_facts);

@@ -1,0 +1,237 @@
+/* The executor's pure helpers for one task: keyword booleans, omit,
+ * conditions, the --diff text of a before/after pair, and the item lists of
+ * with_together and with_nested. */
+#include "config.h"
+
+#include <stdio.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "err.h"
+#include "fileutil.h"
+#include "module.h"
+#include "taskutil.h"
+#include "template.h"
+#include "util.h"
+
+int aicp_task_bool(const json_t *v)
+{
+    if (v == NULL || json_is_null(v) || json_is_false(v))
+        return 0;
+    if (json_is_string(v)) {
+        int b = aicp_parse_bool(json_string_value(v));
+        return b < 0 ? json_string_length(v) > 0 : b;
+    }
+    if (json_is_integer(v))
+        return json_integer_value(v) != 0;
+    if (json_is_real(v))
+        return json_real_value(v) != 0.0;
+    if (json_is_array(v))
+        return json_array_size(v) > 0;
+    if (json_is_object(v))
+        return json_object_size(v) > 0;
+    return 1;
+}
+
+void aicp_task_strip_omitted(json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *val;
+        void *tmp;
+        json_object_foreach_safe(v, tmp, k, val) {
+            if (json_is_string(val) && strcmp(json_string_value(val), AICP_OMIT_TOKEN) == 0)
+                json_object_del(v, k);
+            else
+                aicp_task_strip_omitted(val);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = json_array_size(v); i-- > 0;) {
+            json_t *x = json_array_get(v, i);
+            if (json_is_string(x) && strcmp(json_string_value(x), AICP_OMIT_TOKEN) == 0)
+                json_array_remove(v, i);
+            else
+                aicp_task_strip_omitted(x);
+        }
+    }
+}
+
+/* Evaluates a list of conditions (all must hold). */
+int aicp_task_conditions(int *out, const json_t *conds, const json_t *vars, struct aicp_err *err)
+{
+    *out = 1;
+    if (conds == NULL)
+        return 0;
+    if (!json_is_array(conds)) {
+        if (json_is_boolean(conds)) {
+            *out = json_is_true(conds);
+            return 0;
+        }
+        if (!json_is_string(conds))
+            return aicp_err_set(err, AICP_EINVAL, "a condition must be a string or a boolean");
+        return aicp_tmpl_eval_bool(out, json_string_value(conds), vars, err);
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(conds, i, c) {
+        int b = 1, rc = aicp_task_conditions(&b, c, vars, err);
+        if (rc != 0)
+            return rc;
+        if (!b) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* ---- running one module call ------------------------------------------- */
+
+/* A before/after pair as Ansible's --diff shows it: a unified diff of
+ * their JSON renderings. */
+char *aicp_task_diff_text(const json_t *before, const json_t *after)
+{
+    if (before == NULL && after == NULL)
+        return NULL;
+    char *a = before ? json_dumps(before, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
+    char *b = after ? json_dumps(after, JSON_INDENT(4) | JSON_SORT_KEYS) : aicp_strdup("");
+    char *out = NULL;
+    if (a && b && strcmp(a, b) != 0) {
+        struct aicp_buf ta = AICP_BUF_INIT, tb = AICP_BUF_INIT;
+        aicp_buf_printf(&ta, "%s\n", a);
+        aicp_buf_printf(&tb, "%s\n", b);
+        if (ta.data && tb.data && aicp_fu_unified_diff(&out, ta.data, tb.data, "before", "after") != 0)
+            out = NULL;
+        aicp_buf_free(&ta);
+        aicp_buf_free(&tb);
+    }
+    free(a);
+    free(b);
+    return out;
+}
+
+/* with_together zips lists (the shorter ones padded with none, as
+ * Ansible); with_nested crosses them. A list that is not a list of lists
+ * yields NULL (reported as invalid loop data). */
+json_t *aicp_task_combine_lists(const json_t *spec)
+{
+    const json_t *lists = json_object_get(spec, "__with_together");
+    int together = lists != NULL;
+    if (!together)
+        lists = json_object_get(spec, "__with_nested");
+    if (!json_is_array(lists))
+        return NULL;
+    size_t n = json_array_size(lists), longest = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_array_get(lists, i);
+        if (!json_is_array(l))
+            return NULL;
+        if (json_array_size(l) > longest)
+            longest = json_array_size(l);
+    }
+    json_t *out = json_array();
+    if (together) {
+        for (size_t k = 0; k < longest; k++) {
+            json_t *row = json_array();
+            for (size_t i = 0; i < n; i++) {
+                json_t *x = json_array_get(json_array_get(lists, i), k);
+                json_array_append(row, x ? x : json_null());
+            }
+            json_array_append_new(out, row);
+        }
+        return out;
+    }
+    json_array_append_new(out, json_array());
+    for (size_t i = 0; i < n; i++) {
+        json_t *next = json_array(), *row, *x;
+        size_t a, b;
+        json_array_foreach(out, a, row) {
+            json_array_foreach(json_array_get(lists, i), b, x) {
+                json_t *r2 = json_copy(row);
+                json_array_append(r2, x);
+                json_array_append_new(next, r2);
+            }
+        }
+        json_decref(out);
+        out = next;
+    }
+    return n ? out : (json_decref(out), json_array());
+}
+
+/* A leading ~ in a path argument means the remote user's home, as Ansible
+ * expands it on the host (the become user's under become). */
+int aicp_task_expand_home(struct aicp_args *args, struct aicp_conn *conn, int become,
+                       struct aicp_err *err)
+{
+    for (const struct aicp_arg_spec *a = args->mod->args; a && a->name; a++) {
+        if (a->type != AICP_ARG_PATH || a->local)
+            continue;
+        const char *v = json_string_value(json_object_get(args->v, a->name));
+        if (v == NULL || v[0] != '~' || (v[1] != '/' && v[1] != '\0'))
+            continue;
+        const char *home = aicp_conn_home(conn, become, err);
+        if (home == NULL || *home == '\0')
+            return aicp_err_set(err, AICP_EFAILED, "cannot expand '%s': the home directory on %s "
+                                "is not known", v, "the host");
+        struct aicp_buf b = AICP_BUF_INIT;
+        if (aicp_buf_printf(&b, "%s%s", home, v + 1) != 0)
+            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        json_object_set_new(args->v, a->name, json_string(b.data));
+        aicp_buf_free(&b);
+    }
+    return 0;
+}
+
+/* Renders environment layers (layers[0] is the task's and wins; the last
+ * is the play's) into export lines. *out is NULL when there is nothing. */
+int aicp_task_env_prelude(char **out, const json_t *const *layers, size_t n, const json_t *vars,
+                          struct aicp_err *err)
+{
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    json_t *env = json_object();
+    int rc = 0;
+    for (size_t i = n; i-- > 0 && rc == 0;) {
+        json_t *v = NULL;
+        if ((rc = aicp_tmpl_render(&v, layers[i], vars, err)) != 0)
+            break;
+        if (!json_is_object(v))
+            rc = aicp_err_set(err, AICP_EINVAL, "environment must be a mapping");
+        else
+            json_object_update(env, v);
+        json_decref(v);
+    }
+    struct aicp_buf b = AICP_BUF_INIT;
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v) {
+        if (rc != 0)
+            break;
+        int ok = *k != '\0' && !(*k >= '0' && *k <= '9');
+        for (const char *p = k; *p && ok; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || *p == '_';
+        if (!ok) {
+            rc = aicp_err_set(err, AICP_EINVAL, "environment: '%s' is not a variable name", k);
+            break;
+        }
+        char *str = NULL;
+        if (json_is_string(v))
+            str = aicp_strdup(json_string_value(v));
+        else if (aicp_tmpl_to_string(&str, v) != 0)
+            str = NULL;
+        rc = str ? aicp_buf_printf(&b, "export %s=", k) : AICP_ENOMEM;
+        rc = rc ? rc : aicp_buf_shquote(&b, str);
+        rc = rc ? rc : aicp_buf_puts(&b, "\n");
+        free(str);
+    }
+    json_decref(env);
+    if (rc == 0)
+        *out = b.data;
+    else
+        aicp_buf_free(&b);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* Pure helpers of the executor for one task (see taskutil.c). */
+#ifndef AICP_TASKUTIL_H
+#define AICP_TASKUTIL_H
+
+#include <jansson.h>
+
+struct aicp_args;
+struct aicp_conn;
+struct aicp_err;
+
+/* What {{ omit }} renders to; arguments equal to it are dropped. */
+#define AICP_OMIT_TOKEN "__omit_place_holder__aicp"
+
+/* A keyword's boolean as Ansible reads it ("yes", "false", 1, lists...). */
+int aicp_task_bool(const json_t *v);
+
+/* Removes every value equal to AICP_OMIT_TOKEN, at any depth. */
+void aicp_task_strip_omitted(json_t *v);
+
+/* All conditions hold (a string, a boolean, or a list of them). */
+int aicp_task_conditions(int *out, const json_t *conds, const json_t *vars, struct aicp_err *err);
+
+/* A unified diff of before and after as JSON, or NULL when equal or both
+ * absent. malloc'ed. */
+char *aicp_task_diff_text(const json_t *before, const json_t *after);
+
+/* The items of {"__with_together": lists} (zipped, padded with null) or
+ * {"__with_nested": lists} (crossed); NULL when not a list of lists. New
+ * reference. */
+json_t *aicp_task_combine_lists(const json_t *spec);
+
+/* A leading ~ in the managed host's path arguments becomes the remote
+ * user's home (the become user's with become). */
+int aicp_task_expand_home(struct aicp_args *args, struct aicp_conn *conn, int become,
+                          struct aicp_err *err);
+
+/* environment layers (layers[0], the task's, wins; the last is the play's),
+ * rendered with vars, as `export K='v'` lines; *out NULL when n is 0. */
+int aicp_task_env_prelude(char **out, const json_t *const *layers, size_t n, const json_t *vars,
+                          struct aicp_err *err);
+
+#endif
