@@ -876,14 +876,37 @@ static int run_list(struct run *r, const struct aicp_task_list *l, const struct 
                     const char *kind);
 static void flush_handlers(struct run *r);
 
-static void print_task_banner(struct run *r, const struct aicp_task *t, const char *kind, int check)
+/* "TASK [ROLE : name]" as Ansible prints it; a templated name is rendered
+ * with the first host's variables (loop variables of includes too). */
+static void print_task_banner(struct run *r, const struct aicp_task *t, const struct scope *sc,
+                              const char *kind)
 {
     const char *name = task_display_name(t);
+    const char *role = NULL;
     json_t *rendered = NULL;
-    if (aicp_tmpl_is_template(name) && aicp_tmpl_render_str(&rendered, name, r->play_vars, NULL) == 0 &&
-        json_is_string(rendered))
-        name = json_string_value(rendered);
-    aicp_output_task(r->out, kind, name, check);
+    if (t->role_path)
+        role = t->role_path;
+    for (const struct scope *s = sc; s && role == NULL; s = s->parent)
+        if (s->block && s->block->role_path)
+            role = s->block->role_path;
+    if (aicp_tmpl_is_template(name)) {
+        struct host *first = NULL;
+        for (size_t i = 0; i < r->nhosts && first == NULL; i++)
+            if (host_active(&r->hosts[i]))
+                first = &r->hosts[i];
+        json_t *vars = first ? task_vars(r, first, t, sc) : json_incref(r->play_vars);
+        if (aicp_tmpl_render_str(&rendered, name, vars, NULL) == 0 && json_is_string(rendered))
+            name = json_string_value(rendered);
+        json_decref(vars);
+    }
+    struct aicp_buf b = AICP_BUF_INIT;
+    if (role) {
+        const char *slash = strrchr(role, '/');
+        aicp_buf_printf(&b, "%s : ", slash ? slash + 1 : role);
+    }
+    aicp_buf_puts(&b, name);
+    aicp_output_task(r->out, kind, b.data, 0);
+    aicp_buf_free(&b);
     json_decref(rendered);
 }
 
@@ -915,7 +938,7 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
         free(jobs);
         return;
     }
-    print_task_banner(r, t, kind, 0); /* Ansible marks check mode only with check_mode_markers */
+    print_task_banner(r, t, sc, kind); /* no [CHECK MODE]: Ansible marks it only on request */
     pool_run(r, jobs, n, run_job);
     int failures = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1095,8 +1118,27 @@ static int run_list(struct run *r, const struct aicp_task_list *l, const struct 
                 json_decref(items);
                 items = json_pack("[n]");
             }
+            /* As Ansible: the include's banner, an "included:" line per
+             * item (counted ok for each host), then the tasks per item. */
+            print_task_banner(r, t, sc, kind);
+            struct aicp_buf hosts = AICP_BUF_INIT;
+            for (size_t h = 0; h < r->nhosts; h++)
+                if (host_active(&r->hosts[h]))
+                    aicp_buf_printf(&hosts, "%s%s", hosts.len ? ", " : "", r->hosts[h].name);
             size_t k;
             json_t *item;
+            json_array_foreach(items, k, item) {
+                char *label = NULL;
+                if (t->loop == NULL || aicp_tmpl_to_string(&label, item) != 0)
+                    label = NULL;
+                aicp_output_included(r->out, json_string_value(json_object_get(t->args, "file")),
+                                     hosts.data ? hosts.data : "", label);
+                free(label);
+                for (size_t h = 0; h < r->nhosts; h++)
+                    if (host_active(&r->hosts[h]))
+                        r->hosts[h].st.ok++;
+            }
+            aicp_buf_free(&hosts);
             json_array_foreach(items, k, item) {
                 struct scope is = {.parent = sc, .block = t,
                                    .item_var = t->loop ? (t->loop_var ? t->loop_var : "item") : NULL,

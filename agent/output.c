@@ -239,6 +239,16 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
     }
 }
 
+void aicp_output_included(struct aicp_output *o, const char *file, const char *hosts,
+                          const char *item)
+{
+    fprintf(o->fp, "included: %s for %s", file ? file : "?", hosts);
+    if (item)
+        fprintf(o->fp, " => (item=%s)", item);
+    fputc('\n', o->fp);
+    fflush(o->fp);
+}
+
 void aicp_output_ignoring(struct aicp_output *o)
 {
     fputs("...ignoring\n", o->fp);

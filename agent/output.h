@@ -37,6 +37,9 @@ void aicp_output_task(struct aicp_output *o, const char *kind, const char *name,
 void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_status st,
                         const json_t *result, const char *item_label, const char *diff_text,
                         int no_log, int ignored, double seconds);
+/* "included: FILE for HOSTS => (item=X)" (item may be NULL). */
+void aicp_output_included(struct aicp_output *o, const char *file, const char *hosts,
+                          const char *item);
 /* "...ignoring" after a failed loop whose failure is ignored. */
 void aicp_output_ignoring(struct aicp_output *o);
 void aicp_output_warning(struct aicp_output *o, const char *fmt, ...)

@@ -235,6 +235,9 @@ int aicp_playbook_load_role(struct loader *L, const char *name, const json_t *op
             goto out;
         }
         for (size_t i = 0; i < hl.n; i++) {
+            /* The handler shows as "ROLE : name", as Ansible prints it. */
+            if (hl.items[i]->role_path == NULL)
+                hl.items[i]->role_path = aicp_strdup(role_dir);
             if (aicp_playbook_task_list_push(&L->play->handlers, hl.items[i]) != 0) {
                 for (size_t j = i; j < hl.n; j++)
                     aicp_playbook_task_free(hl.items[j]);
