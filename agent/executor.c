@@ -1169,6 +1169,33 @@ static int handler_notified(const struct host *h, const struct aicp_task *t)
     return 0;
 }
 
+static const struct aicp_task *find_role_in(const struct aicp_task_list *l, const char *role_path)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const struct aicp_task *t = l->items[i], *found;
+        if (t->kind == AICP_TASK_BLOCK && t->role_path && strcmp(t->role_path, role_path) == 0)
+            return t;
+        if ((found = find_role_in(&t->block, role_path)) != NULL ||
+            (found = find_role_in(&t->rescue, role_path)) != NULL ||
+            (found = find_role_in(&t->always, role_path)) != NULL)
+            return found;
+    }
+    return NULL;
+}
+
+/* The block a role became in this play (its vars and defaults). */
+static const struct aicp_task *find_role_block(const struct aicp_play *p, const char *role_path)
+{
+    const struct aicp_task *t = find_role_in(&p->roles, role_path);
+    if (t == NULL)
+        t = find_role_in(&p->pre_tasks, role_path);
+    if (t == NULL)
+        t = find_role_in(&p->tasks, role_path);
+    if (t == NULL)
+        t = find_role_in(&p->post_tasks, role_path);
+    return t;
+}
+
 static void flush_handlers(struct run *r)
 {
     const struct aicp_task_list *hl = &r->play->handlers;
@@ -1187,7 +1214,10 @@ static void flush_handlers(struct run *r)
         }
         if (any) {
             struct aicp_task_list one = {.items = (struct aicp_task **)&hl->items[k], .n = 1};
-            run_list(r, &one, NULL, "RUNNING HANDLER");
+            /* A role's handler sees the role's variables, as in Ansible. */
+            const struct aicp_task *role = t->role_path ? find_role_block(r->play, t->role_path) : NULL;
+            struct scope rs = {.block = role};
+            run_list(r, &one, role ? &rs : NULL, "RUNNING HANDLER");
         }
         for (size_t i = 0; i < r->nhosts; i++)
             r->hosts[i].in_play = save[i];
