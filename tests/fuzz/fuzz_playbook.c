@@ -1,7 +1,9 @@
 /* Fuzz target for playbook loading: writes the input to a private temp
- * file and loads it as a playbook. Any input must give either a playbook or
- * an error with a message, never a crash or a leak. Imports in the input
- * resolve relative to the temp directory, where nothing else exists. */
+ * file and loads it as a playbook, then runs the pre-run variable check on
+ * what loaded (against an empty inventory). Any input must give either a
+ * playbook or an error with a message, never a crash or a leak. Imports in
+ * the input resolve relative to the temp directory, where nothing else
+ * exists. */
 #include "config.h"
 
 #include <stddef.h>
@@ -12,7 +14,9 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "inventory.h"
 #include "playbook.h"
+#include "precheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,6 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int rc = aicp_playbook_load(&pb, path, &err);
             if (rc != 0 && (pb != NULL || err.msg[0] == '\0'))
                 abort(); /* an error must come with a message and no playbook */
+            struct aicp_inventory *inv = NULL;
+            if (rc == 0 && aicp_inventory_new(&inv, NULL) == 0) {
+                struct aicp_err perr = {0};
+                if (aicp_precheck_playbook(pb, inv, NULL, &perr) != 0 && perr.msg[0] == '\0')
+                    abort();
+                aicp_inventory_free(inv);
+            }
             aicp_playbook_free(pb);
         }
         unlink(path);
