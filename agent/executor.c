@@ -1510,6 +1510,56 @@ static int setup_hosts(struct run *r, struct aicp_err *err)
     return 0;
 }
 
+/* --syntax-check and --list-hosts, as ansible-playbook prints them. */
+static int list_only(struct run *r, const char *playbook, struct aicp_err *err)
+{
+    printf("\nplaybook: %s\n", playbook);
+    for (size_t i = 0; r->opts->list_hosts && i < r->pb->nplays; i++) {
+        const struct aicp_play *p = r->pb->plays[i];
+        json_t *vars = json_deep_copy(p->vars), *pat = NULL, *hosts = NULL, *limited = NULL;
+        if (json_is_object(r->opts->extra_vars))
+            json_object_update(vars, r->opts->extra_vars);
+        int rc = aicp_tmpl_render_str(&pat, p->hosts ? p->hosts : "", vars, err);
+        const char *pattern = json_string_value(pat) ? json_string_value(pat) : "";
+        if (rc == 0)
+            rc = aicp_inventory_match(&hosts, r->inv, pattern, err);
+        if (rc == 0 && r->opts->limit)
+            rc = aicp_inventory_match(&limited, r->inv, r->opts->limit, err);
+        if (rc == 0) {
+            char *tags = NULL;
+            aicp_tmpl_to_string(&tags, p->tags);
+            printf("\n  play #%zu (%s): %s\tTAGS: %s\n    pattern: ['%s']\n", i + 1, pattern,
+                   p->name ? p->name : pattern, tags ? tags : "[]", pattern);
+            free(tags);
+            json_t *shown = json_array();
+            size_t k;
+            json_t *h;
+            json_array_foreach(hosts, k, h) {
+                int keep = limited == NULL;
+                size_t m;
+                json_t *x;
+                json_array_foreach(limited, m, x) {
+                    keep |= json_equal(x, h);
+                }
+                if (keep)
+                    json_array_append(shown, h);
+            }
+            printf("    hosts (%zu):\n", json_array_size(shown));
+            json_array_foreach(shown, k, h) {
+                printf("      %s\n", json_string_value(h));
+            }
+            json_decref(shown);
+        }
+        json_decref(vars);
+        json_decref(pat);
+        json_decref(hosts);
+        json_decref(limited);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_run_opts *opts,
                       struct aicp_err *err)
 {
@@ -1528,6 +1578,11 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
         goto out;
     if ((rc = aicp_precheck_playbook(r.pb, r.inv, opts->extra_vars, err)) != 0)
         goto out;
+    if (opts->syntax_check || opts->list_hosts) {
+        rc = list_only(&r, playbook, err);
+        *exit_status = rc == 0 ? 0 : 1;
+        goto out;
+    }
     if ((rc = setup_hosts(&r, err)) != 0)
         goto out;
     if ((rc = aicp_output_new(&r.out, stdout, opts->verbose, opts->diff)) != 0)

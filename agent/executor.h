@@ -22,6 +22,8 @@ struct aicp_run_opts {
     json_t *tags;                   /* --tags: array of strings or NULL */
     json_t *skip_tags;              /* --skip-tags: array or NULL */
     const char *json_path;          /* --json FILE or NULL */
+    int syntax_check;               /* --syntax-check: validate, run nothing */
+    int list_hosts;                 /* --list-hosts: print each play's hosts, run nothing */
 };
 
 /* Loads the inventory and the playbook (validating everything before any

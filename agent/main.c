@@ -26,7 +26,7 @@ static void usage(FILE *fp)
 {
     fputs("usage: aicp run PLAYBOOK -i INVENTORY [-i ...] [-e KEY=VALUE | -e @FILE]...\n"
           "                [--check] [--diff] [--limit PATTERN] [--tags T] [--skip-tags T]\n"
-          "                [--forks N] [--json FILE] [-v]\n"
+          "                [--forks N] [--json FILE] [-v] [--syntax-check] [--list-hosts]\n"
           "       aicp inventory -i INVENTORY --list | --graph [GROUP] | --host NAME\n"
           "       aicp modules [NAME]\n"
           "       aicp lab up [--nodes N] [--dir DIR] | down | status\n"
@@ -88,13 +88,15 @@ static json_t *split_tags(json_t *acc, const char *s)
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_DIFF, OPT_LIMIT, OPT_TAGS, OPT_SKIP, OPT_FORKS, OPT_JSON };
+    enum { OPT_SKIP = 256, OPT_JSON, OPT_SYNTAX, OPT_LIST_HOSTS };
     static const struct option longopts[] = {
         {"inventory", required_argument, NULL, 'i'}, {"extra-vars", required_argument, NULL, 'e'},
         {"check", no_argument, NULL, 'C'},           {"diff", no_argument, NULL, 'D'},
         {"limit", required_argument, NULL, 'l'},     {"tags", required_argument, NULL, 't'},
         {"skip-tags", required_argument, NULL, OPT_SKIP}, {"forks", required_argument, NULL, 'f'},
         {"json", required_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},
+        {"syntax-check", no_argument, NULL, OPT_SYNTAX},
+        {"list-hosts", no_argument, NULL, OPT_LIST_HOSTS},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     struct aicp_run_opts o = {.forks = 20};
@@ -132,6 +134,8 @@ static int cmd_run(int argc, char **argv)
             break;
         }
         case OPT_JSON: o.json_path = optarg; break;
+        case OPT_SYNTAX: o.syntax_check = 1; break;
+        case OPT_LIST_HOSTS: o.list_hosts = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(stdout); status = 0; goto out;
         default: status = usage_error("bad option for 'run'"); goto out;

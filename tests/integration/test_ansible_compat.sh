@@ -29,6 +29,9 @@ for pb in "$top_srcdir"/tests/data/compat/*.yml; do
         normalize > "$work/ansible.out"
     # shellcheck disable=SC2086
     "$AICP" run "$pb" -i "$work/inv" $args 2>/dev/null | normalize > "$work/aicp.out"
+    # --list-hosts too (the same playbook and inventory).
+    ansible-playbook -i "$work/inv" --list-hosts "$pb" 2>/dev/null >> "$work/ansible.out"
+    "$AICP" run "$pb" -i "$work/inv" --list-hosts 2>/dev/null >> "$work/aicp.out"
     if diff -u "$work/ansible.out" "$work/aicp.out" > "$work/diff"; then
         echo "ok   $name: output identical to ansible-playbook's ($(wc -l < "$work/aicp.out") lines)"
     else

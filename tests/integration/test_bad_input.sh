@@ -45,6 +45,15 @@ rc=$?
 if [ "$rc" -ne 2 ] || [ ! -e "$work/marker" ]; then
     echo "FAIL good.yml: exit $rc (expected 2) or no marker"; fail=1
 fi
+# --syntax-check validates without running anything.
+rm -f "$work/marker"
+"$AICP" run "$data/good.yml" -i "$work/inv.ini" -e "marker=$work/marker" --syntax-check >/dev/null 2>&1
+rc=$?
+if [ "$rc" -ne 0 ] || [ -e "$work/marker" ]; then
+    echo "FAIL --syntax-check on a good playbook: exit $rc (expected 0), or it ran a task"; fail=1
+fi
+"$AICP" run "$data/misspelled_arg.yml" -i "$work/inv.ini" -e "marker=$work/marker" --syntax-check >/dev/null 2>&1
+[ $? -eq 65 ] || { echo "FAIL --syntax-check on a bad playbook is not 65"; fail=1; }
 # Usage errors are 64.
 "$AICP" run >/dev/null 2>&1; [ $? -eq 64 ] || { echo "FAIL: 'aicp run' without arguments is not 64"; fail=1; }
 "$AICP" frobnicate >/dev/null 2>&1; [ $? -eq 64 ] || { echo "FAIL: an unknown command is not 64"; fail=1; }
