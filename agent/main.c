@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,9 @@ static int cmd_modules(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A host that goes away mid-write is an unreachable host, not the end
+     * of the run (children get the default back: see conn.c). */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
