@@ -431,56 +431,6 @@ json_t *aicp_inventory_py_literal(const char *s)
 /* ---- Python text forms ---- */
 
 /* repr(float): the shortest round-tripping digits, Python's layout. */
-static int py_float(struct aicp_buf *b, double d)
-{
-    if (d != d)
-        return aicp_buf_puts(b, "NaN");
-    if (d - d != 0)
-        return aicp_buf_puts(b, d > 0 ? "Infinity" : "-Infinity");
-    char tmp[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    /* tmp: [-]D[.DDD]e[+-]XX */
-    char digits[32];
-    size_t nd = 0;
-    const char *p = tmp;
-    int neg = *p == '-';
-    if (neg)
-        p++;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.')
-            digits[nd++] = *p;
-    digits[nd] = '\0';
-    int exp10 = (int)strtol(p + 1, NULL, 10);
-    while (nd > 1 && digits[nd - 1] == '0')
-        digits[--nd] = '\0';
-    int rc = neg ? aicp_buf_puts(b, "-") : 0;
-    if (exp10 < -4 || exp10 >= 16) {
-        rc = rc ? rc : aicp_buf_append(b, digits, 1);
-        if (nd > 1) {
-            rc = rc ? rc : aicp_buf_puts(b, ".");
-            rc = rc ? rc : aicp_buf_append(b, digits + 1, nd - 1);
-        }
-        return rc ? rc : aicp_buf_printf(b, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
-    }
-    if (exp10 < 0) {
-        rc = rc ? rc : aicp_buf_puts(b, "0.");
-        for (int i = -1; rc == 0 && i > exp10; i--)
-            rc = aicp_buf_puts(b, "0");
-        return rc ? rc : aicp_buf_append(b, digits, nd);
-    }
-    size_t intlen = (size_t)exp10 + 1;
-    for (size_t i = 0; rc == 0 && i < intlen; i++)
-        rc = aicp_buf_append(b, i < nd ? &digits[i] : "0", 1);
-    rc = rc ? rc : aicp_buf_puts(b, ".");
-    if (nd > intlen)
-        return rc ? rc : aicp_buf_append(b, digits + intlen, nd - intlen);
-    return rc ? rc : aicp_buf_puts(b, "0");
-}
-
 static int json_str(struct aicp_buf *b, const char *s, size_t n)
 {
     int rc = aicp_buf_puts(b, "\"");
@@ -547,7 +497,7 @@ static int py_json(struct aicp_buf *b, const json_t *v, int level)
     }
     case JSON_STRING: return json_str(b, json_string_value(v), json_string_length(v));
     case JSON_INTEGER: return aicp_buf_printf(b, "%lld", (long long)json_integer_value(v));
-    case JSON_REAL: return py_float(b, json_real_value(v));
+    case JSON_REAL: return aicp_buf_pyfloat(b, json_real_value(v), 1);
     case JSON_TRUE: return aicp_buf_puts(b, "true");
     case JSON_FALSE: return aicp_buf_puts(b, "false");
     default: return aicp_buf_puts(b, "null");
@@ -614,7 +564,7 @@ static int py_str(struct aicp_buf *b, const json_t *v, int top)
             return aicp_buf_puts(b, "nan");
         if (d - d != 0)
             return aicp_buf_puts(b, d > 0 ? "inf" : "-inf");
-        return py_float(b, d);
+        return aicp_buf_pyfloat(b, d, 1);
     }
     case JSON_TRUE: return aicp_buf_puts(b, "True");
     case JSON_FALSE: return aicp_buf_puts(b, "False");

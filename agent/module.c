@@ -986,32 +986,6 @@ static int hexval(char c)
     return -1;
 }
 
-static int put_utf8(struct aicp_buf *b, unsigned long cp)
-{
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xC0 | (cp >> 6));
-        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xF0 | ((cp >> 18) & 0x07));
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return aicp_buf_append(b, u, n);
-}
-
 /* Ansible's _decode_escapes: Python's unicode-escape sequences. */
 static int decode_escapes(struct aicp_buf *b, const char *s, size_t len)
 {
@@ -1043,7 +1017,7 @@ static int decode_escapes(struct aicp_buf *b, const char *s, size_t len)
                 cp = cp * 16 + (unsigned long)h;
             }
             if (k == digits && cp <= 0x10FFFF) {
-                if (put_utf8(b, cp) != 0)
+                if (aicp_buf_utf8(b, cp) != 0)
                     return AICP_ENOMEM;
                 i += 1 + digits;
                 continue;
@@ -1056,7 +1030,7 @@ static int decode_escapes(struct aicp_buf *b, const char *s, size_t len)
                 cp = cp * 8 + (unsigned long)(s[i + 1 + k] - '0');
                 k++;
             }
-            if (put_utf8(b, cp) != 0)
+            if (aicp_buf_utf8(b, cp) != 0)
                 return AICP_ENOMEM;
             i += k;
             continue;

@@ -106,32 +106,6 @@ static int lex_data(struct aicp_tmpl_lexer *lx, size_t start, size_t end, int rs
     return rc;
 }
 
-static int put_utf8(struct aicp_buf *b, unsigned long cp)
-{
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xC0 | (cp >> 6));
-        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xF0 | (cp >> 18));
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return aicp_buf_append(b, u, n);
-}
-
 static int hexval(int ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -196,7 +170,7 @@ static int lex_string(struct aicp_tmpl_lexer *lx, int raw)
             unsigned long v = (unsigned long)(e - '0');
             for (int k = 0; k < 2 && i < lx->n && s[i] >= '0' && s[i] <= '7'; k++)
                 v = v * 8 + (unsigned long)(s[i++] - '0');
-            rc = put_utf8(&b, v);
+            rc = aicp_buf_utf8(&b, v);
             continue;
         }
         int digits = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
@@ -214,7 +188,7 @@ static int lex_string(struct aicp_tmpl_lexer *lx, int raw)
                 return lex_fail(lx, "invalid escape in string literal", NULL);
             }
             i += (size_t)digits;
-            rc = put_utf8(&b, v);
+            rc = aicp_buf_utf8(&b, v);
             continue;
         }
         char two[2] = {'\\', e};

@@ -84,57 +84,6 @@ int aicp_tmpl_pow(double *out, double base, double exp)
 
 /* float.__repr__: the shortest digits that round-trip, scientific
  * notation below 1e-4 and from 1e16. */
-static int fmt_float(struct aicp_buf *b, double d)
-{
-    if (isnan(d))
-        return aicp_buf_puts(b, "nan");
-    if (isinf(d))
-        return aicp_buf_puts(b, d < 0 ? "-inf" : "inf");
-    char tmp[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    char digits[32];
-    size_t nd = 0;
-    const char *p = tmp;
-    int neg = *p == '-';
-    if (neg)
-        p++;
-    for (; *p && *p != 'e'; p++)
-        if (isdigit((unsigned char)*p) && nd < sizeof(digits) - 1)
-            digits[nd++] = *p;
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    digits[nd] = '\0';
-    int exp = *p == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
-    struct aicp_buf o = AICP_BUF_INIT;
-    int rc = neg ? aicp_buf_puts(&o, "-") : 0;
-    if (exp < -4 || exp >= 16) {
-        rc |= aicp_buf_append(&o, digits, 1);
-        if (nd > 1) {
-            rc |= aicp_buf_puts(&o, ".");
-            rc |= aicp_buf_puts(&o, digits + 1);
-        }
-        rc |= aicp_buf_printf(&o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-    } else if (exp >= 0) {
-        for (int i = 0; i <= exp; i++)
-            rc |= aicp_buf_append(&o, (size_t)i < nd ? &digits[i] : "0", 1);
-        rc |= aicp_buf_puts(&o, ".");
-        rc |= aicp_buf_puts(&o, (size_t)exp + 1 < nd ? digits + exp + 1 : "0");
-    } else {
-        rc |= aicp_buf_puts(&o, "0.");
-        for (int i = 0; i < -exp - 1; i++)
-            rc |= aicp_buf_puts(&o, "0");
-        rc |= aicp_buf_puts(&o, digits);
-    }
-    if (rc == 0)
-        rc = aicp_buf_append(b, o.data, o.len);
-    aicp_buf_free(&o);
-    return rc ? AICP_ENOMEM : 0;
-}
-
 unsigned long aicp_tmpl_utf8_decode(const char *s, size_t len, size_t *used)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -222,7 +171,7 @@ int aicp_tmpl_str(struct aicp_buf *b, const json_t *v)
     switch (json_typeof(v)) {
     case JSON_STRING: return aicp_buf_append(b, json_string_value(v), json_string_length(v));
     case JSON_INTEGER: return aicp_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL: return fmt_float(b, json_real_value(v));
+    case JSON_REAL: return aicp_buf_pyfloat(b, json_real_value(v), 0);
     case JSON_TRUE: return aicp_buf_puts(b, "True");
     case JSON_FALSE: return aicp_buf_puts(b, "False");
     case JSON_NULL: return aicp_buf_puts(b, "None");

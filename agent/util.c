@@ -166,3 +166,77 @@ int aicp_startswith(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
+
+int aicp_buf_utf8(struct aicp_buf *b, unsigned long cp)
+{
+    unsigned char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (unsigned char)(0xC0 | (cp >> 6));
+        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xE0 | (cp >> 12));
+        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (unsigned char)(0xF0 | ((cp >> 18) & 0x07));
+        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    return aicp_buf_append(b, u, n);
+}
+
+int aicp_buf_pyfloat(struct aicp_buf *b, double d, int json)
+{
+    if (d != d)
+        return aicp_buf_puts(b, json ? "NaN" : "nan");
+    if (d - d != 0)
+        return aicp_buf_puts(b, d > 0 ? (json ? "Infinity" : "inf") : (json ? "-Infinity" : "-inf"));
+    /* The shortest digits that read back as d, as Python's repr finds them. */
+    char tmp[64];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    char digits[32];
+    size_t nd = 0;
+    const char *p = tmp;
+    int neg = *p == '-';
+    if (neg)
+        p++;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9' && nd < sizeof(digits) - 1)
+            digits[nd++] = *p;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    digits[nd] = '\0';
+    int exp = *p == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
+    int rc = neg ? aicp_buf_puts(b, "-") : 0;
+    if (exp < -4 || exp >= 16) {
+        rc |= aicp_buf_append(b, digits, 1);
+        if (nd > 1) {
+            rc |= aicp_buf_puts(b, ".");
+            rc |= aicp_buf_puts(b, digits + 1);
+        }
+        rc |= aicp_buf_printf(b, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    } else if (exp >= 0) {
+        for (int i = 0; i <= exp; i++)
+            rc |= aicp_buf_append(b, (size_t)i < nd ? &digits[i] : "0", 1);
+        rc |= aicp_buf_puts(b, ".");
+        rc |= aicp_buf_puts(b, (size_t)exp + 1 < nd ? digits + exp + 1 : "0");
+    } else {
+        rc |= aicp_buf_puts(b, "0.");
+        for (int i = 0; i < -exp - 1; i++)
+            rc |= aicp_buf_puts(b, "0");
+        rc |= aicp_buf_puts(b, digits);
+    }
+    return rc ? AICP_ENOMEM : 0;
+}

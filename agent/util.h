@@ -25,6 +25,12 @@ int aicp_buf_vprintf(struct aicp_buf *b, const char *fmt, va_list ap);
 int aicp_buf_shquote(struct aicp_buf *b, const char *s);
 /* Gives the buffer's string to the caller (never NULL: "" when empty). */
 char *aicp_buf_steal(struct aicp_buf *b);
+/* Appends a Unicode code point as UTF-8. */
+int aicp_buf_utf8(struct aicp_buf *b, unsigned long cp);
+/* Appends a double as Python's repr writes it (1.0, 0.1, 1e+16); json
+ * spells the non-finite ones as Python's json module does (NaN, Infinity),
+ * else as repr (nan, inf). */
+int aicp_buf_pyfloat(struct aicp_buf *b, double d, int json);
 void aicp_buf_free(struct aicp_buf *b);
 /* Like aicp_buf_free but wipes the bytes first (buffers that held secrets). */
 void aicp_buf_free_secret(struct aicp_buf *b);
