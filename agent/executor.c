@@ -1420,7 +1420,7 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
             h->seen = 1;
     }
     if (json_array_size(eligible) == 0) {
-        fprintf(stdout, "skipping: no hosts matched\n");
+        aicp_output_no_hosts(r->out);
         json_decref(eligible);
         goto out;
     }
@@ -1458,8 +1458,7 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
                 if (r->hosts[k].in_play && (r->hosts[k].failed || r->hosts[k].unreachable))
                     nfailed++;
             if ((double)nfailed * 100.0 / (double)bs > (double)p->max_fail_percentage) {
-                fprintf(stdout, "\nNO MORE HOSTS LEFT *****************************************"
-                                "********************\n");
+                aicp_output_no_more_hosts(r->out);
                 r->play_ended = 1;
             }
         } else {

@@ -886,7 +886,9 @@ static int split_args(struct params *params, const char *args, struct aicp_err *
     for (size_t i = 0; i < alen; i++)
         nlines += args[i] == '\n';
     char q = 0;
-    int pdepth = 0, bdepth = 0, cdepth = 0;
+    /* Nesting of {{ }}, {% %} and {# #}, as Ansible's split_args counts it. */
+    static const char *const opens[3] = {"{{", "{%", "{#"}, *const closes[3] = {"}}", "%}", "#}"};
+    int depth[3] = {0, 0, 0};
     const char *line = args;
     for (size_t li = 0; li < nlines; li++) {
         const char *nl = memchr(line, '\n', (size_t)(args + alen - line));
@@ -915,11 +917,12 @@ static int split_args(struct params *params, const char *args, struct aicp_err *
             q = quote_state(tok, tlen, q);
             int in_q = q != 0;
             int appended = 0;
-            if (in_q && !was_q && !(pdepth || bdepth || cdepth)) {
+            int in_jinja = depth[0] || depth[1] || depth[2];
+            if (in_q && !was_q && !in_jinja) {
                 if (params_push(params, tok, tlen) != 0)
                     return AICP_ENOMEM;
                 appended = 1;
-            } else if ((pdepth || bdepth || cdepth || in_q || was_q) && params->n > 0) {
+            } else if ((in_jinja || in_q || was_q) && params->n > 0) {
                 struct aicp_buf *last = &params->items[params->n - 1];
                 int r;
                 if (ti == 0 && was_q)
@@ -932,28 +935,16 @@ static int split_args(struct params *params, const char *args, struct aicp_err *
                     return AICP_ENOMEM;
                 appended = 1;
             }
-            int prev = pdepth;
-            pdepth = jinja_depth(tok, tlen, pdepth, "{{", "}}");
-            if (pdepth != prev && !appended) {
-                if (params_push(params, tok, tlen) != 0)
-                    return AICP_ENOMEM;
-                appended = 1;
+            for (int k = 0; k < 3; k++) {
+                int prev = depth[k];
+                depth[k] = jinja_depth(tok, tlen, depth[k], opens[k], closes[k]);
+                if (depth[k] != prev && !appended) {
+                    if (params_push(params, tok, tlen) != 0)
+                        return AICP_ENOMEM;
+                    appended = 1;
+                }
             }
-            prev = bdepth;
-            bdepth = jinja_depth(tok, tlen, bdepth, "{%", "%}");
-            if (bdepth != prev && !appended) {
-                if (params_push(params, tok, tlen) != 0)
-                    return AICP_ENOMEM;
-                appended = 1;
-            }
-            prev = cdepth;
-            cdepth = jinja_depth(tok, tlen, cdepth, "{#", "#}");
-            if (cdepth != prev && !appended) {
-                if (params_push(params, tok, tlen) != 0)
-                    return AICP_ENOMEM;
-                appended = 1;
-            }
-            if (!(pdepth || bdepth || cdepth) && !q && !appended && tlen > 0) {
+            if (!(depth[0] || depth[1] || depth[2]) && !q && !appended && tlen > 0) {
                 if (params_push(params, tok, tlen) != 0)
                     return AICP_ENOMEM;
             }
@@ -967,7 +958,7 @@ static int split_args(struct params *params, const char *args, struct aicp_err *
         }
         line = nl ? nl + 1 : line + llen;
     }
-    if (pdepth || bdepth || cdepth || q)
+    if (depth[0] || depth[1] || depth[2] || q)
         return aicp_err_set(err, AICP_EINVAL,
                             "failed at splitting arguments, either an unbalanced jinja2 block or "
                             "quotes: %.*s",

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,15 +254,15 @@ void aicp_output_ignoring(struct aicp_output *o)
     fflush(o->fp);
 }
 
-void aicp_output_warning(struct aicp_output *o, const char *fmt, ...)
+void aicp_output_no_hosts(struct aicp_output *o)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("[WARNING]: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    (void)o;
+    fputs("skipping: no hosts matched\n", o->fp);
+    fflush(o->fp);
+}
+
+void aicp_output_no_more_hosts(struct aicp_output *o)
+{
+    banner(o, "NO MORE HOSTS LEFT");
 }
 
 void aicp_output_recap(struct aicp_output *o, const json_t *hosts, const struct aicp_stats *stats)

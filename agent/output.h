@@ -42,8 +42,9 @@ void aicp_output_included(struct aicp_output *o, const char *file, const char *h
                           const char *item);
 /* "...ignoring" after a failed loop whose failure is ignored. */
 void aicp_output_ignoring(struct aicp_output *o);
-void aicp_output_warning(struct aicp_output *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* A play whose pattern matched no host; a play stopped by max_fail_percentage. */
+void aicp_output_no_hosts(struct aicp_output *o);
+void aicp_output_no_more_hosts(struct aicp_output *o);
 /* hosts: array of host names; stats: parallel array. */
 void aicp_output_recap(struct aicp_output *o, const json_t *hosts, const struct aicp_stats *stats);
 /* Writes the report as JSON to path (atomically, 0600). */
