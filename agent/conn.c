@@ -400,8 +400,8 @@ static int build_request(struct aicp_conn *c, struct aicp_buf *b, const char *sc
         rc |= aicp_buf_puts(b, "\n");
     rc |= aicp_buf_printf(b, "%s\n", delim);
     rc |= aicp_buf_printf(b,
-                          "printf '\\nAICP_%s_E %%d\\n' \"$?\"; %s[ -s \"$D/e\" ] && cat \"$D/e\"; "
-                          "printf '\\nAICP_%s_Z\\n'\n",
+                          "printf '\\nAICP_%s_E %%d\\n' \"$?\"; %s[ -s \"$D/e\" ] && cat \"$D/e\" "
+                          "&& : >\"$D/e\"; printf '\\nAICP_%s_Z\\n'\n",
                           c->nonce, in_len > 0 ? ": >\"$D/i\"; " : "", c->nonce);
     return rc ? nomem(err) : 0;
 }

@@ -23,6 +23,7 @@ struct aicp_conn_opts {
     const char *key_file;      /* ansible_ssh_private_key_file (optional; agent and default keys otherwise) */
     const char *known_hosts;   /* known_hosts file (default ~/.ssh/known_hosts) */
     int strict_host_key;       /* 1 (default): unknown or changed keys fail */
+    int accept_new_host_key;   /* an unknown key is accepted and recorded; a changed one still fails */
     const char *proxy_jump;    /* [user@]host[:port] from -o ProxyJump / -J */
     const char *proxy_command; /* from -o ProxyCommand */
     int local;                 /* ansible_connection=local */

@@ -29,6 +29,7 @@
 #include "output.h"
 #include "playbook.h"
 #include "precheck.h"
+#include "secret.h"
 #include "tags.h"
 #include "taskutil.h"
 #include "template.h"
@@ -79,6 +80,7 @@ struct run {
     int play_ended;
     int any_changed;
     unsigned clear_epoch;   /* bumped by meta: clear_host_errors */
+    struct aicp_hostkey_policy hostkeys;
 };
 
 /* One host's outcome for one task (items: per loop item). */
@@ -274,6 +276,46 @@ static const char *become_user_of(const json_t *vars)
     return u && *u ? u : "root";
 }
 
+static int holds_secret(const struct aicp_secrets *secrets, const json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+
+    if (json_is_string(v))
+        return aicp_secrets_found(secrets, json_string_value(v), json_string_length(v));
+    json_object_foreach((json_t *)v, k, x) {
+        if (holds_secret(secrets, x))
+            return 1;
+    }
+    json_array_foreach(v, i, x) {
+        if (holds_secret(secrets, x))
+            return 1;
+    }
+    return 0;
+}
+
+/* Registers the values of the arguments the module marks secret, and says
+ * whether the call handles a secret at all (a secret argument, or any
+ * argument holding a value already known to be secret, e.g. from a vault):
+ * then its diff may show that something changed, never what. */
+static int secret_call(struct aicp_secrets *secrets, const struct aicp_args *args)
+{
+    const char *k;
+    json_t *v;
+    int found = 0;
+
+    json_object_foreach(args->v, k, v) {
+        if (aicp_arg_is_secret(args->mod, k)) {
+            aicp_secrets_add_json(secrets, v);
+            found = 1;
+        }
+    }
+    return found || holds_secret(secrets, args->v);
+}
+
+#define SECRET_DIFF "(diff hidden: the change involves a secret value)\n"
+
 /* Runs one module invocation (one loop item) and fills o. */
 static void run_module_call(struct job *j, const json_t *vars, int check, int become, struct outcome *o)
 {
@@ -299,6 +341,16 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     aicp_task_strip_omitted(rendered);
     if ((rc = aicp_args_validate(&args, mod, rendered, 0, &err)) != 0)
         goto fail;
+    int secret = secret_call(j->r->opts->secrets, &args);
+    /* A command line is every process's to read (ps): say so when a
+     * secret is on one, as the operator can pass it on stdin instead. */
+    if (secret && (mod->flags & AICP_MOD_NO_VERIFY) &&
+        (holds_secret(j->r->opts->secrets, aicp_args_get(&args, "_raw_params")) ||
+         holds_secret(j->r->opts->secrets, aicp_args_get(&args, "argv"))))
+        json_object_set_new(result, "warnings",
+                            json_pack("[s]", "a secret value is on this command line, where ps on "
+                                             "the host shows it; pass it with stdin: or in the "
+                                             "environment instead"));
     struct aicp_ctx ctx = {
         .host = j->h->name,
         .become = become,
@@ -322,7 +374,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
             goto fail;
         }
         if (j->h->conn == NULL &&
-            (rc = aicp_hostconn_open(&j->h->conn, j->h->name, vars, &err)) != 0) {
+            (rc = aicp_hostconn_open(&j->h->conn, j->h->name, vars, &j->r->hostkeys, &err)) != 0) {
             o->st = AICP_ST_UNREACHABLE;
             goto fail;
         }
@@ -350,11 +402,13 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         goto fail;
     if ((rc = mod->ops->diff(current, &args, &change, &err)) != 0)
         goto fail;
-    if (change->diff_text)
+    if (secret)
+        o->diff_text = change->needed ? aicp_strdup(SECRET_DIFF) : NULL;
+    else if (change->diff_text)
         o->diff_text = aicp_strdup(change->diff_text);
     else
         o->diff_text = aicp_task_diff_text(change->before, change->after);
-    if (change->before || change->after)
+    if ((change->before || change->after) && !secret)
         json_object_set_new(result, "diff", json_pack("{s:O?, s:O?}", "before", change->before,
                                                       "after", change->after));
     if (change->needed && check) {
@@ -523,7 +577,7 @@ static void prefetch(struct job *j)
     struct aicp_err err = {0};
     if (h->conn == NULL) {
         json_t *vars = task_vars(r, h, j->t, j->sc);
-        int rc = aicp_hostconn_open(&h->conn, h->name, vars, &err);
+        int rc = aicp_hostconn_open(&h->conn, h->name, vars, &r->hostkeys, &err);
         json_decref(vars);
         if (rc != 0) {
             h->conn_rc = rc;
@@ -1233,7 +1287,7 @@ static void gather_job(struct job *j)
     json_t *vars = task_vars(j->r, j->h, NULL, NULL);
     json_t *facts = NULL;
     double t0 = aicp_now();
-    int rc = aicp_hostconn_open(&j->h->conn, j->h->name, vars, &err);
+    int rc = aicp_hostconn_open(&j->h->conn, j->h->name, vars, &j->r->hostkeys, &err);
     if (rc != 0) {
         j->total.st = AICP_ST_UNREACHABLE;
     } else {
@@ -1563,15 +1617,20 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
                       struct aicp_err *err)
 {
     struct run r = {.opts = opts};
+    char why[4200];
     int rc;
     *exit_status = 1;
+    aicp_hostconn_policy(&r.hostkeys, opts->accept_new_host_keys, why, sizeof why);
     r.hostvars = json_object();
-    if ((rc = aicp_srcmap_new(&r.invmap)) != 0 || (rc = aicp_inventory_new(&r.inv, r.invmap)) != 0)
+    if ((rc = aicp_srcmap_new(&r.invmap)) != 0)
+        goto out;
+    aicp_srcmap_set_vault(r.invmap, opts->vault, opts->secrets);
+    if ((rc = aicp_inventory_new(&r.inv, r.invmap)) != 0)
         goto out;
     for (size_t i = 0; i < opts->ninventories; i++)
         if ((rc = aicp_inventory_load(r.inv, opts->inventories[i], err)) != 0)
             goto out;
-    if ((rc = aicp_playbook_load(&r.pb, playbook, err)) != 0)
+    if ((rc = aicp_playbook_load_vaulted(&r.pb, playbook, opts->vault, opts->secrets, err)) != 0)
         goto out;
     if ((rc = aicp_inventory_add_vars_dir(r.inv, r.pb->dir, err)) != 0)
         goto out;
@@ -1586,6 +1645,10 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
         goto out;
     if ((rc = aicp_output_new(&r.out, stdout, opts->verbose, opts->diff)) != 0)
         goto out;
+    aicp_output_set_secrets(r.out, opts->secrets);
+    if (!r.hostkeys.checking)
+        fprintf(stderr, "[WARNING]: SSH host key checking is off (%s): any host answering to a "
+                        "host's address is trusted\n", why);
     for (size_t i = 0; i < r.pb->nplays; i++) {
         if ((rc = run_play(&r, r.pb->plays[i], err)) != 0)
             goto out;

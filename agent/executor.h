@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <jansson.h>
 
+struct aicp_vault;
+struct aicp_secrets;
+
 struct aicp_err;
 
 struct aicp_run_opts {
@@ -24,6 +27,9 @@ struct aicp_run_opts {
     const char *json_path;          /* --json FILE or NULL */
     int syntax_check;               /* --syntax-check: validate, run nothing */
     int list_hosts;                 /* --list-hosts: print each play's hosts, run nothing */
+    const struct aicp_vault *vault; /* opens vaulted files and !vault values; may be NULL */
+    struct aicp_secrets *secrets;   /* values masked in all output; borrowed; may be NULL */
+    int accept_new_host_keys;       /* unknown host keys are accepted and recorded */
 };
 
 /* Loads the inventory and the playbook (validating everything before any

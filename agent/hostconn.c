@@ -41,8 +41,75 @@ static const char *var_str(const json_t *vars, const char *name, char *buf, size
     return buf;
 }
 
+/* host_key_checking in the [defaults] section of an ansible.cfg: 1, 0, or
+ * -1 when the file does not say. */
+static int cfg_checking(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int in_defaults = 0, v = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *p = line + strspn(line, " \t");
+        p[strcspn(p, "\r\n")] = '\0';
+        if (*p == '[') {
+            in_defaults = strncmp(p, "[defaults]", 10) == 0;
+            continue;
+        }
+        if (!in_defaults || strncmp(p, "host_key_checking", 17) != 0)
+            continue;
+        p += 17 + strspn(p + 17, " \t");
+        if (*p != '=' && *p != ':')
+            continue;
+        p++;
+        p += strspn(p, " \t");
+        p[strcspn(p, " \t;#")] = '\0';
+        v = aicp_parse_bool(p);
+    }
+    fclose(f);
+    return v;
+}
+
+void aicp_hostconn_policy(struct aicp_hostkey_policy *pol, int accept_new, char *why, size_t cap)
+{
+    const char *env = getenv("ANSIBLE_HOST_KEY_CHECKING");
+    char path[4096];
+
+    pol->checking = 1;
+    pol->accept_new = accept_new;
+    why[0] = '\0';
+    if (env != NULL && *env != '\0') {
+        if (aicp_parse_bool(env) == 0) {
+            pol->checking = 0;
+            snprintf(why, cap, "ANSIBLE_HOST_KEY_CHECKING=%s", env);
+        }
+        return;
+    }
+    /* The one ansible.cfg Ansible would read, in its order. */
+    const char *cfg = getenv("ANSIBLE_CONFIG");
+    const char *home = getenv("HOME");
+    const char *cands[4] = {cfg && *cfg ? cfg : NULL, "ansible.cfg", NULL, "/etc/ansible/ansible.cfg"};
+    if (home != NULL) {
+        snprintf(path, sizeof path, "%s/.ansible.cfg", home);
+        cands[2] = path;
+    }
+    for (int i = 0; i < 4; i++) {
+        FILE *f;
+        if (cands[i] == NULL || (f = fopen(cands[i], "r")) == NULL)
+            continue;
+        fclose(f);
+        if (cfg_checking(cands[i]) == 0) {
+            pol->checking = 0;
+            snprintf(why, cap, "host_key_checking = False in %s", cands[i]);
+        }
+        return;
+    }
+}
+
 int aicp_hostconn_open(struct aicp_conn **out, const char *name, const json_t *vars,
-                       struct aicp_err *err)
+                       const struct aicp_hostkey_policy *pol, struct aicp_err *err)
 {
     char host[256], user[128], key[1024], kh[1024], conn[32], port[16], args[2048], extra[1024],
         bpass[512], buser[128], hkc[16], to[16], cto[16];
@@ -64,12 +131,11 @@ int aicp_hostconn_open(struct aicp_conn **out, const char *name, const json_t *v
         o.known_hosts = var_str(vars, "ansible_ssh_known_hosts_file", kh, sizeof(kh));
     const char *c = var_str(vars, "ansible_connection", conn, sizeof(conn));
     o.local = c && strcmp(c, "local") == 0;
-    o.strict_host_key = 1;
+    o.strict_host_key = pol == NULL || pol->checking;
+    o.accept_new_host_key = pol != NULL && pol->accept_new;
     const char *k = var_str(vars, "ansible_host_key_checking", hkc, sizeof(hkc));
-    if (k == NULL)
-        k = getenv("ANSIBLE_HOST_KEY_CHECKING");
-    if (k && aicp_parse_bool(k) == 0)
-        o.strict_host_key = 0;
+    if (k && aicp_parse_bool(k) >= 0)
+        o.strict_host_key = aicp_parse_bool(k);
     const char *t = var_str(vars, "ansible_timeout", to, sizeof(to));
     if (t == NULL)
         t = var_str(vars, "ansible_ssh_timeout", to, sizeof(to));

@@ -25,10 +25,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
+
 #include "err.h"
 #include "inventory.h"
 #include "inventory_int.h"
+#include "secret.h"
 #include "util.h"
+#include "vault.h"
 #include "yaml.h"
 
 /* Python's literal_eval nesting we accept before calling it a string. */
@@ -391,7 +395,11 @@ static int load_file(struct aicp_inventory *inv, const char *path, struct aicp_e
     size_t len = 0;
     json_t *doc = NULL;
     struct aicp_err yerr = {0};
-    int rc = aicp_read_file(&text, &len, path, err);
+    int vaulted = 0;
+    errno = 0;
+    int rc = aicp_vault_read_file(&text, &len, &vaulted, aicp_srcmap_vault(inv->map), path, err);
+    if (rc == AICP_EAUTH || rc == AICP_ENOMEM || (rc != 0 && vaulted))
+        return rc;
     if (rc != 0) {
         aicp_err_set(err, AICP_EINVAL, "%s: cannot read inventory: %s", path, strerror(errno ? errno : EIO));
         return AICP_EINVAL;
@@ -424,8 +432,15 @@ static int load_file(struct aicp_inventory *inv, const char *path, struct aicp_e
     rc = aicp_inventory_ini_parse(inv, path, text, err);
     if (rc != 0 && yaml_syntax && has_ext(path, yaml_exts) && err != NULL)
         *err = yerr; /* a .yml file: the YAML error is the useful one */
+    /* The values of a vaulted YAML inventory are secrets, as those of a
+     * vaulted vars file. (An INI one is only decrypted: its values are
+     * host addresses and users far more often than secrets.) */
 out:
+    if (rc == 0 && vaulted && json_is_object(doc))
+        rc = aicp_secrets_add_json(aicp_srcmap_secrets(inv->map), doc);
     json_decref(doc);
+    if (text != NULL)
+        OPENSSL_cleanse(text, len);
     free(text);
     return rc;
 }
@@ -762,7 +777,7 @@ static int vars_from_dir(json_t **out, const struct aicp_inventory *inv, const c
     json_array_foreach(files, i, f) {
         json_t *data = NULL;
         if ((rc = aicp_yaml_load_file(&data, json_string_value(f), inv->map, err)) != 0) {
-            if (rc != AICP_EINVAL && rc != AICP_ENOMEM)
+            if (rc != AICP_EINVAL && rc != AICP_ENOMEM && rc != AICP_EAUTH)
                 rc = aicp_err_set(err, AICP_EINVAL, "%s: cannot read variables file", json_string_value(f));
             goto out;
         }

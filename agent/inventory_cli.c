@@ -15,7 +15,10 @@
 
 #include "err.h"
 #include "inventory.h"
+#include "secret.h"
 #include "util.h"
+#include "vault.h"
+#include "yaml.h"
 
 #define PYLIT_MAX_DEPTH 64
 
@@ -737,7 +740,8 @@ int aicp_inventory_graph(char **out, const struct aicp_inventory *inv, const cha
 static void usage(FILE *f)
 {
     fputs("usage: aicp inventory [-i INVENTORY]... (--list | --host HOST | --graph [GROUP] [--vars])\n"
-          "                      [--playbook-dir DIR] [--output FILE]\n",
+          "                      [--playbook-dir DIR] [--output FILE]\n"
+          "                      [--vault-password-file F | --vault-id [LABEL@]F ... | -J]\n",
           f);
 }
 
@@ -774,8 +778,12 @@ static int is_opt(const char *a, const char *longopt, const char *shortopt)
 
 int aicp_inventory_cli(int argc, char **argv)
 {
-    const char *sources[64];
-    size_t nsources = 0;
+    const char *sources[64], *ids[64], *files[64];
+    size_t nsources = 0, nids = 0, nfiles = 0;
+    int ask = 0;
+    struct aicp_vault *vault = NULL;
+    struct aicp_secrets *secrets = NULL;
+    struct aicp_srcmap *map = NULL;
     const char *host = NULL, *output = NULL, *pattern = NULL, *playdir = NULL;
     int list = 0, graph = 0, with_vars = 0;
     struct aicp_err err = {0};
@@ -803,6 +811,20 @@ int aicp_inventory_cli(int argc, char **argv)
             if (nsources == sizeof(sources) / sizeof(sources[0]))
                 return usage_error("too many inventory sources", NULL);
             sources[nsources++] = v;
+        } else if (is_opt(a, "--vault-id", NULL) || is_opt(a, "--vault-password-file", NULL)) {
+            int is_id = is_opt(a, "--vault-id", NULL);
+            if ((v = opt_value(argc, argv, &i, is_id ? "--vault-id" : "--vault-password-file",
+                               NULL)) == NULL)
+                return usage_error("option needs a value: ", a);
+            if (nids == 64 || nfiles == 64)
+                return usage_error("too many vault passwords", NULL);
+            if (is_id)
+                ids[nids++] = v;
+            else
+                files[nfiles++] = v;
+        } else if (strcmp(a, "-J") == 0 || strcmp(a, "--ask-vault-pass") == 0 ||
+                   strcmp(a, "--ask-vault-password") == 0) {
+            ask = 1;
         } else if (is_opt(a, "--host", NULL)) {
             if ((v = opt_value(argc, argv, &i, "--host", NULL)) == NULL)
                 return usage_error("option needs a value: ", a);
@@ -837,10 +859,14 @@ int aicp_inventory_cli(int argc, char **argv)
         sources[nsources++] = "/etc/ansible/hosts";
     }
 
-    if ((rc = aicp_inventory_new(&inv, NULL)) != 0) {
+    if ((rc = aicp_vault_new(&vault)) != 0 || (rc = aicp_secrets_new(&secrets)) != 0 ||
+        (rc = aicp_srcmap_new(&map)) != 0 || (rc = aicp_inventory_new(&inv, map)) != 0) {
         aicp_err_set(&err, rc, "out of memory");
         goto fail;
     }
+    if ((rc = aicp_vault_add_cli(vault, ids, nids, files, nfiles, ask, &err)) != 0)
+        goto fail;
+    aicp_srcmap_set_vault(map, vault, secrets);
     for (size_t i = 0; i < nsources; i++)
         if ((rc = aicp_inventory_load(inv, sources[i], &err)) != 0)
             goto fail;
@@ -883,7 +909,8 @@ int aicp_inventory_cli(int argc, char **argv)
         aicp_err_set(&err, AICP_ENOMEM, "out of memory");
         goto fail;
     }
-    if (aicp_buf_puts(&text, "\n") != 0) {
+    /* Vaulted values are shown masked, never in the clear. */
+    if (aicp_buf_puts(&text, "\n") != 0 || aicp_secrets_mask_buf(secrets, &text) != 0) {
         rc = aicp_err_set(&err, AICP_ENOMEM, "out of memory");
         goto fail;
     }
@@ -903,7 +930,10 @@ fail:
     fprintf(stderr, "aicp: %s\n", err.msg[0] ? err.msg : aicp_strerror(rc));
     status = aicp_err_exit_status(rc);
 out:
-    aicp_buf_free(&text);
+    aicp_buf_free_secret(&text);
     aicp_inventory_free(inv);
+    aicp_srcmap_free(map);
+    aicp_secrets_free(secrets);
+    aicp_vault_free(vault);
     return status;
 }

@@ -17,7 +17,9 @@
 #include "lab.h"
 #include "module.h"
 #include "registry.h"
+#include "secret.h"
 #include "util.h"
+#include "vault.h"
 #include "yaml.h"
 
 #define EXIT_USAGE 64
@@ -28,7 +30,10 @@ static void usage(FILE *fp)
     fputs("usage: aicp run PLAYBOOK -i INVENTORY [-i ...] [-e KEY=VALUE | -e @FILE]...\n"
           "                [--check] [--diff] [--limit PATTERN] [--tags T] [--skip-tags T]\n"
           "                [--forks N] [--json FILE] [-v] [--syntax-check] [--list-hosts]\n"
+          "                [--vault-password-file F | --vault-id [LABEL@]F ... | -J]\n"
+          "                [--accept-new-host-keys]\n"
           "       aicp inventory -i INVENTORY --list | --graph [GROUP] | --host NAME\n"
+          "       aicp vault encrypt|decrypt|view|rekey|encrypt_string [options] [FILE...]\n"
           "       aicp modules [NAME]\n"
           "       aicp lab up [--nodes N] [--dir DIR] | down | status\n"
           "       aicp version\n",
@@ -48,16 +53,17 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 }
 
 /* -e: KEY=VALUE pairs, inline YAML/JSON, or @FILE; later ones win. */
-static int add_extra_vars(json_t *acc, const char *arg, struct aicp_err *err)
+static int add_extra_vars(json_t *acc, const char *arg, struct aicp_srcmap *map,
+                          struct aicp_err *err)
 {
     json_t *v = NULL;
     int rc;
     if (arg[0] == '@') {
-        rc = aicp_yaml_load_file(&v, arg + 1, NULL, err);
+        rc = aicp_yaml_load_file(&v, arg + 1, map, err);
         if (rc == AICP_EIO)
             rc = AICP_EINVAL; /* a missing vars file is bad input, as a missing playbook */
     } else if (arg[0] == '{' || arg[0] == '[') {
-        rc = aicp_yaml_load_string(&v, arg, strlen(arg), "extra vars", NULL, err);
+        rc = aicp_yaml_load_string(&v, arg, strlen(arg), "extra vars", map, err);
     } else {
         rc = aicp_args_parse_kv(&v, arg, 0, NULL, err);
     }
@@ -87,9 +93,17 @@ static json_t *split_tags(json_t *acc, const char *s)
     return acc;
 }
 
+/* An error message, with every secret the run knows masked. */
+static void print_error(const struct aicp_secrets *secrets, const char *prefix, const char *msg)
+{
+    char *m = aicp_secrets_mask(secrets, msg);
+    fprintf(stderr, "%s%s\n", prefix, m ? m : "(error message withheld: out of memory)");
+    aicp_free_secret(m);
+}
+
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_SKIP = 256, OPT_JSON, OPT_SYNTAX, OPT_LIST_HOSTS };
+    enum { OPT_SKIP = 256, OPT_JSON, OPT_SYNTAX, OPT_LIST_HOSTS, OPT_VPF, OPT_VID, OPT_ACCEPT };
     static const struct option longopts[] = {
         {"inventory", required_argument, NULL, 'i'}, {"extra-vars", required_argument, NULL, 'e'},
         {"check", no_argument, NULL, 'C'},           {"diff", no_argument, NULL, 'D'},
@@ -98,27 +112,36 @@ static int cmd_run(int argc, char **argv)
         {"json", required_argument, NULL, OPT_JSON}, {"verbose", no_argument, NULL, 'v'},
         {"syntax-check", no_argument, NULL, OPT_SYNTAX},
         {"list-hosts", no_argument, NULL, OPT_LIST_HOSTS},
+        {"vault-password-file", required_argument, NULL, OPT_VPF},
+        {"vault-id", required_argument, NULL, OPT_VID},
+        {"ask-vault-pass", no_argument, NULL, 'J'},  {"ask-vault-password", no_argument, NULL, 'J'},
+        {"accept-new-host-keys", no_argument, NULL, OPT_ACCEPT},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     struct aicp_run_opts o = {.forks = 20};
     struct aicp_err err = {0};
     const char **invs = calloc((size_t)argc + 1, sizeof(*invs));
+    const char **extras = calloc((size_t)argc + 1, sizeof(*extras));
+    const char **ids = calloc((size_t)argc + 1, sizeof(*ids));
+    const char **files = calloc((size_t)argc + 1, sizeof(*files));
     json_t *extra = json_object();
-    int status = EXIT_USAGE, c, rc;
-    size_t ninv = 0;
-    if (invs == NULL || extra == NULL)
+    struct aicp_vault *vault = NULL;
+    struct aicp_secrets *secrets = NULL;
+    struct aicp_srcmap *emap = NULL;
+    int status = EXIT_USAGE, c, rc, ask = 0;
+    size_t ninv = 0, nextra = 0, nids = 0, nfiles = 0;
+    if (invs == NULL || extras == NULL || ids == NULL || files == NULL || extra == NULL ||
+        aicp_vault_new(&vault) != 0 || aicp_secrets_new(&secrets) != 0 ||
+        aicp_srcmap_new(&emap) != 0) {
+        fputs("aicp: out of memory\n", stderr);
+        status = 1;
         goto out;
+    }
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:e:CDl:t:f:vh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:e:CDl:t:f:vhJ", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': invs[ninv++] = optarg; break;
-        case 'e':
-            if ((rc = add_extra_vars(extra, optarg, &err)) != 0) {
-                fprintf(stderr, "aicp: %s\n", err.msg);
-                status = aicp_err_exit_status(rc);
-                goto out;
-            }
-            break;
+        case 'e': extras[nextra++] = optarg; break;
         case 'C': o.check = 1; break;
         case 'D': o.diff = 1; break;
         case 'l': o.limit = optarg; break;
@@ -137,6 +160,10 @@ static int cmd_run(int argc, char **argv)
         case OPT_JSON: o.json_path = optarg; break;
         case OPT_SYNTAX: o.syntax_check = 1; break;
         case OPT_LIST_HOSTS: o.list_hosts = 1; break;
+        case OPT_VPF: files[nfiles++] = optarg; break;
+        case OPT_VID: ids[nids++] = optarg; break;
+        case 'J': ask = 1; break;
+        case OPT_ACCEPT: o.accept_new_host_keys = 1; break;
         case 'v': o.verbose++; break;
         case 'h': usage(stdout); status = 0; goto out;
         default: status = usage_error("bad option for 'run'"); goto out;
@@ -154,19 +181,41 @@ static int cmd_run(int argc, char **argv)
         }
         invs[ninv++] = env;
     }
+    if ((rc = aicp_vault_add_cli(vault, ids, nids, files, nfiles, ask, &err)) != 0) {
+        fprintf(stderr, "aicp: %s\n", err.msg);
+        status = aicp_err_exit_status(rc);
+        goto out;
+    }
+    /* -e files may be vaulted: read them once the passwords are known. */
+    aicp_srcmap_set_vault(emap, vault, secrets);
+    for (size_t i = 0; i < nextra; i++) {
+        if ((rc = add_extra_vars(extra, extras[i], emap, &err)) != 0) {
+            print_error(secrets, "aicp: ", err.msg);
+            status = aicp_err_exit_status(rc);
+            goto out;
+        }
+    }
     o.inventories = invs;
     o.ninventories = ninv;
     o.extra_vars = extra;
+    o.vault = vault;
+    o.secrets = secrets;
     rc = aicp_run_playbook(&status, argv[optind], &o, &err);
     if (rc != 0) {
-        fprintf(stderr, "ERROR! %s\n", err.msg);
+        print_error(secrets, "ERROR! ", err.msg);
         status = aicp_err_exit_status(rc);
     }
 out:
     free(invs);
+    free(extras);
+    free(ids);
+    free(files);
     json_decref(extra);
     json_decref(o.tags);
     json_decref(o.skip_tags);
+    aicp_srcmap_free(emap);
+    aicp_vault_free(vault);
+    aicp_secrets_free(secrets);
     return status;
 }
 
@@ -222,6 +271,7 @@ int main(int argc, char **argv)
     /* A host that goes away mid-write is an unreachable host, not the end
      * of the run (children get the default back: see conn.c). */
     signal(SIGPIPE, SIG_IGN);
+    aicp_secrets_wipe_json_memory();
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -235,6 +285,8 @@ int main(int argc, char **argv)
         return cmd_modules(argc - 1, argv + 1);
     if (strcmp(cmd, "lab") == 0)
         return aicp_lab_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "vault") == 0)
+        return aicp_vault_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("aicp %s\n", PACKAGE_VERSION);
         return 0;

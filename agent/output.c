@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "err.h"
 #include "output.h"
+#include "secret.h"
 #include "util.h"
 
 struct aicp_output {
@@ -21,7 +23,27 @@ struct aicp_output {
     json_t *report;      /* {plays: [...], stats: {...}} */
     json_t *cur_play;    /* borrowed from report */
     json_t *cur_task;    /* borrowed */
+    const struct aicp_secrets *secrets; /* masked in everything written; borrowed */
 };
+
+void aicp_output_set_secrets(struct aicp_output *o, const struct aicp_secrets *s)
+{
+    o->secrets = s;
+}
+
+/* Every line leaves through here, with the run's secrets masked. */
+__attribute__((format(printf, 3, 4))) static void say(struct aicp_output *o, FILE *fp,
+                                                      const char *fmt, ...)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = aicp_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (rc == 0 && b.data != NULL && aicp_secrets_mask_buf(o->secrets, &b) == 0)
+        fwrite(b.data, 1, b.len, fp);
+    aicp_buf_free_secret(&b);
+}
 
 int aicp_output_new(struct aicp_output **out, FILE *fp, int verbose, int diff)
 {
@@ -54,10 +76,10 @@ static void banner(struct aicp_output *o, const char *msg)
     int stars = 79 - (int)strlen(msg);
     if (stars <= 3)
         stars = 3;
-    fprintf(o->fp, "\n%s ", msg);
-    for (int i = 0; i < stars; i++)
-        fputc('*', o->fp);
-    fputc('\n', o->fp);
+    char line[80];
+    memset(line, '*', (size_t)stars < sizeof line ? (size_t)stars : sizeof line - 1);
+    line[(size_t)stars < sizeof line ? (size_t)stars : sizeof line - 1] = '\0';
+    say(o, o->fp, "\n%s %s\n", msg, line);
 }
 
 void aicp_output_play(struct aicp_output *o, const char *name, int check)
@@ -105,14 +127,14 @@ static const char *status_name(enum aicp_status st)
 }
 
 /* Ansible's _dump_results: the result as JSON without internal keys. */
-static char *dump_result(const json_t *result, int no_log, int indent)
+static char *dump_result(const struct aicp_output *o, const json_t *result, int no_log, int indent)
 {
     json_t *copy = NULL;
     if (no_log) {
         copy = json_pack("{s:s, s:b}", "censored", AICP_NO_LOG_MSG, "changed",
                          json_is_true(json_object_get(result, "changed")));
     } else {
-        copy = json_deep_copy(result ? result : json_object());
+        copy = aicp_secrets_mask_json(o->secrets, result ? result : json_object());
         json_object_del(copy, "diff");
     }
     char *s = json_dumps(copy, JSON_SORT_KEYS | (indent ? JSON_INDENT(4) : 0));
@@ -125,7 +147,7 @@ static char *dump_result(const json_t *result, int no_log, int indent)
 /* A result as the terminal shows it: a loop item without its loop
  * variable (it is in the label), and debug's the way Ansible's callback
  * cleans it (msg alone). verbose_always results are indented. */
-static char *dump_shown(const json_t *result, int is_item, int no_log, int verbose, int indent)
+static char *dump_shown(const struct aicp_output *o, const json_t *result, int is_item, int no_log, int verbose, int indent)
 {
     json_t *r = json_deep_copy(result ? result : json_object());
     const json_t *always = json_object_get(r, "_aicp_show");
@@ -149,7 +171,7 @@ static char *dump_shown(const json_t *result, int is_item, int no_log, int verbo
         json_object_del(r, "changed");
     }
     json_object_del(r, "_aicp_show");
-    char *dump = dump_result(r, no_log, indent);
+    char *dump = dump_result(o, r, no_log, indent);
     json_decref(r);
     return dump;
 }
@@ -159,12 +181,12 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
                         int no_log, int ignored, double seconds)
 {
     if (o->diff && diff_text && *diff_text && !no_log && st != AICP_ST_SKIPPED)
-        fputs(diff_text, o->fp);
+        say(o, o->fp, "%s", diff_text);
     size_t wi;
     json_t *w;
     json_array_foreach(json_object_get(result, "warnings"), wi, w) {
         if (json_is_string(w) && !no_log)
-            fprintf(stderr, "[WARNING]: %s\n", json_string_value(w));
+            say(o, stderr, "[WARNING]: %s\n", json_string_value(w));
     }
     char item[512] = "";
     if (item_label)
@@ -176,29 +198,29 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
     case AICP_ST_CHANGED:
     case AICP_ST_SKIPPED: {
         const char *word = st == AICP_ST_OK ? "ok" : st == AICP_ST_CHANGED ? "changed" : "skipping";
-        fprintf(o->fp, "%s: [%s]%s", word, host, item);
+        say(o, o->fp, "%s: [%s]%s", word, host, item);
         /* debug and assert results are always shown, as Ansible's
          * _ansible_verbose_always; others with -v. */
         if (o->verbose > 0 || always != NULL) {
-            dump = dump_shown(result, item_label != NULL, no_log, o->verbose, 1);
-            fprintf(o->fp, " => %s", dump);
+            dump = dump_shown(o, result, item_label != NULL, no_log, o->verbose, 1);
+            say(o, o->fp, " => %s", dump);
         }
-        fputc('\n', o->fp);
+        say(o, o->fp, "\n");
         break;
     }
     case AICP_ST_FAILED:
-        dump = dump_shown(result, item_label != NULL, no_log, o->verbose, always != NULL);
+        dump = dump_shown(o, result, item_label != NULL, no_log, o->verbose, always != NULL);
         if (item_label)
-            fprintf(o->fp, "failed: [%s] (item=%s) => %s\n", host, no_log ? "None" : item_label,
+            say(o, o->fp, "failed: [%s] (item=%s) => %s\n", host, no_log ? "None" : item_label,
                     dump);
         else
-            fprintf(o->fp, "fatal: [%s]: FAILED! => %s\n", host, dump);
+            say(o, o->fp, "fatal: [%s]: FAILED! => %s\n", host, dump);
         if (ignored)
-            fputs("...ignoring\n", o->fp);
+            say(o, o->fp, "...ignoring\n");
         break;
     case AICP_ST_UNREACHABLE:
-        dump = dump_result(result, no_log, 0);
-        fprintf(o->fp, "fatal: [%s]: UNREACHABLE! => %s\n", host, dump);
+        dump = dump_result(o, result, no_log, 0);
+        say(o, o->fp, "fatal: [%s]: UNREACHABLE! => %s\n", host, dump);
         break;
     }
     free(dump);
@@ -241,22 +263,22 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
 void aicp_output_included(struct aicp_output *o, const char *file, const char *hosts,
                           const char *item)
 {
-    fprintf(o->fp, "included: %s for %s", file ? file : "?", hosts);
+    say(o, o->fp, "included: %s for %s", file ? file : "?", hosts);
     if (item)
-        fprintf(o->fp, " => (item=%s)", item);
-    fputc('\n', o->fp);
+        say(o, o->fp, " => (item=%s)", item);
+    say(o, o->fp, "\n");
     fflush(o->fp);
 }
 
 void aicp_output_ignoring(struct aicp_output *o)
 {
-    fputs("...ignoring\n", o->fp);
+    say(o, o->fp, "...ignoring\n");
     fflush(o->fp);
 }
 
 void aicp_output_no_hosts(struct aicp_output *o)
 {
-    fputs("skipping: no hosts matched\n", o->fp);
+    say(o, o->fp, "skipping: no hosts matched\n");
     fflush(o->fp);
 }
 
@@ -296,7 +318,7 @@ void aicp_output_recap(struct aicp_output *o, const json_t *hosts, const struct 
         snprintf(f[4], sizeof(f[4]), "skipped=%-4d", s->skipped);
         snprintf(f[5], sizeof(f[5]), "rescued=%-4d", s->rescued);
         snprintf(f[6], sizeof(f[6]), "ignored=%-4d", s->ignored);
-        fprintf(o->fp, "%-26s : %s %s %s %s %s %s %s\n", h, f[0], f[1], f[2], f[3], f[4], f[5],
+        say(o, o->fp, "%-26s : %s %s %s %s %s %s %s\n", h, f[0], f[1], f[2], f[3], f[4], f[5],
                 f[6]);
         json_object_set_new(jstats, h,
                             json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "ok", s->ok, "changed",
@@ -306,7 +328,7 @@ void aicp_output_recap(struct aicp_output *o, const json_t *hosts, const struct 
         json_object_set_new(json_object_get(jstats, h), "round_trips",
                             json_integer((json_int_t)s->round_trips));
     }
-    fputc('\n', o->fp);
+    say(o, o->fp, "\n");
     fflush(o->fp);
     free(order);
 }
@@ -315,7 +337,9 @@ int aicp_output_write_json(struct aicp_output *o, const char *path, struct aicp_
 {
     struct aicp_buf tmp = AICP_BUF_INIT;
     int rc = 0, fd = -1;
-    char *text = json_dumps(o->report, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_t *masked = aicp_secrets_mask_json(o->secrets, o->report);
+    char *text = masked ? json_dumps(masked, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(masked);
     if (text == NULL || aicp_buf_printf(&tmp, "%s.XXXXXX", path) != 0) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 struct aicp_err;
+struct aicp_secrets;
 
 enum aicp_status {
     AICP_ST_OK = 0,
@@ -27,6 +28,9 @@ struct aicp_output;
 /* out: where lines go (stdout). verbose: -v count. */
 int aicp_output_new(struct aicp_output **out, FILE *fp, int verbose, int diff);
 void aicp_output_free(struct aicp_output *o);
+/* Every value in s is masked in all the output writes from now on: lines,
+ * warnings, diffs and the JSON report. s is borrowed. */
+void aicp_output_set_secrets(struct aicp_output *o, const struct aicp_secrets *s);
 
 void aicp_output_play(struct aicp_output *o, const char *name, int check);
 /* kind: "TASK" or "RUNNING HANDLER". */

@@ -1239,6 +1239,13 @@ out:
 
 int aicp_playbook_load(struct aicp_playbook **out, const char *path, struct aicp_err *err)
 {
+    return aicp_playbook_load_vaulted(out, path, NULL, NULL, err);
+}
+
+int aicp_playbook_load_vaulted(struct aicp_playbook **out, const char *path,
+                               const struct aicp_vault *vault, struct aicp_secrets *secrets,
+                               struct aicp_err *err)
+{
     struct aicp_playbook *pb = calloc(1, sizeof(*pb));
     struct loader L = {.pb = pb, .err = err};
     int rc;
@@ -1254,6 +1261,7 @@ int aicp_playbook_load(struct aicp_playbook **out, const char *path, struct aicp
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
     }
+    aicp_srcmap_set_vault(pb->map, vault, secrets);
     if ((rc = load_playbook_file(&L, path)) != 0)
         goto out;
     *out = pb;

@@ -109,6 +109,13 @@ struct aicp_playbook {
 
 /* Loads and validates a playbook. */
 int aicp_playbook_load(struct aicp_playbook **out, const char *path, struct aicp_err *err);
+/* The same, opening vaulted files and !vault values with vault (vars_files
+ * read later too) and registering their plaintext in secrets. */
+struct aicp_vault;
+struct aicp_secrets;
+int aicp_playbook_load_vaulted(struct aicp_playbook **out, const char *path,
+                               const struct aicp_vault *vault, struct aicp_secrets *secrets,
+                               struct aicp_err *err);
 void aicp_playbook_free(struct aicp_playbook *pb);
 
 /* "file:line:col" of a task, in a static buffer of the caller. */

@@ -82,6 +82,17 @@ static int check_host_key(struct aicp_ssh *s, const struct aicp_conn_opts *opts,
     case SSH_KNOWN_HOSTS_NOT_FOUND:
         if (!opts->strict_host_key)
             break;
+        if (opts->accept_new_host_key) {
+            /* StrictHostKeyChecking=accept-new: record it, as ssh does. */
+            if (ssh_session_update_known_hosts(s->session) != SSH_OK)
+                rc = aicp_err_set(err, AICP_EHOSTKEY, "cannot record the host key of %s in %s: %s",
+                                  s->name, kh ? kh : "~/.ssh/known_hosts",
+                                  ssh_get_error(s->session));
+            else
+                fprintf(stderr, "[WARNING]: %s: added %s %s (%s) to known_hosts %s\n", s->name,
+                        hostport, ktype, fp ? fp : "?", kh ? kh : "~/.ssh/known_hosts");
+            break;
+        }
         rc = aicp_err_set(err, AICP_EHOSTKEY,
                           "host key for %s (%s %s %s) is not in known_hosts %s; verify it and "
                           "add it (ssh-keyscan -p %d %s >> %s) or connect once with ssh",
@@ -91,6 +102,14 @@ static int check_host_key(struct aicp_ssh *s, const struct aicp_conn_opts *opts,
         break;
     case SSH_KNOWN_HOSTS_CHANGED:
     case SSH_KNOWN_HOSTS_OTHER:
+        if (!opts->strict_host_key) {
+            /* host_key_checking = False is Ansible's StrictHostKeyChecking=no:
+             * the connection goes ahead, but not silently. */
+            fprintf(stderr, "[WARNING]: %s: the host key (%s %s) does not match known_hosts %s; "
+                            "connecting anyway because host key checking is off\n",
+                    s->name, ktype, fp ? fp : "?", kh ? kh : "~/.ssh/known_hosts");
+            break;
+        }
         rc = aicp_err_set(err, AICP_EHOSTKEY,
                           "HOST KEY FOR %s (%s) HAS CHANGED: it now offers %s %s, which does not "
                           "match known_hosts %s. Someone could be intercepting the connection, "

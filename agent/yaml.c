@@ -19,10 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <yaml.h> /* libyaml: agent/ is an -iquote directory, so this is not ours */
 
 #include "err.h"
+#include "secret.h"
 #include "util.h"
+#include "vault.h"
 #include "yaml.h"
 
 /* Expanded nodes (aliases counted at their full size) per document. */
@@ -42,7 +45,26 @@ struct aicp_srcmap {
     size_t used;
     char **files;
     size_t nfiles;
+    const struct aicp_vault *vault;  /* opens vaulted files and !vault values; borrowed */
+    struct aicp_secrets *secrets;    /* where their plaintext is registered; borrowed */
 };
+
+void aicp_srcmap_set_vault(struct aicp_srcmap *map, const struct aicp_vault *vault,
+                           struct aicp_secrets *secrets)
+{
+    map->vault = vault;
+    map->secrets = secrets;
+}
+
+const struct aicp_vault *aicp_srcmap_vault(const struct aicp_srcmap *map)
+{
+    return map ? map->vault : NULL;
+}
+
+struct aicp_secrets *aicp_srcmap_secrets(const struct aicp_srcmap *map)
+{
+    return map ? map->secrets : NULL;
+}
 
 int aicp_srcmap_new(struct aicp_srcmap **out)
 {
@@ -572,6 +594,47 @@ static int register_anchor(struct composer *c, const char *anchor, json_t *v, lo
     return 0;
 }
 
+/* `!vault |` values: decrypted as they are read, the plaintext kept as a
+ * string (as Ansible's AnsibleVaultEncryptedUnicode) and registered as a
+ * secret so that output masks it. */
+static int on_vault_scalar(struct composer *c, yaml_event_t *ev)
+{
+    const yaml_mark_t *m = &ev->start_mark;
+    struct aicp_err verr = {0};
+    char *plain = NULL;
+    size_t plen = 0;
+    json_t *v;
+    int rc;
+
+    rc = aicp_vault_decrypt(&plain, &plen, c->map ? c->map->vault : NULL,
+                            (const char *)ev->data.scalar.value, ev->data.scalar.length, &verr);
+    if (rc != 0) {
+        if (rc == AICP_ENOMEM)
+            return rc;
+        aicp_err_set(c->err, rc == AICP_EAUTH ? AICP_EAUTH : AICP_EINVAL, "%s:%d:%d: !vault value: %s",
+                     c->name, (int)m->line + 1, (int)m->column + 1, verr.msg);
+        return rc == AICP_EAUTH ? AICP_EAUTH : AICP_EINVAL;
+    }
+    v = json_stringn(plain, plen);
+    if (v == NULL) {
+        OPENSSL_cleanse(plain, plen);
+        free(plain);
+        return comp_error(c, m, "the !vault value is not valid UTF-8 text", NULL);
+    }
+    rc = aicp_secrets_add(c->map ? c->map->secrets : NULL, plain, plen);
+    OPENSSL_cleanse(plain, plen);
+    free(plain);
+    if (rc == 0 && c->map != NULL)
+        rc = aicp_srcmap_put(c->map, v, c->name, (int)m->line + 1, (int)m->column + 1);
+    c->expanded++;
+    if (rc == 0)
+        rc = register_anchor(c, (const char *)ev->data.scalar.anchor, v, 1);
+    if (rc == 0)
+        return comp_add(c, v, 1, m);
+    json_decref(v);
+    return rc;
+}
+
 static int on_scalar(struct composer *c, yaml_event_t *ev)
 {
     const char *s = (const char *)ev->data.scalar.value;
@@ -592,10 +655,12 @@ static int on_scalar(struct composer *c, yaml_event_t *ev)
         f->size += 1;
         return 0;
     }
+    if (tag != NULL && strcmp(tag, "!vault") == 0)
+        return on_vault_scalar(c, ev);
     if (tag == NULL) {
         kind = plain ? resolve_plain(s, n) : SK_STR;
     } else if (strcmp(tag, "!") == 0 || strcmp(tag, "tag:yaml.org,2002:str") == 0 ||
-               strcmp(tag, "!vault") == 0 || strcmp(tag, "tag:yaml.org,2002:binary") == 0 ||
+               strcmp(tag, "tag:yaml.org,2002:binary") == 0 ||
                strcmp(tag, "tag:yaml.org,2002:timestamp") == 0) {
         kind = SK_STR;
     } else if (strcmp(tag, "!unsafe") == 0) {
@@ -800,10 +865,15 @@ int aicp_yaml_load_file(json_t **out, const char *path, struct aicp_srcmap *map,
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
-    int rc = aicp_read_file(&text, &len, path, err);
+    int vaulted = 0;
+    int rc = aicp_vault_read_file(&text, &len, &vaulted, map ? map->vault : NULL, path, err);
     if (rc != 0)
         return rc;
     rc = aicp_yaml_load_string(out, text, len, path, map, err);
+    /* Every value of a vaulted file is a secret (its keys are not). */
+    if (rc == 0 && vaulted)
+        rc = aicp_secrets_add_json(map ? map->secrets : NULL, *out);
+    OPENSSL_cleanse(text, len);
     free(text);
     return rc;
 }

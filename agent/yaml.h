@@ -5,7 +5,9 @@
  * scalars always stay strings. Anchors, aliases and `<<` merge keys are
  * resolved. Duplicate mapping keys: the later one wins (as Ansible, which
  * warns). Tags: `!unsafe` keeps the string verbatim (marked in the srcmap so
- * the templater leaves it alone); `!vault` is kept as a string for now.
+ * the templater leaves it alone); `!vault` values are decrypted with the
+ * srcmap's vault, and so are whole vaulted files; their plaintext is
+ * registered in the srcmap's secrets so that output masks it.
  */
 #ifndef AICP_YAML_H
 #define AICP_YAML_H
@@ -14,6 +16,8 @@
 #include <jansson.h>
 
 struct aicp_err;
+struct aicp_secrets;
+struct aicp_vault;
 
 struct aicp_loc {
     const char *file; /* interned; owned by the srcmap */
@@ -32,6 +36,13 @@ void aicp_srcmap_free(struct aicp_srcmap *map);
 const struct aicp_loc *aicp_srcmap_get(const struct aicp_srcmap *map, const json_t *node);
 /* Records a position for a node made elsewhere (file is copied). */
 int aicp_srcmap_put(struct aicp_srcmap *map, const json_t *node, const char *file, int line, int col);
+/* The vault that opens vaulted files and `!vault` values loaded with this
+ * map, and where their plaintext is registered. Both borrowed, may be NULL
+ * (a vaulted input is then an error saying no vault password was given). */
+void aicp_srcmap_set_vault(struct aicp_srcmap *map, const struct aicp_vault *vault,
+                           struct aicp_secrets *secrets);
+const struct aicp_vault *aicp_srcmap_vault(const struct aicp_srcmap *map);
+struct aicp_secrets *aicp_srcmap_secrets(const struct aicp_srcmap *map);
 /* 1 when the string node was tagged !unsafe. */
 int aicp_srcmap_unsafe(const struct aicp_srcmap *map, const json_t *node);
 

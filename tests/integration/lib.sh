@@ -8,6 +8,27 @@
 : "${AICP:=$top_builddir/aicp}"
 export AICP_LAB_DATA="${AICP_LAB_DATA:-$top_srcdir/tests/lab}"
 
+# The value every test uses for a secret. Nothing a test produces may
+# contain it: lab_cleanup scans each lab (its scratch directory, the hosts'
+# files and temp dirs) and test_zz_canary.sh the test logs, at the end.
+CANARY=AICP-CANARY-7f3e9b2c
+CANARY_DIR="$top_builddir/tests/canary"
+
+# canary_scan NAME DIR...: records how many files were scanned under DIRs
+# and which of them hold the canary, in $CANARY_DIR/NAME.scan. Files under
+# a directory called secret-inputs are a test's own inputs and are skipped.
+canary_scan() {
+    _name=$1
+    shift
+    mkdir -p "$CANARY_DIR" || return 0
+    _n=$(find "$@" -type f ! -path '*/secret-inputs/*' 2>/dev/null | wc -l)
+    {
+        echo "files $_n"
+        find "$@" -type f ! -path '*/secret-inputs/*' -exec \
+            grep -l -a -F -e "$CANARY" {} + 2>/dev/null | sed 's/^/hit /'
+    } > "$CANARY_DIR/$_name.scan"
+}
+
 fail() {
     echo "FAIL: $*" >&2
     exit 1
@@ -32,6 +53,7 @@ lab_require() {
 lab_cleanup() {
     if [ -n "${LAB:-}" ] && [ -d "$LAB" ]; then
         [ -f "$LAB/lab.json" ] && "$AICP" lab down --dir "$LAB" >/dev/null 2>&1
+        canary_scan "$(basename "$0" .sh)-$$" "$LAB"
         rm -rf "$LAB"
     fi
 }

@@ -12,7 +12,7 @@ cat > "$WORK/slow.yml" <<'PB'
     - name: first
       file: {path: /opt/unreach, state: directory}
     - name: wait
-      command: sleep 3
+      command: sleep 4
       changed_when: false
     - name: after the outage
       copy: {dest: /opt/unreach/done, content: "done\n"}
@@ -20,7 +20,15 @@ PB
 fail=0
 ("$AICP" run "$WORK/slow.yml" -i "$inv" > "$WORK/run1.out" 2>&1; echo $? > "$WORK/run1.rc") &
 runner=$!
-sleep 1.5
+# Stop node02 while the hosts sit in "wait", after "first" has run on all
+# of them, however slowly the machine runs the tests.
+i=0
+until grep -q 'TASK \[wait\]' "$WORK/run1.out" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -lt 600 ] || { echo "FAIL: the run never reached the wait task"; cat "$WORK/run1.out"; exit 1; }
+    sleep 0.1
+done
+sleep 0.5
 "$AICP" lab stop node02 --dir "$LAB" >/dev/null 2>&1
 wait $runner
 rc=$(cat "$WORK/run1.rc")

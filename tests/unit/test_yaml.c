@@ -10,7 +10,13 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "secret.h"
+#include "util.h"
+#include "vault.h"
 #include "yaml.h"
+
+#define VAULT_DATA AICP_SRCDIR "/tests/data/vault/"
+#define CANARY "AICP-CANARY-7f3e9b2c"
 
 static json_t *load(const char *text, struct aicp_srcmap *map)
 {
@@ -84,8 +90,7 @@ static void test_positions_and_tags(void **state)
     (void)state;
     struct aicp_srcmap *map = NULL;
     assert_int_equal(aicp_srcmap_new(&map), 0);
-    json_t *d = load("top:\n  list:\n    - first\n    - !unsafe '{{ x }}'\n  v: !vault |\n    $ANSIBLE_VAULT;1.1\n",
-                     map);
+    json_t *d = load("top:\n  list:\n    - first\n    - !unsafe '{{ x }}'\n", map);
     json_t *top = json_object_get(d, "top");
     const struct aicp_loc *loc = aicp_srcmap_get(map, top);
     assert_non_null(loc);
@@ -99,7 +104,6 @@ static void test_positions_and_tags(void **state)
     assert_int_equal(loc->col, 7);
     assert_true(aicp_srcmap_unsafe(map, json_array_get(list, 1)));
     assert_false(aicp_srcmap_unsafe(map, json_array_get(list, 0)));
-    assert_string_equal(json_string_value(json_object_get(top, "v")), "$ANSIBLE_VAULT;1.1\n");
     json_t *mine = json_object();
     assert_int_equal(aicp_srcmap_put(map, mine, "other.yml", 7, 9), 0);
     loc = aicp_srcmap_get(map, mine);
@@ -173,11 +177,65 @@ static void test_documents(void **state)
     json_decref(d);
 }
 
+/* Vaulted files and !vault values are decrypted with the map's vault, and
+ * what they held is registered as secret; without a password they are an
+ * error naming the place, with nothing of the plaintext in it. */
+static void test_vault_values(void **state)
+{
+    struct aicp_srcmap *map = NULL;
+    struct aicp_vault *vault = NULL;
+    struct aicp_secrets *secrets = NULL;
+    struct aicp_err err = {0};
+    json_t *d = NULL;
+    char *want = NULL;
+    size_t wlen = 0;
+    (void)state;
+
+    assert_int_equal(aicp_srcmap_new(&map), 0);
+    assert_int_equal(aicp_yaml_load_file(&d, VAULT_DATA "inline.yml", map, &err), AICP_EAUTH);
+    assert_non_null(strstr(err.msg, "inline.yml:2:"));
+    assert_null(strstr(err.msg, CANARY));
+    assert_int_equal(aicp_yaml_load_file(&d, VAULT_DATA "v11.yml", map, &err), AICP_EAUTH);
+    assert_non_null(strstr(err.msg, "v11.yml"));
+
+    assert_int_equal(aicp_vault_new(&vault), 0);
+    assert_int_equal(aicp_secrets_new(&secrets), 0);
+    assert_int_equal(aicp_vault_add_source(vault, NULL, VAULT_DATA "password.txt", &err), 0);
+    aicp_srcmap_set_vault(map, vault, secrets);
+    assert_int_equal(aicp_yaml_load_file(&d, VAULT_DATA "inline.yml", map, &err), 0);
+    assert_int_equal(aicp_read_file(&want, &wlen, VAULT_DATA "inline-plain.txt", &err), 0);
+    const char *got = json_string_value(json_object_get(d, "ontap_password"));
+    assert_non_null(got);
+    assert_memory_equal(got, want, wlen);
+    assert_true(aicp_secrets_found(secrets, got, strlen(got)));
+    const char *cluster = json_string_value(json_object_get(d, "cluster"));
+    assert_false(aicp_secrets_found(secrets, cluster, strlen(cluster))); /* not vaulted */
+    assert_non_null(aicp_srcmap_get(map, json_object_get(d, "ontap_password")));
+    json_decref(d);
+    aicp_free_secret(want);
+
+    size_t before = aicp_secrets_count(secrets);
+    assert_int_equal(aicp_yaml_load_file(&d, VAULT_DATA "v11.yml", map, &err), 0);
+    assert_true(json_is_object(d));
+    assert_true(aicp_secrets_count(secrets) > before);
+    const char *k;
+    json_t *x;
+    json_object_foreach(d, k, x) {
+        if (json_is_string(x) && json_string_length(x) >= AICP_SECRET_MIN)
+            assert_true(aicp_secrets_found(secrets, json_string_value(x), json_string_length(x)));
+    }
+    json_decref(d);
+    aicp_secrets_free(secrets);
+    aicp_vault_free(vault);
+    aicp_srcmap_free(map);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalar_typing),    cmocka_unit_test(test_keys_and_order),
-        cmocka_unit_test(test_positions_and_tags), cmocka_unit_test(test_anchors_and_merge),
+        cmocka_unit_test(test_positions_and_tags), cmocka_unit_test(test_vault_values),
+        cmocka_unit_test(test_anchors_and_merge),
         cmocka_unit_test(test_errors),           cmocka_unit_test(test_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
