@@ -1001,6 +1001,11 @@ void aicp_exec_result_clear(struct aicp_exec_result *res)
 {
     if (res == NULL)
         return;
+    /* Command output may carry secrets (a cat of a key file). */
+    if (res->out != NULL)
+        OPENSSL_cleanse(res->out, res->out_len);
+    if (res->err != NULL)
+        OPENSSL_cleanse(res->err, res->err_len);
     free(res->out);
     free(res->err);
     memset(res, 0, sizeof *res);

@@ -412,6 +412,12 @@ static int load_file(struct aicp_inventory *inv, const char *path, struct aicp_e
             rc = oom(err);
             goto out;
         }
+        if (yrc == AICP_EAUTH) { /* a !vault value that no password opens */
+            if (err != NULL)
+                *err = yerr;
+            rc = yrc;
+            goto out;
+        }
         yaml_syntax = yrc != 0;
         if (yrc == 0 && json_is_object(doc) && json_object_size(doc) > 0) {
             json_t *plugin = json_object_get(doc, "plugin");

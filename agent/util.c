@@ -96,6 +96,10 @@ char *aicp_buf_steal(struct aicp_buf *b)
 
 void aicp_buf_free(struct aicp_buf *b)
 {
+    /* Any buffer may have held a secret (a rendered template, a command's
+     * output): wiping the used part costs little next to what filled it. */
+    if (b->data != NULL)
+        OPENSSL_cleanse(b->data, b->len);
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;

@@ -149,6 +149,24 @@ rc=$?
 clean "$WORK/run7.out" "run with AICP_VAULT_PASSWORD_FILE"
 lab_ssh node01 "rm -f /root/app.conf"
 
+# aicp inventory reads vaulted values too, and shows them masked.
+cat > "$WORK/inv.yml" <<EOF
+all:
+  hosts:
+    dgx01:
+      ansible_host: 127.0.0.1
+  vars:
+$(sed 's/^/    /' "$WORK/pb/group_vars/all/inline.yml")
+EOF
+"$AICP" inventory -i "$WORK/inv.yml" --host dgx01 --vault-password-file "$in/pw" \
+    > "$WORK/inv.out" 2>&1 || { cat "$WORK/inv.out"; bad "inventory --host with a vaulted value"; }
+grep -q '"git_key": "\*\*\*\*\*\*\*\*"' "$WORK/inv.out" || bad "inventory --host does not mask the value"
+clean "$WORK/inv.out" "aicp inventory --host"
+"$AICP" inventory -i "$WORK/inv.yml" --list > "$WORK/inv2.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || bad "inventory without the vault password: exit $rc, expected 1"
+grep -Eq 'inv.yml:6:.*(Decryption failed|no vault secrets)' "$WORK/inv2.out" || { cat "$WORK/inv2.out"; bad "inventory without password: message"; }
+
 # ---- SSH host keys --------------------------------------------------------
 cat > "$WORK/ping.yml" <<'PB'
 - hosts: lab
