@@ -23,6 +23,8 @@
 #include "executor.h"
 #include "facts.h"
 #include "hostconn.h"
+#include "http.h"
+#include "kube.h"
 #include "fileutil.h"
 #include "inventory.h"
 #include "module.h"
@@ -81,6 +83,8 @@ struct run {
     int any_changed;
     unsigned clear_epoch;   /* bumped by meta: clear_host_errors */
     struct aicp_hostkey_policy hostkeys;
+    struct aicp_http *http;        /* the API clients' HTTPS client */
+    struct aicp_kube_pool *kube;   /* Kubernetes clients, made when a module asks */
 };
 
 /* One host's outcome for one task (items: per loop item). */
@@ -356,6 +360,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         .become = become,
         .vars = vars,
         .result = result,
+        .kube = j->r->kube,
     };
     snprintf(dirbuf, sizeof(dirbuf), "%s", t->loc.file ? t->loc.file : ".");
     ctx.search_dir = dirname(dirbuf);
@@ -1645,6 +1650,10 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
         goto out;
     if ((rc = aicp_output_new(&r.out, stdout, opts->verbose, opts->diff)) != 0)
         goto out;
+    struct aicp_kube_config kcli = {.kubeconfig = opts->kubeconfig, .context = opts->kube_context};
+    if ((rc = aicp_http_new(&r.http, NULL, err)) != 0 ||
+        (rc = aicp_kube_pool_new(&r.kube, r.http, &kcli)) != 0)
+        goto out;
     aicp_output_set_secrets(r.out, opts->secrets);
     if (!r.hostkeys.checking)
         fprintf(stderr, "[WARNING]: SSH host key checking is off (%s): any host answering to a "
@@ -1693,6 +1702,8 @@ out:
     json_decref(r.play_vars);
     json_decref(r.play_hosts);
     aicp_output_free(r.out);
+    aicp_kube_pool_free(r.kube);
+    aicp_http_free(r.http);
     aicp_playbook_free(r.pb);
     aicp_inventory_free(r.inv);
     aicp_srcmap_free(r.invmap);

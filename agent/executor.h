@@ -30,6 +30,8 @@ struct aicp_run_opts {
     const struct aicp_vault *vault; /* opens vaulted files and !vault values; may be NULL */
     struct aicp_secrets *secrets;   /* values masked in all output; borrowed; may be NULL */
     int accept_new_host_keys;       /* unknown host keys are accepted and recorded */
+    const char *kubeconfig;         /* --kubeconfig / --context: win over module arguments */
+    const char *kube_context;
 };
 
 /* Loads the inventory and the playbook (validating everything before any

@@ -18,6 +18,7 @@
 #include "module.h"
 #include "registry.h"
 #include "secret.h"
+#include "site.h"
 #include "util.h"
 #include "vault.h"
 #include "yaml.h"
@@ -27,11 +28,15 @@
 
 static void usage(FILE *fp)
 {
-    fputs("usage: aicp run PLAYBOOK -i INVENTORY [-i ...] [-e KEY=VALUE | -e @FILE]...\n"
+    fputs("usage: aicp apply SITE [--check] [--diff] [--only KIND] [--limit NAME] [--json FILE]\n"
+          "                 [--kubeconfig F] [--context C] [--allow-replace] [vault options]\n"
+          "       aicp plan SITE [...]       (apply --check --diff)\n"
+          "       aicp drift SITE [--report DIR] [...]\n"
+          "       aicp run PLAYBOOK -i INVENTORY [-i ...] [-e KEY=VALUE | -e @FILE]...\n"
           "                [--check] [--diff] [--limit PATTERN] [--tags T] [--skip-tags T]\n"
           "                [--forks N] [--json FILE] [-v] [--syntax-check] [--list-hosts]\n"
           "                [--vault-password-file F | --vault-id [LABEL@]F ... | -J]\n"
-          "                [--accept-new-host-keys]\n"
+          "                [--accept-new-host-keys] [--kubeconfig F] [--context C]\n"
           "       aicp inventory -i INVENTORY --list | --graph [GROUP] | --host NAME\n"
           "       aicp vault encrypt|decrypt|view|rekey|encrypt_string [options] [FILE...]\n"
           "       aicp modules [NAME]\n"
@@ -103,7 +108,8 @@ static void print_error(const struct aicp_secrets *secrets, const char *prefix, 
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_SKIP = 256, OPT_JSON, OPT_SYNTAX, OPT_LIST_HOSTS, OPT_VPF, OPT_VID, OPT_ACCEPT };
+    enum { OPT_SKIP = 256, OPT_JSON, OPT_SYNTAX, OPT_LIST_HOSTS, OPT_VPF, OPT_VID, OPT_ACCEPT,
+           OPT_KUBECONFIG, OPT_CONTEXT };
     static const struct option longopts[] = {
         {"inventory", required_argument, NULL, 'i'}, {"extra-vars", required_argument, NULL, 'e'},
         {"check", no_argument, NULL, 'C'},           {"diff", no_argument, NULL, 'D'},
@@ -116,6 +122,8 @@ static int cmd_run(int argc, char **argv)
         {"vault-id", required_argument, NULL, OPT_VID},
         {"ask-vault-pass", no_argument, NULL, 'J'},  {"ask-vault-password", no_argument, NULL, 'J'},
         {"accept-new-host-keys", no_argument, NULL, OPT_ACCEPT},
+        {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+        {"context", required_argument, NULL, OPT_CONTEXT},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     struct aicp_run_opts o = {.forks = 20};
@@ -164,6 +172,8 @@ static int cmd_run(int argc, char **argv)
         case OPT_VID: ids[nids++] = optarg; break;
         case 'J': ask = 1; break;
         case OPT_ACCEPT: o.accept_new_host_keys = 1; break;
+        case OPT_KUBECONFIG: o.kubeconfig = optarg; break;
+        case OPT_CONTEXT: o.kube_context = optarg; break;
         case 'v': o.verbose++; break;
         case 'h': usage(stdout); status = 0; goto out;
         default: status = usage_error("bad option for 'run'"); goto out;
@@ -263,6 +273,8 @@ static int cmd_modules(int argc, char **argv)
             printf(" aliases: %s", a->aliases);
         printf("\n    %s\n", a->help ? a->help : "");
     }
+    if (m->flags & AICP_MOD_NEEDS_KUBE)
+        printf("\nRuns on the jump host against the Kubernetes API (kubeconfig, --kubeconfig).\n");
     return 0;
 }
 
@@ -287,6 +299,8 @@ int main(int argc, char **argv)
         return aicp_lab_main(argc - 1, argv + 1);
     if (strcmp(cmd, "vault") == 0)
         return aicp_vault_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "apply") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "drift") == 0)
+        return aicp_site_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("aicp %s\n", PACKAGE_VERSION);
         return 0;

@@ -9,6 +9,7 @@
 
 struct aicp_err;
 struct aicp_conn;
+struct aicp_kube_pool;
 
 enum aicp_arg_type {
     AICP_ARG_STR = 1, /* scalars are coerced to strings (as Ansible's 'str') */
@@ -50,6 +51,7 @@ struct aicp_ctx {
     const json_t *vars;       /* every variable visible to the task; borrowed */
     const char *search_dir;   /* the task file's directory: relative src/template paths start here */
     json_t *result;           /* result keys the module reports (rc, stdout, stat, ansible_facts...) */
+    struct aicp_kube_pool *kube; /* Kubernetes clients of the run (AICP_MOD_NEEDS_KUBE); borrowed */
 };
 
 /* A planned change. before/after are field-level state for --diff;

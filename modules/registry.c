@@ -26,6 +26,13 @@ extern const struct aicp_module aicp_mod_set_fact;
 extern const struct aicp_module aicp_mod_assert;
 extern const struct aicp_module aicp_mod_fail;
 extern const struct aicp_module aicp_mod_ping;
+extern const struct aicp_module aicp_mod_k8s;
+extern const struct aicp_module aicp_mod_namespace;
+extern const struct aicp_module aicp_mod_secret;
+extern const struct aicp_module aicp_mod_storage_class;
+extern const struct aicp_module aicp_mod_pvc;
+extern const struct aicp_module aicp_mod_trident_backend;
+extern const struct aicp_module aicp_mod_k8s_job;
 
 static const struct aicp_module *const modules[] = {
     &aicp_mod_command,
@@ -48,6 +55,13 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_assert,
     &aicp_mod_fail,
     &aicp_mod_ping,
+    &aicp_mod_k8s,
+    &aicp_mod_namespace,
+    &aicp_mod_secret,
+    &aicp_mod_storage_class,
+    &aicp_mod_pvc,
+    &aicp_mod_trident_backend,
+    &aicp_mod_k8s_job,
 };
 
 const struct aicp_module *aicp_module_find(const char *name)

@@ -62,14 +62,17 @@ REDACTED = "<redacted>"
 
 
 class Response:
-    """What a route answers. close=True drops the connection instead."""
+    """What a route answers. close=True drops the connection instead;
+    stream (an iterable of bytes) is sent chunked after body, until it ends
+    or the client goes away (a watch)."""
 
     def __init__(self, status=200, json=None, body=None, headers=None,
-                 delay=0.0, close=False):
+                 delay=0.0, close=False, stream=None):
         self.status = status
         self.headers = dict(headers or {})
         self.delay = delay
         self.close = close
+        self.stream = stream
         if json is not None:
             self.body = _json_bytes(json)
             self.headers.setdefault("Content-Type", "application/json")
@@ -157,6 +160,15 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30
     server_version = "aicp-fake/1"
 
+    def setup(self):
+        super().setup()
+        # Headers and body go out in two writes; without TCP_NODELAY the
+        # second waits for the client's delayed ACK (~40 ms a request).
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
     def log_message(self, fmt, *args):  # noqa: N802 (stdlib name)
         if self.server.fake.verbose:
             sys.stderr.write("fake: " + (fmt % args) + "\n")
@@ -188,10 +200,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(resp.status)
         for k, v in resp.headers.items():
             self.send_header(k, v)
+        if resp.stream is not None:
+            self._send_stream(resp)
+            return
         self.send_header("Content-Length", str(len(resp.body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(resp.body)
+
+    def _send_stream(self, resp):
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in ([resp.body] if resp.body else []) + [None]:
+                if chunk is None:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            for chunk in resp.stream:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (ConnectionError, ssl.SSLError, OSError):
+            self.close_connection = True
+        finally:
+            close = getattr(resp.stream, "close", None)
+            if close is not None:
+                close()
 
     def _handle(self):
         fake = self.server.fake
@@ -208,9 +243,12 @@ class _Handler(BaseHTTPRequestHandler):
         if req.path.startswith("/_fake/"):
             self._send(fake.control(req))
             return
+        rec = fake.record_request(req)
         with fake.lock:
-            fake.requests.append(req.record())
-        self._send(fake.dispatch(req))
+            fake.requests.append(rec)
+        resp = fake.dispatch(req)
+        rec["status"] = None if resp.close else resp.status
+        self._send(resp)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _handle
 
@@ -336,6 +374,12 @@ class FakeServer:
         return req.auth == required
 
     # Dispatch -------------------------------------------------------------
+
+    def record_request(self, req):
+        """The entry GET /_fake/requests shows for req (a dict; its "status"
+        is filled in with the answer's, None for a dropped connection).
+        Subclasses may record less."""
+        return req.record()
 
     def dispatch(self, req):
         """Answers one request. Subclasses may override and fall back here."""

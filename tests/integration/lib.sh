@@ -108,3 +108,72 @@ alive() {
     case $_s in Z*) return 1 ;; esac
     return 0
 }
+
+# kube_fake_up [ARGS...]: starts the fake Kubernetes API server
+# (tests/fakes/kube_apiserver.py) with a throw-away CA and server
+# certificate and a bearer token holding the canary, and writes a
+# kubeconfig for it. Sets KDIR (its temp dir), KPORT, KURL and KCFG (the
+# kubeconfig). ARGS go to the fake (--crds trident --controller). Skips
+# (77) without python3 or openssl. The fake stops when the test exits (its
+# stdin closes).
+kube_fake_up() {
+    command -v python3 >/dev/null 2>&1 || skip "no python3 for the fake API server"
+    command -v openssl >/dev/null 2>&1 || skip "no openssl to make test certificates"
+    KDIR=$(mktemp -d /tmp/aicp-kube-XXXXXX) || fail "mktemp"
+    trap 'kube_fake_down' EXIT
+    trap 'exit 130' INT TERM HUP
+    (
+        cd "$KDIR" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+            -subj "/CN=aicp test CA" >/dev/null 2>&1 &&
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+            -subj "/CN=localhost" >/dev/null 2>&1 &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.pem -days 2 -extfile san.ext >/dev/null 2>&1
+    ) || fail "could not make test certificates"
+    mkdir -m 700 "$KDIR/secret-inputs"
+    printf 'tok-%s\n' "$CANARY" > "$KDIR/secret-inputs/token"
+    mkfifo "$KDIR/in"
+    python3 "$top_srcdir/tests/fakes/kube_apiserver.py" --cert "$KDIR/server.pem" \
+        --key "$KDIR/server.key" --token-file "$KDIR/secret-inputs/token" "$@" \
+        < "$KDIR/in" > "$KDIR/out" 2> "$KDIR/err" &
+    KPID=$!
+    exec 9> "$KDIR/in"
+    i=0
+    until grep -q '^PORT ' "$KDIR/out" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 100 ] && kill -0 "$KPID" 2>/dev/null || { cat "$KDIR/err" >&2; fail "the fake API server did not start"; }
+        sleep 0.1
+    done
+    KPORT=$(sed -n 's/^PORT //p' "$KDIR/out" | head -n 1)
+    KURL="https://127.0.0.1:$KPORT"
+    KCFG="$KDIR/kubeconfig"
+    cat > "$KCFG" <<KEOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster: {server: "$KURL", certificate-authority: "$KDIR/ca.pem"}
+users:
+- name: tester
+  user: {tokenFile: "$KDIR/secret-inputs/token"}
+contexts:
+- name: fake
+  context: {cluster: fake, user: tester, namespace: default}
+current-context: fake
+KEOF
+}
+
+kube_fake_down() {
+    exec 9>&- 2>/dev/null
+    if [ -n "${KPID:-}" ]; then
+        kill "$KPID" 2>/dev/null
+        wait "$KPID" 2>/dev/null
+    fi
+    if [ -n "${KDIR:-}" ] && [ -d "$KDIR" ]; then
+        canary_scan "$(basename "$0" .sh)-kube-$$" "$KDIR"
+        rm -rf "$KDIR"
+    fi
+    lab_cleanup
+}

@@ -1,0 +1,1862 @@
+/* The Kubernetes API client (agent/kube.h): kubeconfig loading, discovery
+ * cached per client, server-side apply, get/list/delete, read-modify-write
+ * updates, waits, pod logs and drift on declared fields. Every request goes
+ * through the shared HTTPS client (agent/http.h), which verifies TLS and
+ * retries 429 (honouring Retry-After), 502-504 and connection errors; this
+ * file adds what is specific to the API: Status messages in errors, the
+ * 409 re-read-and-retry loop, a bounded retry of 500, and a discovery cache
+ * so that a run costs one round of discovery requests, not one per object.
+ * Credentials from the kubeconfig live only in this struct's memory and are
+ * wiped when it is freed; no message ever carries them.
+ */
+#include "config.h"
+
+#include "kube.h"
+
+#include "err.h"
+#include "http.h"
+#include "util.h"
+#include "yaml.h"
+
+#include <errno.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FIELD_MANAGER "aicp"
+#define CONFLICT_ATTEMPTS 5     /* writes that met a (non-SSA) 409 */
+#define SERVER_ERROR_ATTEMPTS 3 /* a plain 500, on top of http.c's 502-504 retries */
+#define WAIT_DEFAULT_S 300.0
+#define LIST_PAGE 500
+
+struct aicp_kube {
+    struct aicp_http *http;
+    struct aicp_http_opts opts; /* points into the fields below */
+    char *path;                 /* the kubeconfig, for messages */
+    char *context;
+    char *server; /* no trailing slash */
+    char *ns;
+    char *proxy;
+    char *ca_pem;
+    size_t ca_pem_len;
+    char *cert_pem;
+    size_t cert_pem_len;
+    char *key_pem; /* secret */
+    size_t key_pem_len;
+    char *token; /* secret */
+    char *username;
+    char *password; /* secret */
+
+    pthread_mutex_t lock; /* guards the discovery cache */
+    int have_index;       /* /api and /apis were read */
+    /* "v1", "storage.k8s.io/v1" -> its APIResourceList, or null when the
+     * group version is known but its resources were not asked about yet. */
+    json_t *gvs;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void sleep_s(double s)
+{
+    struct timespec ts;
+
+    if (!(s > 0))
+        return;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void free_blob(char *p, size_t len)
+{
+    if (p == NULL)
+        return;
+    OPENSSL_cleanse(p, len);
+    free(p);
+}
+
+static const char *str_of(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* Percent-encodes everything but RFC 3986's unreserved characters, so that
+ * a name or a label selector can never add a path segment or a parameter. */
+static int put_escaped(struct aicp_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char enc[3];
+
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            if (aicp_buf_append(b, s, 1) != 0)
+                return AICP_ENOMEM;
+            continue;
+        }
+        enc[0] = '%';
+        enc[1] = hex[c >> 4];
+        enc[2] = hex[c & 15];
+        if (aicp_buf_append(b, enc, 3) != 0)
+            return AICP_ENOMEM;
+    }
+    return 0;
+}
+
+/* A DNS-1123 label: what every namespace name is. */
+static int dns_label(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 63)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0 && i < n - 1)))
+            return 0;
+    }
+    return 1;
+}
+
+/* An object name must at least be one path segment. The server checks the
+ * kind's own rules (DNS-1123 subdomain for most) and answers 422. */
+static int path_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n <= 253 && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 &&
+           strchr(s, '/') == NULL && strchr(s, '%') == NULL;
+}
+
+/* "Kind/ns/name" or "Kind/name" into buf. */
+static void obj_label(char *buf, size_t cap, const char *kind, const char *ns, const char *name)
+{
+    if (ns != NULL)
+        snprintf(buf, cap, "%s/%s/%s", kind, ns, name != NULL ? name : "");
+    else
+        snprintf(buf, cap, "%s/%s", kind, name != NULL ? name : "");
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* One API request. A plain 500 is retried a few times for requests that
+ * are safe to repeat (the HTTPS client retries only 502-504): the API
+ * server answers 500 for transient etcd trouble. */
+static int call(struct aicp_kube *k, const char *method, const char *url, const json_t *body,
+                const char *content_type, int retry_unsafe, int parse_json,
+                struct aicp_http_resp *resp, struct aicp_err *err)
+{
+    char ct[128];
+    const char *headers[2] = {NULL, NULL};
+    struct aicp_http_req req = {.method = method,
+                                .url = url,
+                                .headers = headers,
+                                .json = body,
+                                .parse_json = parse_json,
+                                .retry_unsafe = retry_unsafe};
+    double backoff = 0.5;
+    int tries = 0, rc;
+
+    if (content_type != NULL) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+        headers[0] = ct;
+    }
+    for (;;) {
+        aicp_http_resp_free(resp);
+        rc = aicp_http_request(k->http, &k->opts, &req, resp, err);
+        tries++;
+        if (rc == 0 || resp->status != 500 || tries >= SERVER_ERROR_ATTEMPTS ||
+            !(retry_unsafe || aicp_http_method_idempotent(method)))
+            return rc;
+        sleep_s(backoff);
+        backoff *= 2;
+    }
+}
+
+/* Rewrites a failed request's error as "<label>: <verb>: <message>", with
+ * the API's Status message when the body has one (it says what is wrong
+ * far better than an HTTP status), else the HTTPS client's message. */
+static int api_error(int rc, const struct aicp_http_resp *resp, const char *label, const char *verb,
+                     struct aicp_err *err)
+{
+    const char *msg =
+        resp != NULL && json_is_object(resp->json) ? str_of(resp->json, "message") : NULL;
+
+    if (msg != NULL && msg[0] != '\0')
+        return aicp_err_set(err, rc, "%s: %s: %s", label, verb, msg);
+    if (err != NULL)
+        aicp_err_prefix(err, "%s: %s", label, verb);
+    return rc;
+}
+
+/* Says how often a write met a 409 before giving up. */
+static void err_suffix(struct aicp_err *err, int attempts)
+{
+    char msg[sizeof err->msg];
+
+    if (err == NULL)
+        return;
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    aicp_err_set(err, err->code, "%s (gave up after %d attempts)", msg, attempts);
+}
+
+/* 1 when a 409 is server-side apply's field conflict (not retryable: the
+ * other manager's value would win again), as opposed to a stale write. */
+static int ssa_conflict(const struct aicp_http_resp *resp)
+{
+    const json_t *causes, *c;
+    const char *reason;
+    size_t i;
+
+    if (resp->status != 409 || !json_is_object(resp->json))
+        return 0;
+    reason = str_of(resp->json, "reason");
+    causes = json_object_get(json_object_get(resp->json, "details"), "causes");
+    json_array_foreach(causes, i, c)
+    {
+        const char *t = str_of(c, "type");
+        if (t != NULL && strcmp(t, "FieldManagerConflict") == 0)
+            return 1;
+    }
+    return reason != NULL && strcmp(reason, "Conflict") == 0 && json_array_size(causes) > 0;
+}
+
+/* ---- kubeconfig --------------------------------------------------------- */
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes base64 (whitespace ignored, padding optional) into a new
+ * NUL-terminated buffer. AICP_EINVAL when it is not base64. */
+static int b64_decode(const char *in, char **out, size_t *out_len)
+{
+    size_t n = strlen(in), j = 0;
+    unsigned acc = 0;
+    int bits = 0, pad = 0;
+    char *o = malloc(n / 4 * 3 + 4);
+
+    *out = NULL;
+    if (o == NULL)
+        return AICP_ENOMEM;
+    for (; *in != '\0'; in++) {
+        unsigned char c = (unsigned char)*in;
+        int v;
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        if (c == '=') {
+            pad++;
+            continue;
+        }
+        if (pad > 0 || (v = b64val(c)) < 0) {
+            free_blob(o, n / 4 * 3 + 4);
+            return AICP_EINVAL;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            o[j++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    o[j] = '\0';
+    *out = o;
+    *out_len = j;
+    return 0;
+}
+
+/* The kubeconfig to read: the caller's, else $KUBECONFIG's first file that
+ * exists (kubectl would merge them all; aicp does not), else
+ * ~/.kube/config. */
+static int kc_locate(char **out, const char *given, struct aicp_err *err)
+{
+    const char *env = getenv("KUBECONFIG"), *home = getenv("HOME");
+    struct aicp_buf b = AICP_BUF_INIT;
+
+    *out = NULL;
+    if (given != NULL) {
+        *out = aicp_strdup(given);
+    } else if (env != NULL && env[0] != '\0') {
+        const char *p = env;
+        while (*out == NULL) {
+            const char *e = strchr(p, ':');
+            size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+            if (n > 0) {
+                char *f = aicp_strndup(p, n);
+                if (f == NULL)
+                    return aicp_err_set(err, AICP_ENOMEM, "kubeconfig: out of memory");
+                if (access(f, F_OK) == 0)
+                    *out = f;
+                else
+                    free(f);
+            }
+            if (e == NULL)
+                break;
+            p = e + 1;
+        }
+        if (*out == NULL)
+            return aicp_err_set(err, AICP_EINVAL,
+                                "KUBECONFIG=%s: none of the files it names exists", env);
+        return 0;
+    } else {
+        if (home == NULL || home[0] == '\0')
+            return aicp_err_set(err, AICP_EINVAL,
+                                "kubeconfig: no --kubeconfig, no KUBECONFIG and no HOME to find "
+                                "~/.kube/config in");
+        if (aicp_buf_printf(&b, "%s/.kube/config", home) != 0)
+            return aicp_err_set(err, AICP_ENOMEM, "kubeconfig: out of memory");
+        *out = aicp_buf_steal(&b);
+    }
+    if (*out == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "kubeconfig: out of memory");
+    return 0;
+}
+
+/* A path in the kubeconfig, relative to the kubeconfig's directory as
+ * kubectl resolves it; "~/" is the home directory. */
+static char *kc_path(const char *kubeconfig, const char *p)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    const char *slash = strrchr(kubeconfig, '/');
+    const char *home = getenv("HOME");
+    int rc;
+
+    if (p[0] == '/')
+        return aicp_strdup(p);
+    if (p[0] == '~' && p[1] == '/' && home != NULL)
+        rc = aicp_buf_printf(&b, "%s/%s", home, p + 2);
+    else if (slash != NULL)
+        rc = aicp_buf_printf(&b, "%.*s/%s", (int)(slash - kubeconfig), kubeconfig, p);
+    else
+        rc = aicp_buf_puts(&b, p);
+    if (rc != 0) {
+        aicp_buf_free(&b);
+        return NULL;
+    }
+    return aicp_buf_steal(&b);
+}
+
+/* The member `inner` of the entry called name in a kubeconfig list
+ * (clusters, users, contexts). */
+static const json_t *kc_find(const json_t *root, const char *list, const char *inner,
+                             const char *name)
+{
+    const json_t *e;
+    size_t i;
+
+    json_array_foreach(json_object_get(root, list), i, e)
+    {
+        const char *n = str_of(e, "name");
+        if (n != NULL && strcmp(n, name) == 0) {
+            const json_t *v = json_object_get(e, inner);
+            /* An entry without its mapping: the entry itself, which has
+             * none of the keys looked up, so it reads as empty. */
+            return json_is_object(v) ? v : e;
+        }
+    }
+    return NULL;
+}
+
+/* "a, b, c": the names in a kubeconfig list, for "no such context". */
+static void kc_names(char *buf, size_t cap, const json_t *root, const char *list)
+{
+    const json_t *e;
+    size_t i, j = 0;
+
+    buf[0] = '\0';
+    json_array_foreach(json_object_get(root, list), i, e)
+    {
+        const char *n = str_of(e, "name");
+        int w;
+        if (n == NULL)
+            continue;
+        w = snprintf(buf + j, cap - j, "%s%s", j > 0 ? ", " : "", n);
+        if (w < 0 || (size_t)w >= cap - j)
+            break;
+        j += (size_t)w;
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, cap, "none");
+}
+
+/* Reads kubeconfig data that is either inline base64 (`key`-data) or a
+ * file (`key`), into memory. Absent: *out NULL, 0. */
+static int kc_blob(struct aicp_kube *k, const json_t *obj, const char *key, const char *what,
+                   char **out, size_t *len, struct aicp_err *err)
+{
+    char dkey[64];
+    const char *data, *file;
+    char *p;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    snprintf(dkey, sizeof dkey, "%s-data", key);
+    data = str_of(obj, dkey);
+    file = str_of(obj, key);
+    if (data != NULL && data[0] != '\0') {
+        rc = b64_decode(data, out, len);
+        if (rc == AICP_ENOMEM)
+            return aicp_err_set(err, rc, "%s: out of memory", k->path);
+        if (rc != 0 || *len == 0)
+            return aicp_err_set(err, AICP_EINVAL, "%s: context %s: %s is not valid base64", k->path,
+                                k->context, dkey);
+        return 0;
+    }
+    if (file == NULL || file[0] == '\0')
+        return 0;
+    if ((p = kc_path(k->path, file)) == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", k->path);
+    rc = aicp_read_file(out, len, p, err);
+    if (rc != 0)
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: context %s: cannot read the %s %s", k->path,
+                          k->context, what, p);
+    free(p);
+    return rc;
+}
+
+static int kc_bool(const json_t *v)
+{
+    const char *s = json_string_value(v);
+
+    return json_is_true(v) || (s != NULL && strcmp(s, "true") == 0);
+}
+
+static int kc_load(struct aicp_kube *k, const char *want_ctx, struct aicp_err *err)
+{
+    json_t *root = NULL;
+    const json_t *ctx, *cluster, *user;
+    const char *cname, *uname, *server, *ns, *token, *token_file, *proxy;
+    char names[256];
+    char *tok = NULL;
+    size_t toklen;
+    int rc;
+
+    if ((rc = aicp_yaml_load_file(&root, k->path, NULL, err)) != 0) {
+        if (rc == AICP_EIO || rc == AICP_ENOTFOUND) {
+            aicp_err_prefix(err, "kubeconfig");
+            if (err != NULL)
+                err->code = AICP_EINVAL;
+            rc = AICP_EINVAL;
+        }
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: not a kubeconfig (expected a mapping)", k->path);
+        goto out;
+    }
+    if (want_ctx == NULL)
+        want_ctx = str_of(root, "current-context");
+    if (want_ctx == NULL || want_ctx[0] == '\0') {
+        rc = aicp_err_set(err, AICP_EINVAL,
+                          "%s: no current-context is set and no context was given (--context)",
+                          k->path);
+        goto out;
+    }
+    if ((k->context = aicp_strdup(want_ctx)) == NULL)
+        goto oom;
+    ctx = kc_find(root, "contexts", "context", k->context);
+    if (ctx == NULL) {
+        kc_names(names, sizeof names, root, "contexts");
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: no context named \"%s\" (contexts: %s)", k->path,
+                          k->context, names);
+        goto out;
+    }
+    cname = str_of(ctx, "cluster");
+    uname = str_of(ctx, "user");
+    ns = str_of(ctx, "namespace");
+    if (cname == NULL || (cluster = kc_find(root, "clusters", "cluster", cname)) == NULL) {
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: context %s: no cluster named \"%s\"", k->path,
+                          k->context, cname != NULL ? cname : "(none given)");
+        goto out;
+    }
+    server = str_of(cluster, "server");
+    if (server == NULL ||
+        !(aicp_startswith(server, "https://") || aicp_startswith(server, "http://"))) {
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: cluster %s has no server URL (https://HOST:PORT)",
+                          k->path, cname);
+        goto out;
+    }
+    if ((k->server = aicp_strdup(server)) == NULL ||
+        (k->ns = aicp_strdup(ns != NULL && ns[0] != '\0' ? ns : "default")) == NULL)
+        goto oom;
+    while (strlen(k->server) > 8 && k->server[strlen(k->server) - 1] == '/')
+        k->server[strlen(k->server) - 1] = '\0';
+    if (!dns_label(k->ns)) {
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: context %s: namespace \"%s\" is not a valid name",
+                          k->path, k->context, k->ns);
+        goto out;
+    }
+    if (str_of(cluster, "tls-server-name") != NULL) {
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: cluster %s: tls-server-name is not supported",
+                          k->path, cname);
+        goto out;
+    }
+    if ((rc = kc_blob(k, cluster, "certificate-authority", "certificate authority file", &k->ca_pem,
+                      &k->ca_pem_len, err)) != 0)
+        goto out;
+    k->opts.insecure = kc_bool(json_object_get(cluster, "insecure-skip-tls-verify"));
+    if (k->opts.insecure && k->ca_pem != NULL) {
+        /* kubectl refuses this combination too: one of the two is a mistake. */
+        rc = aicp_err_set(err, AICP_EINVAL,
+                          "%s: cluster %s: certificate-authority and insecure-skip-tls-verify "
+                          "cannot both be set",
+                          k->path, cname);
+        goto out;
+    }
+    proxy = str_of(cluster, "proxy-url");
+    if (proxy != NULL && (k->proxy = aicp_strdup(proxy)) == NULL)
+        goto oom;
+
+    if (uname == NULL) {
+        user = NULL;
+    } else if ((user = kc_find(root, "users", "user", uname)) == NULL) {
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: context %s: no user named \"%s\"", k->path,
+                          k->context, uname);
+        goto out;
+    }
+    if (user != NULL && json_object_get(user, "exec") != NULL) {
+        rc = aicp_err_set(err, AICP_EINVAL,
+                          "%s: user %s: exec credential plugins are not supported; use a token, "
+                          "tokenFile or client certificate",
+                          k->path, uname);
+        goto out;
+    }
+    if (user != NULL && json_object_get(user, "auth-provider") != NULL) {
+        rc = aicp_err_set(err, AICP_EINVAL,
+                          "%s: user %s: auth-provider plugins are not supported; use a token, "
+                          "tokenFile or client certificate",
+                          k->path, uname);
+        goto out;
+    }
+    if ((rc = kc_blob(k, user, "client-certificate", "client certificate", &k->cert_pem,
+                      &k->cert_pem_len, err)) != 0 ||
+        (rc = kc_blob(k, user, "client-key", "client key", &k->key_pem, &k->key_pem_len, err)) != 0)
+        goto out;
+    if ((k->cert_pem == NULL) != (k->key_pem == NULL)) {
+        rc = aicp_err_set(err, AICP_EINVAL,
+                          "%s: user %s: a client certificate needs both client-certificate and "
+                          "client-key",
+                          k->path, uname);
+        goto out;
+    }
+    token = str_of(user, "token");
+    token_file = str_of(user, "tokenFile");
+    if (token != NULL && token[0] != '\0') {
+        if ((k->token = aicp_strdup(token)) == NULL)
+            goto oom;
+    } else if (token_file != NULL && token_file[0] != '\0') {
+        char *p = kc_path(k->path, token_file);
+        if (p == NULL)
+            goto oom;
+        rc = aicp_read_file(&tok, &toklen, p, err);
+        if (rc != 0)
+            rc = aicp_err_set(err, AICP_EINVAL, "%s: user %s: cannot read tokenFile %s", k->path,
+                              uname, p);
+        free(p);
+        if (rc != 0)
+            goto out;
+        while (toklen > 0 && (tok[toklen - 1] == '\n' || tok[toklen - 1] == '\r' ||
+                              tok[toklen - 1] == ' ' || tok[toklen - 1] == '\t'))
+            tok[--toklen] = '\0';
+        k->token = tok;
+        tok = NULL;
+    } else if (str_of(user, "password") != NULL) {
+        if ((k->username = aicp_strdup(str_of(user, "username") ? str_of(user, "username") : "")) ==
+                NULL ||
+            (k->password = aicp_strdup(str_of(user, "password"))) == NULL)
+            goto oom;
+    }
+    if (k->token != NULL && strpbrk(k->token, "\r\n") != NULL) {
+        rc = aicp_err_set(err, AICP_EINVAL, "%s: user %s: the token contains a line break", k->path,
+                          uname);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+oom:
+    rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", k->path);
+out:
+    free_blob(tok, tok != NULL ? strlen(tok) : 0);
+    json_decref(root);
+    return rc;
+}
+
+int aicp_kube_new(struct aicp_kube **out, struct aicp_http *http,
+                  const struct aicp_kube_config *cfg, struct aicp_err *err)
+{
+    struct aicp_kube *k;
+    int rc;
+
+    *out = NULL;
+    if (http == NULL)
+        return aicp_err_set(err, AICP_EINVAL, "kubernetes client: no HTTPS client");
+    if ((k = calloc(1, sizeof *k)) == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "kubernetes client: out of memory");
+    k->http = http;
+    pthread_mutex_init(&k->lock, NULL);
+    if ((k->gvs = json_object()) == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "kubernetes client: out of memory");
+        goto out;
+    }
+    if ((rc = kc_locate(&k->path, cfg != NULL ? cfg->kubeconfig : NULL, err)) != 0 ||
+        (rc = kc_load(k, cfg != NULL ? cfg->context : NULL, err)) != 0)
+        goto out;
+    k->opts.ca_pem = k->ca_pem;
+    k->opts.ca_pem_len = k->ca_pem_len;
+    k->opts.cert_pem = k->cert_pem;
+    k->opts.cert_pem_len = k->cert_pem_len;
+    k->opts.key_pem = k->key_pem;
+    k->opts.key_pem_len = k->key_pem_len;
+    k->opts.bearer_token = k->token;
+    k->opts.username = k->username;
+    k->opts.password = k->password;
+    k->opts.proxy = k->proxy;
+    /* The API server's own limits: priority-and-fairness answers 429 with
+     * Retry-After (usually 1 s), which is honoured up to 5 minutes; other
+     * transient errors back off 0.5, 1, 2, 4 s. */
+    k->opts.max_attempts = 5;
+    k->opts.backoff_initial_s = 0.5;
+    k->opts.backoff_max_s = 10;
+    k->opts.retry_after_max_s = 300;
+    k->opts.timeout_ms = 60000;
+    *out = k;
+    return 0;
+out:
+    aicp_kube_free(k);
+    return rc;
+}
+
+void aicp_kube_free(struct aicp_kube *k)
+{
+    if (k == NULL)
+        return;
+    free(k->path);
+    free(k->context);
+    free(k->server);
+    free(k->ns);
+    free(k->proxy);
+    free(k->ca_pem);
+    free(k->cert_pem);
+    free_blob(k->key_pem, k->key_pem_len);
+    aicp_free_secret(k->token);
+    free(k->username);
+    aicp_free_secret(k->password);
+    json_decref(k->gvs);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
+const char *aicp_kube_server(const struct aicp_kube *k)
+{
+    return k->server;
+}
+
+const char *aicp_kube_default_namespace(const struct aicp_kube *k)
+{
+    return k->ns;
+}
+
+/* ---- discovery ---------------------------------------------------------- */
+
+static int fetch_json(struct aicp_kube *k, const char *path, json_t **out, struct aicp_err *err)
+{
+    struct aicp_http_resp resp = {0};
+    struct aicp_buf url = AICP_BUF_INIT;
+    int rc;
+
+    *out = NULL;
+    if (aicp_buf_printf(&url, "%s%s", k->server, path) != 0) {
+        aicp_buf_free(&url);
+        return aicp_err_set(err, AICP_ENOMEM, "discovery: out of memory");
+    }
+    rc = call(k, "GET", url.data, NULL, NULL, 0, 1, &resp, err);
+    if (rc != 0) {
+        rc = api_error(rc, &resp, "discovery", path, err);
+    } else if (!json_is_object(resp.json)) {
+        rc = aicp_err_set(err, AICP_EREMOTE, "discovery: %s%s: expected a JSON object", k->server,
+                          path);
+    } else {
+        *out = json_incref(resp.json);
+    }
+    aicp_http_resp_free(&resp);
+    aicp_buf_free(&url);
+    return rc;
+}
+
+/* Reads /api and /apis: which group versions exist. Resource lists stay
+ * unread until a kind in that group version is asked about. Called with
+ * the lock held. */
+static int discover_index(struct aicp_kube *k, struct aicp_err *err)
+{
+    json_t *core = NULL, *apis = NULL, *g, *v;
+    size_t i, j;
+    int rc;
+
+    if ((rc = fetch_json(k, "/api", &core, err)) != 0 ||
+        (rc = fetch_json(k, "/apis", &apis, err)) != 0)
+        goto out;
+    json_array_foreach(json_object_get(core, "versions"), i, v)
+    {
+        if (json_is_string(v) && json_object_get(k->gvs, json_string_value(v)) == NULL)
+            json_object_set_new(k->gvs, json_string_value(v), json_null());
+    }
+    json_array_foreach(json_object_get(apis, "groups"), i, g)
+    {
+        json_array_foreach(json_object_get(g, "versions"), j, v)
+        {
+            const char *gv = str_of(v, "groupVersion");
+            if (gv != NULL && json_object_get(k->gvs, gv) == NULL)
+                json_object_set_new(k->gvs, gv, json_null());
+        }
+    }
+    k->have_index = 1;
+out:
+    json_decref(core);
+    json_decref(apis);
+    return rc;
+}
+
+static int fetch_resources(struct aicp_kube *k, const char *gv, json_t **list, struct aicp_err *err)
+{
+    char path[256];
+
+    if (strchr(gv, '/') == NULL)
+        snprintf(path, sizeof path, "/api/%s", gv);
+    else
+        snprintf(path, sizeof path, "/apis/%s", gv);
+    return fetch_json(k, path, list, err);
+}
+
+/* Fills out from a group version's APIResourceList; 1 when kind is in it. */
+static int find_kind(const json_t *list, const char *gv, const char *kind,
+                     struct aicp_kube_resource *out)
+{
+    const json_t *r, *s;
+    const char *slash = strchr(gv, '/');
+    size_t i, j;
+
+    json_array_foreach(json_object_get(list, "resources"), i, r)
+    {
+        const char *name = str_of(r, "name"), *rk = str_of(r, "kind");
+        if (name == NULL || rk == NULL || strchr(name, '/') != NULL || strcmp(rk, kind) != 0)
+            continue;
+        memset(out, 0, sizeof *out);
+        if (slash != NULL) {
+            snprintf(out->group, sizeof out->group, "%.*s", (int)(slash - gv), gv);
+            snprintf(out->version, sizeof out->version, "%s", slash + 1);
+        } else {
+            snprintf(out->version, sizeof out->version, "%s", gv);
+        }
+        snprintf(out->kind, sizeof out->kind, "%s", kind);
+        snprintf(out->plural, sizeof out->plural, "%s", name);
+        out->namespaced = json_is_true(json_object_get(r, "namespaced"));
+        json_array_foreach(json_object_get(list, "resources"), j, s)
+        {
+            const char *sn = str_of(s, "name");
+            size_t n = strlen(name);
+            if (sn != NULL && strncmp(sn, name, n) == 0 && strcmp(sn + n, "/status") == 0)
+                out->has_status = 1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int aicp_kube_resolve(struct aicp_kube *k, const char *api_version, const char *kind,
+                      struct aicp_kube_resource *out, struct aicp_err *err)
+{
+    json_t *list;
+    int rc = 0, refreshed = 0;
+
+    memset(out, 0, sizeof *out);
+    if (api_version == NULL || kind == NULL || api_version[0] == '\0' || kind[0] == '\0')
+        return aicp_err_set(err, AICP_EINVAL, "resolve: apiVersion and kind are required");
+    pthread_mutex_lock(&k->lock);
+    if (!k->have_index && (rc = discover_index(k, err)) != 0)
+        goto out;
+    for (;;) {
+        list = json_object_get(k->gvs, api_version);
+        if (list == NULL && !refreshed) {
+            /* Perhaps a CRD created in this run: read the index again, once. */
+            refreshed = 1;
+            if ((rc = discover_index(k, err)) != 0)
+                goto out;
+            continue;
+        }
+        if (list == NULL) {
+            rc = aicp_err_set(err, AICP_ENOTFOUND,
+                              "the server has no API group version %s (kind %s): is the CRD "
+                              "installed?",
+                              api_version, kind);
+            goto out;
+        }
+        if (json_is_null(list)) {
+            json_t *fresh = NULL;
+            if ((rc = fetch_resources(k, api_version, &fresh, err)) != 0)
+                goto out;
+            json_object_set_new(k->gvs, api_version, fresh);
+            list = fresh;
+            refreshed = 1; /* just read: no point in reading it again */
+        }
+        if (find_kind(list, api_version, kind, out))
+            break;
+        if (refreshed) {
+            rc = aicp_err_set(err, AICP_ENOTFOUND,
+                              "the server has no kind %s in %s: is the CRD installed?", kind,
+                              api_version);
+            goto out;
+        }
+        /* A cached list that lacks the kind: read it again once. */
+        refreshed = 1;
+        json_object_set_new(k->gvs, api_version, json_null());
+    }
+out:
+    pthread_mutex_unlock(&k->lock);
+    return rc;
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+int aicp_kube_ref_of(struct aicp_kube_ref *ref, const json_t *manifest, struct aicp_err *err)
+{
+    const json_t *md = json_object_get(manifest, "metadata");
+
+    memset(ref, 0, sizeof *ref);
+    if (!json_is_object(manifest))
+        return aicp_err_set(err, AICP_EINVAL, "a Kubernetes manifest must be a mapping");
+    ref->api_version = str_of(manifest, "apiVersion");
+    ref->kind = str_of(manifest, "kind");
+    ref->name = str_of(md, "name");
+    ref->namespace = str_of(md, "namespace");
+    if (ref->api_version == NULL || ref->api_version[0] == '\0')
+        return aicp_err_set(err, AICP_EINVAL, "%s/%s: the manifest has no apiVersion",
+                            ref->kind ? ref->kind : "?", ref->name ? ref->name : "?");
+    if (ref->kind == NULL || ref->kind[0] == '\0')
+        return aicp_err_set(err, AICP_EINVAL, "%s: the manifest has no kind",
+                            ref->name ? ref->name : "?");
+    if (ref->name == NULL || ref->name[0] == '\0')
+        return aicp_err_set(err, AICP_EINVAL, "%s: the manifest has no metadata.name", ref->kind);
+    return 0;
+}
+
+/* Everything a request about one object needs. */
+struct target {
+    struct aicp_kube_resource res;
+    const char *ns; /* NULL for cluster-scoped kinds */
+    const char *name;
+    char label[512]; /* "Kind/ns/name" */
+};
+
+static int target_of(struct aicp_kube *k, const struct aicp_kube_ref *ref, struct target *t,
+                     struct aicp_err *err)
+{
+    int rc;
+
+    memset(t, 0, sizeof *t);
+    if (ref == NULL || ref->api_version == NULL || ref->kind == NULL || ref->name == NULL)
+        return aicp_err_set(err, AICP_EINVAL, "an object needs apiVersion, kind and name");
+    obj_label(t->label, sizeof t->label, ref->kind, ref->namespace, ref->name);
+    if ((rc = aicp_kube_resolve(k, ref->api_version, ref->kind, &t->res, err)) != 0) {
+        aicp_err_prefix(err, "%s", t->label);
+        return rc;
+    }
+    t->name = ref->name;
+    t->ns = t->res.namespaced
+                ? (ref->namespace != NULL && ref->namespace[0] != '\0' ? ref->namespace : k->ns)
+                : NULL;
+    obj_label(t->label, sizeof t->label, ref->kind, t->ns, ref->name);
+    if (t->ns != NULL && !dns_label(t->ns))
+        return aicp_err_set(err, AICP_EINVAL,
+                            "%s: \"%s\" is not a valid namespace name (lower case letters, "
+                            "digits and '-', at most 63)",
+                            t->label, t->ns);
+    if (!path_name(t->name))
+        return aicp_err_set(err, AICP_EINVAL, "%s: \"%s\" is not a valid object name", t->label,
+                            t->name);
+    return 0;
+}
+
+/* SERVER/api/v1[/namespaces/NS]/PLURAL[/NAME][/SUB] */
+static int collection_url(struct aicp_kube *k, const struct aicp_kube_resource *r, const char *ns,
+                          struct aicp_buf *b)
+{
+    int rc;
+
+    if (r->group[0] == '\0')
+        rc = aicp_buf_printf(b, "%s/api/%s", k->server, r->version);
+    else
+        rc = aicp_buf_printf(b, "%s/apis/%s/%s", k->server, r->group, r->version);
+    if (rc == 0 && ns != NULL)
+        rc = aicp_buf_puts(b, "/namespaces/") || put_escaped(b, ns);
+    if (rc == 0)
+        rc = aicp_buf_printf(b, "/%s", r->plural);
+    return rc != 0 ? AICP_ENOMEM : 0;
+}
+
+static int object_url(struct aicp_kube *k, const struct target *t, const char *sub,
+                      struct aicp_buf *b)
+{
+    if (collection_url(k, &t->res, t->ns, b) != 0 || aicp_buf_puts(b, "/") != 0 ||
+        put_escaped(b, t->name) != 0 || (sub != NULL && aicp_buf_printf(b, "/%s", sub) != 0))
+        return AICP_ENOMEM;
+    return 0;
+}
+
+/* GET of one object: *obj NULL and 0 when it does not exist. */
+static int get_target(struct aicp_kube *k, const struct target *t, json_t **obj,
+                      struct aicp_err *err)
+{
+    struct aicp_http_resp resp = {0};
+    struct aicp_buf url = AICP_BUF_INIT;
+    int rc;
+
+    *obj = NULL;
+    if (object_url(k, t, NULL, &url) != 0) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t->label);
+        goto out;
+    }
+    rc = call(k, "GET", url.data, NULL, NULL, 0, 1, &resp, err);
+    if (rc == AICP_ENOTFOUND) {
+        rc = 0;
+    } else if (rc != 0) {
+        rc = api_error(rc, &resp, t->label, "get", err);
+    } else if (!json_is_object(resp.json)) {
+        rc = aicp_err_set(err, AICP_EREMOTE, "%s: get: the answer is not an object", t->label);
+    } else {
+        *obj = json_incref(resp.json);
+    }
+out:
+    aicp_http_resp_free(&resp);
+    aicp_buf_free(&url);
+    return rc;
+}
+
+int aicp_kube_get(struct aicp_kube *k, const struct aicp_kube_ref *ref, json_t **obj,
+                  struct aicp_err *err)
+{
+    struct target t;
+    int rc;
+
+    *obj = NULL;
+    if ((rc = target_of(k, ref, &t, err)) != 0)
+        return rc;
+    return get_target(k, &t, obj, err);
+}
+
+int aicp_kube_list(struct aicp_kube *k, const char *api_version, const char *kind,
+                   const char *namespace, const char *label_selector, json_t **items,
+                   struct aicp_err *err)
+{
+    struct aicp_kube_resource res;
+    struct aicp_http_resp resp = {0};
+    struct aicp_buf url = AICP_BUF_INIT;
+    char label[256];
+    char *cont = NULL;
+    json_t *all = json_array(), *it;
+    const char *ns;
+    size_t i;
+    int rc;
+
+    *items = NULL;
+    if (all == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "list: out of memory");
+    if ((rc = aicp_kube_resolve(k, api_version, kind, &res, err)) != 0)
+        goto out;
+    ns = res.namespaced && namespace != NULL && namespace[0] != '\0' ? namespace : NULL;
+    snprintf(label, sizeof label, "%s%s%s", kind, ns != NULL ? " in namespace " : "",
+             ns != NULL ? ns : "");
+    if (ns != NULL && !dns_label(ns)) {
+        rc = aicp_err_set(err, AICP_EINVAL, "list %s: not a valid namespace name", label);
+        goto out;
+    }
+    do {
+        aicp_buf_free(&url);
+        if (collection_url(k, &res, ns, &url) != 0 ||
+            aicp_buf_printf(&url, "?limit=%d", LIST_PAGE) != 0 ||
+            (label_selector != NULL && label_selector[0] != '\0' &&
+             (aicp_buf_puts(&url, "&labelSelector=") != 0 ||
+              put_escaped(&url, label_selector) != 0)) ||
+            (cont != NULL &&
+             (aicp_buf_puts(&url, "&continue=") != 0 || put_escaped(&url, cont) != 0))) {
+            rc = aicp_err_set(err, AICP_ENOMEM, "list %s: out of memory", label);
+            goto out;
+        }
+        rc = call(k, "GET", url.data, NULL, NULL, 0, 1, &resp, err);
+        if (rc != 0) {
+            rc = api_error(rc, &resp, label, "list", err);
+            goto out;
+        }
+        json_array_foreach(json_object_get(resp.json, "items"), i, it)
+        {
+            /* Items of a list carry no kind or apiVersion: add them, so
+             * that each one is a complete object for the caller. */
+            if (json_object_get(it, "kind") == NULL)
+                json_object_set_new(it, "kind", json_string(kind));
+            if (json_object_get(it, "apiVersion") == NULL)
+                json_object_set_new(it, "apiVersion", json_string(api_version));
+            json_array_append(all, it);
+        }
+        free(cont);
+        cont = aicp_strdup(str_of(json_object_get(resp.json, "metadata"), "continue"));
+        if (cont != NULL && cont[0] == '\0') {
+            free(cont);
+            cont = NULL;
+        }
+    } while (cont != NULL);
+    *items = all;
+    all = NULL;
+out:
+    free(cont);
+    json_decref(all);
+    aicp_http_resp_free(&resp);
+    aicp_buf_free(&url);
+    return rc;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+/* Sends one write to t's URL with fieldManager (and force/dryRun from
+ * flags). resp is filled even on error. */
+static int send_write(struct aicp_kube *k, const struct target *t, const char *method,
+                      const json_t *body, const char *content_type, int force, unsigned flags,
+                      struct aicp_http_resp *resp, struct aicp_err *err)
+{
+    struct aicp_buf url = AICP_BUF_INIT;
+    int rc;
+
+    if (object_url(k, t, NULL, &url) != 0 ||
+        aicp_buf_puts(&url, "?fieldManager=" FIELD_MANAGER) != 0 ||
+        (force && aicp_buf_puts(&url, "&force=true") != 0) ||
+        ((flags & AICP_KUBE_DRY_RUN) && aicp_buf_puts(&url, "&dryRun=All") != 0)) {
+        aicp_buf_free(&url);
+        return aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t->label);
+    }
+    /* Server-side apply and merge patches give the same result however
+     * often they are sent, so the HTTPS client may retry them. */
+    rc = call(k, method, url.data, body, content_type, 1, 1, resp, err);
+    aicp_buf_free(&url);
+    return rc;
+}
+
+/* After a stale write (409 that is not an SSA field conflict): reads the
+ * object again and, when body pins a resourceVersion, moves it to the
+ * live one, so that the next attempt is made against current state. */
+static int refresh_version(struct aicp_kube *k, const struct target *t, json_t *body,
+                           struct aicp_err *err)
+{
+    json_t *live = NULL, *md = json_object_get(body, "metadata");
+    const char *rv;
+    int rc;
+
+    if ((rc = get_target(k, t, &live, err)) != 0)
+        return rc;
+    rv = str_of(json_object_get(live, "metadata"), "resourceVersion");
+    if (json_object_get(md, "resourceVersion") != NULL) {
+        if (live == NULL || rv == NULL)
+            json_object_del(md, "resourceVersion");
+        else
+            json_object_set_new(md, "resourceVersion", json_string(rv));
+    }
+    json_decref(live);
+    return 0;
+}
+
+/* A write that re-reads and retries after a stale-write 409, at most
+ * CONFLICT_ATTEMPTS times in all. body is owned (may be modified). */
+static int write_retrying(struct aicp_kube *k, const struct target *t, const char *verb,
+                          json_t *body, const char *content_type, int force, unsigned flags,
+                          json_t **result, struct aicp_err *err)
+{
+    struct aicp_http_resp resp = {0};
+    int attempt, rc = 0;
+
+    for (attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
+        rc = send_write(k, t, "PATCH", body, content_type, force, flags, &resp, err);
+        if (rc == 0)
+            break;
+        if (resp.status == 409 && ssa_conflict(&resp)) {
+            const char *msg = str_of(resp.json, "message");
+            rc = aicp_err_set(err, AICP_EREMOTE,
+                              "%s: %s: %s (another field manager owns these fields; force: "
+                              "true takes them over)",
+                              t->label, verb, msg != NULL ? msg : "conflict");
+            goto out;
+        }
+        if (resp.status != 409 || attempt == CONFLICT_ATTEMPTS) {
+            rc = api_error(rc, &resp, t->label, verb, err);
+            if (resp.status == 409)
+                err_suffix(err, attempt);
+            goto out;
+        }
+        if ((rc = refresh_version(k, t, body, err)) != 0)
+            goto out;
+    }
+    if (result != NULL)
+        *result = json_is_object(resp.json) ? json_incref(resp.json) : NULL;
+out:
+    aicp_http_resp_free(&resp);
+    return rc;
+}
+
+int aicp_kube_apply(struct aicp_kube *k, const json_t *manifest, unsigned flags, json_t **result,
+                    struct aicp_err *err)
+{
+    struct aicp_kube_ref ref;
+    struct target t;
+    json_t *body = NULL, *md;
+    int rc;
+
+    if (result != NULL)
+        *result = NULL;
+    if ((rc = aicp_kube_ref_of(&ref, manifest, err)) != 0 ||
+        (rc = target_of(k, &ref, &t, err)) != 0)
+        return rc;
+    /* The body's namespace must agree with the URL's: fill it in for
+     * namespaced kinds, drop it for cluster-scoped ones. */
+    if ((body = json_deep_copy(manifest)) == NULL ||
+        !json_is_object(md = json_object_get(body, "metadata"))) {
+        json_decref(body);
+        return aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t.label);
+    }
+    if (t.ns != NULL)
+        json_object_set_new(md, "namespace", json_string(t.ns));
+    else
+        json_object_del(md, "namespace");
+    rc = write_retrying(k, &t, "apply", body, "application/apply-patch+yaml",
+                        (flags & AICP_KUBE_FORCE) != 0, flags, result, err);
+    json_decref(body);
+    return rc;
+}
+
+int aicp_kube_merge_patch(struct aicp_kube *k, const struct aicp_kube_ref *ref, const json_t *patch,
+                          unsigned flags, json_t **result, struct aicp_err *err)
+{
+    struct target t;
+    json_t *body;
+    int rc;
+
+    if (result != NULL)
+        *result = NULL;
+    if ((rc = target_of(k, ref, &t, err)) != 0)
+        return rc;
+    if (!json_is_object(patch))
+        return aicp_err_set(err, AICP_EINVAL, "%s: patch: a merge patch must be a mapping",
+                            t.label);
+    if ((body = json_deep_copy(patch)) == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t.label);
+    rc =
+        write_retrying(k, &t, "patch", body, "application/merge-patch+json", 0, flags, result, err);
+    json_decref(body);
+    return rc;
+}
+
+int aicp_kube_update(struct aicp_kube *k, const struct aicp_kube_ref *ref,
+                     int (*mutate)(json_t *obj, void *ud, struct aicp_err *err), void *ud,
+                     unsigned flags, json_t **result, struct aicp_err *err)
+{
+    struct aicp_http_resp resp = {0};
+    struct aicp_buf url = AICP_BUF_INIT;
+    struct target t;
+    json_t *obj = NULL;
+    int attempt, rc;
+
+    if (result != NULL)
+        *result = NULL;
+    if ((rc = target_of(k, ref, &t, err)) != 0)
+        return rc;
+    if (object_url(k, &t, NULL, &url) != 0 ||
+        aicp_buf_puts(&url, "?fieldManager=" FIELD_MANAGER) != 0 ||
+        ((flags & AICP_KUBE_DRY_RUN) && aicp_buf_puts(&url, "&dryRun=All") != 0)) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t.label);
+        goto out;
+    }
+    for (attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
+        json_decref(obj);
+        if ((rc = get_target(k, &t, &obj, err)) != 0)
+            goto out;
+        if (obj == NULL) {
+            rc =
+                aicp_err_set(err, AICP_ENOTFOUND, "%s: update: the object does not exist", t.label);
+            goto out;
+        }
+        if ((rc = mutate(obj, ud, err)) != 0) {
+            aicp_err_prefix(err, "%s: update", t.label);
+            goto out;
+        }
+        /* PUT carries the resourceVersion just read: the server refuses it
+         * (409) when someone wrote in between, and the change is made again
+         * on the new state, so no one's update is lost. */
+        rc = call(k, "PUT", url.data, obj, NULL, 0, 1, &resp, err);
+        if (rc == 0 || resp.status != 409)
+            break;
+    }
+    if (rc != 0) {
+        rc = api_error(rc, &resp, t.label, "update", err);
+        if (resp.status == 409)
+            err_suffix(err, CONFLICT_ATTEMPTS);
+    } else if (result != NULL) {
+        *result = json_is_object(resp.json) ? json_incref(resp.json) : NULL;
+    }
+out:
+    json_decref(obj);
+    aicp_http_resp_free(&resp);
+    aicp_buf_free(&url);
+    return rc;
+}
+
+int aicp_kube_delete(struct aicp_kube *k, const struct aicp_kube_ref *ref, const char *propagation,
+                     unsigned flags, double wait_s, int *existed, struct aicp_err *err)
+{
+    struct aicp_http_resp resp = {0};
+    struct aicp_buf url = AICP_BUF_INIT;
+    struct target t;
+    json_t *opts = NULL, *obj = NULL;
+    double deadline, interval = 0.2;
+    int rc;
+
+    if (existed != NULL)
+        *existed = 0;
+    if ((rc = target_of(k, ref, &t, err)) != 0)
+        return rc;
+    if (propagation == NULL)
+        propagation = "Background";
+    if (strcmp(propagation, "Background") != 0 && strcmp(propagation, "Foreground") != 0 &&
+        strcmp(propagation, "Orphan") != 0)
+        return aicp_err_set(err, AICP_EINVAL,
+                            "%s: delete: propagation policy must be Background, Foreground or "
+                            "Orphan, not %s",
+                            t.label, propagation);
+    opts = json_pack("{s:s, s:s, s:s}", "kind", "DeleteOptions", "apiVersion", "v1",
+                     "propagationPolicy", propagation);
+    if (opts != NULL && (flags & AICP_KUBE_DRY_RUN))
+        json_object_set_new(opts, "dryRun", json_pack("[s]", "All"));
+    if (opts == NULL || object_url(k, &t, NULL, &url) != 0 ||
+        ((flags & AICP_KUBE_DRY_RUN) && aicp_buf_puts(&url, "?dryRun=All") != 0)) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t.label);
+        goto out;
+    }
+    rc = call(k, "DELETE", url.data, opts, NULL, 0, 1, &resp, err);
+    if (rc == AICP_ENOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    if (rc != 0) {
+        rc = api_error(rc, &resp, t.label, "delete", err);
+        goto out;
+    }
+    if (existed != NULL)
+        *existed = 1;
+    if (!(wait_s > 0) || (flags & AICP_KUBE_DRY_RUN))
+        goto out;
+    deadline = aicp_now() + wait_s;
+    for (;;) {
+        json_decref(obj);
+        if ((rc = get_target(k, &t, &obj, err)) != 0 || obj == NULL)
+            goto out;
+        if (aicp_now() >= deadline) {
+            const json_t *md = json_object_get(obj, "metadata");
+            char *fin = json_dumps(json_object_get(md, "finalizers"), JSON_COMPACT);
+            rc =
+                aicp_err_set(err, AICP_ETIMEOUT, "%s: still present %g s after delete%s%s", t.label,
+                             wait_s, fin != NULL ? "; finalizers: " : "", fin != NULL ? fin : "");
+            free(fin);
+            goto out;
+        }
+        sleep_s(interval);
+        interval = interval * 2 < 1.0 ? interval * 2 : 1.0;
+    }
+out:
+    json_decref(obj);
+    json_decref(opts);
+    aicp_http_resp_free(&resp);
+    aicp_buf_free(&url);
+    return rc;
+}
+
+/* ---- fields and waits --------------------------------------------------- */
+
+/* One step of a field path: a key of a mapping, or in a list an index
+ * ("0") or the name of the element whose "name" is key (as drift paths
+ * write them: "spec.containers[app].image"). */
+static const json_t *step(const json_t *v, const char *key, size_t n)
+{
+    size_t i, idx = 0;
+    const json_t *e;
+    int digits = n > 0;
+
+    if (json_is_object(v)) {
+        char buf[256];
+        if (n >= sizeof buf)
+            return NULL;
+        memcpy(buf, key, n);
+        buf[n] = '\0';
+        return json_object_get(v, buf);
+    }
+    if (!json_is_array(v))
+        return NULL;
+    for (i = 0; i < n && digits; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            digits = 0;
+        else
+            idx = idx * 10 + (size_t)(key[i] - '0');
+    }
+    if (digits && n < 10)
+        return json_array_get(v, idx);
+    json_array_foreach(v, i, e)
+    {
+        const char *nm = str_of(e, "name");
+        if (nm != NULL && strlen(nm) == n && strncmp(nm, key, n) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+const json_t *aicp_kube_field(const json_t *obj, const char *path)
+{
+    const json_t *v = obj;
+    const char *p = path;
+
+    if (obj == NULL || path == NULL)
+        return NULL;
+    while (*p != '\0' && v != NULL) {
+        const char *end;
+        if (*p == '.') {
+            p++;
+            continue;
+        }
+        if (*p == '[') {
+            if ((end = strchr(p + 1, ']')) == NULL)
+                return NULL;
+            v = step(v, p + 1, (size_t)(end - p - 1));
+            p = end + 1;
+            continue;
+        }
+        end = p + strcspn(p, ".[");
+        v = step(v, p, (size_t)(end - p));
+        p = end;
+    }
+    return v;
+}
+
+/* A scalar as text, for comparing with a wanted value and for messages;
+ * NULL for containers and absent fields. */
+static const char *scalar_text(const json_t *v, char *buf, size_t cap)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v))
+        snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, cap, "%g", json_real_value(v));
+    else if (json_is_boolean(v))
+        snprintf(buf, cap, "%s", json_is_true(v) ? "true" : "false");
+    else if (json_is_null(v))
+        snprintf(buf, cap, "null");
+    else
+        return NULL;
+    return buf;
+}
+
+static const json_t *find_condition(const json_t *obj, const char *type)
+{
+    const json_t *c;
+    size_t i;
+
+    json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, c)
+    {
+        const char *t = str_of(c, "type");
+        if (t != NULL && strcmp(t, type) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* 1 when obj meets w; otherwise describes what it shows in seen. */
+static int wait_met(const json_t *obj, const struct aicp_kube_wait *w, char *seen, size_t cap)
+{
+    const char *want = w->condition_status != NULL ? w->condition_status : "True";
+    char num[64];
+
+    if (w->condition != NULL) {
+        const json_t *c = find_condition(obj, w->condition);
+        const char *st = str_of(c, "status");
+        if (c == NULL) {
+            snprintf(seen, cap, "no condition %s", w->condition);
+            return 0;
+        }
+        if (st == NULL || strcmp(st, want) != 0) {
+            snprintf(seen, cap, "condition %s is %s%s%s", w->condition, st ? st : "(no status)",
+                     str_of(c, "message") ? ": " : "",
+                     str_of(c, "message") ? str_of(c, "message") : "");
+            return 0;
+        }
+    }
+    if (w->field != NULL && w->value != NULL) {
+        const char *have = scalar_text(aicp_kube_field(obj, w->field), num, sizeof num);
+        if (have == NULL || strcmp(have, w->value) != 0) {
+            snprintf(seen, cap, "%s is %s", w->field, have != NULL ? have : "absent");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1 when obj shows that w will never be met; says why in why. */
+static int wait_failed(const json_t *obj, const struct aicp_kube_wait *w, char *why, size_t cap)
+{
+    char num[64];
+
+    if (w->fail_condition != NULL) {
+        const json_t *c = find_condition(obj, w->fail_condition);
+        const char *st = str_of(c, "status");
+        if (st != NULL && strcmp(st, "True") == 0) {
+            const char *reason = str_of(c, "reason"), *msg = str_of(c, "message");
+            snprintf(why, cap, "condition %s is True%s%s%s%s", w->fail_condition,
+                     reason ? ": " : "", reason ? reason : "", msg ? ": " : "", msg ? msg : "");
+            return 1;
+        }
+    }
+    if (w->fail_field != NULL && w->fail_value != NULL) {
+        const char *have = scalar_text(aicp_kube_field(obj, w->fail_field), num, sizeof num);
+        if (have != NULL && strcmp(have, w->fail_value) == 0) {
+            const char *msg = str_of(json_object_get(obj, "status"), "message");
+            snprintf(why, cap, "%s is %s%s%s", w->fail_field, have, msg ? ": " : "",
+                     msg ? msg : "");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int aicp_kube_wait(struct aicp_kube *k, const struct aicp_kube_ref *ref,
+                   const struct aicp_kube_wait *w, json_t **obj, struct aicp_err *err)
+{
+    struct target t;
+    json_t *cur = NULL;
+    double timeout, interval, max_interval, start, left;
+    char seen[512] = "nothing read yet", what[256];
+    int rc;
+
+    if (obj != NULL)
+        *obj = NULL;
+    if ((rc = target_of(k, ref, &t, err)) != 0)
+        return rc;
+    if (w == NULL || (w->condition == NULL && (w->field == NULL || w->value == NULL)))
+        return aicp_err_set(err, AICP_EINVAL, "%s: wait: nothing to wait for", t.label);
+    timeout = w->timeout_s > 0 ? w->timeout_s : WAIT_DEFAULT_S;
+    interval = w->interval_s > 0 ? w->interval_s : 1.0;
+    max_interval = interval * 5;
+    if (w->condition != NULL)
+        snprintf(what, sizeof what, "condition %s=%s%s%s%s", w->condition,
+                 w->condition_status ? w->condition_status : "True",
+                 w->field != NULL ? " and " : "", w->field != NULL ? w->field : "",
+                 w->field != NULL ? "=" : "");
+    else
+        snprintf(what, sizeof what, "%s=", w->field);
+    if (w->field != NULL && w->value != NULL)
+        snprintf(what + strlen(what), sizeof what - strlen(what), "%s", w->value);
+    start = aicp_now();
+    for (;;) {
+        char why[512];
+        json_decref(cur);
+        if ((rc = get_target(k, &t, &cur, err)) != 0)
+            goto out;
+        if (cur == NULL) {
+            rc = aicp_err_set(err, AICP_ENOTFOUND, "%s: gone while waiting for %s (last seen: %s)",
+                              t.label, what, seen);
+            goto out;
+        }
+        if (wait_failed(cur, w, why, sizeof why)) {
+            rc = aicp_err_set(err, AICP_EFAILED, "%s: %s (while waiting for %s)", t.label, why,
+                              what);
+            goto out;
+        }
+        if (wait_met(cur, w, seen, sizeof seen))
+            break;
+        left = start + timeout - aicp_now();
+        if (left <= 0) {
+            rc = aicp_err_set(err, AICP_ETIMEOUT, "%s: %s after %g s (waiting for %s)", t.label,
+                              seen, timeout, what);
+            goto out;
+        }
+        sleep_s(interval < left ? interval : left);
+        interval = interval * 1.5 < max_interval ? interval * 1.5 : max_interval;
+    }
+out:
+    if (obj != NULL && cur != NULL) {
+        *obj = cur;
+        cur = NULL;
+    }
+    json_decref(cur);
+    return rc;
+}
+
+int aicp_kube_logs(struct aicp_kube *k, const char *namespace, const char *pod,
+                   const char *container, char **text, struct aicp_err *err)
+{
+    struct aicp_http_resp resp = {0};
+    struct aicp_buf url = AICP_BUF_INIT;
+    char label[256];
+    const char *ns = namespace != NULL && namespace[0] != '\0' ? namespace : k->ns;
+    int rc;
+
+    *text = NULL;
+    obj_label(label, sizeof label, "Pod", ns, pod);
+    if (pod == NULL || !path_name(pod) || !dns_label(ns))
+        return aicp_err_set(err, AICP_EINVAL, "%s: logs: invalid pod or namespace name", label);
+    if (aicp_buf_printf(&url, "%s/api/v1/namespaces/", k->server) != 0 ||
+        put_escaped(&url, ns) != 0 || aicp_buf_puts(&url, "/pods/") != 0 ||
+        put_escaped(&url, pod) != 0 || aicp_buf_puts(&url, "/log") != 0 ||
+        (container != NULL &&
+         (aicp_buf_puts(&url, "?container=") != 0 || put_escaped(&url, container) != 0))) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", label);
+        goto out;
+    }
+    rc = call(k, "GET", url.data, NULL, NULL, 0, 0, &resp, err);
+    if (rc != 0) {
+        /* The log endpoint answers errors as a JSON Status too. */
+        if (resp.body != NULL)
+            resp.json = json_loadb(resp.body, resp.body_len, 0, NULL);
+        rc = api_error(rc, &resp, label, "logs", err);
+        goto out;
+    }
+    *text = aicp_strdup(resp.body != NULL ? resp.body : "");
+    if (*text == NULL)
+        rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", label);
+out:
+    aicp_http_resp_free(&resp);
+    aicp_buf_free(&url);
+    return rc;
+}
+
+/* ---- drift -------------------------------------------------------------- */
+
+/* Metadata the server writes: never declared by a site, never drift. */
+static const char *const server_metadata[] = {"uid",
+                                              "resourceVersion",
+                                              "generation",
+                                              "creationTimestamp",
+                                              "managedFields",
+                                              "selfLink",
+                                              "deletionTimestamp",
+                                              "deletionGracePeriodSeconds",
+                                              NULL};
+
+static int is_server_metadata(const char *key)
+{
+    size_t i;
+
+    for (i = 0; server_metadata[i] != NULL; i++)
+        if (strcmp(server_metadata[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when every element is a mapping with a non-empty string "name": such
+ * lists are merged by name by server-side apply (containers, env, ports,
+ * volumes), so they are compared by name too. */
+static int named_list(const json_t *a)
+{
+    const json_t *e;
+    size_t i;
+
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        return 0;
+    json_array_foreach(a, i, e)
+    {
+        const char *n = str_of(e, "name");
+        if (!json_is_object(e) || n == NULL || n[0] == '\0')
+            return 0;
+    }
+    return 1;
+}
+
+static const json_t *by_name(const json_t *list, const char *name)
+{
+    const json_t *e;
+    size_t i;
+
+    json_array_foreach(list, i, e)
+    {
+        const char *n = str_of(e, "name");
+        if (n != NULL && strcmp(n, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* 1 when have agrees with want on every field that want declares. Numbers
+ * compare by value (1 and 1.0 agree); a string never equals a number
+ * ("1" is not 1) and strings compare exactly ("10Ti" is not "10995Gi"). */
+static int same_declared(const json_t *want, const json_t *have)
+{
+    const char *key;
+    const json_t *v, *e;
+    size_t i;
+
+    if (json_is_null(want))
+        return have == NULL || json_is_null(have);
+    if (have == NULL)
+        return 0;
+    if (json_is_object(want)) {
+        if (!json_is_object(have))
+            return 0;
+        json_object_foreach((json_t *)want, key, v)
+        {
+            if (!same_declared(v, json_object_get(have, key)))
+                return 0;
+        }
+        return 1;
+    }
+    if (json_is_array(want)) {
+        if (!json_is_array(have))
+            return 0;
+        if (named_list(want)) {
+            json_array_foreach(want, i, e)
+            {
+                if (!same_declared(e, by_name(have, str_of(e, "name"))))
+                    return 0;
+            }
+            return 1;
+        }
+        /* Atomic: same length and order; elements on declared fields, so
+         * that a server default inside an element does not count. */
+        if (json_array_size(want) != json_array_size(have))
+            return 0;
+        json_array_foreach(want, i, e)
+        {
+            if (!same_declared(e, json_array_get(have, i)))
+                return 0;
+        }
+        return 1;
+    }
+    if (json_is_number(want) && json_is_number(have))
+        return json_number_value(want) == json_number_value(have);
+    return json_equal(want, have);
+}
+
+/* path + ".key", or "[key]" when the key holds a '.', '/' or a bracket
+ * (annotation and label keys), as aicp_kube_field reads them back. */
+static char *child_path(const char *path, const char *key, int bracket)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    int rc;
+
+    if (!bracket)
+        bracket = strpbrk(key, "./[]") != NULL;
+    if (bracket)
+        rc = aicp_buf_printf(&b, "%s[%s]", path, key);
+    else
+        rc = aicp_buf_printf(&b, "%s%s%s", path, path[0] != '\0' ? "." : "", key);
+    if (rc != 0) {
+        aicp_buf_free(&b);
+        return NULL;
+    }
+    return aicp_buf_steal(&b);
+}
+
+static int add_drift(json_t *out, const char *path, const json_t *want, const json_t *have)
+{
+    json_t *d = json_pack("{s:s, s:O}", "path", path, "want", want);
+
+    if (d == NULL)
+        return AICP_ENOMEM;
+    if (have != NULL && json_object_set(d, "have", (json_t *)have) != 0) {
+        json_decref(d);
+        return AICP_ENOMEM;
+    }
+    return json_array_append_new(out, d) == 0 ? 0 : AICP_ENOMEM;
+}
+
+static int drift_rec(const json_t *want, const json_t *have, const char *path, int depth,
+                     json_t *out)
+{
+    const char *key;
+    const json_t *v, *e;
+    size_t i;
+    int rc = 0;
+
+    if (json_is_object(want) && json_is_object(have)) {
+        json_object_foreach((json_t *)want, key, v)
+        {
+            const json_t *h = json_object_get(have, key);
+            char *cp;
+            /* The object's identity and its status are not declared state. */
+            if (depth == 0 && (strcmp(key, "status") == 0 || strcmp(key, "apiVersion") == 0 ||
+                               strcmp(key, "kind") == 0))
+                continue;
+            if (depth == 1 && strcmp(path, "metadata") == 0 && is_server_metadata(key))
+                continue;
+            if ((cp = child_path(path, key, 0)) == NULL)
+                return AICP_ENOMEM;
+            if (h == NULL)
+                rc = json_is_null(v) ? 0 : add_drift(out, cp, v, NULL);
+            else
+                rc = drift_rec(v, h, cp, depth + 1, out);
+            free(cp);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (named_list(want) && json_is_array(have)) {
+        json_array_foreach(want, i, e)
+        {
+            const char *n = str_of(e, "name");
+            const json_t *h = by_name(have, n);
+            char *cp = child_path(path, n, 1);
+            if (cp == NULL)
+                return AICP_ENOMEM;
+            rc = h == NULL ? add_drift(out, cp, e, NULL) : drift_rec(e, h, cp, depth + 1, out);
+            free(cp);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (!same_declared(want, have))
+        return add_drift(out, path, want, have);
+    return 0;
+}
+
+int aicp_kube_drift(const json_t *desired, const json_t *live, json_t **fields)
+{
+    json_t *out = json_array();
+    int rc;
+
+    *fields = NULL;
+    if (out == NULL)
+        return AICP_ENOMEM;
+    if (live == NULL || json_is_null(live))
+        rc = add_drift(out, "", desired, NULL);
+    else
+        rc = drift_rec(desired, live, "", 0, out);
+    if (rc != 0) {
+        json_decref(out);
+        return rc;
+    }
+    *fields = out;
+    return 0;
+}
+
+/* ---- the pool ----------------------------------------------------------- */
+
+struct pool_entry {
+    char *kubeconfig; /* the file, as located */
+    char *context;    /* "" for the current-context */
+    struct aicp_kube *k;
+};
+
+struct aicp_kube_pool {
+    struct aicp_http *http;
+    char *cli_kubeconfig;
+    char *cli_context;
+    pthread_mutex_t lock;
+    struct pool_entry *e;
+    size_t n;
+};
+
+int aicp_kube_pool_new(struct aicp_kube_pool **out, struct aicp_http *http,
+                       const struct aicp_kube_config *cli)
+{
+    struct aicp_kube_pool *p = calloc(1, sizeof *p);
+
+    *out = NULL;
+    if (p == NULL)
+        return AICP_ENOMEM;
+    p->http = http;
+    pthread_mutex_init(&p->lock, NULL);
+    if (cli != NULL &&
+        ((cli->kubeconfig != NULL && (p->cli_kubeconfig = aicp_strdup(cli->kubeconfig)) == NULL) ||
+         (cli->context != NULL && (p->cli_context = aicp_strdup(cli->context)) == NULL))) {
+        aicp_kube_pool_free(p);
+        return AICP_ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+void aicp_kube_pool_free(struct aicp_kube_pool *p)
+{
+    size_t i;
+
+    if (p == NULL)
+        return;
+    for (i = 0; i < p->n; i++) {
+        free(p->e[i].kubeconfig);
+        free(p->e[i].context);
+        aicp_kube_free(p->e[i].k);
+    }
+    free(p->e);
+    free(p->cli_kubeconfig);
+    free(p->cli_context);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+int aicp_kube_pool_get(struct aicp_kube_pool *p, const char *kubeconfig, const char *context,
+                       struct aicp_kube **out, struct aicp_err *err)
+{
+    struct aicp_kube_config cfg;
+    struct pool_entry *grown;
+    char *file = NULL, *ctx = NULL;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    /* The command line wins over a module's or a site file's choice. */
+    if (p->cli_kubeconfig != NULL)
+        kubeconfig = p->cli_kubeconfig;
+    if (p->cli_context != NULL)
+        context = p->cli_context;
+    if ((rc = kc_locate(&file, kubeconfig, err)) != 0)
+        return rc;
+    if ((ctx = aicp_strdup(context != NULL ? context : "")) == NULL) {
+        free(file);
+        return aicp_err_set(err, AICP_ENOMEM, "kubernetes clients: out of memory");
+    }
+    pthread_mutex_lock(&p->lock);
+    for (i = 0; i < p->n; i++) {
+        if (strcmp(p->e[i].kubeconfig, file) == 0 && strcmp(p->e[i].context, ctx) == 0) {
+            *out = p->e[i].k;
+            goto out;
+        }
+    }
+    cfg = (struct aicp_kube_config){.kubeconfig = file, .context = ctx[0] != '\0' ? ctx : NULL};
+    if ((grown = realloc(p->e, (p->n + 1) * sizeof *grown)) == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "kubernetes clients: out of memory");
+        goto out;
+    }
+    p->e = grown;
+    if ((rc = aicp_kube_new(&p->e[p->n].k, p->http, &cfg, err)) != 0)
+        goto out;
+    p->e[p->n].kubeconfig = file;
+    p->e[p->n].context = ctx;
+    *out = p->e[p->n].k;
+    p->n++;
+    file = ctx = NULL;
+out:
+    pthread_mutex_unlock(&p->lock);
+    free(file);
+    free(ctx);
+    return rc;
+}

@@ -1,0 +1,1296 @@
+/* Loading a site file: the YAML is read with positions (vaulted files and
+ * !vault values open with the run's vault), its vars, vars files and the
+ * command line's extra vars become the variables every value is templated
+ * against, each entry of each section becomes one module call whose
+ * arguments are validated against the module's table, and the dependencies
+ * between the calls become a graph that must have no cycle. All of this
+ * happens before any request reaches a cluster, so that a bad site is exit
+ * 65 with file:line:col and nothing half-done. The schema is docs/site.md. */
+#include "config.h"
+
+#include <fnmatch.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "module.h"
+#include "registry.h"
+#include "secret.h"
+#include "site.h"
+#include "taskutil.h"
+#include "template.h"
+#include "util.h"
+#include "yaml.h"
+
+/* The sections that are lists of module calls, in the order they load. */
+struct section {
+    const char *key;    /* as written in the site file ("trident.backends") */
+    const char *module; /* "trident_backend" */
+    const char *alias;  /* another word --only accepts, or NULL */
+    const char *alias2;
+    int namespaced; /* its objects live in a namespace */
+};
+
+static const struct section sections[] = {
+    {"namespaces", "namespace", "namespace", NULL, 0},
+    {"secrets", "secret", "secret", NULL, 1},
+    {"trident.backends", "trident_backend", "trident", "backends", 1},
+    {"storage_classes", "storage_class", "storageclasses", "sc", 0},
+    {"pvcs", "pvc", "persistentvolumeclaims", NULL, 1},
+    {"manifests", "k8s", "manifest", NULL, 1},
+    {"jobs", "k8s_job", "job", NULL, 1},
+};
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+/* Top-level keys that later versions act on: refused, never ignored. */
+static const struct {
+    const char *key;
+    const char *what;
+} later_keys[] = {
+    {"inventory", "hosts and node preparation"}, {"volumes", "ONTAP volumes, snapshots and clones"},
+    {"snapmirror", "SnapMirror relationships"},  {"helm_releases", "Helm releases"},
+    {"validation", "validation benchmarks"},
+};
+
+/* What the loader knows about a resource besides its module call. */
+struct aux {
+    const json_t *entry;      /* the entry as written (positions) */
+    const char *provides_ns;  /* a namespace it creates (borrowed from args) */
+    const char *backend_hint; /* storage class `backend:` (borrowed from hints) */
+    json_t *hints;            /* site-only keys, rendered */
+    size_t sec;               /* index into sections */
+};
+
+struct loader {
+    struct aicp_site *s;
+    const struct aicp_site_load_opts *o;
+    const struct aicp_module *(*find)(const char *);
+    struct aicp_err *err;
+    json_t *ontap; /* cluster name -> rendered settings */
+    const json_t *ontap_raw;
+    const char *trident_ns;
+    json_t *trident_ns_v; /* holds trident_ns when the site sets it */
+    struct aux *aux;
+    size_t cap;
+};
+
+/* ---- errors with positions ----------------------------------------------- */
+
+static const struct aicp_loc *loc_of(const struct loader *L, const json_t *node,
+                                     const json_t *fallback)
+{
+    const struct aicp_loc *l = node ? aicp_srcmap_get(L->s->map, node) : NULL;
+    if (l == NULL && fallback != NULL)
+        l = aicp_srcmap_get(L->s->map, fallback);
+    return l;
+}
+
+__attribute__((format(printf, 5, 6))) static int fail_at(struct loader *L, const json_t *node,
+                                                         const json_t *fallback, int code,
+                                                         const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const struct aicp_loc *l = loc_of(L, node, fallback);
+    if (l != NULL)
+        return aicp_err_set(L->err, code, "%s:%d:%d: %s", l->file, l->line, l->col, msg);
+    return aicp_err_set(L->err, code, "%s: %s", L->s->path, msg);
+}
+
+/* Puts the entry's position in front of an error made elsewhere. */
+static void prefix_at(struct loader *L, const json_t *node, const json_t *fallback)
+{
+    const struct aicp_loc *l = loc_of(L, node, fallback);
+    if (l != NULL)
+        aicp_err_prefix(L->err, "%s:%d:%d", l->file, l->line, l->col);
+    else
+        aicp_err_prefix(L->err, "%s", L->s->path);
+}
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static int in_list(const char *k, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(*list, k) == 0)
+            return 1;
+    return 0;
+}
+
+/* The module's argument (by name or alias), or NULL. */
+static const struct aicp_arg_spec *mod_arg(const struct aicp_module *mod, const char *k)
+{
+    size_t kl = strlen(k);
+    for (const struct aicp_arg_spec *a = mod->args; a && a->name; a++) {
+        if (strcmp(a->name, k) == 0)
+            return a;
+        for (const char *p = a->aliases; p && *p;) {
+            const char *bar = strchr(p, '|');
+            size_t n = bar ? (size_t)(bar - p) : strlen(p);
+            if (n == kl && strncmp(p, k, n) == 0)
+                return a;
+            p = bar ? bar + 1 : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* `import: {volume: x, not_managed: true}` is the module's import_volume
+ * and not_managed when the module has no `import` argument of its own but
+ * one per sub-key: KEY_SUB, else SUB itself. The argument's name goes to
+ * name (NULL: the sub-key maps to none). */
+static const char *flat_name(const struct aicp_module *mod, const char *k, const char *sub,
+                             char *name, size_t size)
+{
+    snprintf(name, size, "%s_%s", k, sub);
+    if (mod_arg(mod, name) != NULL)
+        return name;
+    if (mod_arg(mod, sub) != NULL)
+        return sub;
+    return NULL;
+}
+
+static int flattens(const struct aicp_module *mod, const char *k, const json_t *v)
+{
+    const char *sub;
+    const json_t *x;
+    char name[256];
+    if (!json_is_object(v) || json_object_size(v) == 0 || mod_arg(mod, k) != NULL)
+        return 0;
+    json_object_foreach((json_t *)v, sub, x)
+    {
+        if (flat_name(mod, k, sub, name, sizeof(name)) == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* `import: {volum: x}`: when some of a mapping's keys map to arguments,
+ * the one that does not is the mistake to name. */
+static int check_flat_keys(struct loader *L, const struct aicp_module *mod, const char *k,
+                           const json_t *v)
+{
+    const char *sub, *bad = NULL;
+    const json_t *x, *badv = NULL;
+    char name[256];
+    int good = 0;
+    json_object_foreach((json_t *)v, sub, x)
+    {
+        if (flat_name(mod, k, sub, name, sizeof(name)) != NULL) {
+            good = 1;
+        } else if (bad == NULL) {
+            bad = sub;
+            badv = x;
+        }
+    }
+    if (!good || bad == NULL)
+        return 0;
+    return fail_at(L, badv, v, AICP_EINVAL,
+                   "unknown key '%s' in %s (the %s module has no "
+                   "argument %s_%s or %s)",
+                   bad, k, mod->name, k, bad, bad);
+}
+
+static const char *str_of(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static int holds_secret(const struct aicp_secrets *secrets, const json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (secrets == NULL)
+        return 0;
+    if (json_is_string(v))
+        return aicp_secrets_found(secrets, json_string_value(v), json_string_length(v));
+    json_object_foreach((json_t *)v, k, x)
+    {
+        if (holds_secret(secrets, x))
+            return 1;
+    }
+    json_array_foreach(v, i, x)
+    {
+        if (holds_secret(secrets, x))
+            return 1;
+    }
+    return 0;
+}
+
+static int render(struct loader *L, json_t **out, const json_t *node, const json_t *fallback)
+{
+    int rc = aicp_tmpl_render(out, node, L->s->vars, L->err);
+    if (rc != 0)
+        prefix_at(L, node, fallback);
+    return rc;
+}
+
+/* Relative paths in a site start at the site file's directory. */
+static char *site_path(const struct aicp_site *s, const char *p)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    const char *home = getenv("HOME");
+    if (p[0] == '~' && (p[1] == '/' || p[1] == '\0') && home != NULL) {
+        if (aicp_buf_printf(&b, "%s%s", home, p + 1) != 0)
+            return NULL;
+        return aicp_buf_steal(&b);
+    }
+    if (p[0] == '/' || s->dir == NULL || strcmp(s->dir, ".") == 0)
+        return aicp_strdup(p);
+    if (aicp_buf_printf(&b, "%s/%s", s->dir, p) != 0)
+        return NULL;
+    return aicp_buf_steal(&b);
+}
+
+/* ---- vars --------------------------------------------------------------- */
+
+static int load_vars(struct loader *L, const json_t *doc)
+{
+    const json_t *vars = json_object_get(doc, "vars");
+    const json_t *files = json_object_get(doc, "vars_files");
+    json_t *acc = json_object();
+    int rc = 0;
+    if (acc == NULL)
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    L->s->vars = acc;
+    if (vars != NULL && !json_is_null(vars)) {
+        if (!json_is_object(vars))
+            return fail_at(L, vars, doc, AICP_EINVAL, "vars must be a mapping");
+        json_object_update(acc, (json_t *)vars);
+    }
+    /* Extra vars win over everything; they may name the vars files. */
+    if (json_is_object(L->o->extra_vars))
+        json_object_update(acc, (json_t *)L->o->extra_vars);
+    if (files != NULL && !json_is_null(files)) {
+        size_t i;
+        const json_t *f;
+        if (!json_is_array(files) && !json_is_string(files))
+            return fail_at(L, files, doc, AICP_EINVAL, "vars_files must be a list of files");
+        json_t *list =
+            json_is_array(files) ? json_incref((json_t *)files) : json_pack("[O]", files);
+        json_array_foreach(list, i, f)
+        {
+            json_t *name = NULL, *v = NULL;
+            char *path = NULL;
+            if (!json_is_string(f)) {
+                rc = fail_at(L, f, files, AICP_EINVAL, "vars_files entries must be file names");
+                break;
+            }
+            if ((rc = render(L, &name, f, files)) != 0)
+                break;
+            if (!json_is_string(name) ||
+                (path = site_path(L->s, json_string_value(name))) == NULL) {
+                json_decref(name);
+                rc = fail_at(L, f, files, AICP_EINVAL, "vars_files entries must be file names");
+                break;
+            }
+            rc = aicp_yaml_load_file(&v, path, L->s->map, L->err);
+            if (rc == AICP_EIO) {
+                aicp_err_clear(L->err);
+                rc = fail_at(L, f, files, AICP_EINVAL, "cannot read vars file %s", path);
+            } else if (rc == 0 && !json_is_object(v) && !json_is_null(v)) {
+                rc = fail_at(L, f, files, AICP_EINVAL, "vars file %s must hold a mapping", path);
+            } else if (rc == 0 && json_is_object(v)) {
+                json_object_update(acc, v);
+            }
+            json_decref(v);
+            json_decref(name);
+            free(path);
+            if (rc != 0)
+                break;
+        }
+        json_decref(list);
+        if (rc != 0)
+            return rc;
+        if (json_is_object(L->o->extra_vars))
+            json_object_update(acc, (json_t *)L->o->extra_vars);
+    }
+    return 0;
+}
+
+/* ---- the settings sections ------------------------------------------------ */
+
+static int check_keys(struct loader *L, const json_t *obj, const char *what,
+                      const char *const *known, const char *const *later, const char *later_why)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+    {
+        if (in_list(k, known))
+            continue;
+        if (in_list(k, later))
+            return fail_at(L, v, obj, AICP_EINVAL,
+                           "%s.%s is not supported yet (%s come with a later version of aicp); "
+                           "remove it from the site file",
+                           what, k, later_why);
+        return fail_at(L, v, obj, AICP_EINVAL, "unknown key '%s' in %s", k, what);
+    }
+    return 0;
+}
+
+static int load_kubernetes(struct loader *L, const json_t *doc)
+{
+    static const char *const known[] = {"kubeconfig", "context", NULL};
+    static const char *const later[] = {"version", "control_plane", "workers", NULL};
+    const json_t *k = json_object_get(doc, "kubernetes");
+    json_t *r = NULL;
+    int rc;
+    if (k == NULL || json_is_null(k))
+        return 0;
+    if (!json_is_object(k))
+        return fail_at(L, k, doc, AICP_EINVAL, "kubernetes must be a mapping");
+    if ((rc = check_keys(L, k, "kubernetes", known, later, "cluster installation and nodes")) != 0)
+        return rc;
+    if ((rc = render(L, &r, k, doc)) != 0)
+        return rc;
+    const json_t *cfg = json_object_get(r, "kubeconfig"), *ctx = json_object_get(r, "context");
+    if ((cfg && !json_is_string(cfg)) || (ctx && !json_is_string(ctx))) {
+        rc = fail_at(L, json_object_get(k, cfg && !json_is_string(cfg) ? "kubeconfig" : "context"),
+                     k, AICP_EINVAL, "kubernetes.kubeconfig and kubernetes.context are strings");
+    } else {
+        if (cfg)
+            L->s->kubeconfig = site_path(L->s, json_string_value(cfg));
+        if (ctx)
+            L->s->context = aicp_strdup(json_string_value(ctx));
+    }
+    json_decref(r);
+    return rc;
+}
+
+static int load_ontap(struct loader *L, const json_t *doc)
+{
+    static const char *const known[] = {"management_lif", "username", "password", NULL};
+    const json_t *o = json_object_get(doc, "ontap");
+    const char *name;
+    json_t *c;
+    int rc;
+    L->ontap_raw = o;
+    if (o == NULL || json_is_null(o))
+        return 0;
+    if (!json_is_object(o))
+        return fail_at(L, o, doc, AICP_EINVAL,
+                       "ontap must be a mapping of cluster names to settings");
+    json_object_foreach((json_t *)o, name, c)
+    {
+        char what[300];
+        json_t *r = NULL;
+        snprintf(what, sizeof(what), "ontap.%s", name);
+        if (!json_is_object(c))
+            return fail_at(L, c, o, AICP_EINVAL,
+                           "%s must be a mapping (management_lif, username, "
+                           "password)",
+                           what);
+        if ((rc = check_keys(L, c, what, known, NULL, NULL)) != 0)
+            return rc;
+        if (json_object_get(c, "management_lif") == NULL)
+            return fail_at(L, c, o, AICP_EINVAL, "%s has no management_lif", what);
+        if ((rc = render(L, &r, c, o)) != 0)
+            return rc;
+        /* The password is secret wherever it goes, even if no backend uses it. */
+        aicp_secrets_add_json(L->o->secrets, json_object_get(r, "password"));
+        json_object_set_new(L->ontap, name, r);
+    }
+    return 0;
+}
+
+/* ---- entries ------------------------------------------------------------- */
+
+/* Keys that steer the site and are not module arguments. */
+static const char *const common_site_keys[] = {"depends_on", NULL};
+static const char *const backend_site_keys[] = {"ontap", NULL};
+static const char *const sc_site_keys[] = {"backend", NULL};
+
+static const char *const *site_keys_of(size_t sec)
+{
+    if (strcmp(sections[sec].module, "trident_backend") == 0)
+        return backend_site_keys;
+    if (strcmp(sections[sec].module, "storage_class") == 0)
+        return sc_site_keys;
+    return NULL;
+}
+
+static int is_site_key(size_t sec, const char *k, const struct aicp_module *mod)
+{
+    const char *const *own = site_keys_of(sec);
+    return in_list(k, common_site_keys) || (in_list(k, own) && mod_arg(mod, k) == NULL);
+}
+
+static int grow(struct loader *L)
+{
+    if (L->s->nres < L->cap)
+        return 0;
+    size_t cap = L->cap ? L->cap * 2 : 16;
+    struct aicp_site_res *r = realloc(L->s->res, cap * sizeof(*r));
+    if (r == NULL)
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    L->s->res = r;
+    struct aux *a = realloc(L->aux, cap * sizeof(*a));
+    if (a == NULL)
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    L->aux = a;
+    L->cap = cap;
+    return 0;
+}
+
+/* A backend's `ontap: CLUSTER` brings the cluster's management LIF and
+ * credentials, unless the backend sets them itself. */
+static int expand_ontap(struct loader *L, json_t *args, const json_t *hints, const json_t *entry,
+                        const struct aicp_module *mod)
+{
+    const json_t *cl = json_object_get(hints, "ontap");
+    const json_t *raw = json_object_get(entry, "ontap");
+    if (cl == NULL)
+        return 0;
+    if (!json_is_string(cl))
+        return fail_at(L, raw, entry, AICP_EINVAL,
+                       "ontap must name a cluster of the ontap section");
+    const json_t *c = json_object_get(L->ontap, json_string_value(cl));
+    if (c == NULL) {
+        struct aicp_buf names = AICP_BUF_INIT;
+        const char *k;
+        json_t *v;
+        json_object_foreach(L->ontap, k, v)
+        {
+            aicp_buf_printf(&names, "%s%s", names.len ? ", " : "", k);
+        }
+        int rc =
+            fail_at(L, raw, entry, AICP_EINVAL, "no ONTAP cluster '%s' in the ontap section%s%s%s",
+                    json_string_value(cl), names.len ? " (it names: " : "",
+                    names.len ? names.data : "", names.len ? ")" : "");
+        aicp_buf_free(&names);
+        return rc;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)c, k, v)
+    {
+        if (json_object_get(args, k) == NULL && mod_arg(mod, k) != NULL)
+            json_object_set(args, k, v);
+    }
+    return 0;
+}
+
+/* Turns a raw manifest into the k8s module's call. */
+static int is_raw_manifest(const json_t *e)
+{
+    return json_object_get(e, "apiVersion") != NULL || json_object_get(e, "kind") != NULL;
+}
+
+static const char *manifest_arg(const struct aicp_module *mod)
+{
+    return mod_arg(mod, "definition")            ? "definition"
+           : mod_arg(mod, "resource_definition") ? "resource_definition"
+                                                 : "definition";
+}
+
+static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, const json_t *args)
+{
+    const struct section *sec = &sections[x->sec];
+    const char *name = str_of(args, "name");
+    const char *ns = str_of(args, "namespace");
+    struct aicp_buf id = AICP_BUF_INIT, label = AICP_BUF_INIT, nm = AICP_BUF_INIT;
+    if (strcmp(sec->module, "k8s") == 0) {
+        const json_t *def = json_object_get(args, manifest_arg(r->mod));
+        const json_t *md = json_object_get(def, "metadata");
+        const char *kind = str_of(def, "kind");
+        if (str_of(md, "name") != NULL) {
+            aicp_buf_printf(&nm, "%s/%s", kind ? kind : "object", str_of(md, "name"));
+            if (str_of(md, "namespace"))
+                ns = str_of(md, "namespace");
+            if (kind && strcmp(kind, "Namespace") == 0)
+                x->provides_ns = str_of(md, "name");
+        } else if (name != NULL) {
+            aicp_buf_puts(&nm, name);
+        } else if (str_of(args, "src") != NULL) {
+            aicp_buf_puts(&nm, str_of(args, "src"));
+        }
+        name = nm.data;
+    }
+    if (name == NULL || *name == '\0') {
+        aicp_buf_free(&nm);
+        return fail_at(L, x->entry, NULL, AICP_EINVAL, "%s entry has no name", sec->key);
+    }
+    if (strcmp(sec->module, "namespace") == 0)
+        x->provides_ns = str_of(args, "name");
+    if (sec->namespaced && ns == NULL && strcmp(sec->module, "k8s") != 0)
+        ns = "default";
+    r->name = aicp_strdup(name);
+    r->ns = ns ? aicp_strdup(ns) : NULL;
+    if (ns)
+        aicp_buf_printf(&id, "%s/%s/%s", sec->module, ns, name);
+    else
+        aicp_buf_printf(&id, "%s/%s", sec->module, name);
+    aicp_buf_printf(&label, "%s %s%s%s", sec->module, ns ? ns : "", ns ? "/" : "", name);
+    r->id = aicp_buf_steal(&id);
+    r->label = aicp_buf_steal(&label);
+    aicp_buf_free(&nm);
+    if (r->name == NULL || (ns && r->ns == NULL))
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    for (size_t i = 0; i + 1 < L->s->nres; i++)
+        if (strcmp(L->s->res[i].id, r->id) == 0)
+            return fail_at(L, x->entry, NULL, AICP_EINVAL,
+                           "%s is declared twice (first at line %d)", r->id, L->s->res[i].loc.line);
+    return 0;
+}
+
+static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_t *list)
+{
+    const struct section *S = &sections[sec];
+    const struct aicp_module *mod = L->find(S->module);
+    json_t *rendered = NULL, *args = NULL, *hints = NULL, *own = NULL;
+    struct aicp_args valid = {0};
+    int rc;
+    if (mod == NULL)
+        return fail_at(L, e, list, AICP_EINVAL, "%s needs the module '%s', which this aicp lacks",
+                       S->key, S->module);
+    if (json_is_string(e) && strcmp(S->module, "namespace") == 0)
+        e = own = json_pack("{s:O}", "name", e);
+    if (!json_is_object(e)) {
+        json_decref(own);
+        return fail_at(L, e, list, AICP_EINVAL, "%s entries must be mappings", S->key);
+    }
+    if ((rc = grow(L)) != 0)
+        goto out;
+    struct aicp_site_res *r = &L->s->res[L->s->nres];
+    struct aux *x = &L->aux[L->s->nres];
+    memset(r, 0, sizeof(*r));
+    memset(x, 0, sizeof(*x));
+    L->s->nres++;
+    r->section = S->key;
+    r->mod = mod;
+    x->entry = own ? list : e;
+    x->sec = sec;
+    const struct aicp_loc *l = loc_of(L, e, list);
+    if (l != NULL)
+        r->loc = *l;
+    else
+        r->loc.file = L->s->path;
+    int raw = strcmp(S->module, "k8s") == 0 && is_raw_manifest(e);
+    /* Unknown keys, before rendering: the positions are the written ones. */
+    const char *k;
+    json_t *v;
+    if (!raw && !(mod->flags & AICP_MOD_ANY_ARGS)) {
+        json_object_foreach((json_t *)e, k, v)
+        {
+            if (is_site_key(sec, k, mod) || mod_arg(mod, k) != NULL || flattens(mod, k, v))
+                continue;
+            if ((rc = check_flat_keys(L, mod, k, v)) != 0)
+                goto out;
+            rc = fail_at(L, v, e, AICP_EINVAL,
+                         "unknown key '%s' in a %s entry (the %s module has no such argument: "
+                         "aicp modules %s lists them)",
+                         k, S->key, mod->name, mod->name);
+            goto out;
+        }
+    }
+    if ((rc = render(L, &rendered, e, list)) != 0)
+        goto out;
+    if (!json_is_object(rendered)) {
+        rc = fail_at(L, e, list, AICP_EINVAL, "%s entries must be mappings", S->key);
+        goto out;
+    }
+    args = json_object();
+    hints = json_object();
+    if (args == NULL || hints == NULL) {
+        rc = aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (raw) {
+        json_t *def = json_deep_copy(rendered);
+        json_t *deps = json_object_get(def, "depends_on");
+        if (deps)
+            json_object_set(hints, "depends_on", deps);
+        json_object_del(def, "depends_on");
+        json_object_set_new(args, manifest_arg(mod), def);
+    } else {
+        json_object_foreach(rendered, k, v)
+        {
+            if (is_site_key(sec, k, mod)) {
+                json_object_set(hints, k, v);
+            } else if (mod_arg(mod, k) == NULL && flattens(mod, k, v)) {
+                const char *sub;
+                json_t *sv;
+                json_object_foreach(v, sub, sv)
+                {
+                    char name[256];
+                    json_object_set(args, flat_name(mod, k, sub, name, sizeof(name)), sv);
+                }
+            } else {
+                json_object_set(args, k, v);
+            }
+        }
+    }
+    if (strcmp(S->module, "trident_backend") == 0) {
+        if (json_object_get(args, "namespace") == NULL && mod_arg(mod, "namespace") != NULL)
+            json_object_set_new(args, "namespace", json_string(L->trident_ns));
+        if ((rc = expand_ontap(L, args, hints, e, mod)) != 0)
+            goto out;
+    }
+    /* Imports look the backend up where the site's Trident lives. */
+    if (strcmp(S->module, "pvc") == 0 && json_object_get(args, "trident_namespace") == NULL &&
+        mod_arg(mod, "trident_namespace") != NULL && json_object_get(args, "import_volume") != NULL)
+        json_object_set_new(args, "trident_namespace", json_string(L->trident_ns));
+    x->hints = hints;
+    hints = NULL;
+    x->backend_hint = str_of(x->hints, "backend");
+    if (json_object_get(x->hints, "backend") && x->backend_hint == NULL) {
+        rc = fail_at(L, json_object_get(e, "backend"), e, AICP_EINVAL,
+                     "backend must name a backend");
+        goto out;
+    }
+    r->args = args;
+    args = NULL;
+    /* Validate the module call as the module will see it at run time. */
+    if ((rc = aicp_args_validate(&valid, mod, r->args, 0, L->err)) != 0) {
+        prefix_at(L, e, list);
+        goto out;
+    }
+    int secret = 0;
+    json_object_foreach(valid.v, k, v)
+    {
+        if (aicp_arg_is_secret(mod, k)) {
+            aicp_secrets_add_json(L->o->secrets, v);
+            secret = 1;
+        }
+    }
+    r->secret = secret || holds_secret(L->o->secrets, r->args);
+    rc = res_names(L, r, x, valid.v);
+    if (rc == 0 && x->provides_ns != NULL) {
+        /* Borrowed from args: keep a string that lives as long as r. */
+        x->provides_ns = r->name;
+        if (strcmp(S->module, "k8s") == 0) {
+            const char *slash = strchr(r->name, '/');
+            x->provides_ns = slash ? slash + 1 : r->name;
+        }
+    }
+out:
+    aicp_args_clear(&valid);
+    json_decref(rendered);
+    json_decref(args);
+    json_decref(hints);
+    json_decref(own);
+    return rc;
+}
+
+static const json_t *section_node(const json_t *doc, const char *key)
+{
+    if (strcmp(key, "trident.backends") == 0)
+        return json_object_get(json_object_get(doc, "trident"), "backends");
+    return json_object_get(doc, key);
+}
+
+static int load_trident(struct loader *L, const json_t *doc)
+{
+    static const char *const known[] = {"namespace", "backends", NULL};
+    static const char *const later[] = {"version", NULL};
+    const json_t *t = json_object_get(doc, "trident");
+    int rc;
+    L->trident_ns = "trident";
+    if (t == NULL || json_is_null(t))
+        return 0;
+    if (!json_is_object(t))
+        return fail_at(L, t, doc, AICP_EINVAL, "trident must be a mapping (namespace, backends)");
+    if ((rc = check_keys(L, t, "trident", known, later, "Trident installation and upgrades")) != 0)
+        return rc;
+    const json_t *ns = json_object_get(t, "namespace");
+    if (ns != NULL) {
+        json_t *r = NULL;
+        if ((rc = render(L, &r, ns, t)) != 0)
+            return rc;
+        if (!json_is_string(r) || json_string_length(r) == 0) {
+            json_decref(r);
+            return fail_at(L, ns, t, AICP_EINVAL, "trident.namespace must be a namespace name");
+        }
+        L->trident_ns_v = r;
+        L->trident_ns = json_string_value(r);
+    }
+    return 0;
+}
+
+static int load_sections(struct loader *L, const json_t *doc)
+{
+    int rc;
+    for (size_t sec = 0; sec < NSECTIONS; sec++) {
+        const json_t *list = section_node(doc, sections[sec].key);
+        size_t i;
+        const json_t *e;
+        if (list == NULL || json_is_null(list))
+            continue;
+        if (!json_is_array(list))
+            return fail_at(L, list, doc, AICP_EINVAL, "%s must be a list", sections[sec].key);
+        json_array_foreach(list, i, e)
+        {
+            if ((rc = load_entry(L, sec, e, list)) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- the dependency graph ---------------------------------------------------- */
+
+static int add_dep(struct loader *L, size_t from, size_t to)
+{
+    struct aicp_site_res *r = &L->s->res[from];
+    if (from == to)
+        return 0;
+    for (size_t i = 0; i < r->ndeps; i++)
+        if (r->deps[i] == to)
+            return 0;
+    size_t *d = realloc(r->deps, (r->ndeps + 1) * sizeof(*d));
+    if (d == NULL)
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    d[r->ndeps++] = to;
+    r->deps = d;
+    return 0;
+}
+
+/* Resources of one module with this name (and namespace, when given). */
+static int dep_on_named(struct loader *L, size_t from, const char *module, const char *ns,
+                        const char *name)
+{
+    int rc;
+    for (size_t i = 0; name && i < L->s->nres; i++) {
+        const struct aicp_site_res *o = &L->s->res[i];
+        if (strcmp(o->mod->name, module) != 0 || strcmp(o->name, name) != 0)
+            continue;
+        if (ns != NULL && o->ns != NULL && strcmp(ns, o->ns) != 0)
+            continue;
+        if ((rc = add_dep(L, from, i)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Keys under which a module's arguments name a Secret or a PVC. */
+static const char *const secret_ref_keys[] = {
+    "secret", "secrets", "secret_name", "secretName", "credentials", "credentials_secret", NULL};
+static const char *const pvc_ref_keys[] = {
+    "claimName", "claim_name", "pvc", "pvcs", "persistent_volume_claim", NULL};
+
+static int dep_refs(struct loader *L, size_t from, const char *module, const json_t *v)
+{
+    size_t i;
+    const json_t *x;
+    const char *ns = L->s->res[from].ns;
+    if (json_is_string(v))
+        return dep_on_named(L, from, module, ns, json_string_value(v));
+    if (json_is_object(v))
+        return dep_on_named(L, from, module, ns, str_of(v, "name"));
+    json_array_foreach(v, i, x)
+    {
+        int rc = dep_refs(L, from, module, x);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int scan_refs(struct loader *L, size_t from, const json_t *v)
+{
+    const char *k;
+    const json_t *x;
+    size_t i;
+    int rc;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        if (in_list(k, secret_ref_keys) && (rc = dep_refs(L, from, "secret", x)) != 0)
+            return rc;
+        if (in_list(k, pvc_ref_keys) && (rc = dep_refs(L, from, "pvc", x)) != 0)
+            return rc;
+        if ((rc = scan_refs(L, from, x)) != 0)
+            return rc;
+    }
+    json_array_foreach(v, i, x)
+    {
+        if ((rc = scan_refs(L, from, x)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Trident's storagePools: "backend:pool,pool;backend2:.*" (or a list). */
+static int dep_pools(struct loader *L, size_t from, const json_t *v, int *named)
+{
+    size_t i;
+    const json_t *x;
+    int rc;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+        {
+            if ((rc = dep_pools(L, from, x, named)) != 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (!json_is_string(v))
+        return 0;
+    char *copy = aicp_strdup(json_string_value(v)), *save = NULL;
+    if (copy == NULL)
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    rc = 0;
+    for (char *t = strtok_r(copy, ";", &save); t && rc == 0; t = strtok_r(NULL, ";", &save)) {
+        char *colon = strchr(t, ':');
+        if (colon)
+            *colon = '\0';
+        while (*t == ' ')
+            t++;
+        *named = 1;
+        rc = dep_on_named(L, from, "trident_backend", NULL, t);
+    }
+    free(copy);
+    return rc;
+}
+
+static const char *backend_driver(const json_t *args)
+{
+    const char *d = str_of(args, "driver");
+    return d ? d : str_of(args, "storage_driver_name");
+}
+
+static int dep_list(struct loader *L, size_t from, const json_t *deps, const json_t *raw)
+{
+    size_t i;
+    const json_t *d;
+    json_array_foreach(deps, i, d)
+    {
+        const json_t *rd = json_array_get(raw, i);
+        if (!json_is_string(d))
+            return fail_at(L, rd, raw, AICP_EINVAL, "depends_on entries are kind/name strings");
+        long j = aicp_site_find(L->s, json_string_value(d));
+        if (j < 0)
+            return fail_at(L, rd, raw, AICP_EINVAL, "depends_on: no resource '%s' in this site",
+                           json_string_value(d));
+        if ((size_t)j == from)
+            return fail_at(L, rd, raw, AICP_EINVAL, "dependency cycle: %s depends on itself",
+                           L->s->res[from].id);
+        int rc = add_dep(L, from, (size_t)j);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int dep_explicit(struct loader *L, size_t from)
+{
+    const json_t *deps = json_object_get(L->aux[from].hints, "depends_on");
+    const json_t *raw = json_object_get(L->aux[from].entry, "depends_on");
+    if (deps == NULL)
+        return 0;
+    if (json_is_string(deps)) {
+        /* One name is a list of one. */
+        json_t *one = json_pack("[O]", deps), *rone = json_pack("[O]", raw);
+        int rc = one && rone ? dep_list(L, from, one, rone)
+                             : aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+        json_decref(one);
+        json_decref(rone);
+        return rc;
+    }
+    if (!json_is_array(deps))
+        return fail_at(L, raw, L->aux[from].entry, AICP_EINVAL,
+                       "depends_on must be a list of resources (kind/name)");
+    return dep_list(L, from, deps, raw);
+}
+
+static int build_graph(struct loader *L)
+{
+    struct aicp_site *s = L->s;
+    long default_sc = -1;
+    int rc;
+    for (size_t i = 0; i < s->nres; i++)
+        if (strcmp(s->res[i].mod->name, "storage_class") == 0 &&
+            aicp_task_bool(json_object_get(s->res[i].args, "default")))
+            default_sc = (long)i;
+    for (size_t i = 0; i < s->nres; i++) {
+        struct aicp_site_res *r = &s->res[i];
+        const char *m = r->mod->name;
+        /* The namespace first. */
+        for (size_t j = 0; r->ns && j < s->nres; j++)
+            if (L->aux[j].provides_ns && strcmp(L->aux[j].provides_ns, r->ns) == 0 &&
+                (rc = add_dep(L, i, j)) != 0)
+                return rc;
+        if (strcmp(m, "storage_class") == 0) {
+            int named = 0;
+            if (L->aux[i].backend_hint) {
+                named = 1;
+                if ((rc = dep_on_named(L, i, "trident_backend", NULL, L->aux[i].backend_hint)) != 0)
+                    return rc;
+                if (r->ndeps == 0)
+                    return fail_at(L, json_object_get(L->aux[i].entry, "backend"), L->aux[i].entry,
+                                   AICP_EINVAL, "backend: no trident backend '%s' in this site",
+                                   L->aux[i].backend_hint);
+            }
+            if ((rc = dep_pools(L, i, json_object_get(r->args, "storage_pools"), &named)) != 0)
+                return rc;
+            if ((rc = dep_pools(L, i, json_object_get(r->args, "additional_storage_pools"),
+                                &named)) != 0)
+                return rc;
+            const char *bt = str_of(r->args, "backend_type");
+            for (size_t j = 0; !named && bt && j < s->nres; j++) {
+                const char *d = backend_driver(s->res[j].args);
+                if (strcmp(s->res[j].mod->name, "trident_backend") == 0 && d &&
+                    strcmp(d, bt) == 0 && (rc = add_dep(L, i, j)) != 0)
+                    return rc;
+            }
+        } else if (strcmp(m, "pvc") == 0) {
+            const char *sc = str_of(r->args, "storage_class");
+            if (sc == NULL)
+                sc = str_of(r->args, "storage_class_name");
+            if (sc != NULL) {
+                if ((rc = dep_on_named(L, i, "storage_class", NULL, sc)) != 0)
+                    return rc;
+            } else if (default_sc >= 0 && (rc = add_dep(L, i, (size_t)default_sc)) != 0) {
+                return rc;
+            }
+            const char *bk = str_of(json_object_get(r->args, "import"), "backend");
+            if (bk == NULL)
+                bk = str_of(r->args, "import_backend");
+            if (bk != NULL && (rc = dep_on_named(L, i, "trident_backend", NULL, bk)) != 0)
+                return rc;
+        }
+        if ((rc = scan_refs(L, i, r->args)) != 0)
+            return rc;
+        if ((rc = dep_explicit(L, i)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Kahn's algorithm, taking the earliest ready resource first so that the
+ * order follows the file. What is left over holds a cycle: walk it. */
+static int order_graph(struct loader *L)
+{
+    struct aicp_site *s = L->s;
+    size_t n = s->nres, done = 0;
+    unsigned char *placed = calloc(n ? n : 1, 1);
+    int rc = 0;
+    s->order = calloc(n ? n : 1, sizeof(*s->order));
+    if (placed == NULL || s->order == NULL) {
+        free(placed);
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    }
+    while (done < n) {
+        size_t pick = n;
+        for (size_t i = 0; i < n && pick == n; i++) {
+            if (placed[i])
+                continue;
+            size_t d = 0;
+            while (d < s->res[i].ndeps && placed[s->res[i].deps[d]])
+                d++;
+            if (d == s->res[i].ndeps)
+                pick = i;
+        }
+        if (pick == n)
+            break;
+        placed[pick] = 1;
+        s->order[done++] = pick;
+    }
+    if (done < n) {
+        /* Every unplaced resource waits on another unplaced one: follow
+         * those edges until one repeats. */
+        size_t *path = calloc(n + 1, sizeof(*path)), len = 0, cur = 0;
+        while (cur < n && placed[cur])
+            cur++;
+        for (;;) {
+            size_t k = 0;
+            while (k < len && path[k] != cur)
+                k++;
+            if (k < len) {
+                struct aicp_buf b = AICP_BUF_INIT;
+                for (size_t j = k; j < len; j++)
+                    aicp_buf_printf(&b, "%s -> ", s->res[path[j]].id);
+                aicp_buf_puts(&b, s->res[cur].id);
+                rc = fail_at(L, L->aux[cur].entry, NULL, AICP_EINVAL, "dependency cycle: %s",
+                             b.data ? b.data : "?");
+                aicp_buf_free(&b);
+                break;
+            }
+            path[len++] = cur;
+            size_t next = n;
+            for (size_t d = 0; d < s->res[cur].ndeps && next == n; d++)
+                if (!placed[s->res[cur].deps[d]])
+                    next = s->res[cur].deps[d];
+            if (next == n || len > n) {
+                rc = aicp_err_set(L->err, AICP_EINVAL, "%s: dependency cycle", s->path);
+                break;
+            }
+            cur = next;
+        }
+        free(path);
+    }
+    free(placed);
+    return rc;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int check_top(struct loader *L, const json_t *doc)
+{
+    static const char *const known[] = {
+        "site",      "vars",       "vars_files", "kubernetes",      "ontap",
+        "trident",   "namespaces", "secrets",    "storage_classes", "pvcs",
+        "manifests", "jobs",       NULL};
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)doc, k, v)
+    {
+        if (in_list(k, known))
+            continue;
+        for (size_t i = 0; i < sizeof(later_keys) / sizeof(later_keys[0]); i++)
+            if (strcmp(later_keys[i].key, k) == 0)
+                return fail_at(L, v, doc, AICP_EINVAL,
+                               "'%s' is not supported yet (%s come with a later version of aicp); "
+                               "remove it from the site file",
+                               k, later_keys[i].what);
+        return fail_at(L, v, doc, AICP_EINVAL, "unknown key '%s' at the top of the site file", k);
+    }
+    return 0;
+}
+
+static int load_doc(struct loader *L, const json_t *doc)
+{
+    struct aicp_site *s = L->s;
+    int rc;
+    if (json_is_null(doc))
+        return aicp_err_set(L->err, AICP_EINVAL, "%s: the site file is empty", s->path);
+    if (!json_is_object(doc))
+        return fail_at(L, doc, NULL, AICP_EINVAL,
+                       "a site file is a mapping (site, kubernetes, "
+                       "trident, storage_classes, pvcs...)");
+    if ((rc = check_top(L, doc)) != 0)
+        return rc;
+    const json_t *name = json_object_get(doc, "site");
+    if (name != NULL) {
+        if (!json_is_string(name) || json_string_length(name) == 0)
+            return fail_at(L, name, doc, AICP_EINVAL, "site must be the site's name");
+        s->name = aicp_strdup(json_string_value(name));
+    } else {
+        char *copy = aicp_strdup(s->path);
+        char *base = copy ? basename(copy) : NULL;
+        char *dot = base ? strstr(base, ".yml") : NULL;
+        if (dot == NULL && base)
+            dot = strstr(base, ".yaml");
+        if (dot)
+            *dot = '\0';
+        if (dot && dot - base > 5 && strcmp(dot - 5, ".site") == 0)
+            dot[-5] = '\0';
+        s->name = aicp_strdup(base ? base : "site");
+        free(copy);
+    }
+    if ((rc = load_vars(L, doc)) != 0 || (rc = load_kubernetes(L, doc)) != 0 ||
+        (rc = load_ontap(L, doc)) != 0 || (rc = load_trident(L, doc)) != 0 ||
+        (rc = load_sections(L, doc)) != 0 || (rc = build_graph(L)) != 0 ||
+        (rc = order_graph(L)) != 0)
+        return rc;
+    return 0;
+}
+
+static int load_common(struct aicp_site **out, const char *path, const char *text, size_t len,
+                       const struct aicp_site_load_opts *o, struct aicp_err *err)
+{
+    static const struct aicp_site_load_opts none = {0};
+    struct loader L = {.o = o ? o : &none, .err = err};
+    json_t *doc = NULL;
+    int rc;
+    *out = NULL;
+    L.find = L.o->find_module ? L.o->find_module : aicp_module_find;
+    L.s = calloc(1, sizeof(*L.s));
+    L.ontap = json_object();
+    if (L.s == NULL || L.ontap == NULL || aicp_srcmap_new(&L.s->map) != 0) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
+    aicp_srcmap_set_vault(L.s->map, L.o->vault, L.o->secrets);
+    L.s->path = aicp_strdup(path);
+    char *copy = aicp_strdup(path);
+    L.s->dir = copy ? aicp_strdup(dirname(copy)) : NULL;
+    free(copy);
+    if (L.s->path == NULL || L.s->dir == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (text == NULL) {
+        rc = aicp_yaml_load_file(&doc, path, L.s->map, err);
+        if (rc == AICP_EIO)
+            rc = AICP_EINVAL; /* a missing site file is bad input */
+    } else {
+        rc = aicp_yaml_load_string(&doc, text, len, path, L.s->map, err);
+    }
+    if (rc != 0)
+        goto out;
+    rc = load_doc(&L, doc);
+out:
+    for (size_t i = 0; L.s && i < L.s->nres; i++)
+        json_decref(L.aux[i].hints);
+    free(L.aux);
+    json_decref(L.ontap);
+    json_decref(L.trident_ns_v);
+    json_decref(doc);
+    if (rc != 0) {
+        aicp_site_free(L.s);
+        return rc;
+    }
+    *out = L.s;
+    return 0;
+}
+
+int aicp_site_load(struct aicp_site **out, const char *path, const struct aicp_site_load_opts *o,
+                   struct aicp_err *err)
+{
+    return load_common(out, path, NULL, 0, o, err);
+}
+
+int aicp_site_load_string(struct aicp_site **out, const char *text, size_t len, const char *name,
+                          const struct aicp_site_load_opts *o, struct aicp_err *err)
+{
+    return load_common(out, name ? name : "site.yml", text ? text : "", text ? len : 0, o, err);
+}
+
+void aicp_site_free(struct aicp_site *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nres; i++) {
+        struct aicp_site_res *r = &s->res[i];
+        free(r->name);
+        free(r->ns);
+        free(r->id);
+        free(r->label);
+        json_decref(r->args);
+        free(r->deps);
+    }
+    free(s->res);
+    free(s->order);
+    free(s->name);
+    free(s->path);
+    free(s->dir);
+    free(s->kubeconfig);
+    free(s->context);
+    json_decref(s->vars);
+    aicp_srcmap_free(s->map);
+    free(s);
+}
+
+/* ---- lookups and selection ------------------------------------------------ */
+
+long aicp_site_find(const struct aicp_site *s, const char *id)
+{
+    long hit = -1;
+    int hits = 0;
+    for (size_t i = 0; i < s->nres; i++) {
+        const struct aicp_site_res *r = &s->res[i];
+        if (strcmp(r->id, id) == 0)
+            return (long)i;
+        const char *slash = strchr(id, '/');
+        if (slash == NULL)
+            continue;
+        size_t kl = (size_t)(slash - id);
+        int kind_ok = (strlen(r->mod->name) == kl && strncmp(r->mod->name, id, kl) == 0) ||
+                      (strlen(r->section) == kl && strncmp(r->section, id, kl) == 0);
+        if (!kind_ok)
+            continue;
+        const char *rest = slash + 1;
+        int name_ok = strcmp(r->name, rest) == 0;
+        if (!name_ok && r->ns != NULL) {
+            size_t nl = strlen(r->ns);
+            name_ok = strncmp(rest, r->ns, nl) == 0 && rest[nl] == '/' &&
+                      strcmp(rest + nl + 1, r->name) == 0;
+        }
+        if (name_ok) {
+            hit = (long)i;
+            hits++;
+        }
+    }
+    return hits == 1 ? hit : -1;
+}
+
+static int only_matches(const struct aicp_site_res *r, const char *w)
+{
+    for (size_t i = 0; i < NSECTIONS; i++) {
+        const struct section *S = &sections[i];
+        if (strcmp(S->key, r->section) != 0)
+            continue;
+        size_t ml = strlen(S->module);
+        return strcmp(w, S->key) == 0 || strcmp(w, S->module) == 0 ||
+               (strncmp(w, S->module, ml) == 0 && strcmp(w + ml, "s") == 0) ||
+               (S->alias && strcmp(w, S->alias) == 0) || (S->alias2 && strcmp(w, S->alias2) == 0);
+    }
+    return 0;
+}
+
+static int only_word_known(const char *w)
+{
+    for (size_t i = 0; i < NSECTIONS; i++) {
+        struct aicp_site_res fake = {.section = sections[i].key};
+        if (only_matches(&fake, w))
+            return 1;
+    }
+    return 0;
+}
+
+int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const json_t *only,
+                     const json_t *limit, struct aicp_err *err)
+{
+    size_t i, j;
+    const json_t *w;
+    json_array_foreach(only, j, w)
+    {
+        if (!json_is_string(w) || !only_word_known(json_string_value(w)))
+            return aicp_err_set(err, AICP_EUSAGE,
+                                "--only '%s' names no kind of resource (namespaces, secrets, "
+                                "trident, storage_classes, pvcs, manifests, jobs, or a module "
+                                "name: namespace, secret, trident_backend, storage_class, pvc, "
+                                "k8s, k8s_job)",
+                                json_is_string(w) ? json_string_value(w) : "?");
+    }
+    for (i = 0; i < s->nres; i++) {
+        const struct aicp_site_res *r = &s->res[i];
+        int ok = json_array_size(only) == 0;
+        json_array_foreach(only, j, w)
+        {
+            if (only_matches(r, json_string_value(w)))
+                ok = 1;
+        }
+        if (ok && json_array_size(limit) > 0) {
+            char nsname[512];
+            snprintf(nsname, sizeof(nsname), "%s/%s", r->ns ? r->ns : "", r->name);
+            ok = 0;
+            json_array_foreach(limit, j, w)
+            {
+                const char *g = json_string_value(w);
+                if (g && (fnmatch(g, r->name, 0) == 0 || fnmatch(g, r->id, 0) == 0 ||
+                          (r->ns && fnmatch(g, nsname, 0) == 0)))
+                    ok = 1;
+            }
+        }
+        selected[i] = (unsigned char)ok;
+    }
+    return 0;
+}
+
+json_t *aicp_site_split_list(json_t *acc, const char *s)
+{
+    if (acc == NULL)
+        acc = json_array();
+    char *copy = aicp_strdup(s), *save = NULL;
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && acc;
+         t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        size_t n = strlen(t);
+        while (n > 0 && t[n - 1] == ' ')
+            t[--n] = '\0';
+        if (*t)
+            json_array_append_new(acc, json_string(t));
+    }
+    free(copy);
+    return acc;
+}

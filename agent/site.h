@@ -1,0 +1,129 @@
+/* Site files: a pod's desired state in YAML (docs/site.md), turned into a
+ * graph of resources, each one call of a module (namespace, secret,
+ * trident_backend, storage_class, pvc, k8s, k8s_job), and the commands
+ * that run that graph: `aicp apply`, `aicp plan`, `aicp drift`.
+ *
+ * agent/site.c loads and validates a site (every value templated against
+ * the site's vars, vars files and -e extra vars; every module call's
+ * arguments validated; the dependency graph built and checked for cycles)
+ * before anything is sent to a cluster. agent/site_run.c runs the graph on
+ * a bounded pool of worker threads with the executor's check -> diff ->
+ * (apply -> verify) life cycle, prints the results and writes the reports.
+ */
+#ifndef AICP_SITE_H
+#define AICP_SITE_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <jansson.h>
+
+#include "yaml.h"
+
+struct aicp_err;
+struct aicp_module;
+struct aicp_secrets;
+struct aicp_vault;
+
+/* One resource of a site: one module call. */
+struct aicp_site_res {
+    const char *section;           /* "storage_classes", "trident.backends"... */
+    const struct aicp_module *mod; /* the module that makes it */
+    char *name;                    /* "ontap-ai-flexvols-retain"; for manifests "Kind/name" */
+    char *ns;                      /* its namespace, or NULL (cluster-scoped) */
+    char *id;                      /* "storage_class/ontap-ai-flexvols-retain",
+                                    * "pvc/default/tensorflow-results" */
+    char *label;                   /* what the output shows: "pvc default/tensorflow-results" */
+    json_t *args;                  /* the module's arguments, rendered and validated */
+    struct aicp_loc loc;           /* the entry in the site file (file owned by the srcmap) */
+    size_t *deps;                  /* indexes of the resources it needs first */
+    size_t ndeps;
+    int secret; /* a secret argument or value: diffs are hidden */
+};
+
+struct aicp_site {
+    char *name;       /* site: NAME (default: the file name without .yml) */
+    char *path;       /* the site file */
+    char *dir;        /* its directory: relative paths in the site start here */
+    json_t *vars;     /* what templates see: vars < vars_files < extra vars */
+    char *kubeconfig; /* kubernetes.kubeconfig (resolved against dir), or NULL */
+    char *context;    /* kubernetes.context, or NULL */
+    struct aicp_site_res *res;
+    size_t nres;
+    size_t *order; /* a topological order of res (dependencies first) */
+    struct aicp_srcmap *map;
+};
+
+/* How a site is read. Everything is borrowed and may be NULL. */
+struct aicp_site_load_opts {
+    const json_t *extra_vars;       /* -e: an object; wins over everything */
+    const struct aicp_vault *vault; /* opens vaulted files and !vault values */
+    struct aicp_secrets *secrets;   /* vault plaintext and secret arguments are registered */
+    /* Module lookup; NULL: the registry (aicp_module_find). Tests pass
+     * their own modules. */
+    const struct aicp_module *(*find_module)(const char *name);
+};
+
+/* Loads and validates a site file. Errors are AICP_EINVAL/AICP_EUNDEF (exit
+ * 65) with "file:line:col: message" (unknown keys, sections not supported
+ * yet, bad values, undefined variables, module argument errors, unknown
+ * dependencies, cycles "dependency cycle: a -> b -> a"), AICP_EAUTH for a
+ * vault no password opens. *out is owned by the caller. */
+int aicp_site_load(struct aicp_site **out, const char *path, const struct aicp_site_load_opts *o,
+                   struct aicp_err *err);
+/* The same from memory (name stands for the file in messages; relative
+ * paths start in the current directory). */
+int aicp_site_load_string(struct aicp_site **out, const char *text, size_t len, const char *name,
+                          const struct aicp_site_load_opts *o, struct aicp_err *err);
+void aicp_site_free(struct aicp_site *s);
+
+/* The resource with this id ("storage_class/x"), or also "section/x" and,
+ * for namespaced resources, "kind/x" when only one has that name. -1 when
+ * none. */
+long aicp_site_find(const struct aicp_site *s, const char *id);
+
+/* Which resources a run touches: --only KINDs (site sections such as
+ * "storage_classes" or "trident", or module names such as "pvc"; an array
+ * of strings, NULL: all) and --limit GLOBs (fnmatch on a resource's name,
+ * ns/name or id; NULL: all). selected[i] is set to 0 or 1. AICP_EUSAGE for
+ * an --only word that names no section or module. */
+int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const json_t *only,
+                     const json_t *limit, struct aicp_err *err);
+
+/* Splits "a,b" command-line lists into acc (an array; created when NULL). */
+json_t *aicp_site_split_list(json_t *acc, const char *s);
+
+/* What a run does. */
+enum aicp_site_mode {
+    AICP_SITE_APPLY = 0,
+    AICP_SITE_PLAN,  /* check + diff */
+    AICP_SITE_DRIFT, /* read-only: lists drifted resources and fields */
+};
+
+struct aicp_site_run_opts {
+    enum aicp_site_mode mode;
+    int check; /* apply --check (plan and drift always are) */
+    int diff;  /* show diffs (plan always does) */
+    int verbose;
+    int forks;                    /* worker threads; 0: 10 */
+    int allow_replace;            /* --allow-replace */
+    const json_t *only;           /* --only, array or NULL */
+    const json_t *limit;          /* --limit, array or NULL */
+    const char *json_path;        /* --json FILE */
+    const char *report_dir;       /* drift --report DIR */
+    const char *kubeconfig;       /* --kubeconfig: wins over the site's */
+    const char *context;          /* --context: wins over the site's */
+    struct aicp_secrets *secrets; /* masked in every output; borrowed */
+    FILE *out;                    /* where results go; NULL: stdout */
+};
+
+/* Runs the site's graph. Returns 0 when it ran, with *exit_status 0
+ * (nothing changed / no drift), 2 (changed / would change / drift) or 1 (a
+ * failure); negative before running (usage, I/O). */
+int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_run_opts *o,
+                  struct aicp_err *err);
+
+/* `aicp apply|plan|drift SITE [options]`: argv[0] is the command. Returns
+ * the exit status (0, 2, 1, 64 usage, 65 invalid input). */
+int aicp_site_main(int argc, char **argv);
+
+#endif

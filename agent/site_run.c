@@ -1,0 +1,959 @@
+/* Running a site: `aicp apply`, `aicp plan` and `aicp drift`. The loaded
+ * graph (agent/site.c) is walked by a bounded pool of worker threads: a
+ * resource starts when everything it depends on is done, a failure skips
+ * what depends on it (and nothing else), and each resource goes through
+ * the executor's life cycle: check -> diff -> (apply -> verify). Results
+ * are printed as each one is known, in Ansible's shape (a banner per
+ * resource, a recap), with the run's secrets masked; `drift` also lists
+ * every drifted field and writes a report. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "http.h"
+#include "kube.h"
+#include "module.h"
+#include "output.h"
+#include "secret.h"
+#include "site.h"
+#include "taskutil.h"
+#include "util.h"
+#include "vault.h"
+#include "yaml.h"
+
+#define EXIT_USAGE 64
+#define SECRET_DIFF "(diff hidden: the change involves a secret value)\n"
+
+enum { R_PENDING = 0, R_RUNNING, R_DONE };
+
+/* One resource's run. */
+struct rstate {
+    int state;
+    int selected;
+    enum aicp_status st;
+    int blocked;       /* failed, or skipped because something it needs failed */
+    int pending;       /* check mode: it, or something it needs, would change */
+    int replace;       /* an immutable field drifted */
+    const char *cause; /* the failed resource behind a skip (an id) */
+    json_t *result;
+    json_t *fields; /* drifted fields: [{object, path, want, have}] */
+    char *diff_text;
+    double secs;
+};
+
+struct runner {
+    struct aicp_site *s;
+    const struct aicp_site_run_opts *o;
+    struct rstate *st;
+    size_t left; /* selected resources not done */
+    int check;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_mutex_t out_mu;
+    struct aicp_output *out;
+    FILE *fp;
+    struct aicp_http *http;
+    struct aicp_kube_pool *pool;
+    struct aicp_stats stats;
+};
+
+static void update_from(json_t *dst, const json_t *src)
+{
+    if (json_is_object(src))
+        json_object_update(dst, (json_t *)src);
+}
+
+static int has_arg(const struct aicp_module *mod, const char *name)
+{
+    for (const struct aicp_arg_spec *a = mod->args; a && a->name; a++)
+        if (strcmp(a->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- drifted fields -------------------------------------------------------- */
+
+static void add_field(json_t *acc, const char *object, const char *path, const json_t *want,
+                      const json_t *have)
+{
+    json_t *f = json_pack("{s:s, s:s}", "object", object, "path", path);
+    if (f == NULL)
+        return;
+    if (want)
+        json_object_set(f, "want", (json_t *)want);
+    if (have)
+        json_object_set(f, "have", (json_t *)have);
+    json_array_append_new(acc, f);
+}
+
+/* The kube modules key before/after by object ("Kind/ns/name"), then by
+ * field path; a value that is not an object stands for the whole object. */
+static void fields_from_change(json_t *acc, const json_t *before, const json_t *after)
+{
+    const char *obj;
+    json_t *v;
+    json_t *objs = json_object();
+    if (objs == NULL)
+        return;
+    json_object_foreach((json_t *)before, obj, v)
+    {
+        json_object_set_new(objs, obj, json_true());
+    }
+    json_object_foreach((json_t *)after, obj, v)
+    {
+        json_object_set_new(objs, obj, json_true());
+    }
+    json_object_foreach(objs, obj, v)
+    {
+        const json_t *b = json_object_get(before, obj), *a = json_object_get(after, obj);
+        if (json_is_object(b) || json_is_object(a)) {
+            const char *path;
+            json_t *x;
+            json_t *paths = json_object();
+            json_object_foreach((json_t *)b, path, x)
+            {
+                json_object_set_new(paths, path, json_true());
+            }
+            json_object_foreach((json_t *)a, path, x)
+            {
+                json_object_set_new(paths, path, json_true());
+            }
+            json_object_foreach(paths, path, x)
+            {
+                add_field(acc, obj, path, json_object_get(a, path), json_object_get(b, path));
+            }
+            json_decref(paths);
+        } else {
+            add_field(acc, obj, "", a, b);
+        }
+    }
+    json_decref(objs);
+}
+
+/* aicp_ku_check's current state: {"objects": [{"ref", "live", "drift",
+ * "replace"}]}. Used when a diff refused (a replacement not allowed). */
+static int fields_from_current(json_t *acc, const json_t *current)
+{
+    size_t i, j;
+    const json_t *o, *d;
+    int replace = 0;
+    json_array_foreach(json_object_get(current, "objects"), i, o)
+    {
+        const char *ref = json_string_value(json_object_get(o, "ref"));
+        if (json_is_true(json_object_get(o, "replace")))
+            replace = 1;
+        if (ref == NULL)
+            continue;
+        if (json_is_null(json_object_get(o, "live"))) {
+            json_t *want = json_string("present"), *have = json_string("absent");
+            add_field(acc, ref, "", want, have);
+            json_decref(want);
+            json_decref(have);
+            continue;
+        }
+        json_array_foreach(json_object_get(o, "drift"), j, d)
+        {
+            const char *p = json_string_value(json_object_get(d, "path"));
+            add_field(acc, ref, p ? p : "", json_object_get(d, "want"), json_object_get(d, "have"));
+        }
+    }
+    return replace;
+}
+
+static void value_text(struct aicp_buf *b, const json_t *v)
+{
+    /* The kube modules give a missing field as null. */
+    if (v == NULL || json_is_null(v)) {
+        aicp_buf_puts(b, "(absent)");
+        return;
+    }
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS);
+    aicp_buf_puts(b, s ? s : "?");
+    free(s);
+}
+
+/* "    StorageClass/x: metadata.annotations[...]: want "true", have (absent)" */
+static void fields_text(struct aicp_buf *b, const json_t *fields, int secret, const char *indent)
+{
+    size_t i;
+    const json_t *f;
+    json_array_foreach(fields, i, f)
+    {
+        const char *path = json_string_value(json_object_get(f, "path"));
+        aicp_buf_printf(b, "%s%s", indent, json_string_value(json_object_get(f, "object")));
+        if (path && *path)
+            aicp_buf_printf(b, ": %s", path);
+        if (secret) {
+            aicp_buf_puts(b, ": differs (values hidden: secret)\n");
+            continue;
+        }
+        aicp_buf_puts(b, ": want ");
+        value_text(b, json_object_get(f, "want"));
+        aicp_buf_puts(b, ", have ");
+        value_text(b, json_object_get(f, "have"));
+        aicp_buf_puts(b, "\n");
+    }
+}
+
+/* ---- one resource ------------------------------------------------------ */
+
+static int any_pending_dep(const struct runner *R, const struct aicp_site_res *r)
+{
+    for (size_t d = 0; d < r->ndeps; d++)
+        if (R->st[r->deps[d]].pending)
+            return 1;
+    return 0;
+}
+
+static void run_one(struct runner *R, size_t idx)
+{
+    struct aicp_site *s = R->s;
+    const struct aicp_site_res *r = &s->res[idx];
+    struct rstate *st = &R->st[idx];
+    const struct aicp_module *mod = r->mod;
+    struct aicp_err err = {0};
+    struct aicp_args args = {0};
+    struct aicp_change *change = NULL, *again = NULL;
+    json_t *current = NULL, *current2 = NULL;
+    json_t *raw = json_deep_copy(r->args);
+    json_t *result = json_object();
+    int rc, diff_failed = 0;
+    double t0 = aicp_now();
+
+    st->st = AICP_ST_OK;
+    st->fields = json_array();
+    if (raw == NULL || result == NULL || st->fields == NULL) {
+        rc = aicp_err_set(&err, AICP_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (R->o->allow_replace && has_arg(mod, "replace"))
+        json_object_set_new(raw, "replace", json_true());
+    if ((rc = aicp_args_validate(&args, mod, raw, 0, &err)) != 0)
+        goto fail;
+    struct aicp_ctx ctx = {
+        .host = s->name,
+        .vars = s->vars,
+        .search_dir = s->dir,
+        .result = result,
+        .kube = R->pool,
+    };
+    if (mod->ops == NULL || mod->ops->check == NULL || mod->ops->diff == NULL) {
+        rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' is not implemented", mod->name);
+        goto fail;
+    }
+    if ((rc = mod->ops->check(&ctx, &args, &current, &err)) != 0)
+        goto fail;
+    rc = mod->ops->diff(current, &args, &change, &err);
+    if (rc != 0) {
+        /* A replacement that is not allowed: plan and drift report it (the
+         * module's message says what to do); apply fails with it. */
+        st->replace = fields_from_current(st->fields, current);
+        if (!R->check || !st->replace)
+            goto fail;
+        diff_failed = 1;
+        st->st = AICP_ST_CHANGED;
+        json_object_set_new(result, "msg", json_string(err.msg));
+        json_object_set_new(result, "replace", json_true());
+        rc = 0;
+    } else {
+        fields_from_change(st->fields, change->before, change->after);
+        if (json_array_size(st->fields) == 0 && change->needed)
+            st->replace = fields_from_current(st->fields, current);
+        else if (change->needed) {
+            json_t *scratch = json_array();
+            st->replace = scratch && fields_from_current(scratch, current);
+            json_decref(scratch);
+        }
+        if (st->replace)
+            json_object_set_new(result, "replace", json_true());
+    }
+    if (R->o->mode == AICP_SITE_DRIFT) {
+        struct aicp_buf b = AICP_BUF_INIT;
+        fields_text(&b, st->fields, r->secret, "    ");
+        st->diff_text = b.len ? aicp_buf_steal(&b) : NULL;
+        aicp_buf_free(&b);
+    } else if (diff_failed) {
+        struct aicp_buf b = AICP_BUF_INIT;
+        aicp_buf_puts(&b, "replacement needed:\n");
+        fields_text(&b, st->fields, r->secret, "    ");
+        st->diff_text = aicp_buf_steal(&b);
+    } else if (r->secret) {
+        st->diff_text = change->needed ? aicp_strdup(SECRET_DIFF) : NULL;
+    } else if (change->diff_text) {
+        st->diff_text = aicp_strdup(change->diff_text);
+    } else {
+        st->diff_text = aicp_task_diff_text(change->before, change->after);
+    }
+    if (change && (change->before || change->after) && !r->secret)
+        json_object_set_new(
+            result, "diff",
+            json_pack("{s:O?, s:O?}", "before", change->before, "after", change->after));
+    if (diff_failed) {
+        /* reported above */
+    } else if (change->needed && R->check) {
+        st->st = AICP_ST_CHANGED;
+        update_from(result, json_object_get(change->plan, "result"));
+    } else if (change->needed) {
+        change->args = &args;
+        if (mod->ops->apply == NULL) {
+            rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' cannot make changes", mod->name);
+            goto fail;
+        }
+        rc = mod->ops->apply(&ctx, change, &err);
+        update_from(result, json_object_get(change->plan, "result"));
+        if (rc != 0)
+            goto fail;
+        st->st = AICP_ST_CHANGED;
+        int no_verify = (mod->flags & AICP_MOD_NO_VERIFY) ||
+                        json_is_true(json_object_get(change->plan, "no_verify"));
+        if (!no_verify) {
+            /* Verify: what was just made must now read as converged. */
+            rc = mod->ops->check(&ctx, &args, &current2, &err);
+            if (rc == 0)
+                rc = mod->ops->diff(current2, &args, &again, &err);
+            if (rc != 0)
+                goto fail;
+            if (again->needed) {
+                rc = aicp_err_set(&err, AICP_EFAILED,
+                                  "not idempotent: module '%s' still reports a difference after "
+                                  "applying its change",
+                                  mod->name);
+                goto fail;
+            }
+        }
+    }
+    rc = 0;
+fail:
+    if (rc != 0) {
+        pthread_mutex_lock(&R->mu);
+        int pending = R->check && any_pending_dep(R, r);
+        pthread_mutex_unlock(&R->mu);
+        if (pending) {
+            /* Something it needs does not exist yet, so the server could
+             * not judge this one: it will be made after that is. */
+            st->st = AICP_ST_CHANGED;
+            aicp_err_prefix(&err, "would be made once what it depends on is; the server cannot "
+                                  "check it before that");
+            /* Say why on the terminal too, as debug's results are. */
+            if (result)
+                json_object_set_new(result, "_aicp_show", json_integer(1));
+        } else {
+            st->st = AICP_ST_FAILED;
+            st->blocked = 1;
+        }
+        if (result)
+            json_object_set_new(result, "msg", json_string(err.msg));
+    }
+    if (result) {
+        json_object_set_new(result, "changed", json_boolean(st->st == AICP_ST_CHANGED));
+        if (st->st == AICP_ST_FAILED)
+            json_object_set_new(result, "failed", json_true());
+    }
+    if (st->st == AICP_ST_CHANGED && R->check)
+        st->pending = 1;
+    st->result = result;
+    st->secs = aicp_now() - t0;
+    aicp_change_free(change);
+    aicp_change_free(again);
+    json_decref(current);
+    json_decref(current2);
+    json_decref(raw);
+    aicp_args_clear(&args);
+}
+
+/* ---- output ----------------------------------------------------------------- */
+
+static void print_result(struct runner *R, size_t idx)
+{
+    const struct aicp_site_res *r = &R->s->res[idx];
+    struct rstate *st = &R->st[idx];
+    pthread_mutex_lock(&R->out_mu);
+    aicp_output_task(R->out, "TASK", r->label, R->check);
+    aicp_output_result(R->out, R->s->name, st->st, st->result, NULL, st->diff_text, 0, 0, st->secs);
+    switch (st->st) {
+    case AICP_ST_OK:
+        R->stats.ok++;
+        break;
+    case AICP_ST_CHANGED:
+        R->stats.changed++;
+        break;
+    case AICP_ST_FAILED:
+        R->stats.failed++;
+        break;
+    case AICP_ST_SKIPPED:
+        R->stats.skipped++;
+        break;
+    case AICP_ST_UNREACHABLE:
+        R->stats.unreachable++;
+        break;
+    }
+    pthread_mutex_unlock(&R->out_mu);
+}
+
+/* ---- the worker pool ------------------------------------------------------ */
+
+/* The next resource whose dependencies are all done, in the site's order;
+ * resources behind a failure are marked skipped on the way. Called with
+ * mu held. */
+static long next_ready(struct runner *R, int *skip_only)
+{
+    const struct aicp_site *s = R->s;
+    *skip_only = 0;
+    for (size_t k = 0; k < s->nres; k++) {
+        size_t i = s->order[k];
+        if (R->st[i].state != R_PENDING)
+            continue;
+        const struct aicp_site_res *r = &s->res[i];
+        int ready = 1;
+        const char *cause = NULL;
+        for (size_t d = 0; d < r->ndeps; d++) {
+            const struct rstate *ds = &R->st[r->deps[d]];
+            if (ds->state != R_DONE)
+                ready = 0;
+            else if (ds->blocked && cause == NULL)
+                cause = ds->cause ? ds->cause : s->res[r->deps[d]].id;
+        }
+        if (cause != NULL) {
+            /* Skip at once, even while other dependencies still run. */
+            R->st[i].cause = cause;
+            *skip_only = 1;
+            return (long)i;
+        }
+        if (ready)
+            return (long)i;
+    }
+    return -1;
+}
+
+static void *worker(void *arg)
+{
+    struct runner *R = arg;
+    pthread_mutex_lock(&R->mu);
+    while (R->left > 0) {
+        int skip = 0;
+        long i = next_ready(R, &skip);
+        if (i < 0) {
+            pthread_cond_wait(&R->cv, &R->mu);
+            continue;
+        }
+        struct rstate *st = &R->st[i];
+        st->state = R_RUNNING;
+        if (skip) {
+            st->st = AICP_ST_SKIPPED;
+            st->blocked = 1;
+            char msg[700];
+            snprintf(msg, sizeof(msg), "skipped: dependency %s failed", st->cause);
+            st->result = json_pack("{s:s, s:b, s:b, s:i}", "msg", msg, "changed", 0, "skipped", 1,
+                                   "_aicp_show", 1);
+        }
+        pthread_mutex_unlock(&R->mu);
+        if (!skip)
+            run_one(R, (size_t)i);
+        print_result(R, (size_t)i);
+        pthread_mutex_lock(&R->mu);
+        st->state = R_DONE;
+        R->left--;
+        pthread_cond_broadcast(&R->cv);
+    }
+    pthread_mutex_unlock(&R->mu);
+    return NULL;
+}
+
+/* ---- reports --------------------------------------------------------------- */
+
+static const char *status_word(const struct runner *R, const struct rstate *st)
+{
+    switch (st->st) {
+    case AICP_ST_OK:
+        return R->o->mode == AICP_SITE_DRIFT ? "in_sync" : "ok";
+    case AICP_ST_CHANGED:
+        return R->o->mode == AICP_SITE_DRIFT ? "drifted" : "changed";
+    case AICP_ST_FAILED:
+        return "failed";
+    case AICP_ST_SKIPPED:
+        return "skipped";
+    case AICP_ST_UNREACHABLE:
+        return "unreachable";
+    }
+    return "?";
+}
+
+static int write_file(const char *path, const char *text, struct aicp_err *err)
+{
+    struct aicp_buf tmp = AICP_BUF_INIT;
+    int rc = 0, fd = -1;
+    if (aicp_buf_printf(&tmp, "%s.XXXXXX", path) != 0)
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    fd = mkstemp(tmp.data);
+    if (fd < 0) {
+        rc = aicp_err_set(err, AICP_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            rc = aicp_err_set(err, AICP_EIO, "%s: %s", path, strerror(errno));
+            goto out;
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        fd = -1;
+        rc = aicp_err_set(err, AICP_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp.data, path) != 0)
+        rc = aicp_err_set(err, AICP_EIO, "%s: %s", path, strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0)
+        unlink(tmp.data);
+    aicp_buf_free(&tmp);
+    return rc;
+}
+
+static int write_drift_report(struct runner *R, const char *dir, struct aicp_err *err)
+{
+    const struct aicp_site *s = R->s;
+    struct aicp_buf txt = AICP_BUF_INIT, path = AICP_BUF_INIT;
+    json_t *list = json_array();
+    size_t ndrift = 0, nfail = 0, nrun = 0;
+    int rc = 0;
+    char *text = NULL, *masked = NULL;
+    json_t *rep = NULL, *mrep = NULL;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return aicp_err_set(err, AICP_EIO, "--report %s: %s", dir, strerror(errno));
+    for (size_t k = 0; k < s->nres; k++) {
+        size_t i = s->order[k];
+        const struct aicp_site_res *r = &s->res[i];
+        const struct rstate *st = &R->st[i];
+        if (!st->selected)
+            continue;
+        nrun++;
+        json_t *fields = json_deep_copy(st->fields ? st->fields : json_array());
+        if (r->secret) {
+            size_t j;
+            json_t *f;
+            json_array_foreach(fields, j, f)
+            {
+                json_object_del(f, "want");
+                json_object_del(f, "have");
+            }
+        }
+        json_t *e =
+            json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:b}", "id", r->id, "section",
+                      r->section, "module", r->mod->name, "name", r->name, "namespace", r->ns,
+                      "status", status_word(R, st), "fields", fields, "replace", st->replace);
+        const char *msg = json_string_value(json_object_get(st->result, "msg"));
+        if (e && msg && st->st != AICP_ST_OK)
+            json_object_set_new(e, "msg", json_string(msg));
+        json_array_append_new(list, e);
+        if (st->st == AICP_ST_CHANGED) {
+            ndrift++;
+            aicp_buf_printf(&txt, "drifted: %s (%s:%d)%s\n", r->label, r->loc.file, r->loc.line,
+                            st->replace ? " (replacement needed)" : "");
+            fields_text(&txt, st->fields, r->secret, "    ");
+        } else if (st->st == AICP_ST_FAILED || st->st == AICP_ST_SKIPPED) {
+            nfail++;
+            aicp_buf_printf(&txt, "%s: %s: %s\n", status_word(R, st), r->label, msg ? msg : "");
+        }
+    }
+    aicp_buf_printf(&txt, "site %s (%s): %zu of %zu resources drifted, %zu not checked\n", s->name,
+                    s->path, ndrift, nrun, nfail);
+    rep = json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:o}", "site", s->name, "file", s->path,
+                    "drifted", ndrift > 0, "resources_checked", (int)nrun, "resources_drifted",
+                    (int)ndrift, "failed", (int)nfail, "resources", list);
+    list = NULL;
+    mrep = rep ? aicp_secrets_mask_json(R->o->secrets, rep) : NULL;
+    text = mrep ? json_dumps(mrep, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    masked = txt.data ? aicp_secrets_mask(R->o->secrets, txt.data) : NULL;
+    if (text == NULL || masked == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
+    aicp_buf_printf(&path, "%s/drift.json", dir);
+    if ((rc = write_file(path.data, text, err)) != 0)
+        goto out;
+    path.len = 0;
+    aicp_buf_printf(&path, "%s/drift.txt", dir);
+    rc = write_file(path.data, masked, err);
+out:
+    json_decref(list);
+    json_decref(rep);
+    json_decref(mrep);
+    free(text);
+    aicp_free_secret(masked);
+    aicp_buf_free(&txt);
+    aicp_buf_free(&path);
+    return rc;
+}
+
+/* drift's closing summary: one line per drifted resource and field. */
+static void print_drift_summary(struct runner *R)
+{
+    const struct aicp_site *s = R->s;
+    struct aicp_buf b = AICP_BUF_INIT;
+    size_t n = 0;
+    for (size_t k = 0; k < s->nres; k++) {
+        size_t i = s->order[k];
+        if (R->st[i].selected && R->st[i].st == AICP_ST_CHANGED)
+            n++;
+    }
+    aicp_buf_printf(&b, "DRIFT: %zu resource%s drifted\n", n, n == 1 ? "" : "s");
+    for (size_t k = 0; k < s->nres; k++) {
+        size_t i = s->order[k];
+        const struct rstate *st = &R->st[i];
+        if (!st->selected || st->st != AICP_ST_CHANGED)
+            continue;
+        aicp_buf_printf(&b, "  %s%s\n", s->res[i].label,
+                        st->replace ? " (replacement needed)" : "");
+        fields_text(&b, st->fields, s->res[i].secret, "    ");
+    }
+    char *m = b.data ? aicp_secrets_mask(R->o->secrets, b.data) : NULL;
+    if (m)
+        fputs(m, R->fp);
+    fflush(R->fp);
+    aicp_free_secret(m);
+    aicp_buf_free(&b);
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_run_opts *o,
+                  struct aicp_err *err)
+{
+    struct runner R = {.s = s, .o = o};
+    unsigned char *sel = calloc(s->nres ? s->nres : 1, 1);
+    pthread_t *th = NULL;
+    size_t nth = 0;
+    int rc;
+    *exit_status = 1;
+    R.fp = o->out ? o->out : stdout;
+    R.check = o->check || o->mode != AICP_SITE_APPLY;
+    R.st = calloc(s->nres ? s->nres : 1, sizeof(*R.st));
+    pthread_mutex_init(&R.mu, NULL);
+    pthread_mutex_init(&R.out_mu, NULL);
+    pthread_cond_init(&R.cv, NULL);
+    if (sel == NULL || R.st == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = aicp_site_select(sel, s, o->only, o->limit, err)) != 0)
+        goto out;
+    for (size_t i = 0; i < s->nres; i++) {
+        R.st[i].selected = sel[i];
+        /* What the run leaves out counts as there: its dependents go on. */
+        R.st[i].state = sel[i] ? R_PENDING : R_DONE;
+        R.left += sel[i];
+    }
+    int diff = o->diff || o->mode != AICP_SITE_APPLY;
+    if ((rc = aicp_output_new(&R.out, R.fp, o->verbose, diff)) != 0) {
+        aicp_err_set(err, rc, "out of memory");
+        goto out;
+    }
+    aicp_output_set_secrets(R.out, o->secrets);
+    if (R.left > 0) {
+        struct aicp_kube_config cfg = {
+            .kubeconfig = o->kubeconfig ? o->kubeconfig : s->kubeconfig,
+            .context = o->context ? o->context : s->context,
+        };
+        struct aicp_kube *k = NULL;
+        if ((rc = aicp_http_new(&R.http, NULL, err)) != 0 ||
+            (rc = aicp_kube_pool_new(&R.pool, R.http, &cfg)) != 0)
+            goto out;
+        /* A kubeconfig that cannot be used fails the run once, up front. */
+        if ((rc = aicp_kube_pool_get(R.pool, NULL, NULL, &k, err)) != 0)
+            goto out;
+    }
+    char play[512];
+    snprintf(play, sizeof(play), "site %s", s->name);
+    aicp_output_play(R.out, play, R.check);
+    int forks = o->forks > 0 ? o->forks : 10;
+    nth = R.left < (size_t)forks ? R.left : (size_t)forks;
+    th = calloc(nth ? nth : 1, sizeof(*th));
+    if (th == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t started = 0;
+    for (; started < nth; started++)
+        if (pthread_create(&th[started], NULL, worker, &R) != 0)
+            break;
+    if (started == 0 && nth > 0)
+        worker(&R);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    json_t *hosts = json_pack("[s]", s->name);
+    aicp_output_recap(R.out, hosts, &R.stats);
+    json_decref(hosts);
+    if (o->mode == AICP_SITE_DRIFT)
+        print_drift_summary(&R);
+    rc = 0;
+    if (o->json_path && (rc = aicp_output_write_json(R.out, o->json_path, err)) != 0)
+        goto out;
+    if (o->mode == AICP_SITE_DRIFT && o->report_dir &&
+        (rc = write_drift_report(&R, o->report_dir, err)) != 0)
+        goto out;
+    *exit_status = R.stats.failed ? 1 : R.stats.changed ? 2 : 0;
+out:
+    for (size_t i = 0; R.st && i < s->nres; i++) {
+        json_decref(R.st[i].result);
+        json_decref(R.st[i].fields);
+        free(R.st[i].diff_text);
+    }
+    free(R.st);
+    free(sel);
+    free(th);
+    aicp_output_free(R.out);
+    aicp_kube_pool_free(R.pool);
+    aicp_http_free(R.http);
+    pthread_mutex_destroy(&R.mu);
+    pthread_mutex_destroy(&R.out_mu);
+    pthread_cond_destroy(&R.cv);
+    return rc;
+}
+
+/* ---- the command line ---------------------------------------------------- */
+
+static void usage(FILE *fp)
+{
+    fputs("usage: aicp apply SITE [--check] [--diff] [--only KIND] [--limit GLOB] [--json FILE]\n"
+          "                 [--allow-replace] [--forks N] [-v]\n"
+          "                 [--kubeconfig FILE] [--context NAME] [-e KEY=VALUE | -e @FILE]...\n"
+          "                 [--vault-password-file F | --vault-id [LABEL@]F ... | -J]\n"
+          "       aicp plan SITE [same options]              (apply --check --diff)\n"
+          "       aicp drift SITE [--report DIR] [same options] (read-only)\n",
+          fp);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("aicp: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+/* -e: KEY=VALUE pairs, inline YAML/JSON, or @FILE (possibly vaulted), as
+ * `aicp run` reads them; later ones win. */
+static int add_extra_vars(json_t *acc, const char *arg, struct aicp_srcmap *map,
+                          struct aicp_err *err)
+{
+    json_t *v = NULL;
+    int rc;
+    if (arg[0] == '@') {
+        rc = aicp_yaml_load_file(&v, arg + 1, map, err);
+        if (rc == AICP_EIO)
+            rc = AICP_EINVAL;
+    } else if (arg[0] == '{' || arg[0] == '[') {
+        rc = aicp_yaml_load_string(&v, arg, strlen(arg), "extra vars", map, err);
+    } else {
+        rc = aicp_args_parse_kv(&v, arg, 0, NULL, err);
+    }
+    if (rc != 0)
+        return rc;
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return aicp_err_set(err, AICP_EINVAL,
+                            "extra vars '%s' must be KEY=VALUE, a mapping or @FILE", arg);
+    }
+    json_object_update(acc, v);
+    json_decref(v);
+    return 0;
+}
+
+static void print_error(const struct aicp_secrets *secrets, const char *prefix, const char *msg)
+{
+    char *m = aicp_secrets_mask(secrets, msg);
+    fprintf(stderr, "%s%s\n", prefix, m ? m : "(error message withheld: out of memory)");
+    aicp_free_secret(m);
+}
+
+int aicp_site_main(int argc, char **argv)
+{
+    enum { OPT_JSON = 256, OPT_ONLY, OPT_KCFG, OPT_CTX, OPT_REPLACE, OPT_REPORT, OPT_VPF, OPT_VID };
+    static const struct option longopts[] = {
+        {"check", no_argument, NULL, 'C'},
+        {"diff", no_argument, NULL, 'D'},
+        {"limit", required_argument, NULL, 'l'},
+        {"only", required_argument, NULL, OPT_ONLY},
+        {"json", required_argument, NULL, OPT_JSON},
+        {"kubeconfig", required_argument, NULL, OPT_KCFG},
+        {"context", required_argument, NULL, OPT_CTX},
+        {"allow-replace", no_argument, NULL, OPT_REPLACE},
+        {"report", required_argument, NULL, OPT_REPORT},
+        {"forks", required_argument, NULL, 'f'},
+        {"extra-vars", required_argument, NULL, 'e'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"vault-password-file", required_argument, NULL, OPT_VPF},
+        {"vault-id", required_argument, NULL, OPT_VID},
+        {"ask-vault-pass", no_argument, NULL, 'J'},
+        {"ask-vault-password", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct aicp_site_run_opts o = {.forks = 10};
+    struct aicp_site_load_opts lo = {0};
+    struct aicp_err err = {0};
+    const char *cmd = argc > 0 ? argv[0] : "apply";
+    const char **extras = calloc((size_t)argc + 1, sizeof(*extras));
+    const char **ids = calloc((size_t)argc + 1, sizeof(*ids));
+    const char **files = calloc((size_t)argc + 1, sizeof(*files));
+    json_t *extra = json_object(), *only = NULL, *limit = NULL;
+    struct aicp_vault *vault = NULL;
+    struct aicp_secrets *secrets = NULL;
+    struct aicp_srcmap *emap = NULL;
+    struct aicp_site *site = NULL;
+    int status = EXIT_USAGE, c, rc, ask = 0;
+    size_t nextra = 0, nids = 0, nfiles = 0;
+
+    if (extras == NULL || ids == NULL || files == NULL || extra == NULL ||
+        aicp_vault_new(&vault) != 0 || aicp_secrets_new(&secrets) != 0 ||
+        aicp_srcmap_new(&emap) != 0) {
+        fputs("aicp: out of memory\n", stderr);
+        status = 1;
+        goto out;
+    }
+    if (strcmp(cmd, "plan") == 0)
+        o.mode = AICP_SITE_PLAN;
+    else if (strcmp(cmd, "drift") == 0)
+        o.mode = AICP_SITE_DRIFT;
+    else if (strcmp(cmd, "apply") != 0) {
+        status = usage_error("unknown site command '%s'", cmd);
+        goto out;
+    }
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "CDl:f:e:vhJ", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'C':
+            o.check = 1;
+            break;
+        case 'D':
+            o.diff = 1;
+            break;
+        case 'l':
+            limit = aicp_site_split_list(limit, optarg);
+            break;
+        case OPT_ONLY:
+            only = aicp_site_split_list(only, optarg);
+            break;
+        case OPT_JSON:
+            o.json_path = optarg;
+            break;
+        case OPT_KCFG:
+            o.kubeconfig = optarg;
+            break;
+        case OPT_CTX:
+            o.context = optarg;
+            break;
+        case OPT_REPLACE:
+            o.allow_replace = 1;
+            break;
+        case OPT_REPORT:
+            o.report_dir = optarg;
+            break;
+        case 'f': {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end || n < 1 || n > 1000) {
+                status = usage_error("--forks wants a number from 1 to 1000, not '%s'", optarg);
+                goto out;
+            }
+            o.forks = (int)n;
+            break;
+        }
+        case 'e':
+            extras[nextra++] = optarg;
+            break;
+        case 'v':
+            o.verbose++;
+            break;
+        case OPT_VPF:
+            files[nfiles++] = optarg;
+            break;
+        case OPT_VID:
+            ids[nids++] = optarg;
+            break;
+        case 'J':
+            ask = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            status = 0;
+            goto out;
+        default:
+            status = usage_error("bad option for '%s'", cmd);
+            goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        status = usage_error("'%s' wants exactly one site file", cmd);
+        goto out;
+    }
+    if (o.report_dir && o.mode != AICP_SITE_DRIFT) {
+        status = usage_error("--report is an option of 'aicp drift'");
+        goto out;
+    }
+    if (o.mode != AICP_SITE_APPLY && o.allow_replace && o.mode == AICP_SITE_DRIFT) {
+        status = usage_error("drift never changes anything: --allow-replace does not apply");
+        goto out;
+    }
+    if ((rc = aicp_vault_add_cli(vault, ids, nids, files, nfiles, ask, &err)) != 0) {
+        fprintf(stderr, "aicp: %s\n", err.msg);
+        status = aicp_err_exit_status(rc);
+        goto out;
+    }
+    aicp_srcmap_set_vault(emap, vault, secrets);
+    for (size_t i = 0; i < nextra; i++) {
+        if ((rc = add_extra_vars(extra, extras[i], emap, &err)) != 0) {
+            print_error(secrets, "aicp: ", err.msg);
+            status = aicp_err_exit_status(rc);
+            goto out;
+        }
+    }
+    lo.extra_vars = extra;
+    lo.vault = vault;
+    lo.secrets = secrets;
+    if ((rc = aicp_site_load(&site, argv[optind], &lo, &err)) != 0) {
+        print_error(secrets, "ERROR! ", err.msg);
+        status = aicp_err_exit_status(rc);
+        goto out;
+    }
+    o.only = only;
+    o.limit = limit;
+    o.secrets = secrets;
+    if ((rc = aicp_site_run(&status, site, &o, &err)) != 0) {
+        print_error(secrets, "ERROR! ", err.msg);
+        status = aicp_err_exit_status(rc);
+    }
+out:
+    aicp_site_free(site);
+    free(extras);
+    free(ids);
+    free(files);
+    json_decref(extra);
+    json_decref(only);
+    json_decref(limit);
+    aicp_srcmap_free(emap);
+    aicp_vault_free(vault);
+    aicp_secrets_free(secrets);
+    return status;
+}

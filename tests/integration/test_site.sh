@@ -1,0 +1,232 @@
+#!/bin/sh
+# `aicp plan|apply|drift` on the TR-4798 site (inventory/ontap-ai-pod.site.yml)
+# against the fake Kubernetes API server (tests/fakes/kube_apiserver.py with
+# Trident's CRDs and its controller stand-in), from an empty cluster:
+#   plan 2, apply 2, apply again 0, drift 0;
+#   the default-class annotation removed behind aicp's back (kubectl when
+#   installed, else a merge patch): drift 2 naming the StorageClass and the
+#   field, drift --report writes drift.json and drift.txt, apply repairs it
+#   (2), drift 0;
+#   an immutable field (reclaim_policy) changed: plan says the class must be
+#   replaced, apply fails without --allow-replace and succeeds with it;
+#   --only and --limit narrow a run; a bad site file is exit 65 with
+#   file:line:col; the ONTAP password (from a vaulted vars file) and the
+#   token never appear in any output or report.
+. "$top_srcdir/tests/integration/lib.sh"
+
+command -v python3 >/dev/null 2>&1 || skip "python3 is needed for the fake API server"
+command -v openssl >/dev/null 2>&1 || skip "openssl is needed for the test certificates"
+FAKE=$top_srcdir/tests/fakes/kube_apiserver.py
+[ -f "$FAKE" ] || skip "no fake API server at $FAKE"
+[ -x "$AICP" ] || skip "no aicp binary at $AICP"
+"$AICP" plan --help >/dev/null 2>&1 || skip "this aicp has no 'plan' command"
+SITE=$top_srcdir/inventory/ontap-ai-pod.site.yml
+
+T=$(mktemp -d /tmp/aicp-site-XXXXXX) || fail "mktemp"
+FAKE_PID=
+cleanup() {
+    exec 3>&- 2>/dev/null
+    [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
+    [ -n "$FAKE_PID" ] && wait "$FAKE_PID" 2>/dev/null
+    canary_scan "test_site-$$" "$T"
+    [ -n "${KEEP_T:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+SEC=$T/secret-inputs
+mkdir -p "$SEC" && chmod 700 "$SEC"
+
+ossl() { openssl "$@" >/dev/null 2>&1 || fail "openssl $1"; }
+ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
+    -out "$T/ca.pem" -days 2 -subj /CN=aicp-site-test-ca
+ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/server.key" \
+    -out "$T/server.csr" -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
+ossl x509 -req -in "$T/server.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 2 -days 2 \
+    -copy_extensions copyall -out "$T/server.pem"
+printf '%s-token\n' "$CANARY" >"$SEC/token"
+chmod 600 "$SEC/token"
+
+mkfifo "$T/fake.in" || fail "mkfifo"
+python3 "$FAKE" --cert "$T/server.pem" --key "$T/server.key" --token-file "$SEC/token" \
+    --crds trident --controller <"$T/fake.in" >"$T/fake.out" 2>"$T/fake.err" &
+FAKE_PID=$!
+exec 3>"$T/fake.in"
+PORT=
+for _ in $(seq 100); do
+    PORT=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$T/fake.out")
+    [ -n "$PORT" ] && break
+    kill -0 "$FAKE_PID" 2>/dev/null || { cat "$T/fake.err" >&2; fail "the fake API server exited"; }
+    sleep 0.1
+done
+[ -n "$PORT" ] || fail "the fake API server did not say its port"
+URL=https://127.0.0.1:$PORT
+cat >"$T/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster: {server: "$URL", certificate-authority: "$T/ca.pem"}
+users:
+- name: tester
+  user: {tokenFile: "$SEC/token"}
+contexts:
+- name: fake
+  context: {cluster: fake, user: tester, namespace: default}
+current-context: fake
+EOF
+# The site must come from --kubeconfig, not the environment.
+unset KUBECONFIG
+
+# The ONTAP password: the canary, in a vaulted vars file.
+PW="$CANARY-ontap"
+printf 'vault-pass-%s\n' "$$" >"$SEC/vault-pass"
+printf 'vault_ontap_password: "%s"\n' "$PW" >"$SEC/secrets.yml"
+"$AICP" vault encrypt --vault-password-file "$SEC/vault-pass" "$SEC/secrets.yml" >/dev/null 2>&1 ||
+    fail "aicp vault encrypt"
+grep -q '^\$ANSIBLE_VAULT' "$SEC/secrets.yml" || fail "the vars file is not vaulted"
+V="-e @$SEC/secrets.yml --vault-password-file $SEC/vault-pass --kubeconfig $T/kubeconfig"
+
+n=0
+# site CMD WANT-RC [ARGS...]: runs aicp CMD on $SITE; output in $OUT.
+site() {
+    _cmd=$1 _want=$2
+    shift 2
+    n=$((n + 1))
+    OUT=$T/out.$n
+    # shellcheck disable=SC2086
+    "$AICP" "$_cmd" "$SITE" $V "$@" >"$OUT" 2>&1
+    _rc=$?
+    [ "$_rc" = "$_want" ] || { cat "$OUT" >&2; fail "aicp $_cmd $* exited $_rc, not $_want"; }
+}
+expect() { grep -q -F -e "$1" "$OUT" || { cat "$OUT" >&2; fail "the output does not say: $1"; }; }
+expect_not() { ! grep -q -F -e "$1" "$OUT" || { cat "$OUT" >&2; fail "the output says: $1"; }; }
+
+api() { # METHOD PATH [JSON merge patch]
+    python3 - "$URL" "$T/ca.pem" "$SEC/token" "$@" <<'EOF'
+import ssl, sys, urllib.request, urllib.error
+url, ca, tokfile, method, path = sys.argv[1:6]
+body = sys.argv[6].encode() if len(sys.argv) > 6 else None
+req = urllib.request.Request(url + path, data=body, method=method)
+req.add_header("Authorization", "Bearer " + open(tokfile).read().strip())
+if body is not None:
+    req.add_header("Content-Type", "application/merge-patch+json")
+try:
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=20) as r:
+        sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    sys.stdout.write(e.read().decode())
+    sys.exit(1)
+EOF
+}
+
+SC=/apis/storage.k8s.io/v1/storageclasses
+ANN=storageclass.kubernetes.io/is-default-class
+
+# ---- from empty --------------------------------------------------------
+t0=$(date +%s)
+site plan 2
+expect "TASK [storage_class ontap-ai-flexvols-retain]"
+expect "TASK [pvc default/pb-fg-all-iface1]"
+api GET "$SC/ontap-ai-flexvols-retain" >/dev/null 2>&1 && fail "plan created a StorageClass"
+
+site apply 2 --json "$T/apply.json"
+expect "PLAY RECAP"
+expect_not "FAILED!"
+for s in ontap-ai-flexgroups-retain-iface1 ontap-ai-flexgroups-retain-iface2 \
+    ontap-ai-flexgroups-retain ontap-ai-flexvols-retain; do
+    api GET "$SC/$s" >/dev/null || fail "apply did not create StorageClass $s"
+done
+api GET "$SC/ontap-ai-flexvols-retain" | grep -q "\"$ANN\": *\"true\"" ||
+    fail "ontap-ai-flexvols-retain is not the default class"
+for p in pb-fg-all-iface1 pb-fg-all-iface2 tensorflow-results; do
+    api GET "/api/v1/namespaces/default/persistentvolumeclaims/$p" >/dev/null ||
+        fail "apply did not create PVC $p"
+done
+for b in ontap-ai-flexgroups-iface1 ontap-ai-flexgroups-iface2 ontap-ai-flexvols; do
+    api GET "/apis/trident.netapp.io/v1/namespaces/trident/tridentbackendconfigs/$b" >/dev/null ||
+        fail "apply did not create backend $b"
+done
+api GET /api/v1/namespaces/default/persistentvolumeclaims/pb-fg-all-iface2 |
+    grep -q '"trident.netapp.io/importOriginalName": *"pb_fg_all"' || fail "pb-fg-all-iface2 is not an import of pb_fg_all"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["plays"][0]["tasks"], r' \
+    "$T/apply.json" || fail "the --json report has no tasks"
+
+site apply 0
+expect "ok=11"
+site drift 0
+expect "DRIFT: 0 resources drifted"
+
+# ---- drift behind aicp's back -------------------------------------------
+if command -v kubectl >/dev/null 2>&1; then
+    kubectl --kubeconfig "$T/kubeconfig" annotate storageclass ontap-ai-flexvols-retain \
+        "$ANN-" >"$T/kubectl.out" 2>&1 || { cat "$T/kubectl.out" >&2; fail "kubectl annotate"; }
+else
+    api PATCH "$SC/ontap-ai-flexvols-retain" "{\"metadata\":{\"annotations\":{\"$ANN\":null}}}" \
+        >/dev/null || fail "removing the annotation"
+fi
+api GET "$SC/ontap-ai-flexvols-retain" | grep -q "$ANN" && fail "the annotation is still there"
+site drift 2 --report "$T/report"
+expect "StorageClass/ontap-ai-flexvols-retain"
+expect "$ANN"
+expect "DRIFT: 1 resource drifted"
+[ -f "$T/report/drift.json" ] && [ -f "$T/report/drift.txt" ] || fail "drift --report wrote no report"
+python3 - "$T/report/drift.json" "$ANN" <<'EOF' || fail "drift.json does not name the drift"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["drifted"] is True and r["resources_drifted"] == 1, r
+d = [x for x in r["resources"] if x["status"] == "drifted"]
+assert len(d) == 1 and d[0]["id"] == "storage_class/ontap-ai-flexvols-retain", d
+assert any(sys.argv[2] in f["path"] for f in d[0]["fields"]), d
+EOF
+grep -q "ontap-ai-flexvols-retain" "$T/report/drift.txt" || fail "drift.txt does not name the class"
+site apply 2 --only storage_classes
+expect "changed: [ontap-ai-pod]"
+api GET "$SC/ontap-ai-flexvols-retain" | grep -q "\"$ANN\": *\"true\"" || fail "apply did not repair"
+site drift 0
+
+# ---- --only / --limit -----------------------------------------------------
+site plan 0 --only pvcs --limit 'pb-fg-all-*'
+expect "TASK [pvc default/pb-fg-all-iface1]"
+expect_not "tensorflow-results"
+expect_not "TASK [storage_class"
+site plan 64 --only volumes
+
+# ---- an immutable field --------------------------------------------------
+python3 -c '
+import sys
+t = sys.stdin.read()
+old = "  - name: ontap-ai-flexvols-retain\n    backend_type: ontap-nas\n    reclaim_policy: Retain"
+assert old in t
+sys.stdout.write(t.replace(old, old.replace("Retain", "Delete")))' <"$SITE" >"$T/changed.site.yml" ||
+    fail "making the changed site"
+SITE=$T/changed.site.yml
+site plan 2
+expect "replacement needed:"
+expect "reclaimPolicy: want \"Delete\", have \"Retain\""
+site apply 1
+expect "--allow-replace"
+# What needs the class is skipped; the independent resources are not.
+expect "skipped: dependency storage_class/ontap-ai-flexvols-retain failed"
+expect "ok=9 "
+api GET "$SC/ontap-ai-flexvols-retain" | grep -q '"reclaimPolicy": *"Retain"' ||
+    fail "apply without --allow-replace changed the class"
+site apply 2 --allow-replace
+api GET "$SC/ontap-ai-flexvols-retain" | grep -q '"reclaimPolicy": *"Delete"' ||
+    fail "apply --allow-replace did not replace the class"
+site drift 0
+
+# ---- bad input ----------------------------------------------------------------
+printf 'site: bad\nstorage_classes:\n  - name: x\n    backend_typ: ontap-nas\n' >"$T/bad.site.yml"
+SITE=$T/bad.site.yml
+site plan 65
+expect "bad.site.yml:4:18: unknown key 'backend_typ'"
+printf 'site: bad\nvolumes: []\n' >"$T/bad.site.yml"
+site apply 65
+expect "bad.site.yml:2:10: 'volumes' is not supported yet"
+
+# ---- the secrets never showed -----------------------------------------------
+for f in "$T"/out.* "$T/apply.json" "$T"/report/*; do
+    ! grep -q -F -e "$CANARY" "$f" || fail "the canary is in $f"
+done
+echo "test_site: $(( $(date +%s) - t0 )) s"
+exit 0

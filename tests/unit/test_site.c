@@ -1,0 +1,470 @@
+/* Site files without a cluster: parsing, the mapping of entries to module
+ * calls, validation errors with file:line:col, unknown keys and sections
+ * not supported yet, the dependency graph (order, cycles) and --only /
+ * --limit. The modules are stand-ins with the argument tables of the
+ * Kubernetes modules, so nothing here needs a server. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "module.h"
+#include "secret.h"
+#include "site.h"
+
+#define CONN                                                                                       \
+    {.name = "kubeconfig", .type = AICP_ARG_PATH},                                                 \
+    {                                                                                              \
+        .name = "context", .type = AICP_ARG_STR                                                    \
+    }
+
+static const struct aicp_arg_spec ns_args[] = {
+    CONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "labels", .type = AICP_ARG_DICT},
+    {.name = "state", .type = AICP_ARG_STR, .def = "present"},
+    {0}};
+static const struct aicp_arg_spec secret_args[] = {
+    CONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "namespace", .type = AICP_ARG_STR},
+    {.name = "data", .type = AICP_ARG_DICT, .secret = 1},
+    {.name = "string_data", .type = AICP_ARG_DICT, .secret = 1},
+    {0}};
+static const struct aicp_arg_spec backend_args[] = {
+    CONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "namespace", .type = AICP_ARG_STR},
+    {.name = "driver",
+     .type = AICP_ARG_STR,
+     .required = 1,
+     .choices = "ontap-nas|ontap-nas-flexgroup"},
+    {.name = "management_lif", .type = AICP_ARG_STR, .required = 1},
+    {.name = "data_lif", .type = AICP_ARG_STR},
+    {.name = "svm", .type = AICP_ARG_STR},
+    {.name = "username", .type = AICP_ARG_STR},
+    {.name = "password", .type = AICP_ARG_STR, .secret = 1},
+    {.name = "credentials_secret", .type = AICP_ARG_STR},
+    {.name = "storage_prefix", .type = AICP_ARG_STR},
+    {.name = "replace", .type = AICP_ARG_BOOL},
+    {0}};
+static const struct aicp_arg_spec sc_args[] = {
+    CONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "backend_type", .type = AICP_ARG_STR},
+    {.name = "storage_pools", .type = AICP_ARG_STR},
+    {.name = "reclaim_policy", .type = AICP_ARG_STR, .choices = "Retain|Delete"},
+    {.name = "default", .type = AICP_ARG_BOOL},
+    {.name = "replace", .type = AICP_ARG_BOOL},
+    {0}};
+static const struct aicp_arg_spec pvc_args[] = {
+    CONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "namespace", .type = AICP_ARG_STR},
+    {.name = "size", .type = AICP_ARG_STR},
+    {.name = "access_modes", .type = AICP_ARG_LIST},
+    {.name = "storage_class", .type = AICP_ARG_STR},
+    {.name = "import_volume", .type = AICP_ARG_STR},
+    {.name = "import_backend", .type = AICP_ARG_STR},
+    {.name = "import_no_rename", .type = AICP_ARG_BOOL},
+    {.name = "not_managed", .type = AICP_ARG_BOOL},
+    {.name = "trident_namespace", .type = AICP_ARG_STR},
+    {0}};
+static const struct aicp_arg_spec k8s_args[] = {CONN,
+                                                {.name = "definition", .type = AICP_ARG_RAW},
+                                                {.name = "src", .type = AICP_ARG_PATH},
+                                                {.name = "state", .type = AICP_ARG_STR},
+                                                {0}};
+static const struct aicp_arg_spec job_args[] = {
+    CONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "namespace", .type = AICP_ARG_STR},
+    {.name = "image", .type = AICP_ARG_STR},
+    {.name = "volumes", .type = AICP_ARG_LIST},
+    {0}};
+
+static const struct aicp_module mods[] = {
+    {.name = "namespace", .args = ns_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "secret", .args = secret_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "trident_backend", .args = backend_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "storage_class", .args = sc_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "pvc", .args = pvc_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "k8s", .args = k8s_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "k8s_job", .args = job_args, .flags = AICP_MOD_NEEDS_KUBE},
+};
+
+static const struct aicp_module *find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++)
+        if (strcmp(mods[i].name, name) == 0)
+            return &mods[i];
+    return NULL;
+}
+
+static struct aicp_secrets *secrets;
+
+static int load_ev(struct aicp_site **s, const char *text, json_t *extra, struct aicp_err *err)
+{
+    struct aicp_site_load_opts o = {.find_module = find, .secrets = secrets, .extra_vars = extra};
+    memset(err, 0, sizeof(*err));
+    return aicp_site_load_string(s, text, strlen(text), "site.yml", &o, err);
+}
+
+static int load(struct aicp_site **s, const char *text, struct aicp_err *err)
+{
+    json_t *ev = json_pack("{s:s}", "vault_ontap_password", "s3cret-pw");
+    int rc = load_ev(s, text, ev, err);
+    json_decref(ev);
+    return rc;
+}
+
+/* Position in the topological order. */
+static size_t pos(const struct aicp_site *s, const char *id)
+{
+    long i = aicp_site_find(s, id);
+    assert_true(i >= 0);
+    for (size_t k = 0; k < s->nres; k++)
+        if (s->order[k] == (size_t)i)
+            return k;
+    fail();
+    return 0;
+}
+
+static int depends(const struct aicp_site *s, const char *a, const char *b)
+{
+    long i = aicp_site_find(s, a), j = aicp_site_find(s, b);
+    assert_true(i >= 0 && j >= 0);
+    for (size_t d = 0; d < s->res[i].ndeps; d++)
+        if (s->res[i].deps[d] == (size_t)j)
+            return 1;
+    return 0;
+}
+
+static const char *POD =
+    "site: pod\n"
+    "ontap:\n"
+    "  aff-a220: {management_lif: 10.61.218.100, username: admin,\n"
+    "             password: \"{{ vault_ontap_password }}\"}\n"
+    "trident:\n"
+    "  backends:\n"
+    "    - {name: fg1, driver: ontap-nas-flexgroup, ontap: aff-a220, svm: s, data_lif: 1.1.1.1}\n"
+    "    - {name: fg2, driver: ontap-nas-flexgroup, ontap: aff-a220, svm: s}\n"
+    "    - {name: fv, driver: ontap-nas, ontap: aff-a220, svm: s}\n"
+    "namespaces: [trident, jobs]\n"
+    "storage_classes:\n"
+    "  - {name: fg1-retain, backend_type: ontap-nas-flexgroup, storage_pools: 'fg1:.*'}\n"
+    "  - {name: fg-any, backend_type: ontap-nas-flexgroup}\n"
+    "  - {name: fv-retain, backend_type: ontap-nas, reclaim_policy: Retain, default: true}\n"
+    "pvcs:\n"
+    "  - name: imp\n"
+    "    size: 10Ti\n"
+    "    access_modes: [ReadOnlyMany]\n"
+    "    storage_class: fg1-retain\n"
+    "    import: {volume: pb_fg_all, backend: fg2, no_rename: true, not_managed: yes}\n"
+    "  - {name: results, namespace: jobs, size: 1Ti, access_modes: ReadWriteMany}\n"
+    "jobs:\n"
+    "  - name: train\n"
+    "    namespace: jobs\n"
+    "    image: tf\n"
+    "    volumes: [{name: r, persistentVolumeClaim: {claimName: results}}]\n"
+    "manifests:\n"
+    "  - {apiVersion: v1, kind: ConfigMap, metadata: {name: cfg, namespace: jobs}, data: {a: b}}\n";
+
+static void t_pod(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    assert_int_equal(load(&s, POD, &err), 0);
+    assert_string_equal(s->name, "pod");
+    assert_int_equal(s->nres, 12);
+    long b = aicp_site_find(s, "trident_backend/trident/fg1");
+    assert_true(b >= 0);
+    const json_t *a = s->res[b].args;
+    /* ontap: brings the cluster's LIF and credentials; the namespace is trident's. */
+    assert_string_equal(json_string_value(json_object_get(a, "management_lif")), "10.61.218.100");
+    assert_string_equal(json_string_value(json_object_get(a, "password")), "s3cret-pw");
+    assert_string_equal(json_string_value(json_object_get(a, "namespace")), "trident");
+    assert_null(json_object_get(a, "ontap"));
+    assert_true(s->res[b].secret);
+    assert_true(aicp_secrets_found(secrets, "x s3cret-pw", 11));
+    /* import: {...} becomes the module's import_* arguments. */
+    long p = aicp_site_find(s, "pvc/imp");
+    assert_true(p >= 0);
+    assert_string_equal(s->res[p].id, "pvc/default/imp");
+    assert_string_equal(s->res[p].label, "pvc default/imp");
+    assert_string_equal(json_string_value(json_object_get(s->res[p].args, "import_volume")),
+                        "pb_fg_all");
+    assert_true(json_is_true(json_object_get(s->res[p].args, "import_no_rename")));
+    assert_true(json_is_true(json_object_get(s->res[p].args, "not_managed")));
+    assert_string_equal(json_string_value(json_object_get(s->res[p].args, "trident_namespace")),
+                        "trident");
+    /* Raw manifests are k8s calls named Kind/name. */
+    long m = aicp_site_find(s, "k8s/jobs/ConfigMap/cfg");
+    assert_true(m >= 0);
+    assert_string_equal(s->res[m].label, "k8s jobs/ConfigMap/cfg");
+    assert_non_null(json_object_get(s->res[m].args, "definition"));
+    /* Positions: the entry's line. */
+    assert_int_equal(s->res[p].loc.line, 16);
+    aicp_site_free(s);
+}
+
+static void t_graph(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    assert_int_equal(load(&s, POD, &err), 0);
+    /* namespace -> everything in it */
+    assert_true(depends(s, "trident_backend/fg1", "namespace/trident"));
+    assert_true(depends(s, "pvc/results", "namespace/jobs"));
+    assert_true(depends(s, "k8s_job/train", "namespace/jobs"));
+    assert_true(depends(s, "k8s/jobs/ConfigMap/cfg", "namespace/jobs"));
+    /* storagePools name the backend: only that one */
+    assert_true(depends(s, "storage_class/fg1-retain", "trident_backend/fg1"));
+    assert_false(depends(s, "storage_class/fg1-retain", "trident_backend/fg2"));
+    /* backendType: every backend of that driver */
+    assert_true(depends(s, "storage_class/fg-any", "trident_backend/fg1"));
+    assert_true(depends(s, "storage_class/fg-any", "trident_backend/fg2"));
+    assert_false(depends(s, "storage_class/fg-any", "trident_backend/fv"));
+    assert_true(depends(s, "storage_class/fv-retain", "trident_backend/fv"));
+    /* PVC -> its class (or the default one), import -> its backend */
+    assert_true(depends(s, "pvc/imp", "storage_class/fg1-retain"));
+    assert_true(depends(s, "pvc/imp", "trident_backend/fg2"));
+    assert_true(depends(s, "pvc/results", "storage_class/fv-retain"));
+    /* a job -> the PVCs it mounts */
+    assert_true(depends(s, "k8s_job/train", "pvc/results"));
+    assert_false(depends(s, "k8s_job/train", "pvc/imp"));
+    /* and the order honours all of it */
+    assert_true(pos(s, "namespace/trident") < pos(s, "trident_backend/fg1"));
+    assert_true(pos(s, "trident_backend/fg2") < pos(s, "storage_class/fg-any"));
+    assert_true(pos(s, "storage_class/fg1-retain") < pos(s, "pvc/imp"));
+    assert_true(pos(s, "trident_backend/fg2") < pos(s, "pvc/imp"));
+    assert_true(pos(s, "pvc/results") < pos(s, "k8s_job/train"));
+    aicp_site_free(s);
+}
+
+static void t_secret_dep(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    assert_int_equal(load(&s,
+                          "secrets:\n"
+                          "  - {name: creds, namespace: trident, string_data: {password: pw-xyz}}\n"
+                          "trident:\n"
+                          "  backends:\n"
+                          "    - {name: b, driver: ontap-nas, management_lif: 1.2.3.4, "
+                          "credentials_secret: creds}\n",
+                          &err),
+                     0);
+    assert_true(depends(s, "trident_backend/b", "secret/creds"));
+    assert_true(s->res[aicp_site_find(s, "secret/creds")].secret);
+    assert_true(aicp_secrets_found(secrets, "pw-xyz", 6));
+    aicp_site_free(s);
+}
+
+static void t_cycle(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    int rc = load(&s,
+                  "namespaces:\n"
+                  "  - {name: a, depends_on: [namespace/b]}\n"
+                  "  - {name: b, depends_on: [namespace/c]}\n"
+                  "  - {name: c, depends_on: [namespace/a]}\n"
+                  "  - {name: d}\n",
+                  &err);
+    assert_int_equal(rc, AICP_EINVAL);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "site.yml:2:"));
+    assert_non_null(strstr(
+        err.msg, "dependency cycle: namespace/a -> namespace/b -> namespace/c -> namespace/a"));
+    rc = load(&s, "namespaces:\n  - {name: a, depends_on: namespace/a}\n", &err);
+    assert_int_equal(rc, AICP_EINVAL);
+    assert_non_null(strstr(err.msg, "dependency cycle"));
+    rc = load(&s, "namespaces:\n  - {name: a, depends_on: [pvc/nope]}\n", &err);
+    assert_int_equal(rc, AICP_EINVAL);
+    assert_non_null(strstr(err.msg, "site.yml:2:28: depends_on: no resource 'pvc/nope'"));
+}
+
+struct bad {
+    const char *text;
+    int code;
+    const char *want;
+};
+
+static void t_errors(void **state)
+{
+    (void)state;
+    static const struct bad cases[] = {
+        {"site: x\nfrobnicate: yes please\n", AICP_EINVAL,
+         "site.yml:2:13: unknown key 'frobnicate' at the top"},
+        {"site: x\nvolumes:\n  - {name: v}\n", AICP_EINVAL,
+         "site.yml:3:3: 'volumes' is not supported yet"},
+        {"helm_releases: []\n", AICP_EINVAL, "site.yml:1:16: 'helm_releases' is not supported yet"},
+        {"inventory: hosts.yml\n", AICP_EINVAL, "site.yml:1:12: 'inventory' is not supported yet"},
+        {"kubernetes: {version: \"1.18.9\"}\n", AICP_EINVAL,
+         "site.yml:1:23: kubernetes.version is not supported yet"},
+        {"kubernetes: {kubeconfig: k, contxt: c}\n", AICP_EINVAL,
+         "site.yml:1:37: unknown key 'contxt' in kubernetes"},
+        {"trident: {version: 21.01.2}\n", AICP_EINVAL, "trident.version is not supported yet"},
+        {"storage_classes:\n  - name: a\n    backend_typ: ontap-nas\n", AICP_EINVAL,
+         "site.yml:3:18: unknown key 'backend_typ' in a storage_classes entry"},
+        {"storage_classes:\n  - name: a\n    reclaim_policy: Keep\n", AICP_EINVAL,
+         "site.yml:2:5: "},
+        {"pvcs:\n  - {name: p, size: \"{{ nope }}\"}\n", AICP_EUNDEF, "site.yml:2:"},
+        {"pvcs:\n  - {size: 1Gi}\n", AICP_EINVAL, "site.yml:2:5: "},
+        {"pvcs: {name: p}\n", AICP_EINVAL, "site.yml:1:7: pvcs must be a list"},
+        {"trident:\n  backends:\n    - {name: b, driver: ontap-nas, ontap: nope}\n", AICP_EINVAL,
+         "site.yml:3:43: no ONTAP cluster 'nope' in the ontap section"},
+        {"ontap:\n  c1: {management_lif: 1.2.3.4, pasword: x}\n", AICP_EINVAL,
+         "site.yml:2:42: unknown key 'pasword' in ontap.c1"},
+        {"namespaces: [a, a]\n", AICP_EINVAL, "namespace/a is declared twice"},
+        {"- a\n- b\n", AICP_EINVAL, "site.yml:1:1: a site file is a mapping"},
+        {"", AICP_EINVAL, "the site file is empty"},
+        {"site: [\n", AICP_EINVAL, "site.yml:"},
+        {"storage_classes:\n  - {name: a, backend: nope}\n", AICP_EINVAL,
+         "site.yml:2:24: backend: no trident backend 'nope'"},
+        {"pvcs:\n  - {name: p, import: {volume: v, backnd: b}}\n", AICP_EINVAL,
+         "site.yml:2:43: unknown key 'backnd' in import"},
+        {"vars_files: [does-not-exist.yml]\n", AICP_EINVAL, "site.yml:1:14: cannot read vars file"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct aicp_site *s = NULL;
+        struct aicp_err err;
+        int rc = load(&s, cases[i].text, &err);
+        if (rc != cases[i].code || strstr(err.msg, cases[i].want) == NULL)
+            fail_msg("case %zu: rc %d, message '%s', wanted %d '%s'", i, rc, err.msg, cases[i].code,
+                     cases[i].want);
+        assert_null(s);
+    }
+}
+
+static void t_vars(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    const char *text =
+        "site: v\n"
+        "vars: {cls: fast, size: 1Gi, ns: \"{{ team }}-ns\", team: red}\n"
+        "pvcs:\n  - {name: \"p-{{ cls }}\", namespace: \"{{ ns }}\", size: \"{{ size }}\"}\n";
+    json_t *ev = json_pack("{s:s}", "size", "5Gi");
+    assert_int_equal(load_ev(&s, text, ev, &err), 0);
+    json_decref(ev);
+    assert_int_equal(s->nres, 1);
+    assert_string_equal(s->res[0].name, "p-fast");
+    assert_string_equal(s->res[0].ns, "red-ns");
+    /* -e wins over vars */
+    assert_string_equal(json_string_value(json_object_get(s->res[0].args, "size")), "5Gi");
+    aicp_site_free(s);
+}
+
+static void t_select(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    unsigned char sel[32];
+    assert_int_equal(load(&s, POD, &err), 0);
+    json_t *only = aicp_site_split_list(NULL, "storage_classes, pvc");
+    assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < s->nres; i++) {
+        n += sel[i];
+        const char *m = s->res[i].mod->name;
+        assert_int_equal(sel[i], strcmp(m, "storage_class") == 0 || strcmp(m, "pvc") == 0);
+    }
+    assert_int_equal(n, 5);
+    json_t *limit = aicp_site_split_list(NULL, "fg*");
+    assert_int_equal(aicp_site_select(sel, s, only, limit, &err), 0);
+    for (size_t i = 0; i < s->nres; i++)
+        assert_int_equal(sel[i], strncmp(s->res[i].name, "fg", 2) == 0 &&
+                                     strcmp(s->res[i].mod->name, "storage_class") == 0);
+    json_decref(only);
+    /* --only trident is the backends; --limit matches ns/name and ids too */
+    only = aicp_site_split_list(NULL, "trident");
+    json_decref(limit);
+    limit = aicp_site_split_list(NULL, "trident/fv,fg1");
+    assert_int_equal(aicp_site_select(sel, s, only, limit, &err), 0);
+    assert_int_equal(sel[aicp_site_find(s, "trident_backend/fv")], 1);
+    assert_int_equal(sel[aicp_site_find(s, "trident_backend/fg1")], 1);
+    assert_int_equal(sel[aicp_site_find(s, "trident_backend/fg2")], 0);
+    json_decref(limit);
+    limit = aicp_site_split_list(NULL, "pvc/jobs/*");
+    assert_int_equal(aicp_site_select(sel, s, NULL, limit, &err), 0);
+    for (size_t i = 0; i < s->nres; i++)
+        assert_int_equal(sel[i], strcmp(s->res[i].id, "pvc/jobs/results") == 0);
+    json_decref(only);
+    only = aicp_site_split_list(NULL, "volumes");
+    assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), AICP_EUSAGE);
+    assert_non_null(strstr(err.msg, "--only 'volumes'"));
+    json_decref(only);
+    json_decref(limit);
+    aicp_site_free(s);
+}
+
+/* The TR-4798 pod shipped in inventory/ loads and has the expected shape. */
+static void t_tr4798(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err = {0};
+    json_t *ev = json_pack("{s:s}", "vault_ontap_password", "pod-pw-123");
+    struct aicp_site_load_opts o = {.find_module = find, .secrets = secrets, .extra_vars = ev};
+    int rc = aicp_site_load(&s, AICP_SRCDIR "/inventory/ontap-ai-pod.site.yml", &o, &err);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    json_decref(ev);
+    assert_string_equal(s->name, "ontap-ai-pod");
+    static const char *const ids[] = {
+        "trident_backend/trident/ontap-ai-flexgroups-iface1",
+        "trident_backend/trident/ontap-ai-flexgroups-iface2",
+        "trident_backend/trident/ontap-ai-flexvols",
+        "storage_class/ontap-ai-flexgroups-retain-iface1",
+        "storage_class/ontap-ai-flexgroups-retain-iface2",
+        "storage_class/ontap-ai-flexgroups-retain",
+        "storage_class/ontap-ai-flexvols-retain",
+        "pvc/default/pb-fg-all-iface1",
+        "pvc/default/pb-fg-all-iface2",
+        "pvc/default/tensorflow-results",
+        "namespace/trident",
+    };
+    assert_int_equal(s->nres, sizeof(ids) / sizeof(ids[0]));
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        if (aicp_site_find(s, ids[i]) < 0)
+            fail_msg("no %s", ids[i]);
+    assert_true(depends(s, "storage_class/ontap-ai-flexgroups-retain-iface2",
+                        "trident_backend/ontap-ai-flexgroups-iface2"));
+    assert_false(depends(s, "storage_class/ontap-ai-flexgroups-retain-iface2",
+                         "trident_backend/ontap-ai-flexgroups-iface1"));
+    assert_true(depends(s, "pvc/pb-fg-all-iface1", "trident_backend/ontap-ai-flexgroups-iface1"));
+    assert_true(depends(s, "pvc/tensorflow-results", "storage_class/ontap-ai-flexvols-retain"));
+    long fv = aicp_site_find(s, "storage_class/ontap-ai-flexvols-retain");
+    assert_true(json_is_true(json_object_get(s->res[fv].args, "default")));
+    aicp_site_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(t_pod),    cmocka_unit_test(t_graph),  cmocka_unit_test(t_secret_dep),
+        cmocka_unit_test(t_cycle),  cmocka_unit_test(t_errors), cmocka_unit_test(t_vars),
+        cmocka_unit_test(t_select), cmocka_unit_test(t_tr4798),
+    };
+    if (aicp_secrets_new(&secrets) != 0)
+        return 1;
+    int rc = cmocka_run_group_tests(t, NULL, NULL);
+    aicp_secrets_free(secrets);
+    return rc;
+}
