@@ -30,7 +30,8 @@ Config (every key optional):
 A request that matches no route gets 404 with a JSON body.
 
 Control endpoints (never recorded, no auth):
-    GET  /_fake/requests   the recorded requests, a JSON list
+    GET  /_fake/requests   the recorded requests, a JSON list (each with the
+                           "status" answered, null for a dropped connection)
     POST /_fake/reset      forget requests and rewind every sequence
     POST /_fake/routes     add routes (a JSON list as in the config)
     POST /_fake/shutdown   stop serving

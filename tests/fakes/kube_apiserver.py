@@ -30,14 +30,12 @@ import os
 import random
 import re
 import signal
-import string
 import sys
 import threading
 import time
 import traceback
 import uuid
 from datetime import datetime, timezone
-from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from https_server import FakeServer, Response  # noqa: E402
@@ -412,8 +410,6 @@ def _smp_list(cur, patch, field):
     replace = len(items) != len(patch)
     plain = [i for i in items if not (isinstance(i, dict) and "$patch" in i)]
     key = list_key(field, [i for i in items if isinstance(i, dict)] or None, True)
-    if key is None and items and all(isinstance(i, dict) for i in items):
-        key = None
     if replace or key is None or not isinstance(cur, list):
         return _smp_clean(plain)
     out = copy.deepcopy(cur)
@@ -932,7 +928,7 @@ class Store:
         self.types = {}         # (group, version, plural) -> ResourceType
         self.objects = {}       # (group, plural) -> {(namespace, name): object}
         self.rv = 1000
-        self.state_file = state_file
+        self.state_file = None  # set once the saved state is loaded
         self.faults = []
         self.concurrent = []
         self.seen = {}          # uid -> when the controller first saw it
@@ -945,6 +941,8 @@ class Store:
             self.create(self.rtype("", "v1", "namespaces"), None,
                         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                         "kube-apiserver")
+        self.load(state_file)
+        self.state_file = state_file
 
     # Types ----------------------------------------------------------------
 
@@ -1245,7 +1243,6 @@ class Store:
         new = self.restrict(rt, old, new, sub)
         self.keep_identity(rt, old, new)
         self.default(rt, new, old)
-        old_fs = self.owned_fields(rt, old, sub)
         new_fs = self.owned_fields(rt, new, sub)
         changed = {p for p in new_fs if get_at(old, p) != get_at(new, p)}
         entries = []
@@ -1262,7 +1259,6 @@ class Store:
                 e = dict(e, fieldsV1=to_fields_v1(fs))
                 entries.append(e)
         mine = {p for p in mine if self.present_in(new, p)} | changed
-        del old_fs
         entries = self.set_entry(entries, manager, op, rt, sub, mine) if mine else entries
         if isinstance(user_mf, list) and user_mf != old["metadata"].get("managedFields"):
             entries = [e for e in user_mf if isinstance(e, dict) and e.get("manager")]
@@ -1275,8 +1271,7 @@ class Store:
     def apply(self, rt, old, cfg, manager, force, dry, sub):
         """Server-side apply onto an existing object."""
         granular = not rt.crd
-        applied = self.restrict(rt, old, ssa_merge(old, cfg, granular), sub) \
-            if sub != "status" else self.restrict(rt, old, ssa_merge(old, cfg, granular), sub)
+        applied = self.restrict(rt, old, ssa_merge(old, cfg, granular), sub)
         new_fs = self.owned_fields(rt, cfg, sub)
         key = (manager, "Apply", sub or "")
         entries = [dict(e) for e in old["metadata"].get("managedFields") or []]
@@ -1331,7 +1326,7 @@ class Store:
     def finish(self, rt, old, new, entries, dry):
         """Validates, bumps resourceVersion and generation when anything
         changed, stores (unless dry) and answers the object."""
-        errs = validate(rt, new) + validate_update(rt, old, new)
+        errs = validate(rt, new) + validate_update(rt, old, new) + self.admit_resize(rt, old, new)
         if errs:
             raise invalid_error(rt, old["metadata"]["name"], errs)
         meta = new["metadata"]
@@ -1356,6 +1351,23 @@ class Store:
         self.bump(rt, new)
         self.after_write(rt, old, new)
         return self.present(rt, new)
+
+    def admit_resize(self, rt, old, new):
+        """The PersistentVolumeClaimResize admission plugin: a bound claim
+        grows only when its StorageClass allows volume expansion."""
+        if rt.kind != "PersistentVolumeClaim" or not _v(old, "spec", "volumeName"):
+            return []
+        o = quantity(_v(old, "spec", "resources", "requests", "storage") or "0") or 0
+        n = quantity(_v(new, "spec", "resources", "requests", "storage") or "0") or 0
+        if n <= o:
+            return []
+        sc = self.peek(self.rtype("storage.k8s.io", "v1", "storageclasses"), None,
+                       _v(new, "spec", "storageClassName") or "")
+        if sc is None or not sc.get("allowVolumeExpansion"):
+            return [forbidden("spec.resources.requests.storage", "only dynamically provisioned "
+                              "pvc can be resized and the storageclass that provisions the pvc "
+                              "must support resize")]
+        return []
 
     def delete(self, rt, ns, name, policy=None, dry=False, preconditions=None):
         """DELETE; returns (object, warning or None)."""
@@ -1465,7 +1477,6 @@ class Store:
         if rt.kind == "CustomResourceDefinition":
             if old is not None:
                 self.unregister_crd(old)
-                self._bucket_restore = None
             self.register_crd(new)
         self.save()
 
@@ -1600,17 +1611,16 @@ class Store:
             json.dump(data, f)
         os.replace(tmp, self.state_file)
 
-    def load(self):
-        if not self.state_file or not os.path.exists(self.state_file):
+    def load(self, path):
+        if not path or not os.path.exists(path):
             return
-        with open(self.state_file, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
         objs = data.get("objects") or []
         for o in objs:
             if o.get("kind") == "CustomResourceDefinition":
                 self.register_crd(o)
         for o in objs:
-            group, _, version = o.get("apiVersion", "").rpartition("/")
             rt = self.by_kind(o.get("apiVersion"), o.get("kind"))
             if rt is None:
                 continue
@@ -1713,9 +1723,12 @@ class Controller(threading.Thread):
         for pvc in list(s._bucket(pvct).values()):
             if _v(pvc, "status", "phase") != "Bound" and self.due(pvc, PVC_DELAY, now):
                 self.bind(pvct, pvc)
+            elif _v(pvc, "status", "phase") == "Bound":
+                self.resize(pvct, pvc)
         jobt = s.rtype("batch", "v1", "jobs")
         for job in list(s._bucket(jobt).values()):
-            if not (job.get("status") or {}).get("conditions") and self.due(job, JOB_DELAY, now):
+            if not (job.get("status") or {}).get("conditions") and \
+                    not _v(job, "spec", "suspend") and self.due(job, JOB_DELAY, now):
                 self.run_job(jobt, job)
         podt = s.rtype("", "v1", "pods")
         for pod in list(s._bucket(podt).values()):
@@ -1828,6 +1841,22 @@ class Controller(threading.Thread):
         s.controller_write(pvct, pvc, "kube-controller-manager", mutate=mutate,
                            status={"phase": "Bound", "accessModes": spec.get("accessModes"),
                                    "capacity": {"storage": size}})
+
+    def resize(self, pvct, pvc):
+        """An expanded claim: its volume and status.capacity follow."""
+        want = _v(pvc, "spec", "resources", "requests", "storage")
+        have = _v(pvc, "status", "capacity", "storage")
+        if want is None or quantity(want) == quantity(have or "0"):
+            return
+        s = self.store
+        pvt = s.rtype("", "v1", "persistentvolumes")
+        pv = s.peek(pvt, None, _v(pvc, "spec", "volumeName") or "")
+        if pv is not None:
+            s.controller_write(pvt, pv, "csi-resizer",
+                               mutate=lambda o: o["spec"].setdefault("capacity", {}).update(storage=want))
+        st = copy.deepcopy(pvc.get("status") or {})
+        st.setdefault("capacity", {})["storage"] = want
+        s.controller_write(pvct, pvc, "kubelet", status=st)
 
     def run_job(self, jobt, job):
         s = self.store
@@ -2012,7 +2041,6 @@ class KubeFake(FakeServer):
         super().__init__(cert=cert, key=key, bearer=token, verbose=verbose)
         self.token_required = token is not None
         self.store = Store(state)
-        self.store.load()
         if "trident" in crds:
             crdt = self.store.rtype("apiextensions.k8s.io", "v1", "customresourcedefinitions")
             for c in trident_crds():
@@ -2764,16 +2792,19 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
 
     def watch_stdin():
+        # os.read, not sys.stdin: a daemon thread blocked in a buffered
+        # read makes the interpreter abort at exit.
         try:
-            while sys.stdin.buffer.read(4096):
+            while os.read(0, 4096):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         stop()
     threading.Thread(target=watch_stdin, daemon=True).start()
     sys.stdout.write("PORT %d\n" % srv.port)
     sys.stdout.flush()
     srv.serve()
+    srv.store.stopping = True
     srv.httpd.server_close()
     return 0
 
