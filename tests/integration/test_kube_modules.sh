@@ -40,57 +40,17 @@
 # ends the subshell: -e ends the script on the pipeline's status too.
 set -e
 
-command -v python3 >/dev/null 2>&1 || skip "python3 is needed for the fake API server"
-command -v openssl >/dev/null 2>&1 || skip "openssl is needed for the test certificates"
-FAKE=${KUBE_FAKE:-$top_srcdir/tests/fakes/kube_apiserver.py}
-[ -f "$FAKE" ] || skip "no fake API server at $FAKE"
 [ -x "$AICP" ] || skip "no aicp binary at $AICP"
-
-KT=$(mktemp -d /tmp/aicp-kube-XXXXXX) || fail "mktemp"
-FAKE_PID=
-kube_cleanup() {
-    set +e
-    exec 3>&- 2>/dev/null
-    [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
-    [ -n "$FAKE_PID" ] && wait "$FAKE_PID" 2>/dev/null
-    canary_scan "test_kube_modules-$$" "$KT"
-    rm -rf "$KT"
-}
-trap kube_cleanup EXIT
-trap 'exit 130' INT TERM HUP
-SEC=$KT/secret-inputs
-mkdir -p "$SEC" && chmod 700 "$SEC"
-
-# A throwaway CA and a server certificate for 127.0.0.1; a second CA that
-# the server does not use, for the TLS refusal case.
-ossl() { openssl "$@" >/dev/null 2>&1 || fail "openssl $1"; }
-for ca in ca other-ca; do
-    ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$KT/$ca.key" \
-        -out "$KT/$ca.pem" -days 2 -subj "/CN=aicp-kube-test-$ca"
-done
-ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$KT/server.key" \
-    -out "$KT/server.csr" -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
-ossl x509 -req -in "$KT/server.csr" -CA "$KT/ca.pem" -CAkey "$KT/ca.key" -set_serial 2 -days 2 \
-    -copy_extensions copyall -out "$KT/server.pem"
-KUBE_CA=$KT/ca.pem
-printf '%s-token\n' "$CANARY" >"$SEC/token"
-chmod 600 "$SEC/token"
-
-# The fake serves until its stdin closes: fd 3 holds the fifo open.
-mkfifo "$KT/fake.in" || fail "mkfifo"
-python3 "$FAKE" --cert "$KT/server.pem" --key "$KT/server.key" --token-file "$SEC/token" \
-    --crds trident --controller <"$KT/fake.in" >"$KT/fake.out" 2>"$KT/fake.err" &
-FAKE_PID=$!
-exec 3>"$KT/fake.in"
-PORT=
-for _ in $(seq 100); do
-    PORT=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$KT/fake.out")
-    [ -n "$PORT" ] && break
-    kill -0 "$FAKE_PID" 2>/dev/null || { cat "$KT/fake.err" >&2; fail "the fake API server exited"; }
-    sleep 0.1
-done
-[ -n "$PORT" ] || fail "the fake API server did not say its port"
-KUBE_URL=https://127.0.0.1:$PORT
+kube_fake_up --crds trident --controller
+KT=$KDIR
+SEC=$KDIR/secret-inputs
+KUBE_CA=$KDIR/ca.pem
+KUBE_URL=$KURL
+PORT=$KPORT
+# A second CA that the server does not use, for the TLS refusal case.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$KT/other-ca.key" \
+    -out "$KT/other-ca.pem" -days 2 -subj "/CN=aicp-kube-test-other-ca" >/dev/null 2>&1 ||
+    fail "openssl req"
 
 write_kubeconfig() { # FILE CA
     cat >"$1" <<EOF

@@ -14,66 +14,16 @@
 #   token never appear in any output or report.
 . "$top_srcdir/tests/integration/lib.sh"
 
-command -v python3 >/dev/null 2>&1 || skip "python3 is needed for the fake API server"
-command -v openssl >/dev/null 2>&1 || skip "openssl is needed for the test certificates"
-FAKE=$top_srcdir/tests/fakes/kube_apiserver.py
-[ -f "$FAKE" ] || skip "no fake API server at $FAKE"
 [ -x "$AICP" ] || skip "no aicp binary at $AICP"
 "$AICP" plan --help >/dev/null 2>&1 || skip "this aicp has no 'plan' command"
 SITE=$top_srcdir/inventory/ontap-ai-pod.site.yml
 
-T=$(mktemp -d /tmp/aicp-site-XXXXXX) || fail "mktemp"
-FAKE_PID=
-cleanup() {
-    exec 3>&- 2>/dev/null
-    [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
-    [ -n "$FAKE_PID" ] && wait "$FAKE_PID" 2>/dev/null
-    canary_scan "test_site-$$" "$T"
-    [ -n "${KEEP_T:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-SEC=$T/secret-inputs
-mkdir -p "$SEC" && chmod 700 "$SEC"
-
-ossl() { openssl "$@" >/dev/null 2>&1 || fail "openssl $1"; }
-ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
-    -out "$T/ca.pem" -days 2 -subj /CN=aicp-site-test-ca
-ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/server.key" \
-    -out "$T/server.csr" -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
-ossl x509 -req -in "$T/server.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 2 -days 2 \
-    -copy_extensions copyall -out "$T/server.pem"
-printf '%s-token\n' "$CANARY" >"$SEC/token"
-chmod 600 "$SEC/token"
-
-mkfifo "$T/fake.in" || fail "mkfifo"
-python3 "$FAKE" --cert "$T/server.pem" --key "$T/server.key" --token-file "$SEC/token" \
-    --crds trident --controller <"$T/fake.in" >"$T/fake.out" 2>"$T/fake.err" &
-FAKE_PID=$!
-exec 3>"$T/fake.in"
-PORT=
-for _ in $(seq 100); do
-    PORT=$(sed -n 's/^PORT \([0-9][0-9]*\)$/\1/p' "$T/fake.out")
-    [ -n "$PORT" ] && break
-    kill -0 "$FAKE_PID" 2>/dev/null || { cat "$T/fake.err" >&2; fail "the fake API server exited"; }
-    sleep 0.1
-done
-[ -n "$PORT" ] || fail "the fake API server did not say its port"
-URL=https://127.0.0.1:$PORT
-cat >"$T/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster: {server: "$URL", certificate-authority: "$T/ca.pem"}
-users:
-- name: tester
-  user: {tokenFile: "$SEC/token"}
-contexts:
-- name: fake
-  context: {cluster: fake, user: tester, namespace: default}
-current-context: fake
-EOF
+kube_fake_up --crds trident --controller
+T=$KDIR
+SEC=$KDIR/secret-inputs
+URL=$KURL
+PORT=$KPORT
+cp "$KCFG" "$T/kubeconfig"
 # The site must come from --kubeconfig, not the environment.
 unset KUBECONFIG
 
