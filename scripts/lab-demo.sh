@@ -1,7 +1,9 @@
 #!/bin/bash
 # The main job on the built-in lab: installs the build dependencies, builds
 # aicp, starts a lab of SSH hosts on loopback and converges them with the
-# node-preparation playbook, twice: the second run changes nothing.
+# node-preparation playbook, twice: the second run changes nothing. Then
+# the TR-4798 pod's site file is applied to the fake Kubernetes API server
+# the tests use (no cluster runs here): apply, apply again, drift.
 # Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +24,24 @@ second=$?
 set -e
 echo "exit statuses: first run $first (2 = changed), second run $second (0 = nothing changed)"
 echo "the lab keeps running; stop it with: ./aicp lab down"
-[ "$first" -le 2 ] && [ "$second" -eq 0 ]
+
+# The site, on the fake API server (TLS with a throwaway CA, a token).
+k=$(mktemp -d /tmp/aicp-demo-k8s-XXXXXX)
+trap 'exec 9>&-; kill "$fake" 2>/dev/null; rm -rf "$k"' EXIT
+. scripts/kube-fake.sh "$k"
+fake=$KUBE_FAKE_PID
+site=(inventory/ontap-ai-pod.site.yml --kubeconfig "$KUBE_FAKE_CONFIG" -e vault_ontap_password=demo-only)
+set +e
+echo "== the TR-4798 site: apply"
+./aicp apply "${site[@]}"
+apply1=$?
+echo "== apply again: nothing left to change"
+./aicp apply "${site[@]}"
+apply2=$?
+echo "== drift: read-only"
+./aicp drift "${site[@]}"
+drift=$?
+set -e
+echo "exit statuses: apply $apply1 (2 = changed), apply again $apply2, drift $drift (0 = none)"
+[ "$first" -le 2 ] && [ "$second" -eq 0 ] && [ "$apply1" -le 2 ] && [ "$apply2" -eq 0 ] &&
+    [ "$drift" -eq 0 ]
