@@ -25,6 +25,7 @@
 #include "hostconn.h"
 #include "http.h"
 #include "kube.h"
+#include "ontap.h"
 #include "fileutil.h"
 #include "inventory.h"
 #include "module.h"
@@ -85,6 +86,8 @@ struct run {
     struct aicp_hostkey_policy hostkeys;
     struct aicp_http *http;        /* the API clients' HTTPS client */
     struct aicp_kube_pool *kube;   /* Kubernetes clients, made when a module asks */
+    struct aicp_ontap_pool *ontap; /* ONTAP clients, likewise */
+    char run_id[64];               /* provenance of what this run creates */
 };
 
 /* One host's outcome for one task (items: per loop item). */
@@ -309,13 +312,18 @@ static int secret_call(struct aicp_secrets *secrets, const struct aicp_args *arg
     json_t *v;
     int found = 0;
 
+    /* A credential (an API password) is masked like any secret, but it is
+     * not what the task changes, so it does not hide the diff. */
     json_object_foreach(args->v, k, v) {
-        if (aicp_arg_is_secret(args->mod, k)) {
+        int credential = aicp_arg_is_credential(args->mod, k);
+        if (aicp_arg_is_secret(args->mod, k) || credential) {
             aicp_secrets_add_json(secrets, v);
-            found = 1;
+            found |= !credential;
+        } else {
+            found |= holds_secret(secrets, v);
         }
     }
-    return found || holds_secret(secrets, args->v);
+    return found;
 }
 
 #define SECRET_DIFF "(diff hidden: the change involves a secret value)\n"
@@ -361,6 +369,8 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         .vars = vars,
         .result = result,
         .kube = j->r->kube,
+        .ontap = j->r->ontap,
+        .run_id = j->r->run_id,
     };
     snprintf(dirbuf, sizeof(dirbuf), "%s", t->loc.file ? t->loc.file : ".");
     ctx.search_dir = dirname(dirbuf);
@@ -1652,8 +1662,10 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
         goto out;
     struct aicp_kube_config kcli = {.kubeconfig = opts->kubeconfig, .context = opts->kube_context};
     if ((rc = aicp_http_new(&r.http, NULL, err)) != 0 ||
-        (rc = aicp_kube_pool_new(&r.kube, r.http, &kcli)) != 0)
+        (rc = aicp_kube_pool_new(&r.kube, r.http, &kcli)) != 0 ||
+        (rc = aicp_ontap_pool_new(&r.ontap, r.http)) != 0)
         goto out;
+    aicp_run_id(r.run_id, sizeof r.run_id);
     aicp_output_set_secrets(r.out, opts->secrets);
     if (!r.hostkeys.checking)
         fprintf(stderr, "[WARNING]: SSH host key checking is off (%s): any host answering to a "
@@ -1703,6 +1715,7 @@ out:
     json_decref(r.play_hosts);
     aicp_output_free(r.out);
     aicp_kube_pool_free(r.kube);
+    aicp_ontap_pool_free(r.ontap);
     aicp_http_free(r.http);
     aicp_playbook_free(r.pb);
     aicp_inventory_free(r.inv);

@@ -250,7 +250,7 @@ static int cmd_modules(int argc, char **argv)
     if (argc == 1) {
         for (size_t i = 0; i < aicp_module_count(); i++) {
             const struct aicp_module *m = aicp_module_at(i);
-            printf("%-16s %s\n", m->name, m->summary ? m->summary : "");
+            printf("%-20s %s\n", m->name, m->summary ? m->summary : "");
         }
         return 0;
     }
@@ -275,6 +275,8 @@ static int cmd_modules(int argc, char **argv)
     }
     if (m->flags & AICP_MOD_NEEDS_KUBE)
         printf("\nRuns on the jump host against the Kubernetes API (kubeconfig, --kubeconfig).\n");
+    if (m->flags & AICP_MOD_NEEDS_ONTAP)
+        printf("\nRuns on the jump host against the ONTAP REST API (hostname, credentials).\n");
     return 0;
 }
 

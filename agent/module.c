@@ -85,6 +85,12 @@ int aicp_arg_is_secret(const struct aicp_module *mod, const char *name)
     return s != NULL && s->secret;
 }
 
+int aicp_arg_is_credential(const struct aicp_module *mod, const char *name)
+{
+    const struct aicp_arg_spec *s = spec_find(mod, name);
+    return s != NULL && s->credential;
+}
+
 static int full_strtoll(const char *s, long long *out)
 {
     char *end = NULL;

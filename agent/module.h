@@ -10,6 +10,7 @@
 struct aicp_err;
 struct aicp_conn;
 struct aicp_kube_pool;
+struct aicp_ontap_pool;
 
 enum aicp_arg_type {
     AICP_ARG_STR = 1, /* scalars are coerced to strings (as Ansible's 'str') */
@@ -34,6 +35,8 @@ struct aicp_arg_spec {
     const char *help;
     int local;            /* AICP_ARG_PATH on the jump host (copy's src); others are on the
                            * managed host, where a leading ~ is that user's home */
+    int credential;       /* a secret that authenticates the call (an API password): masked
+                           * everywhere, but the task's diff is still shown */
 };
 
 /* Validated arguments: v holds every given argument under its canonical
@@ -52,6 +55,9 @@ struct aicp_ctx {
     const char *search_dir;   /* the task file's directory: relative src/template paths start here */
     json_t *result;           /* result keys the module reports (rc, stdout, stat, ansible_facts...) */
     struct aicp_kube_pool *kube; /* Kubernetes clients of the run (AICP_MOD_NEEDS_KUBE); borrowed */
+    struct aicp_ontap_pool *ontap; /* ONTAP clients of the run (AICP_MOD_NEEDS_ONTAP); borrowed */
+    const char *run_id;       /* this run's id and site name, for the provenance of what */
+    const char *site;         /* aicp creates (ONTAP comment, Kubernetes annotation); may be NULL */
 };
 
 /* A planned change. before/after are field-level state for --diff;
@@ -88,6 +94,7 @@ enum aicp_module_flags {
     AICP_MOD_CHECK_SKIPS = 1u << 4,/* in check mode, a needed change is reported skipped (command) */
     AICP_MOD_ACTION = 1u << 5,     /* runs in the executor only (debug, set_fact, assert, fail) */
     AICP_MOD_ANY_ARGS = 1u << 6,   /* accepts arguments not in its table, kept as given (set_fact) */
+    AICP_MOD_NEEDS_ONTAP = 1u << 7,/* runs on the jump host against the ONTAP REST API */
 };
 
 struct aicp_module {
@@ -120,6 +127,8 @@ int aicp_args_mode(const struct aicp_args *a, const char *name, int base);
 
 /* 1 when the named argument is marked secret in the module's table. */
 int aicp_arg_is_secret(const struct aicp_module *mod, const char *name);
+/* 1 when it is marked credential (see struct aicp_arg_spec). */
+int aicp_arg_is_credential(const struct aicp_module *mod, const char *name);
 
 /* Parses "k=v k2='v 2' free words" as Ansible splits free-form arguments:
  * recognized k=v pairs go to keys, the rest (joined) to _raw_params when

@@ -32,16 +32,23 @@ struct section {
     const char *alias;  /* another word --only accepts, or NULL */
     const char *alias2;
     int namespaced; /* its objects live in a namespace */
+    int ontap;      /* works on an ONTAP cluster (`ontap: NAME`, default the only one) */
 };
 
 static const struct section sections[] = {
-    {"namespaces", "namespace", "namespace", NULL, 0},
-    {"secrets", "secret", "secret", NULL, 1},
-    {"trident.backends", "trident_backend", "trident", "backends", 1},
-    {"storage_classes", "storage_class", "storageclasses", "sc", 0},
-    {"pvcs", "pvc", "persistentvolumeclaims", NULL, 1},
-    {"manifests", "k8s", "manifest", NULL, 1},
-    {"jobs", "k8s_job", "job", NULL, 1},
+    {"namespaces", "namespace", "namespace", NULL, 0, 0},
+    {"secrets", "secret", "secret", NULL, 1, 0},
+    /* The storage comes first in the file order: Kubernetes imports it. */
+    {"export_policies", "ontap_export_policy", "export_policy", "ontap", 0, 1},
+    {"volumes", "ontap_volume", "volume", "ontap", 0, 1},
+    {"snapshots", "ontap_snapshot", "snapshot", "ontap", 0, 1},
+    {"clones", "ontap_clone", "clone", "ontap", 0, 1},
+    {"snapmirror", "ontap_snapmirror", "snapmirrors", "ontap", 0, 1},
+    {"trident.backends", "trident_backend", "trident", "backends", 1, 0},
+    {"storage_classes", "storage_class", "storageclasses", "sc", 0, 0},
+    {"pvcs", "pvc", "persistentvolumeclaims", NULL, 1, 0},
+    {"manifests", "k8s", "manifest", NULL, 1, 0},
+    {"jobs", "k8s_job", "job", NULL, 1, 0},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -50,8 +57,8 @@ static const struct {
     const char *key;
     const char *what;
 } later_keys[] = {
-    {"inventory", "hosts and node preparation"}, {"volumes", "ONTAP volumes, snapshots and clones"},
-    {"snapmirror", "SnapMirror relationships"},  {"helm_releases", "Helm releases"},
+    {"inventory", "hosts and node preparation"},
+    {"helm_releases", "Helm releases"},
     {"validation", "validation benchmarks"},
 };
 
@@ -367,7 +374,8 @@ static int load_kubernetes(struct loader *L, const json_t *doc)
 
 static int load_ontap(struct loader *L, const json_t *doc)
 {
-    static const char *const known[] = {"management_lif", "username", "password", NULL};
+    static const char *const known[] = {"management_lif", "username", "password", "ca_file",
+                                        "validate_certs", "https",    NULL};
     const json_t *o = json_object_get(doc, "ontap");
     const char *name;
     json_t *c;
@@ -396,6 +404,32 @@ static int load_ontap(struct loader *L, const json_t *doc)
             return rc;
         /* The password is secret wherever it goes, even if no backend uses it. */
         aicp_secrets_add_json(L->o->secrets, json_object_get(r, "password"));
+        const json_t *ca = json_object_get(r, "ca_file");
+        if (ca != NULL && !json_is_string(ca)) {
+            json_decref(r);
+            return fail_at(L, json_object_get(c, "ca_file"), c, AICP_EINVAL,
+                           "%s.ca_file must be a file name", what);
+        }
+        if (ca != NULL && json_string_length(ca) == 0) {
+            /* "{{ ontap_ca_file | default('') }}": the system store. */
+            json_object_del(r, "ca_file");
+            ca = NULL;
+        }
+        if (ca != NULL) {
+            /* Relative to the site file, as every path of a site is. */
+            char *p = site_path(L->s, json_string_value(ca));
+            if (p == NULL) {
+                json_decref(r);
+                return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+            }
+            json_object_set_new(r, "ca_file", json_string(p));
+            free(p);
+        }
+        if (!json_is_string(json_object_get(r, "management_lif"))) {
+            json_decref(r);
+            return fail_at(L, json_object_get(c, "management_lif"), c, AICP_EINVAL,
+                           "%s.management_lif must be an address or name", what);
+        }
         json_object_set_new(L->ontap, name, r);
     }
     return 0;
@@ -410,7 +444,7 @@ static const char *const sc_site_keys[] = {"backend", NULL};
 
 static const char *const *site_keys_of(size_t sec)
 {
-    if (strcmp(sections[sec].module, "trident_backend") == 0)
+    if (strcmp(sections[sec].module, "trident_backend") == 0 || sections[sec].ontap)
         return backend_site_keys;
     if (strcmp(sections[sec].module, "storage_class") == 0)
         return sc_site_keys;
@@ -441,12 +475,30 @@ static int grow(struct loader *L)
 }
 
 /* A backend's `ontap: CLUSTER` brings the cluster's management LIF and
- * credentials, unless the backend sets them itself. */
-static int expand_ontap(struct loader *L, json_t *args, const json_t *hints, const json_t *entry,
-                        const struct aicp_module *mod)
+ * credentials, unless the backend sets them itself. An entry of an ONTAP
+ * section (ontap_default) gets the connection arguments of its cluster,
+ * by default the site's only one. */
+static int expand_ontap(struct loader *L, struct aicp_site_res *r, json_t *args,
+                        const json_t *hints, const json_t *entry, const struct aicp_module *mod,
+                        int ontap_default)
 {
     const json_t *cl = json_object_get(hints, "ontap");
     const json_t *raw = json_object_get(entry, "ontap");
+    if (cl == NULL && ontap_default) {
+        size_t n = json_object_size(L->ontap);
+        if (n == 0)
+            return 0; /* the entry gives hostname & co. itself */
+        if (n > 1)
+            return fail_at(L, entry, NULL, AICP_EINVAL,
+                           "name the ONTAP cluster with ontap: (the ontap section has %zu)", n);
+        void *it = json_object_iter(L->ontap);
+        const char *only = json_object_iter_key(it);
+        r->ontap = aicp_strdup(only);
+        if (r->ontap == NULL)
+            return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+        aicp_site_ontap_conn(args, json_object_iter_value(it), mod);
+        return 0;
+    }
     if (cl == NULL)
         return 0;
     if (!json_is_string(cl))
@@ -467,6 +519,13 @@ static int expand_ontap(struct loader *L, json_t *args, const json_t *hints, con
                     names.len ? names.data : "", names.len ? ")" : "");
         aicp_buf_free(&names);
         return rc;
+    }
+    r->ontap = aicp_strdup(json_string_value(cl));
+    if (r->ontap == NULL)
+        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+    if (ontap_default) {
+        aicp_site_ontap_conn(args, c, mod);
+        return 0;
     }
     const char *k;
     json_t *v;
@@ -497,6 +556,14 @@ static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, c
     const char *name = str_of(args, "name");
     const char *ns = str_of(args, "namespace");
     struct aicp_buf id = AICP_BUF_INIT, label = AICP_BUF_INIT, nm = AICP_BUF_INIT;
+    if (sec->ontap) {
+        int rc = aicp_site_ontap_names(r, args);
+        if (rc == AICP_ENOMEM)
+            return aicp_err_set(L->err, rc, "out of memory");
+        if (rc != 0)
+            return fail_at(L, x->entry, NULL, AICP_EINVAL, "%s entry has no name", sec->key);
+        goto dup;
+    }
     if (strcmp(sec->module, "k8s") == 0) {
         const json_t *def = json_object_get(args, manifest_arg(r->mod));
         const json_t *md = json_object_get(def, "metadata");
@@ -534,6 +601,7 @@ static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, c
     aicp_buf_free(&nm);
     if (r->name == NULL || (ns && r->ns == NULL))
         return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+dup:
     for (size_t i = 0; i + 1 < L->s->nres; i++)
         if (strcmp(L->s->res[i].id, r->id) == 0)
             return fail_at(L, x->entry, NULL, AICP_EINVAL,
@@ -631,8 +699,10 @@ static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_
     if (strcmp(S->module, "trident_backend") == 0) {
         if (json_object_get(args, "namespace") == NULL && mod_arg(mod, "namespace") != NULL)
             json_object_set_new(args, "namespace", json_string(L->trident_ns));
-        if ((rc = expand_ontap(L, args, hints, e, mod)) != 0)
+        if ((rc = expand_ontap(L, r, args, hints, e, mod, 0)) != 0)
             goto out;
+    } else if (S->ontap && (rc = expand_ontap(L, r, args, hints, e, mod, 1)) != 0) {
+        goto out;
     }
     /* Imports look the backend up where the site's Trident lives. */
     if (strcmp(S->module, "pvc") == 0 && json_object_get(args, "trident_namespace") == NULL &&
@@ -653,15 +723,20 @@ static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_
         prefix_at(L, e, list);
         goto out;
     }
+    /* As the executor does: secrets are registered for masking; a
+     * credential (an API password) does not hide the resource's diff. */
     int secret = 0;
     json_object_foreach(valid.v, k, v)
     {
-        if (aicp_arg_is_secret(mod, k)) {
+        int credential = aicp_arg_is_credential(mod, k);
+        if (aicp_arg_is_secret(mod, k) || credential) {
             aicp_secrets_add_json(L->o->secrets, v);
-            secret = 1;
+            secret |= !credential;
+        } else {
+            secret |= holds_secret(L->o->secrets, v);
         }
     }
-    r->secret = secret || holds_secret(L->o->secrets, r->args);
+    r->secret = secret;
     rc = res_names(L, r, x, valid.v);
     if (rc == 0 && x->provides_ns != NULL) {
         /* Borrowed from args: keep a string that lives as long as r. */
@@ -961,7 +1036,7 @@ static int build_graph(struct loader *L)
         if ((rc = dep_explicit(L, i)) != 0)
             return rc;
     }
-    return 0;
+    return aicp_site_ontap_deps(s, L->err);
 }
 
 /* Kahn's algorithm, taking the earliest ready resource first so that the
@@ -1034,10 +1109,24 @@ static int order_graph(struct loader *L)
 
 static int check_top(struct loader *L, const json_t *doc)
 {
-    static const char *const known[] = {
-        "site",      "vars",       "vars_files", "kubernetes",      "ontap",
-        "trident",   "namespaces", "secrets",    "storage_classes", "pvcs",
-        "manifests", "jobs",       NULL};
+    static const char *const known[] = {"site",
+                                        "vars",
+                                        "vars_files",
+                                        "kubernetes",
+                                        "ontap",
+                                        "trident",
+                                        "namespaces",
+                                        "secrets",
+                                        "storage_classes",
+                                        "pvcs",
+                                        "manifests",
+                                        "jobs",
+                                        "export_policies",
+                                        "volumes",
+                                        "snapshots",
+                                        "clones",
+                                        "snapmirror",
+                                        NULL};
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)doc, k, v)
@@ -1131,6 +1220,8 @@ out:
     for (size_t i = 0; L.s && i < L.s->nres; i++)
         json_decref(L.aux[i].hints);
     free(L.aux);
+    if (L.s != NULL)
+        L.s->ontap = json_incref(L.ontap);
     json_decref(L.ontap);
     json_decref(L.trident_ns_v);
     json_decref(doc);
@@ -1166,6 +1257,7 @@ void aicp_site_free(struct aicp_site *s)
         free(r->label);
         json_decref(r->args);
         free(r->deps);
+        free(r->ontap);
     }
     free(s->res);
     free(s->order);
@@ -1175,6 +1267,7 @@ void aicp_site_free(struct aicp_site *s)
     free(s->kubeconfig);
     free(s->context);
     json_decref(s->vars);
+    json_decref(s->ontap);
     aicp_srcmap_free(s->map);
     free(s);
 }
@@ -1219,6 +1312,9 @@ static int only_matches(const struct aicp_site_res *r, const char *w)
         if (strcmp(S->key, r->section) != 0)
             continue;
         size_t ml = strlen(S->module);
+        /* "kubernetes": every section that is not ONTAP's. */
+        if (!S->ontap && strcmp(w, "kubernetes") == 0)
+            return 1;
         return strcmp(w, S->key) == 0 || strcmp(w, S->module) == 0 ||
                (strncmp(w, S->module, ml) == 0 && strcmp(w + ml, "s") == 0) ||
                (S->alias && strcmp(w, S->alias) == 0) || (S->alias2 && strcmp(w, S->alias2) == 0);
@@ -1226,8 +1322,25 @@ static int only_matches(const struct aicp_site_res *r, const char *w)
     return 0;
 }
 
+int aicp_site_only_cross(const json_t *only)
+{
+    size_t i;
+    const json_t *w;
+    if (json_array_size(only) == 0)
+        return 1;
+    json_array_foreach(only, i, w)
+    {
+        const char *t = json_string_value(w);
+        if (t && (strcmp(t, "cross_layer") == 0 || strcmp(t, "cross-layer") == 0))
+            return 1;
+    }
+    return 0;
+}
+
 static int only_word_known(const char *w)
 {
+    if (strcmp(w, "cross_layer") == 0 || strcmp(w, "cross-layer") == 0)
+        return 1;
     for (size_t i = 0; i < NSECTIONS; i++) {
         struct aicp_site_res fake = {.section = sections[i].key};
         if (only_matches(&fake, w))
@@ -1246,9 +1359,11 @@ int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const j
         if (!json_is_string(w) || !only_word_known(json_string_value(w)))
             return aicp_err_set(err, AICP_EUSAGE,
                                 "--only '%s' names no kind of resource (namespaces, secrets, "
-                                "trident, storage_classes, pvcs, manifests, jobs, or a module "
-                                "name: namespace, secret, trident_backend, storage_class, pvc, "
-                                "k8s, k8s_job)",
+                                "export_policies, volumes, snapshots, clones, snapmirror, "
+                                "trident, storage_classes, pvcs, manifests, jobs; ontap, "
+                                "kubernetes, cross_layer; or a module name: namespace, secret, "
+                                "ontap_volume..., trident_backend, storage_class, pvc, k8s, "
+                                "k8s_job)",
                                 json_is_string(w) ? json_string_value(w) : "?");
     }
     for (i = 0; i < s->nres; i++) {

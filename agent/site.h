@@ -1,7 +1,9 @@
 /* Site files: a pod's desired state in YAML (docs/site.md), turned into a
  * graph of resources, each one call of a module (namespace, secret,
- * trident_backend, storage_class, pvc, k8s, k8s_job), and the commands
- * that run that graph: `aicp apply`, `aicp plan`, `aicp drift`.
+ * trident_backend, storage_class, pvc, k8s, k8s_job, and the ONTAP ones:
+ * ontap_export_policy, ontap_volume, ontap_snapshot, ontap_clone,
+ * ontap_snapmirror), and the commands that run that graph: `aicp apply`,
+ * `aicp plan`, `aicp drift`.
  *
  * agent/site.c loads and validates a site (every value templated against
  * the site's vars, vars files and -e extra vars; every module call's
@@ -9,6 +11,9 @@
  * before anything is sent to a cluster. agent/site_run.c runs the graph on
  * a bounded pool of worker threads with the executor's check -> diff ->
  * (apply -> verify) life cycle, prints the results and writes the reports.
+ * agent/site_ontap.c maps the ONTAP sections onto their modules, adds their
+ * dependencies to the graph and does drift's cross-layer pass (the ONTAP
+ * volume behind each Trident PVC).
  */
 #ifndef AICP_SITE_H
 #define AICP_SITE_H
@@ -20,7 +25,10 @@
 #include "yaml.h"
 
 struct aicp_err;
+struct aicp_kube;
 struct aicp_module;
+struct aicp_ontap_config;
+struct aicp_ontap_pool;
 struct aicp_secrets;
 struct aicp_vault;
 
@@ -37,7 +45,9 @@ struct aicp_site_res {
     struct aicp_loc loc;           /* the entry in the site file (file owned by the srcmap) */
     size_t *deps;                  /* indexes of the resources it needs first */
     size_t ndeps;
-    int secret; /* a secret argument or value: diffs are hidden */
+    int secret;  /* a secret argument or value: diffs are hidden */
+    char *ontap; /* ONTAP sections and Trident backends: the cluster (a key of
+                  * the site's ontap section) it works on, or NULL */
 };
 
 struct aicp_site {
@@ -50,6 +60,10 @@ struct aicp_site {
     struct aicp_site_res *res;
     size_t nres;
     size_t *order; /* a topological order of res (dependencies first) */
+    /* The ontap section, rendered: cluster name -> {management_lif,
+     * username, password (secret), ca_file (resolved against dir),
+     * validate_certs, https}. An object, maybe empty. */
+    json_t *ontap;
     struct aicp_srcmap *map;
 };
 
@@ -82,12 +96,17 @@ void aicp_site_free(struct aicp_site *s);
 long aicp_site_find(const struct aicp_site *s, const char *id);
 
 /* Which resources a run touches: --only KINDs (site sections such as
- * "storage_classes" or "trident", or module names such as "pvc"; an array
- * of strings, NULL: all) and --limit GLOBs (fnmatch on a resource's name,
- * ns/name or id; NULL: all). selected[i] is set to 0 or 1. AICP_EUSAGE for
- * an --only word that names no section or module. */
+ * "storage_classes" or "trident", module names such as "pvc", the groups
+ * "ontap" and "kubernetes", and "cross_layer", which selects no resource
+ * but drift's cross-layer pass; an array of strings, NULL: all) and --limit GLOBs (fnmatch on a
+ * resource's name, ns/name or id; NULL: all). selected[i] is set to 0 or 1. AICP_EUSAGE for an
+ * --only word that names no section or module. */
 int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const json_t *only,
                      const json_t *limit, struct aicp_err *err);
+
+/* 1 when drift's cross-layer pass is part of a run with this --only: no
+ * --only, or one that lists cross_layer (or cross-layer). */
+int aicp_site_only_cross(const json_t *only);
 
 /* Splits "a,b" command-line lists into acc (an array; created when NULL). */
 json_t *aicp_site_split_list(json_t *acc, const char *s);
@@ -125,5 +144,62 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
 /* `aicp apply|plan|drift SITE [options]`: argv[0] is the command. Returns
  * the exit status (0, 2, 1, 64 usage, 65 invalid input). */
 int aicp_site_main(int argc, char **argv);
+
+/* ---- between agent/site.c, site_run.c and site_ontap.c -------------------- */
+
+/* 1 when the module is one of the ONTAP sections' (ontap_*). */
+int aicp_site_ontap_module(const char *module);
+
+/* Fills an ONTAP module call's connection arguments from a cluster of the
+ * ontap section: hostname (its management_lif), username, password,
+ * ca_file, validate_certs, https; only those the module takes and the
+ * entry does not set itself. */
+void aicp_site_ontap_conn(json_t *args, const json_t *cluster, const struct aicp_module *mod);
+
+/* Names an ONTAP resource from its validated arguments: r->name (the
+ * volume, snapshot, clone or policy name; a SnapMirror's destination
+ * "svm:volume"), r->id ("ontap_volume/SVM/NAME",
+ * "ontap_snapshot/SVM/VOLUME/NAME", "ontap_snapmirror/SVM:VOLUME") and
+ * r->label. AICP_EINVAL (err unset: the caller says where) when the
+ * arguments name nothing. */
+int aicp_site_ontap_names(struct aicp_site_res *r, const json_t *args);
+
+/* Adds the ONTAP dependencies to the graph: export policy -> volumes and
+ * clones using it; volume -> its snapshots, clones and SnapMirror
+ * relationships (source or destination); snapshot -> clones made from it;
+ * ONTAP volume or clone -> the PVCs importing it; a SnapMirror whose state
+ * is broken_off -> the PVCs importing its destination. */
+int aicp_site_ontap_deps(struct aicp_site *s, struct aicp_err *err);
+
+/* The client configuration of a cluster of the site (pointers borrowed
+ * from s). AICP_EINVAL when the site has no such cluster. */
+int aicp_site_ontap_config(struct aicp_ontap_config *cfg, const struct aicp_site *s,
+                           const char *cluster, struct aicp_err *err);
+
+/* Cross-layer drift. What the ONTAP volume behind PVC resource `pvc` should
+ * look like: *want is a new object {"pvc", "volume", "svm", "cluster",
+ * "backend", "size" (bytes, from the PVC's declared size), "export_policy"
+ * and "snapshot_policy" (from the site's volume entry when the site
+ * declares the volume; the export policy else from the backend's
+ * defaults.exportPolicy), or {"pvc", "skip": reason} when no volume can be
+ * named. internal_name: the PV's spec.csi.volumeAttributes.internalName
+ * (Trident's name of the volume) or NULL. */
+int aicp_site_cross_want(json_t **want, const struct aicp_site *s, size_t pvc,
+                         const char *internal_name);
+
+/* Appends to findings what differs between want and the ONTAP volume
+ * record vol (NULL: the volume is gone): {"what": "deleted" | "offline" |
+ * "resized" | "re-exported" | "snapshot-policy", "field", "want", "have"}.
+ * Fields the record lacks are not drift. Returns how many it appended. */
+int aicp_site_cross_compare(json_t *findings, const json_t *want, const json_t *vol);
+
+/* One PVC's cross-layer check, read-only: reads the claim and its PV from
+ * Kubernetes, then the ONTAP volume through the backend's cluster. *entry
+ * is a new object {"pvc", "id", "volume", "cluster", "status": "in_sync" |
+ * "drifted" | "skipped", "findings": [...], "msg"}; *entry NULL when the
+ * PVC is not bound to a volume aicp can name (nothing to check). A
+ * negative return (and err) when Kubernetes or ONTAP could not be read. */
+int aicp_site_cross_check(json_t **entry, const struct aicp_site *s, size_t pvc,
+                          struct aicp_kube *k, struct aicp_ontap_pool *pool, struct aicp_err *err);
 
 #endif

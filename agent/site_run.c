@@ -5,7 +5,8 @@
  * the executor's life cycle: check -> diff -> (apply -> verify). Results
  * are printed as each one is known, in Ansible's shape (a banner per
  * resource, a recap), with the run's secrets masked; `drift` also lists
- * every drifted field and writes a report. */
+ * every drifted field, checks the ONTAP volume behind each Trident PVC
+ * (agent/site_ontap.c) and writes a report. */
 #include "config.h"
 
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "http.h"
 #include "kube.h"
 #include "module.h"
+#include "ontap.h"
 #include "output.h"
 #include "secret.h"
 #include "site.h"
@@ -63,6 +65,10 @@ struct runner {
     FILE *fp;
     struct aicp_http *http;
     struct aicp_kube_pool *pool;
+    struct aicp_ontap_pool *ontap;
+    char run_id[64]; /* provenance of what the run creates */
+    json_t *cross;   /* drift: the cross-layer checks, one entry per PVC checked */
+    size_t ncross_drift, ncross_fail;
     struct aicp_stats stats;
 };
 
@@ -245,6 +251,9 @@ static void run_one(struct runner *R, size_t idx)
         .search_dir = s->dir,
         .result = result,
         .kube = R->pool,
+        .ontap = R->ontap,
+        .run_id = R->run_id,
+        .site = s->name,
     };
     if (mod->ops == NULL || mod->ops->check == NULL || mod->ops->diff == NULL) {
         rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' is not implemented", mod->name);
@@ -468,6 +477,108 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* ---- cross-layer drift ------------------------------------------------------ */
+
+/* "    resized: size: want 10995116277760, have 13194139533312" per finding. */
+static void cross_text(struct aicp_buf *b, const json_t *e, const char *indent)
+{
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(e, "findings"), i, f)
+    {
+        const char *field = json_string_value(json_object_get(f, "field"));
+        aicp_buf_printf(b, "%s%s: ", indent, json_string_value(json_object_get(f, "what")));
+        if (field && *field)
+            aicp_buf_printf(b, "%s: ", field);
+        aicp_buf_puts(b, "want ");
+        value_text(b, json_object_get(f, "want"));
+        aicp_buf_puts(b, ", have ");
+        value_text(b, json_object_get(f, "have"));
+        aicp_buf_puts(b, "\n");
+    }
+}
+
+/* "pvc default/x -> ONTAP volume svm:vol (cluster)" */
+static void cross_head(struct aicp_buf *b, const json_t *e)
+{
+    const char *vol = json_string_value(json_object_get(e, "volume"));
+    aicp_buf_printf(b, "%s", json_string_value(json_object_get(e, "pvc")));
+    if (vol)
+        aicp_buf_printf(b, " -> ONTAP volume %s (%s)", vol,
+                        json_string_value(json_object_get(e, "cluster")));
+}
+
+/* drift's second pass: the ONTAP volume behind every selected PVC that is
+ * bound to one aicp can name. Each check is shown as a task and counted in
+ * the recap, so a finding makes the exit status 2 and a failure 1. */
+static void run_cross(struct runner *R)
+{
+    const struct aicp_site *s = R->s;
+    struct aicp_kube *k = NULL;
+    struct aicp_err serr = {0};
+    /* The PVCs --limit leaves in (--only does not apply: cross_layer is
+     * its own kind). */
+    unsigned char *sel = calloc(s->nres ? s->nres : 1, 1);
+    R->cross = json_array();
+    if (sel == NULL || aicp_site_select(sel, s, NULL, R->o->limit, &serr) != 0) {
+        free(sel);
+        return;
+    }
+    for (size_t n = 0; R->cross && n < s->nres; n++) {
+        size_t i = s->order[n];
+        const struct aicp_site_res *r = &s->res[i];
+        if (!sel[i] || strcmp(r->mod->name, "pvc") != 0)
+            continue;
+        struct aicp_err err = {0};
+        json_t *e = NULL;
+        double t0 = aicp_now();
+        int rc = k ? 0 : aicp_kube_pool_get(R->pool, NULL, NULL, &k, &err);
+        if (rc == 0)
+            rc = aicp_site_cross_check(&e, s, i, k, R->ontap, &err);
+        if (rc == 0 && e == NULL)
+            continue;
+        enum aicp_status st;
+        if (rc != 0) {
+            e = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "pvc", r->label, "id", r->id, "status",
+                          "failed", "msg", err.msg, "findings");
+            st = AICP_ST_FAILED;
+            R->ncross_fail++;
+        } else if (json_array_size(json_object_get(e, "findings")) > 0) {
+            st = AICP_ST_CHANGED;
+            R->ncross_drift++;
+        } else {
+            st = AICP_ST_OK;
+        }
+        if (e == NULL)
+            continue;
+        struct aicp_buf label = AICP_BUF_INIT, diff = AICP_BUF_INIT;
+        aicp_buf_puts(&label, "cross-layer ");
+        cross_head(&label, e);
+        cross_text(&diff, e, "    ");
+        json_t *result =
+            json_pack("{s:b, s:O}", "changed", st == AICP_ST_CHANGED, "cross_layer", e);
+        if (result && rc != 0) {
+            json_object_set_new(result, "msg", json_string(err.msg));
+            json_object_set_new(result, "failed", json_true());
+        }
+        pthread_mutex_lock(&R->out_mu);
+        aicp_output_task(R->out, "TASK", label.data ? label.data : r->label, 1);
+        aicp_output_result(R->out, s->name, st, result, NULL, diff.data, 0, 0, aicp_now() - t0);
+        if (st == AICP_ST_OK)
+            R->stats.ok++;
+        else if (st == AICP_ST_CHANGED)
+            R->stats.changed++;
+        else
+            R->stats.failed++;
+        pthread_mutex_unlock(&R->out_mu);
+        json_array_append_new(R->cross, e);
+        json_decref(result);
+        aicp_buf_free(&label);
+        aicp_buf_free(&diff);
+    }
+    free(sel);
+}
+
 /* ---- reports --------------------------------------------------------------- */
 
 static const char *status_word(const struct runner *R, const struct rstate *st)
@@ -572,11 +683,34 @@ static int write_drift_report(struct runner *R, const char *dir, struct aicp_err
             aicp_buf_printf(&txt, "%s: %s: %s\n", status_word(R, st), r->label, msg ? msg : "");
         }
     }
+    size_t ci;
+    const json_t *ce;
+    json_array_foreach(R->cross, ci, ce)
+    {
+        const char *cst = json_string_value(json_object_get(ce, "status"));
+        if (cst && strcmp(cst, "drifted") == 0) {
+            aicp_buf_puts(&txt, "cross-layer drifted: ");
+            cross_head(&txt, ce);
+            aicp_buf_puts(&txt, "\n");
+            cross_text(&txt, ce, "    ");
+        } else if (cst && strcmp(cst, "failed") == 0) {
+            aicp_buf_printf(&txt, "cross-layer failed: %s: %s\n",
+                            json_string_value(json_object_get(ce, "pvc")),
+                            json_string_value(json_object_get(ce, "msg")));
+        }
+    }
     aicp_buf_printf(&txt, "site %s (%s): %zu of %zu resources drifted, %zu not checked\n", s->name,
                     s->path, ndrift, nrun, nfail);
-    rep = json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:o}", "site", s->name, "file", s->path,
-                    "drifted", ndrift > 0, "resources_checked", (int)nrun, "resources_drifted",
-                    (int)ndrift, "failed", (int)nfail, "resources", list);
+    aicp_buf_printf(&txt,
+                    "cross-layer: %zu of %zu PVCs' ONTAP volumes changed behind Trident's back, "
+                    "%zu not checked\n",
+                    R->ncross_drift, json_array_size(R->cross), R->ncross_fail);
+    rep =
+        json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:o, s:o, s:i}", "site", s->name, "file", s->path,
+                  "drifted", ndrift > 0 || R->ncross_drift > 0, "resources_checked", (int)nrun,
+                  "resources_drifted", (int)ndrift, "failed", (int)(nfail + R->ncross_fail),
+                  "resources", list, "cross_layer", R->cross ? json_incref(R->cross) : json_array(),
+                  "cross_layer_drifted", (int)R->ncross_drift);
     list = NULL;
     mrep = rep ? aicp_secrets_mask_json(R->o->secrets, rep) : NULL;
     text = mrep ? json_dumps(mrep, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
@@ -613,7 +747,11 @@ static void print_drift_summary(struct runner *R)
         if (R->st[i].selected && R->st[i].st == AICP_ST_CHANGED)
             n++;
     }
-    aicp_buf_printf(&b, "DRIFT: %zu resource%s drifted\n", n, n == 1 ? "" : "s");
+    aicp_buf_printf(&b, "DRIFT: %zu resource%s drifted", n, n == 1 ? "" : "s");
+    if (R->ncross_drift > 0)
+        aicp_buf_printf(&b, ", %zu PVC%s whose ONTAP volume changed behind Trident's back",
+                        R->ncross_drift, R->ncross_drift == 1 ? "" : "s");
+    aicp_buf_puts(&b, "\n");
     for (size_t k = 0; k < s->nres; k++) {
         size_t i = s->order[k];
         const struct rstate *st = &R->st[i];
@@ -622,6 +760,17 @@ static void print_drift_summary(struct runner *R)
         aicp_buf_printf(&b, "  %s%s\n", s->res[i].label,
                         st->replace ? " (replacement needed)" : "");
         fields_text(&b, st->fields, s->res[i].secret, "    ");
+    }
+    size_t ci;
+    const json_t *ce;
+    json_array_foreach(R->cross, ci, ce)
+    {
+        if (json_array_size(json_object_get(ce, "findings")) == 0)
+            continue;
+        aicp_buf_puts(&b, "  cross-layer: ");
+        cross_head(&b, ce);
+        aicp_buf_puts(&b, "\n");
+        cross_text(&b, ce, "    ");
     }
     char *m = b.data ? aicp_secrets_mask(R->o->secrets, b.data) : NULL;
     if (m)
@@ -666,19 +815,27 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
         goto out;
     }
     aicp_output_set_secrets(R.out, o->secrets);
-    if (R.left > 0) {
+    int cross = o->mode == AICP_SITE_DRIFT && aicp_site_only_cross(o->only);
+    if (R.left > 0 || cross) {
         struct aicp_kube_config cfg = {
             .kubeconfig = o->kubeconfig ? o->kubeconfig : s->kubeconfig,
             .context = o->context ? o->context : s->context,
         };
         struct aicp_kube *k = NULL;
         if ((rc = aicp_http_new(&R.http, NULL, err)) != 0 ||
-            (rc = aicp_kube_pool_new(&R.pool, R.http, &cfg)) != 0)
+            (rc = aicp_kube_pool_new(&R.pool, R.http, &cfg)) != 0 ||
+            (rc = aicp_ontap_pool_new(&R.ontap, R.http)) != 0)
             goto out;
-        /* A kubeconfig that cannot be used fails the run once, up front. */
-        if ((rc = aicp_kube_pool_get(R.pool, NULL, NULL, &k, err)) != 0)
+        /* A kubeconfig that cannot be used fails the run once, up front
+         * (when the run has Kubernetes to do: a storage-only run has not). */
+        int kube = 0;
+        for (size_t i = 0; i < s->nres; i++)
+            if (sel[i] && (s->res[i].mod->flags & AICP_MOD_NEEDS_KUBE))
+                kube = 1;
+        if (kube && (rc = aicp_kube_pool_get(R.pool, NULL, NULL, &k, err)) != 0)
             goto out;
     }
+    aicp_run_id(R.run_id, sizeof(R.run_id));
     char play[512];
     snprintf(play, sizeof(play), "site %s", s->name);
     aicp_output_play(R.out, play, R.check);
@@ -697,6 +854,8 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
         worker(&R);
     for (size_t i = 0; i < started; i++)
         pthread_join(th[i], NULL);
+    if (cross)
+        run_cross(&R);
     json_t *hosts = json_pack("[s]", s->name);
     aicp_output_recap(R.out, hosts, &R.stats);
     json_decref(hosts);
@@ -719,6 +878,8 @@ out:
     free(sel);
     free(th);
     aicp_output_free(R.out);
+    json_decref(R.cross);
+    aicp_ontap_pool_free(R.ontap);
     aicp_kube_pool_free(R.pool);
     aicp_http_free(R.http);
     pthread_mutex_destroy(&R.mu);

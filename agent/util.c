@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -243,4 +244,18 @@ int aicp_buf_pyfloat(struct aicp_buf *b, double d, int json)
         rc |= aicp_buf_puts(b, digits);
     }
     return rc ? AICP_ENOMEM : 0;
+}
+
+void aicp_run_id(char *buf, size_t cap)
+{
+    unsigned char rnd[4] = {0};
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[32] = "";
+
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        memset(rnd, 0, sizeof rnd);
+    if (gmtime_r(&now, &tm) != NULL)
+        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(buf, cap, "%s-%02x%02x%02x%02x", ts, rnd[0], rnd[1], rnd[2], rnd[3]);
 }

@@ -45,6 +45,9 @@ void aicp_free_secret(char *s);
 char *aicp_strdup(const char *s);
 char *aicp_strndup(const char *s, size_t n);
 
+/* A run's id: UTC time and 4 random bytes, "20261129T162800Z-3f9a01c2". */
+void aicp_run_id(char *buf, size_t cap);
+
 /* Monotonic clock in seconds. */
 double aicp_now(void);
 

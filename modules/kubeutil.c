@@ -555,8 +555,32 @@ static json_t *merge_body(const json_t *desired)
     return p;
 }
 
+/* A copy of desired carrying who changed it last (the annotation
+ * AICP_KU_PROVENANCE: "site=NAME run=ID"). Only what is applied carries it,
+ * never the desired state drift is computed on, so it never drifts. */
+static json_t *with_provenance(const json_t *desired, const struct aicp_ctx *ctx)
+{
+    char prov[256];
+    json_t *copy = json_deep_copy(desired), *meta, *ann;
+
+    if (copy == NULL || ctx == NULL || ctx->run_id == NULL)
+        return copy;
+    snprintf(prov, sizeof prov, "site=%s run=%s", ctx->site ? ctx->site : "-", ctx->run_id);
+    meta = json_object_get(copy, "metadata");
+    if (!json_is_object(meta))
+        return copy;
+    ann = json_object_get(meta, "annotations");
+    if (!json_is_object(ann)) {
+        ann = json_object();
+        if (ann == NULL || json_object_set_new(meta, "annotations", ann) != 0)
+            return copy;
+    }
+    json_object_set_new(ann, AICP_KU_PROVENANCE, json_string(prov));
+    return copy;
+}
+
 static int apply_one(struct aicp_kube *k, const json_t *e, const json_t *opts, int absent,
-                     json_t **obj, struct aicp_err *err)
+                     const struct aicp_ctx *ctx, json_t **obj, struct aicp_err *err)
 {
     struct aicp_kube_ref r;
     enum ku_action a = action_of(e, absent);
@@ -596,10 +620,16 @@ static int apply_one(struct aicp_kube *k, const json_t *e, const json_t *opts, i
                                 jstr(e, "ref"));
         if ((rc = aicp_kube_delete(k, &r, prop ? prop : "Foreground", 0, wait_s, NULL, err)) != 0)
             return rc;
-        return aicp_kube_apply(k, desired, fl, obj, err);
+        __attribute__((fallthrough)); /* and create it again */
     case KU_CREATE:
-    case KU_UPDATE:
-        return aicp_kube_apply(k, desired, fl, obj, err);
+    case KU_UPDATE: {
+        json_t *m = with_provenance(desired, ctx);
+        if (m == NULL)
+            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        rc = aicp_kube_apply(k, m, fl, obj, err);
+        json_decref(m);
+        return rc;
+    }
     }
     return 0;
 }
@@ -624,7 +654,7 @@ int aicp_ku_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct
         goto out;
     json_array_foreach(json_object_get(plan, "objects"), i, e) {
         json_t *obj = NULL;
-        if ((rc = apply_one(k, e, opts, absent, &obj, err)) != 0)
+        if ((rc = apply_one(k, e, opts, absent, ctx, &obj, err)) != 0)
             goto out;
         int merge = json_is_true(json_object_get(e, "merge_patch"));
         if (!absent && !merge && json_is_object(wj)) {

@@ -16,6 +16,10 @@
 #include "kube.h"
 #include "module.h"
 
+/* The annotation every object aicp applies carries: "site=NAME run=ID" of
+ * the run that last changed it. Never compared for drift. */
+#define AICP_KU_PROVENANCE "aicp.io/provenance"
+
 /* Every Kubernetes module's table starts with these. */
 #define AICP_KU_CONN_ARGS                                                                          \
     {.name = "kubeconfig", .type = AICP_ARG_PATH, .local = 1,                                      \

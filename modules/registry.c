@@ -33,6 +33,12 @@ extern const struct aicp_module aicp_mod_storage_class;
 extern const struct aicp_module aicp_mod_pvc;
 extern const struct aicp_module aicp_mod_trident_backend;
 extern const struct aicp_module aicp_mod_k8s_job;
+extern const struct aicp_module aicp_mod_ontap_volume;
+extern const struct aicp_module aicp_mod_ontap_snapshot;
+extern const struct aicp_module aicp_mod_ontap_clone;
+extern const struct aicp_module aicp_mod_ontap_snapmirror;
+extern const struct aicp_module aicp_mod_ontap_export_policy;
+extern const struct aicp_module aicp_mod_ontap_info;
 
 static const struct aicp_module *const modules[] = {
     &aicp_mod_command,
@@ -62,6 +68,12 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_pvc,
     &aicp_mod_trident_backend,
     &aicp_mod_k8s_job,
+    &aicp_mod_ontap_volume,
+    &aicp_mod_ontap_snapshot,
+    &aicp_mod_ontap_clone,
+    &aicp_mod_ontap_snapmirror,
+    &aicp_mod_ontap_export_policy,
+    &aicp_mod_ontap_info,
 };
 
 const struct aicp_module *aicp_module_find(const char *name)

@@ -1,7 +1,8 @@
 /* Fuzz target for the site loader: any bytes must load (and select) or
  * fail with an invalid-input error and a message; never crash or leak. The
- * modules are stand-ins that take any argument, so that the graph is built
- * for whatever the input names. */
+ * modules are stand-ins that take any argument, so that the graph (ONTAP
+ * edges included) is built for whatever the input names, and the
+ * cross-layer comparison runs for every PVC. */
 #include "config.h"
 
 #include <stddef.h>
@@ -22,6 +23,10 @@ static const struct aicp_arg_spec args[] = {
     {.name = "password", .type = AICP_ARG_STR, .secret = 1},
     {.name = "definition", .type = AICP_ARG_RAW},
     {.name = "default", .type = AICP_ARG_BOOL},
+    {.name = "hostname", .type = AICP_ARG_STR},
+    {.name = "ca_file", .type = AICP_ARG_STR},
+    {.name = "validate_certs", .type = AICP_ARG_RAW},
+    {.name = "https", .type = AICP_ARG_RAW},
     {0},
 };
 
@@ -33,6 +38,11 @@ static const struct aicp_module mods[] = {
     {.name = "pvc", .args = args, .flags = AICP_MOD_ANY_ARGS},
     {.name = "k8s", .args = args, .flags = AICP_MOD_ANY_ARGS},
     {.name = "k8s_job", .args = args, .flags = AICP_MOD_ANY_ARGS},
+    {.name = "ontap_export_policy", .args = args, .flags = AICP_MOD_ANY_ARGS},
+    {.name = "ontap_volume", .args = args, .flags = AICP_MOD_ANY_ARGS},
+    {.name = "ontap_snapshot", .args = args, .flags = AICP_MOD_ANY_ARGS},
+    {.name = "ontap_clone", .args = args, .flags = AICP_MOD_ANY_ARGS},
+    {.name = "ontap_snapmirror", .args = args, .flags = AICP_MOD_ANY_ARGS},
 };
 
 static const struct aicp_module *find(const char *name)
@@ -63,8 +73,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *limit = aicp_site_split_list(NULL, "*a*");
         if (sel != NULL)
             (void)aicp_site_select(sel, s, only, limit, &err);
-        for (size_t i = 0; i < s->nres; i++)
+        for (size_t i = 0; i < s->nres; i++) {
             (void)aicp_site_find(s, s->res[i].id);
+            if (strcmp(s->res[i].mod->name, "pvc") != 0)
+                continue;
+            /* the cross-layer comparison, against a volume that drifted */
+            json_t *want = NULL, *f = json_array();
+            json_t *vol = json_pack("{s:s, s:s, s:{s:{s:s}}}", "size", "1TB", "state", "offline",
+                                    "nas", "export_policy", "name", "x");
+            if (aicp_site_cross_want(&want, s, i, "trident_pvc_1") == 0 && f != NULL)
+                (void)aicp_site_cross_compare(f, want, vol);
+            json_decref(want);
+            json_decref(vol);
+            json_decref(f);
+        }
         free(sel);
         json_decref(only);
         json_decref(limit);

@@ -177,3 +177,60 @@ kube_fake_down() {
     fi
     lab_cleanup
 }
+
+# ontap_fake_up [ARGS...]: starts the fake ONTAP REST server
+# (tests/fakes/ontap_server.py) with a throw-away CA and server certificate
+# and the user admin, whose password holds the canary. Sets ODIR, OPORT,
+# OHOST (127.0.0.1:PORT), OCA (the CA file) and OVARS (a vars file with
+# ontap_hostname, ontap_password, ontap_ca_file, for -e @$OVARS). Skips
+# (77) without python3 or openssl; stops with the test.
+ontap_fake_up() {
+    command -v python3 >/dev/null 2>&1 || skip "no python3 for the fake ONTAP server"
+    command -v openssl >/dev/null 2>&1 || skip "no openssl to make test certificates"
+    ODIR=$(mktemp -d /tmp/aicp-ontap-XXXXXX) || fail "mktemp"
+    trap 'ontap_fake_down' EXIT
+    trap 'exit 130' INT TERM HUP
+    (
+        cd "$ODIR" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+            -subj "/CN=aicp test ONTAP CA" >/dev/null 2>&1 &&
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+            -subj "/CN=localhost" >/dev/null 2>&1 &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.pem -days 2 -extfile san.ext >/dev/null 2>&1
+    ) || fail "could not make test certificates"
+    mkdir -m 700 "$ODIR/secret-inputs"
+    printf 'admin:pw-%s\n' "$CANARY" > "$ODIR/secret-inputs/users"
+    mkfifo "$ODIR/in"
+    python3 "$top_srcdir/tests/fakes/ontap_server.py" --cert "$ODIR/server.pem" \
+        --key "$ODIR/server.key" --users-file "$ODIR/secret-inputs/users" "$@" \
+        < "$ODIR/in" > "$ODIR/out" 2> "$ODIR/err" &
+    OPID=$!
+    exec 8> "$ODIR/in"
+    i=0
+    until grep -q '^PORT ' "$ODIR/out" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 100 ] && kill -0 "$OPID" 2>/dev/null || { cat "$ODIR/err" >&2; fail "the fake ONTAP server did not start"; }
+        sleep 0.1
+    done
+    OPORT=$(sed -n 's/^PORT //p' "$ODIR/out" | head -n 1)
+    OHOST="127.0.0.1:$OPORT"
+    OCA="$ODIR/ca.pem"
+    OVARS="$ODIR/secret-inputs/ontap-vars.yml"
+    printf 'ontap_hostname: "%s"\nontap_password: "pw-%s"\nontap_ca_file: "%s"\n' \
+        "$OHOST" "$CANARY" "$OCA" > "$OVARS"
+}
+
+ontap_fake_down() {
+    exec 8>&- 2>/dev/null
+    if [ -n "${OPID:-}" ]; then
+        kill "$OPID" 2>/dev/null
+        wait "$OPID" 2>/dev/null
+    fi
+    if [ -n "${ODIR:-}" ] && [ -d "$ODIR" ]; then
+        canary_scan "$(basename "$0" .sh)-ontap-$$" "$ODIR"
+        rm -rf "$ODIR"
+    fi
+    kube_fake_down
+}

@@ -30,12 +30,13 @@ done
 need_lab
 lab_up 1
 kube_fake_up --crds trident --controller
+ontap_fake_up
 printf 'localhost ansible_connection=local\n' > "$WORK/local.ini"
 for m in $modules; do
     page="$top_srcdir/docs/modules/$m.md"
     [ -f "$page" ] || continue
     awk '/^```yaml/{f=1; next} /^```/{if (f) exit; f=0} f' "$page" > "$WORK/example.tasks"
-    if "$AICP" modules "$m" | grep -q 'Kubernetes API'; then
+    if "$AICP" modules "$m" | grep -q 'Kubernetes API\|ONTAP REST API'; then
         hosts=localhost inv="$WORK/local.ini" facts=false
     else
         hosts=node01 inv="$LAB/inventory.ini" facts=true
@@ -46,7 +47,7 @@ for m in $modules; do
         echo "  tasks:"
         sed 's/^/    /' "$WORK/example.tasks"
     } > "$WORK/example.yml"
-    out=$("$AICP" run "$WORK/example.yml" -i "$inv" --kubeconfig "$KCFG" 2>&1)
+    out=$("$AICP" run "$WORK/example.yml" -i "$inv" --kubeconfig "$KCFG" -e "@$OVARS" 2>&1)
     rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then
         echo "FAIL $m: the example in docs/modules/$m.md exits $rc"; echo "$out" | tail -n 20; fail=1

@@ -12,6 +12,9 @@
 #   --only and --limit narrow a run; a bad site file is exit 65 with
 #   file:line:col; the ONTAP password (from a vaulted vars file) and the
 #   token never appear in any output or report.
+# The site's storage (ONTAP) sections and drift's cross-layer pass need the
+# fake ONTAP server too: every run here is `--only kubernetes`, and
+# test_site_ontap.sh runs the whole pod against both fakes.
 . "$top_srcdir/tests/integration/lib.sh"
 
 [ -x "$AICP" ] || skip "no aicp binary at $AICP"
@@ -23,7 +26,7 @@ T=$KDIR
 SEC=$KDIR/secret-inputs
 URL=$KURL
 PORT=$KPORT
-cp "$KCFG" "$T/kubeconfig"
+[ "$KCFG" = "$T/kubeconfig" ] || cp "$KCFG" "$T/kubeconfig"
 # The site must come from --kubeconfig, not the environment.
 unset KUBECONFIG
 
@@ -37,14 +40,15 @@ grep -q '^\$ANSIBLE_VAULT' "$SEC/secrets.yml" || fail "the vars file is not vaul
 V="-e @$SEC/secrets.yml --vault-password-file $SEC/vault-pass --kubeconfig $T/kubeconfig"
 
 n=0
-# site CMD WANT-RC [ARGS...]: runs aicp CMD on $SITE; output in $OUT.
+ONLY="--only kubernetes"
+# site CMD WANT-RC [ARGS...]: runs aicp CMD on $SITE ($ONLY); output in $OUT.
 site() {
     _cmd=$1 _want=$2
     shift 2
     n=$((n + 1))
     OUT=$T/out.$n
     # shellcheck disable=SC2086
-    "$AICP" "$_cmd" "$SITE" $V "$@" >"$OUT" 2>&1
+    "$AICP" "$_cmd" "$SITE" $V $ONLY "$@" >"$OUT" 2>&1
     _rc=$?
     [ "$_rc" = "$_want" ] || { cat "$OUT" >&2; fail "aicp $_cmd $* exited $_rc, not $_want"; }
 }
@@ -135,11 +139,14 @@ api GET "$SC/ontap-ai-flexvols-retain" | grep -q "\"$ANN\": *\"true\"" || fail "
 site drift 0
 
 # ---- --only / --limit -----------------------------------------------------
+ONLY=
 site plan 0 --only pvcs --limit 'pb-fg-all-*'
 expect "TASK [pvc default/pb-fg-all-iface1]"
 expect_not "tensorflow-results"
 expect_not "TASK [storage_class"
-site plan 64 --only volumes
+expect_not "TASK [ontap_"
+site plan 64 --only helm_releases
+ONLY="--only kubernetes"
 
 # ---- an immutable field --------------------------------------------------
 python3 -c '
@@ -170,9 +177,9 @@ printf 'site: bad\nstorage_classes:\n  - name: x\n    backend_typ: ontap-nas\n' 
 SITE=$T/bad.site.yml
 site plan 65
 expect "bad.site.yml:4:18: unknown key 'backend_typ'"
-printf 'site: bad\nvolumes: []\n' >"$T/bad.site.yml"
+printf 'site: bad\nhelm_releases: []\n' >"$T/bad.site.yml"
 site apply 65
-expect "bad.site.yml:2:10: 'volumes' is not supported yet"
+expect "bad.site.yml:2:16: 'helm_releases' is not supported yet"
 
 # ---- the secrets never showed -----------------------------------------------
 for f in "$T"/out.* "$T/apply.json" "$T"/report/*; do

@@ -1,8 +1,10 @@
 /* Site files without a cluster: parsing, the mapping of entries to module
- * calls, validation errors with file:line:col, unknown keys and sections
- * not supported yet, the dependency graph (order, cycles) and --only /
- * --limit. The modules are stand-ins with the argument tables of the
- * Kubernetes modules, so nothing here needs a server. */
+ * calls (Kubernetes and ONTAP, with the ONTAP cluster's connection
+ * arguments), validation errors with file:line:col, unknown keys and
+ * sections not supported yet, the dependency graph (order, cycles, the
+ * ONTAP -> Kubernetes edges), --only / --limit, and the comparison behind
+ * drift's cross-layer pass. The modules are stand-ins with the argument
+ * tables of the real ones, so nothing here needs a server. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -91,7 +93,79 @@ static const struct aicp_arg_spec job_args[] = {
     {.name = "volumes", .type = AICP_ARG_LIST},
     {0}};
 
+#define OCONN                                                                                      \
+    {.name = "hostname", .type = AICP_ARG_STR, .required = 1},                                     \
+        {.name = "username", .type = AICP_ARG_STR, .aliases = "user"},                             \
+        {.name = "password", .type = AICP_ARG_STR, .secret = 1, .credential = 1, .aliases = "pass"},  \
+        {.name = "ca_file", .type = AICP_ARG_PATH, .local = 1},                                    \
+        {.name = "validate_certs", .type = AICP_ARG_BOOL, .def = "yes"},                           \
+    {                                                                                              \
+        .name = "https", .type = AICP_ARG_BOOL, .def = "yes"                                       \
+    }
+
+static const struct aicp_arg_spec ep_args[] = {
+    OCONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "vserver", .type = AICP_ARG_STR, .required = 1, .aliases = "svm"},
+    {.name = "rules", .type = AICP_ARG_LIST},
+    {0}};
+static const struct aicp_arg_spec vol_args[] = {
+    OCONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "vserver", .type = AICP_ARG_STR, .required = 1, .aliases = "svm"},
+    {.name = "style", .type = AICP_ARG_STR, .choices = "flexvol|flexgroup"},
+    {.name = "aggr_list", .type = AICP_ARG_LIST},
+    {.name = "aggr_list_multiplier", .type = AICP_ARG_INT},
+    {.name = "size", .type = AICP_ARG_STR},
+    {.name = "volume_security_style", .type = AICP_ARG_STR},
+    {.name = "unix_permissions", .type = AICP_ARG_STR},
+    {.name = "comment", .type = AICP_ARG_STR},
+    {.name = "is_online", .type = AICP_ARG_BOOL, .def = "yes"},
+    {.name = "export_policy", .type = AICP_ARG_STR, .aliases = "policy"},
+    {.name = "snapshot_policy", .type = AICP_ARG_STR},
+    {.name = "junction_path", .type = AICP_ARG_STR},
+    {0}};
+static const struct aicp_arg_spec snap_args[] = {
+    OCONN,
+    {.name = "snapshot", .type = AICP_ARG_STR, .required = 1, .aliases = "name"},
+    {.name = "volume", .type = AICP_ARG_STR, .required = 1},
+    {.name = "vserver", .type = AICP_ARG_STR, .required = 1, .aliases = "svm"},
+    {.name = "comment", .type = AICP_ARG_STR},
+    {.name = "snapmirror_label", .type = AICP_ARG_STR},
+    {0}};
+static const struct aicp_arg_spec clone_args[] = {
+    OCONN,
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "vserver", .type = AICP_ARG_STR, .required = 1, .aliases = "svm"},
+    {.name = "parent_volume", .type = AICP_ARG_STR},
+    {.name = "parent_snapshot", .type = AICP_ARG_STR},
+    {.name = "parent_vserver", .type = AICP_ARG_STR},
+    {.name = "junction_path", .type = AICP_ARG_STR},
+    {0}};
+static const struct aicp_arg_spec sm_args[] = {
+    OCONN,
+    {.name = "source_endpoint", .type = AICP_ARG_DICT},
+    {.name = "destination_endpoint", .type = AICP_ARG_DICT},
+    {.name = "source_path", .type = AICP_ARG_STR},
+    {.name = "destination_path", .type = AICP_ARG_STR},
+    {.name = "source_vserver", .type = AICP_ARG_STR},
+    {.name = "source_volume", .type = AICP_ARG_STR},
+    {.name = "destination_vserver", .type = AICP_ARG_STR},
+    {.name = "destination_volume", .type = AICP_ARG_STR},
+    {.name = "policy", .type = AICP_ARG_STR},
+    {.name = "create_destination", .type = AICP_ARG_DICT},
+    {.name = "state",
+     .type = AICP_ARG_STR,
+     .def = "present",
+     .choices = "present|absent|snapmirrored|paused|broken_off"},
+    {0}};
+
 static const struct aicp_module mods[] = {
+    {.name = "ontap_export_policy", .args = ep_args, .flags = AICP_MOD_NEEDS_ONTAP},
+    {.name = "ontap_volume", .args = vol_args, .flags = AICP_MOD_NEEDS_ONTAP},
+    {.name = "ontap_snapshot", .args = snap_args, .flags = AICP_MOD_NEEDS_ONTAP},
+    {.name = "ontap_clone", .args = clone_args, .flags = AICP_MOD_NEEDS_ONTAP},
+    {.name = "ontap_snapmirror", .args = sm_args, .flags = AICP_MOD_NEEDS_ONTAP},
     {.name = "namespace", .args = ns_args, .flags = AICP_MOD_NEEDS_KUBE},
     {.name = "secret", .args = secret_args, .flags = AICP_MOD_NEEDS_KUBE},
     {.name = "trident_backend", .args = backend_args, .flags = AICP_MOD_NEEDS_KUBE},
@@ -309,8 +383,26 @@ static void t_errors(void **state)
     static const struct bad cases[] = {
         {"site: x\nfrobnicate: yes please\n", AICP_EINVAL,
          "site.yml:2:13: unknown key 'frobnicate' at the top"},
-        {"site: x\nvolumes:\n  - {name: v}\n", AICP_EINVAL,
-         "site.yml:3:3: 'volumes' is not supported yet"},
+        {"site: x\nvalidation:\n  - {benchmark: resnet50}\n", AICP_EINVAL,
+         "site.yml:3:3: 'validation' is not supported yet"},
+        {"volumes:\n  - {name: v, vserver: s}\n", AICP_EINVAL,
+         "site.yml:2:5: missing required arguments: hostname"},
+        {"ontap:\n  a: {management_lif: 1.1.1.1}\n  b: {management_lif: 2.2.2.2}\n"
+         "volumes:\n  - {name: v, vserver: s}\n",
+         AICP_EINVAL, "site.yml:5:5: name the ONTAP cluster with ontap:"},
+        {"ontap:\n  a: {management_lif: 1.1.1.1}\nvolumes:\n  - {name: v, vserver: s, ontap: b}\n",
+         AICP_EINVAL, "site.yml:4:34: no ONTAP cluster 'b' in the ontap section (it names: a)"},
+        {"ontap:\n  a: {management_lif: 1.1.1.1}\nvolumes:\n  - {name: v, vserver: s, sise: 1Ti}\n",
+         AICP_EINVAL, "site.yml:4:33: unknown key 'sise' in a volumes entry"},
+        {"ontap:\n  a: {management_lif: 1.1.1.1}\nsnapshots:\n  - {volume: v, vserver: s}\n",
+         AICP_EINVAL, "site.yml:4:5: "},
+        {"ontap:\n  a: {management_lif: 1.1.1.1}\nsnapmirror:\n  - {source_path: \"s:v\"}\n",
+         AICP_EINVAL, "site.yml:4:5: snapmirror entry has no name"},
+        {"ontap:\n  a: {management_lif: 1.1.1.1}\nvolumes:\n  - {name: v, vserver: s}\n"
+         "  - {name: v, svm: s}\n",
+         AICP_EINVAL, "ontap_volume/s/v is declared twice"},
+        {"ontap:\n  a: {management_lif: 1.1.1.1, ca_file: [x]}\n", AICP_EINVAL,
+         "site.yml:2:41: ontap.a.ca_file must be a file name"},
         {"helm_releases: []\n", AICP_EINVAL, "site.yml:1:16: 'helm_releases' is not supported yet"},
         {"inventory: hosts.yml\n", AICP_EINVAL, "site.yml:1:12: 'inventory' is not supported yet"},
         {"kubernetes: {version: \"1.18.9\"}\n", AICP_EINVAL,
@@ -406,11 +498,264 @@ static void t_select(void **state)
     for (size_t i = 0; i < s->nres; i++)
         assert_int_equal(sel[i], strcmp(s->res[i].id, "pvc/jobs/results") == 0);
     json_decref(only);
-    only = aicp_site_split_list(NULL, "volumes");
+    only = aicp_site_split_list(NULL, "helm_releases");
     assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), AICP_EUSAGE);
-    assert_non_null(strstr(err.msg, "--only 'volumes'"));
+    assert_non_null(strstr(err.msg, "--only 'helm_releases'"));
+    json_decref(only);
+    /* kubernetes: every section but ONTAP's; cross_layer selects none */
+    only = aicp_site_split_list(NULL, "kubernetes");
+    assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
+    for (size_t i = 0; i < s->nres; i++)
+        assert_int_equal(sel[i], 1);
+    assert_false(aicp_site_only_cross(only));
+    json_decref(only);
+    only = aicp_site_split_list(NULL, "cross-layer");
+    assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
+    for (size_t i = 0; i < s->nres; i++)
+        assert_int_equal(sel[i], 0);
+    assert_true(aicp_site_only_cross(only));
+    assert_true(aicp_site_only_cross(NULL));
     json_decref(only);
     json_decref(limit);
+    aicp_site_free(s);
+}
+
+static const char *STORAGE =
+    "site: st\n"
+    "ontap:\n"
+    "  c1: {management_lif: 10.0.0.1, username: admin, password: \"{{ vault_ontap_password }}\",\n"
+    "       ca_file: certs/ca.pem, validate_certs: true, https: yes}\n"
+    "trident:\n"
+    "  backends:\n"
+    "    - {name: fg, driver: ontap-nas-flexgroup, ontap: c1, svm: nfs}\n"
+    "    - {name: dr, driver: ontap-nas, ontap: c1, svm: svm_dr}\n"
+    "export_policies:\n"
+    "  - {name: ai, vserver: nfs, rules: [{clients: [10.1.0.0/16]}]}\n"
+    "volumes:\n"
+    "  - {name: data, svm: nfs, style: flexgroup, size: 10TB, policy: ai,\n"
+    "     snapshot_policy: none}\n"
+    "  - {name: other, vserver: nfs, export_policy: default}\n"
+    "snapshots:\n"
+    "  - {snapshot: base, volume: data, vserver: nfs}\n"
+    "  - {name: base, volume: other, vserver: nfs}\n"
+    "clones:\n"
+    "  - {name: ws, vserver: nfs, parent_volume: data, parent_snapshot: base}\n"
+    "snapmirror:\n"
+    "  - {source_path: \"nfs:data\", destination_path: \"svm_dr:data_dr\",\n"
+    "     create_destination: {enabled: true}, state: broken_off}\n"
+    "  - {source_endpoint: {path: \"nfs:other\"}, destination_vserver: svm_dr,\n"
+    "     destination_volume: other_dr, state: snapmirrored}\n"
+    "storage_classes:\n"
+    "  - {name: fg-sc, backend_type: ontap-nas-flexgroup}\n"
+    "  - {name: dr-sc, backend_type: ontap-nas}\n"
+    "pvcs:\n"
+    "  - {name: data, size: 10Ti, storage_class: fg-sc,\n"
+    "     import: {volume: data, backend: fg, no_rename: true}}\n"
+    "  - {name: ws, size: 10Ti, storage_class: fg-sc, import: {volume: ws, backend: fg}}\n"
+    "  - {name: dr, size: 10Ti, storage_class: dr-sc, import: {volume: data_dr, backend: dr}}\n"
+    "  - {name: dr2, size: 1Ti, storage_class: dr-sc, import: {volume: other_dr, backend: dr}}\n"
+    "  - {name: fresh, size: 1Ti, storage_class: dr-sc}\n";
+
+static const json_t *arg(const struct aicp_site *s, const char *id, const char *k)
+{
+    long i = aicp_site_find(s, id);
+    if (i < 0)
+        fail_msg("no %s", id);
+    return json_object_get(s->res[i].args, k);
+}
+
+/* ONTAP entries become module calls with their cluster's connection. */
+static void t_ontap(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    struct aicp_site_load_opts o = {.find_module = find, .secrets = secrets};
+    json_t *ev = json_pack("{s:s}", "vault_ontap_password", "ontap-pw-42");
+    o.extra_vars = ev;
+    memset(&err, 0, sizeof(err));
+    int rc = aicp_site_load_string(&s, STORAGE, strlen(STORAGE), "dir/site.yml", &o, &err);
+    json_decref(ev);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(s->nres, 17);
+    long v = aicp_site_find(s, "ontap_volume/nfs/data");
+    assert_true(v >= 0);
+    assert_string_equal(s->res[v].label, "ontap_volume nfs/data");
+    assert_string_equal(s->res[v].name, "data");
+    assert_null(s->res[v].ns);
+    assert_string_equal(s->res[v].ontap, "c1");
+    /* The only cluster's connection: management_lif is hostname, the CA
+     * file is relative to the site file. */
+    assert_string_equal(json_string_value(arg(s, "volumes/data", "hostname")), "10.0.0.1");
+    assert_string_equal(json_string_value(arg(s, "volumes/data", "username")), "admin");
+    assert_string_equal(json_string_value(arg(s, "volumes/data", "password")), "ontap-pw-42");
+    assert_string_equal(json_string_value(arg(s, "volumes/data", "ca_file")), "dir/certs/ca.pem");
+    assert_true(json_is_true(arg(s, "volumes/data", "validate_certs")));
+    assert_null(arg(s, "volumes/data", "ontap"));
+    /* The password is masked everywhere, but the volume's diffs are not
+     * hidden: the password only reaches the cluster. */
+    assert_true(aicp_secrets_found(secrets, "ontap-pw-42", 11));
+    assert_false(s->res[v].secret);
+    /* Snapshots are named by volume, SnapMirror by destination. */
+    assert_true(aicp_site_find(s, "ontap_snapshot/nfs/data/base") >= 0);
+    assert_true(aicp_site_find(s, "ontap_snapshot/nfs/other/base") >= 0);
+    assert_true(aicp_site_find(s, "ontap_snapshot/base") < 0); /* two of them */
+    long m = aicp_site_find(s, "ontap_snapmirror/svm_dr:data_dr");
+    assert_true(m >= 0);
+    assert_string_equal(s->res[m].label, "ontap_snapmirror nfs:data -> svm_dr:data_dr");
+    assert_string_equal(s->res[aicp_site_find(s, "snapmirror/svm_dr:other_dr")].label,
+                        "ontap_snapmirror nfs:other -> svm_dr:other_dr");
+    /* The cluster's settings travel with the site, for the cross-layer pass. */
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(s->ontap, "c1"), "ca_file")),
+        "dir/certs/ca.pem");
+    long b = aicp_site_find(s, "trident_backend/fg");
+    assert_string_equal(s->res[b].ontap, "c1");
+    /* --only ontap, volumes */
+    unsigned char sel[32];
+    json_t *only = aicp_site_split_list(NULL, "ontap");
+    assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
+    for (size_t i = 0; i < s->nres; i++)
+        assert_int_equal(sel[i], strncmp(s->res[i].mod->name, "ontap_", 6) == 0);
+    json_decref(only);
+    only = aicp_site_split_list(NULL, "volumes,clone");
+    assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
+    for (size_t i = 0; i < s->nres; i++)
+        assert_int_equal(sel[i], strcmp(s->res[i].mod->name, "ontap_volume") == 0 ||
+                                     strcmp(s->res[i].mod->name, "ontap_clone") == 0);
+    json_decref(only);
+    aicp_site_free(s);
+}
+
+static void t_ontap_graph(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    assert_int_equal(load(&s, STORAGE, &err), 0);
+    /* export policy -> the volumes using it (alias policy too) */
+    assert_true(depends(s, "ontap_volume/nfs/data", "ontap_export_policy/nfs/ai"));
+    assert_false(depends(s, "ontap_volume/nfs/other", "ontap_export_policy/nfs/ai"));
+    /* volume -> its snapshots, clones, relationships */
+    assert_true(depends(s, "ontap_snapshot/nfs/data/base", "ontap_volume/nfs/data"));
+    assert_false(depends(s, "ontap_snapshot/nfs/data/base", "ontap_volume/nfs/other"));
+    assert_true(depends(s, "ontap_snapshot/nfs/other/base", "ontap_volume/nfs/other"));
+    assert_true(depends(s, "ontap_clone/nfs/ws", "ontap_volume/nfs/data"));
+    assert_true(depends(s, "ontap_clone/nfs/ws", "ontap_snapshot/nfs/data/base"));
+    assert_false(depends(s, "ontap_clone/nfs/ws", "ontap_snapshot/nfs/other/base"));
+    assert_true(depends(s, "ontap_snapmirror/svm_dr:data_dr", "ontap_volume/nfs/data"));
+    assert_true(depends(s, "ontap_snapmirror/svm_dr:other_dr", "ontap_volume/nfs/other"));
+    /* ONTAP volume (or clone) -> the PVC that imports it */
+    assert_true(depends(s, "pvc/data", "ontap_volume/nfs/data"));
+    assert_true(depends(s, "pvc/ws", "ontap_clone/nfs/ws"));
+    assert_false(depends(s, "pvc/ws", "ontap_volume/nfs/data"));
+    /* a broken-off mirror -> the import of its destination; one that
+     * mirrors does not make its destination importable, so no edge */
+    assert_true(depends(s, "pvc/dr", "ontap_snapmirror/svm_dr:data_dr"));
+    assert_false(depends(s, "pvc/dr2", "ontap_snapmirror/svm_dr:other_dr"));
+    assert_false(depends(s, "pvc/fresh", "ontap_snapmirror/svm_dr:data_dr"));
+    /* the order follows */
+    assert_true(pos(s, "ontap_export_policy/nfs/ai") < pos(s, "ontap_volume/nfs/data"));
+    assert_true(pos(s, "ontap_snapshot/nfs/data/base") < pos(s, "ontap_clone/nfs/ws"));
+    assert_true(pos(s, "ontap_clone/nfs/ws") < pos(s, "pvc/ws"));
+    assert_true(pos(s, "ontap_snapmirror/svm_dr:data_dr") < pos(s, "pvc/dr"));
+    aicp_site_free(s);
+    /* The same volume name on another SVM is another volume. */
+    assert_int_equal(load(&s,
+                          "ontap:\n  c: {management_lif: h}\n"
+                          "trident:\n  backends:\n"
+                          "    - {name: b, driver: ontap-nas, ontap: c, svm: two}\n"
+                          "volumes:\n  - {name: v, vserver: one}\n  - {name: v, vserver: two}\n"
+                          "pvcs:\n  - {name: p, import: {volume: v, backend: b}}\n",
+                          &err),
+                     0);
+    assert_true(depends(s, "pvc/p", "ontap_volume/two/v"));
+    assert_false(depends(s, "pvc/p", "ontap_volume/one/v"));
+    aicp_site_free(s);
+    /* A cycle through both layers is still found. */
+    assert_int_equal(load(&s,
+                          "ontap:\n  c: {management_lif: h}\n"
+                          "pvcs:\n  - {name: p, import: {volume: v}}\n"
+                          "volumes:\n  - {name: v, vserver: one, depends_on: pvc/p}\n",
+                          &err),
+                     AICP_EINVAL);
+    assert_non_null(strstr(err.msg, "dependency cycle"));
+}
+
+/* What drift's cross-layer pass compares. */
+static void t_cross(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    json_t *w = NULL;
+    assert_int_equal(load(&s, STORAGE, &err), 0);
+    /* An import with no_rename: the volume is import.volume; the site
+     * declares it, so its export and snapshot policies are wanted. */
+    long p = aicp_site_find(s, "pvc/data");
+    assert_int_equal(aicp_site_cross_want(&w, s, (size_t)p, "trident_pvc_123"), 0);
+    assert_string_equal(json_string_value(json_object_get(w, "volume")), "data");
+    assert_string_equal(json_string_value(json_object_get(w, "svm")), "nfs");
+    assert_string_equal(json_string_value(json_object_get(w, "cluster")), "c1");
+    assert_string_equal(json_string_value(json_object_get(w, "backend")), "fg");
+    assert_int_equal(json_integer_value(json_object_get(w, "size")), 10995116277760LL);
+    assert_string_equal(json_string_value(json_object_get(w, "export_policy")), "ai");
+    assert_string_equal(json_string_value(json_object_get(w, "snapshot_policy")), "none");
+
+    json_t *vol = json_pack("{s:s, s:I, s:s, s:{s:{s:s}}, s:{s:s}}", "name", "data", "size",
+                            (json_int_t)10995116277760LL, "state", "online", "nas", "export_policy",
+                            "name", "ai", "snapshot_policy", "name", "none");
+    json_t *f = json_array();
+    assert_int_equal(aicp_site_cross_compare(f, w, vol), 0);
+    /* resized, re-exported, offline, another snapshot policy */
+    json_object_set_new(vol, "size", json_integer(12094627905536LL));
+    json_object_set_new(vol, "state", json_string("offline"));
+    json_object_set_new(vol, "nas", json_pack("{s:{s:s}}", "export_policy", "name", "default"));
+    json_object_set_new(vol, "snapshot_policy", json_pack("{s:s}", "name", "default"));
+    assert_int_equal(aicp_site_cross_compare(f, w, vol), 4);
+    const char *whats[] = {"offline", "resized", "re-exported", "snapshot-policy"};
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(f, i), "what")),
+                            whats[i]);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(f, 1), "want")),
+                     10995116277760LL);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(f, 1), "have")),
+                     12094627905536LL);
+    /* deleted */
+    json_array_clear(f);
+    assert_int_equal(aicp_site_cross_compare(f, w, NULL), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(f, 0), "what")),
+                        "deleted");
+    /* fields ONTAP did not return are no drift; sizes as strings too */
+    json_array_clear(f);
+    json_t *bare = json_pack("{s:s, s:s}", "name", "data", "size", "10TB");
+    assert_int_equal(aicp_site_cross_compare(f, w, bare), 0);
+    json_decref(bare);
+    json_decref(vol);
+    json_decref(f);
+    json_decref(w);
+    /* Renamed by the import: only the PV's internalName names it. */
+    p = aicp_site_find(s, "pvc/ws");
+    assert_int_equal(aicp_site_cross_want(&w, s, (size_t)p, "trident_pvc_9"), 0);
+    assert_string_equal(json_string_value(json_object_get(w, "volume")), "trident_pvc_9");
+    assert_null(json_object_get(w, "snapshot_policy")); /* the site does not declare it */
+    json_decref(w);
+    assert_int_equal(aicp_site_cross_want(&w, s, (size_t)p, NULL), 0);
+    assert_string_equal(json_string_value(json_object_get(w, "volume")), "ws");
+    json_decref(w);
+    /* A new volume: Trident's name from the PV, the backend through the class. */
+    p = aicp_site_find(s, "pvc/fresh");
+    assert_int_equal(aicp_site_cross_want(&w, s, (size_t)p, "trident_pvc_77"), 0);
+    assert_string_equal(json_string_value(json_object_get(w, "volume")), "trident_pvc_77");
+    assert_string_equal(json_string_value(json_object_get(w, "backend")), "dr");
+    assert_string_equal(json_string_value(json_object_get(w, "svm")), "svm_dr");
+    assert_int_equal(json_integer_value(json_object_get(w, "size")), 1099511627776LL);
+    json_decref(w);
+    /* ... and without it, nothing to check. */
+    assert_int_equal(aicp_site_cross_want(&w, s, (size_t)p, NULL), 0);
+    assert_non_null(strstr(json_string_value(json_object_get(w, "skip")), "internalName"));
+    json_decref(w);
     aicp_site_free(s);
 }
 
@@ -439,6 +784,11 @@ static void t_tr4798(void **state)
         "pvc/default/pb-fg-all-iface2",
         "pvc/default/tensorflow-results",
         "namespace/trident",
+        "ontap_export_policy/ontapai_nfs/ontap-ai",
+        "ontap_volume/ontapai_nfs/pb_fg_all",
+        "ontap_snapshot/ontapai_nfs/pb_fg_all/baseline",
+        "ontap_clone/ontapai_nfs/pb_fg_all_workspace",
+        "ontap_snapmirror/svm_dr:pb_fg_all_dr",
     };
     assert_int_equal(s->nres, sizeof(ids) / sizeof(ids[0]));
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
@@ -452,15 +802,39 @@ static void t_tr4798(void **state)
     assert_true(depends(s, "pvc/tensorflow-results", "storage_class/ontap-ai-flexvols-retain"));
     long fv = aicp_site_find(s, "storage_class/ontap-ai-flexvols-retain");
     assert_true(json_is_true(json_object_get(s->res[fv].args, "default")));
+    /* the storage before the imports */
+    assert_true(depends(s, "pvc/pb-fg-all-iface1", "ontap_volume/pb_fg_all"));
+    assert_true(depends(s, "pvc/pb-fg-all-iface2", "ontap_volume/pb_fg_all"));
+    assert_false(depends(s, "pvc/tensorflow-results", "ontap_volume/pb_fg_all"));
+    assert_true(depends(s, "ontap_volume/pb_fg_all", "ontap_export_policy/ontap-ai"));
+    assert_true(depends(s, "ontap_clone/pb_fg_all_workspace", "ontap_snapshot/baseline"));
+    assert_true(depends(s, "ontap_snapmirror/svm_dr:pb_fg_all_dr", "ontap_volume/pb_fg_all"));
+    /* the management LIF and CA are overridable; the default CA is the
+     * system store */
+    assert_string_equal(json_string_value(arg(s, "volumes/pb_fg_all", "hostname")),
+                        "10.61.218.100");
+    assert_null(arg(s, "volumes/pb_fg_all", "ca_file"));
+    aicp_site_free(s);
+    ev = json_pack("{s:s, s:s, s:s}", "vault_ontap_password", "pod-pw-123", "ontap_management_lif",
+                   "127.0.0.1:4443", "ontap_ca_file", "/tmp/ca.pem");
+    o.extra_vars = ev;
+    assert_int_equal(aicp_site_load(&s, AICP_SRCDIR "/inventory/ontap-ai-pod.site.yml", &o, &err),
+                     0);
+    json_decref(ev);
+    assert_string_equal(json_string_value(arg(s, "snapmirror/svm_dr:pb_fg_all_dr", "hostname")),
+                        "127.0.0.1:4443");
+    assert_string_equal(json_string_value(arg(s, "clones/pb_fg_all_workspace", "ca_file")),
+                        "/tmp/ca.pem");
     aicp_site_free(s);
 }
 
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(t_pod),    cmocka_unit_test(t_graph),  cmocka_unit_test(t_secret_dep),
-        cmocka_unit_test(t_cycle),  cmocka_unit_test(t_errors), cmocka_unit_test(t_vars),
-        cmocka_unit_test(t_select), cmocka_unit_test(t_tr4798),
+        cmocka_unit_test(t_pod),         cmocka_unit_test(t_graph),  cmocka_unit_test(t_secret_dep),
+        cmocka_unit_test(t_cycle),       cmocka_unit_test(t_errors), cmocka_unit_test(t_vars),
+        cmocka_unit_test(t_select),      cmocka_unit_test(t_tr4798), cmocka_unit_test(t_ontap),
+        cmocka_unit_test(t_ontap_graph), cmocka_unit_test(t_cross),
     };
     if (aicp_secrets_new(&secrets) != 0)
         return 1;
