@@ -2,8 +2,9 @@
 # The main job on the built-in lab: installs the build dependencies, builds
 # aicp, starts a lab of SSH hosts on loopback and converges them with the
 # node-preparation playbook, twice: the second run changes nothing. Then
-# the TR-4798 pod's site file is applied to the fake Kubernetes API server
-# the tests use (no cluster runs here): apply, apply again, drift.
+# the TR-4798 pod's site file is applied to the fake Kubernetes API and
+# ONTAP REST servers the tests use (no cluster or ONTAP runs here): apply,
+# apply again, drift.
 # Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +26,12 @@ set -e
 echo "exit statuses: first run $first (2 = changed), second run $second (0 = nothing changed)"
 echo "the lab keeps running; stop it with: ./aicp lab down"
 
-# The site, on the fake API server (TLS with a throwaway CA, a token).
+# The site, on the fake Kubernetes API and ONTAP REST servers (TLS with a
+# throwaway CA; a random token and password).
 k=$(mktemp -d /tmp/aicp-demo-k8s-XXXXXX)
-trap 'exec 9>&-; kill "$fake" 2>/dev/null; rm -rf "$k"' EXIT
-. scripts/kube-fake.sh "$k"
-fake=$KUBE_FAKE_PID
-site=(inventory/ontap-ai-pod.site.yml --kubeconfig "$KUBE_FAKE_CONFIG" -e vault_ontap_password=demo-only)
+trap 'exec 8>&- 9>&-; kill "$KUBE_FAKE_PID" "$ONTAP_FAKE_PID" 2>/dev/null; rm -rf "$k"' EXIT
+. scripts/fakes.sh "$k"
+site=(inventory/ontap-ai-pod.site.yml "${FAKE_ARGS[@]}")
 set +e
 echo "== the TR-4798 site: apply"
 ./aicp apply "${site[@]}"
