@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "kubeutil.h"
+#include "template.h"
 #include "module.h"
 #include "util.h"
 #include "yaml.h"
@@ -29,6 +30,12 @@ static const struct aicp_arg_spec k8s_args[] = {
      .local = 1,
      .help = "A YAML file on the jump host with the object(s) (several documents allowed); "
              "relative to the playbook's directory."},
+    {.name = "template",
+     .type = AICP_ARG_PATH,
+     .local = 1,
+     .help = "A Jinja2 template on the jump host, rendered with the task's variables, that "
+             "yields the object(s) as YAML (several documents allowed); relative to the "
+             "playbook's directory."},
     {.name = "state",
      .type = AICP_ARG_STR,
      .def = "present",
@@ -198,8 +205,9 @@ static int load_manifests(struct aicp_ctx *ctx, const struct aicp_args *args, js
 {
     const json_t *def = aicp_args_get(args, "definition");
     const char *src = aicp_args_str(args, "src");
+    const char *tpl = aicp_args_str(args, "template");
     json_t *list = json_array();
-    char *text = NULL;
+    char *text = NULL, *rendered = NULL;
     size_t len = 0;
     char path[4096];
     int rc;
@@ -209,11 +217,26 @@ static int load_manifests(struct aicp_ctx *ctx, const struct aicp_args *args, js
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
     if (def != NULL && json_is_null(def))
         def = NULL;
-    if ((def != NULL) == (src != NULL)) {
-        rc = aicp_err_set(err, AICP_EINVAL, "k8s: give exactly one of definition and src");
+    if ((def != NULL) + (src != NULL) + (tpl != NULL) != 1) {
+        rc = aicp_err_set(err, AICP_EINVAL,
+                          "k8s: give exactly one of definition, src and template");
         goto out;
     }
-    if (src != NULL) {
+    if (tpl != NULL) {
+        src = tpl;
+        if (local_path(path, sizeof(path), tpl, ctx->search_dir) != 0) {
+            rc = aicp_err_set(err, AICP_EINVAL, "template: path too long: %s", tpl);
+            goto out;
+        }
+        if ((rc = aicp_read_file(&text, &len, path, err)) != 0)
+            goto out;
+        if ((rc = aicp_tmpl_render_text(&rendered, text, ctx->vars, err)) != 0) {
+            aicp_err_prefix(err, "%s", path);
+            goto out;
+        }
+        if ((rc = parse_docs(list, rendered, strlen(rendered), path, err)) != 0)
+            goto out;
+    } else if (src != NULL) {
         if (local_path(path, sizeof(path), src, ctx->search_dir) != 0) {
             rc = aicp_err_set(err, AICP_EINVAL, "src: path too long: %s", src);
             goto out;
@@ -239,6 +262,7 @@ static int load_manifests(struct aicp_ctx *ctx, const struct aicp_args *args, js
     rc = 0;
 out:
     free(text);
+    aicp_free_secret(rendered);
     json_decref(list);
     return rc;
 }

@@ -188,6 +188,35 @@ kube_step "k8s src delete again" 0 <<'EOF'
 - k8s: {src: c-multi.yml, state: absent}
 EOF
 
+# template: a Jinja2 file rendered with the task's variables.
+cat >"$KT/c-tpl.yml.j2" <<'EOF'
+{% for n in names %}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: "c-tpl-{{ n }}", namespace: default}
+data: {size: "{{ size }}"}
+{% endfor %}
+EOF
+kube_step "k8s template create" 2 <<'EOF'
+- k8s: {template: c-tpl.yml.j2}
+  vars: {names: [a, b], size: "10Ti"}
+EOF
+[ "$(kube_field /api/v1/namespaces/default/configmaps/c-tpl-b data.size)" = 10Ti ] ||
+    fail "k8s template: c-tpl-b not rendered"
+kube_step "k8s template again" 0 <<'EOF'
+- k8s: {template: c-tpl.yml.j2}
+  vars: {names: [a, b], size: "10Ti"}
+EOF
+kube_step "k8s template different" 2 <<'EOF'
+- k8s: {template: c-tpl.yml.j2}
+  vars: {names: [a, b], size: "20Ti"}
+EOF
+kube_step "k8s template delete" 2 <<'EOF'
+- k8s: {template: c-tpl.yml.j2, state: absent}
+  vars: {names: [a, b], size: "20Ti"}
+EOF
+
 # Immutable fields of known kinds, and waiting for a condition.
 ksc() { # BACKEND [extra]
     cat <<EOF
