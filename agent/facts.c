@@ -28,9 +28,12 @@ static const char gather_script[] =
     "/proc/meminfo 2>/dev/null\n"
     "awk -F: '/^core id/{c[$2]=1} END{n=0; for (k in c) n++; print \"cores=\" n}' "
     "/proc/cpuinfo 2>/dev/null\n"
-    "if command -v nvidia-smi >/dev/null 2>&1; then\n"
-    "  nvidia-smi --query-gpu=index,name,driver_version,memory.total,mig.mode.current,"
-    "persistence_mode --format=csv,noheader,nounits 2>/dev/null | sed 's/^/gpu=/'\n"
+    /* Without a loaded driver nvidia-smi prints its complaint on stdout
+     * and exits non-zero: only a successful answer lists GPUs. */
+    "if command -v nvidia-smi >/dev/null 2>&1 && g=$(nvidia-smi --query-gpu=index,name,"
+    "driver_version,memory.total,mig.mode.current,persistence_mode "
+    "--format=csv,noheader,nounits 2>/dev/null); then\n"
+    "  printf '%s\\n' \"$g\" | sed 's/^/gpu=/'\n"
     "fi\n";
 
 static char *trim(char *s)

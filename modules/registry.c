@@ -39,6 +39,7 @@ extern const struct aicp_module aicp_mod_ontap_clone;
 extern const struct aicp_module aicp_mod_ontap_snapmirror;
 extern const struct aicp_module aicp_mod_ontap_export_policy;
 extern const struct aicp_module aicp_mod_ontap_info;
+extern const struct aicp_module aicp_mod_helm_release;
 
 static const struct aicp_module *const modules[] = {
     &aicp_mod_command,
@@ -74,6 +75,7 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_ontap_snapmirror,
     &aicp_mod_ontap_export_policy,
     &aicp_mod_ontap_info,
+    &aicp_mod_helm_release,
 };
 
 const struct aicp_module *aicp_module_find(const char *name)

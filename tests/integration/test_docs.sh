@@ -32,6 +32,9 @@ lab_up 1
 kube_fake_up --crds trident --controller
 ontap_fake_up
 printf 'localhost ansible_connection=local\n' > "$WORK/local.ini"
+# helm_release's example runs the helm stand-in on the jump host.
+PATH="$top_srcdir/tests/lab/helm:$PATH" AICP_HELM_STATE="$WORK/helm-state"
+export PATH AICP_HELM_STATE
 for m in $modules; do
     page="$top_srcdir/docs/modules/$m.md"
     [ -f "$page" ] || continue
