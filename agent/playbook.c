@@ -197,7 +197,7 @@ static int get_conds(struct loader *L, const json_t *v, const char *key, const s
 static int get_tags(struct loader *L, const json_t *v, const struct aicp_loc *loc, json_t *out)
 {
     json_array_clear(out);
-    if (json_is_null(v))
+    if (v == NULL || json_is_null(v)) /* absent or `tags:` with no value */
         return 0;
     if (json_is_array(v)) {
         size_t i;

@@ -354,9 +354,22 @@ static void test_missing_file(void **state)
     aicp_playbook_free(NULL);
 }
 
+/* An import_playbook without tags (the common case) loads its plays
+ * untagged; it once crashed looking at the absent tags. */
+static void test_import_without_tags(void **state)
+{
+    (void)state;
+    struct aicp_playbook *pb = load_ok(DATA "valid/import_plain.yml");
+    assert_true(pb->nplays >= 2);
+    for (size_t i = 0; i < pb->nplays; i++)
+        assert_int_equal(json_array_size(pb->plays[i]->tags), 0);
+    aicp_playbook_free(pb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_import_without_tags),
         cmocka_unit_test(test_valid_plays),
         cmocka_unit_test(test_valid_roles_and_handlers),
         cmocka_unit_test(test_valid_task_keywords),
