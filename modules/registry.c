@@ -40,6 +40,8 @@ extern const struct aicp_module aicp_mod_ontap_snapmirror;
 extern const struct aicp_module aicp_mod_ontap_export_policy;
 extern const struct aicp_module aicp_mod_ontap_info;
 extern const struct aicp_module aicp_mod_helm_release;
+extern const struct aicp_module aicp_mod_kubeadm_init;
+extern const struct aicp_module aicp_mod_kubeadm_join;
 
 static const struct aicp_module *const modules[] = {
     &aicp_mod_command,
@@ -76,6 +78,8 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_ontap_export_policy,
     &aicp_mod_ontap_info,
     &aicp_mod_helm_release,
+    &aicp_mod_kubeadm_init,
+    &aicp_mod_kubeadm_join,
 };
 
 const struct aicp_module *aicp_module_find(const char *name)
