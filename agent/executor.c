@@ -930,6 +930,8 @@ static void record(struct run *r, struct job *j)
     if (j->total.st != AICP_ST_FAILED && json_is_object(facts) && t->mod &&
         strcmp(t->mod->name, "set_fact") == 0)
         json_object_update(h->set_vars, facts);
+    else if (j->total.st != AICP_ST_FAILED && json_is_object(facts) && t->mod)
+        update_from(h->facts, facts); /* a facts module (gpu_facts): ansible_facts.<name> */
     if ((j->total.st == AICP_ST_CHANGED) && t->notify) {
         size_t i;
         json_t *n;

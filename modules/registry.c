@@ -42,6 +42,9 @@ extern const struct aicp_module aicp_mod_ontap_info;
 extern const struct aicp_module aicp_mod_helm_release;
 extern const struct aicp_module aicp_mod_kubeadm_init;
 extern const struct aicp_module aicp_mod_kubeadm_join;
+extern const struct aicp_module aicp_mod_gpu_facts;
+extern const struct aicp_module aicp_mod_nvidia_driver;
+extern const struct aicp_module aicp_mod_nvidia_container_toolkit;
 
 static const struct aicp_module *const modules[] = {
     &aicp_mod_command,
@@ -80,6 +83,9 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_helm_release,
     &aicp_mod_kubeadm_init,
     &aicp_mod_kubeadm_join,
+    &aicp_mod_gpu_facts,
+    &aicp_mod_nvidia_driver,
+    &aicp_mod_nvidia_container_toolkit,
 };
 
 const struct aicp_module *aicp_module_find(const char *name)

@@ -79,6 +79,28 @@ build aicp-lab-tool 2.0 "" /etc/aicp-lab-tool.conf
 build aicp-lab-dep 1.0
 build aicp-lab-app 1.0 "aicp-lab-dep (>= 1.0)"
 
+# NVIDIA driver stand-ins (nvidia_driver module tests): real branch names
+# and upstream versions; the postinst records the version where the lab's
+# nvidia-smi stand-in reads the "loaded" driver.
+build_nvidia_driver() {
+    name=nvidia-driver-$1 version=$2-0ubuntu1
+    root=$WORK/$name-$version
+    mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name"
+    printf '%s %s: aicp lab stand-in for the NVIDIA driver.\n' "$name" "$version" \
+        >"$root/usr/share/doc/$name/README"
+    printf 'Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: aicp lab <lab@aicp.invalid>\nInstalled-Size: 8\nSection: misc\nPriority: optional\nDescription: aicp lab stand-in for %s\n Records the driver version for the nvidia-smi stand-in.\n' \
+        "$name" "$version" "$name" >"$root/DEBIAN/control"
+    printf '#!/bin/sh\nset -e\nmkdir -p /etc/aicp-lab\necho %s >/etc/aicp-lab/nvidia-driver-version\n' "$2" \
+        >"$root/DEBIAN/postinst"
+    find "$root" -type d -exec chmod 0755 {} +
+    find "$root" -type f -exec chmod 0644 {} +
+    chmod 0755 "$root/DEBIAN/postinst"
+    find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    dpkg-deb --root-owner-group -Zgzip -b "$root" "$REPO/pool/${name}_${version}_all.deb" >/dev/null
+}
+build_nvidia_driver 535 535.104.05
+build_nvidia_driver 550 550.54.15
+
 # The Packages index, written field by field (no dpkg-dev needed):
 # the control fields of each .deb plus where it is and its checksums.
 : >"$REPO/Packages"

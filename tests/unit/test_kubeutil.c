@@ -269,9 +269,9 @@ static void test_k8s_definitions(void **state)
 {
     (void)state;
     struct aicp_err err = {0};
-    /* Both or neither of definition and src. */
+    /* None, or more than one, of definition, src and template. */
     assert_int_equal(check_upto_client(&aicp_mod_k8s, "{}", ".", &err), AICP_EINVAL);
-    assert_non_null(strstr(err.msg, "exactly one of definition and src"));
+    assert_non_null(strstr(err.msg, "exactly one of definition, src and template"));
     /* A mapping, a list, a List kind, YAML text: parsed, then a client is asked for. */
     const char *ok[] = {
         "{\"definition\":{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":"
