@@ -49,6 +49,7 @@ static const struct section sections[] = {
     {"pvcs", "pvc", "persistentvolumeclaims", NULL, 1, 0},
     {"manifests", "k8s", "manifest", NULL, 1, 0},
     {"jobs", "k8s_job", "job", NULL, 1, 0},
+    {"helm_releases", "helm_release", "helm", "releases", 1, 0},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -58,7 +59,6 @@ static const struct {
     const char *what;
 } later_keys[] = {
     {"inventory", "hosts and node preparation"},
-    {"helm_releases", "Helm releases"},
     {"validation", "validation benchmarks"},
 };
 
@@ -441,6 +441,8 @@ static int load_ontap(struct loader *L, const json_t *doc)
 static const char *const common_site_keys[] = {"depends_on", NULL};
 static const char *const backend_site_keys[] = {"ontap", NULL};
 static const char *const sc_site_keys[] = {"backend", NULL};
+static const char *const helm_site_keys[] = {"version", "repo", "timeout",
+                                             "requires_default_storage_class", NULL};
 
 static const char *const *site_keys_of(size_t sec)
 {
@@ -448,6 +450,8 @@ static const char *const *site_keys_of(size_t sec)
         return backend_site_keys;
     if (strcmp(sections[sec].module, "storage_class") == 0)
         return sc_site_keys;
+    if (strcmp(sections[sec].module, "helm_release") == 0)
+        return helm_site_keys;
     return NULL;
 }
 
@@ -555,6 +559,8 @@ static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, c
     const struct section *sec = &sections[x->sec];
     const char *name = str_of(args, "name");
     const char *ns = str_of(args, "namespace");
+    if (strcmp(sec->module, "helm_release") == 0)
+        ns = str_of(args, "release_namespace");
     struct aicp_buf id = AICP_BUF_INIT, label = AICP_BUF_INIT, nm = AICP_BUF_INIT;
     if (sec->ontap) {
         int rc = aicp_site_ontap_names(r, args);
@@ -606,6 +612,67 @@ dup:
         if (strcmp(L->s->res[i].id, r->id) == 0)
             return fail_at(L, x->entry, NULL, AICP_EINVAL,
                            "%s is declared twice (first at line %d)", r->id, L->s->res[i].loc.line);
+    return 0;
+}
+
+/* A helm_releases entry in the helm_release module's words: the site's
+ * short keys become its arguments, the namespace is created unless the
+ * entry says otherwise, values files start at the site file's directory,
+ * and requires_default_storage_class is the runner's pre-check. */
+static int helm_args(struct loader *L, struct aicp_site_res *r, json_t *args, json_t *hints,
+                     const json_t *e)
+{
+    static const char *const renames[][2] = {
+        {"version", "chart_version"}, {"repo", "chart_repo_url"}, {"timeout", "wait_timeout"}};
+    for (size_t i = 0; i < sizeof(renames) / sizeof(renames[0]); i++) {
+        json_t *v = json_object_get(hints, renames[i][0]);
+        if (v == NULL)
+            continue;
+        if (json_object_get(args, renames[i][1]) != NULL)
+            return fail_at(L, json_object_get(e, renames[i][0]), e, AICP_EINVAL,
+                           "give %s or %s, not both", renames[i][0], renames[i][1]);
+        /* 1.2 in YAML is a number; a chart version or timeout is a string. */
+        if (json_is_number(v)) {
+            char num[64];
+            if (json_is_integer(v))
+                snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+            else
+                snprintf(num, sizeof(num), "%g", json_real_value(v));
+            json_object_set_new(args, renames[i][1], json_string(num));
+        } else {
+            json_object_set(args, renames[i][1], v);
+        }
+        json_object_del(hints, renames[i][0]);
+    }
+    const json_t *gate = json_object_get(hints, "requires_default_storage_class");
+    if (gate != NULL && !json_is_boolean(gate))
+        return fail_at(L, json_object_get(e, "requires_default_storage_class"), e, AICP_EINVAL,
+                       "requires_default_storage_class must be true or false");
+    r->needs_default_sc = json_is_true(gate);
+    if (json_object_get(args, "release_namespace") == NULL &&
+        json_object_get(args, "namespace") == NULL)
+        json_object_set_new(args, "release_namespace", json_string("default"));
+    if (json_object_get(args, "create_namespace") == NULL)
+        json_object_set_new(args, "create_namespace", json_true());
+    json_t *files = json_object_get(args, "values_files");
+    if (json_is_string(files)) {
+        json_object_set_new(args, "values_files", json_pack("[O]", files));
+        files = json_object_get(args, "values_files");
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        if (!json_is_string(f))
+            return fail_at(L, json_object_get(e, "values_files"), e, AICP_EINVAL,
+                           "values_files must be a list of file names");
+        char *p = site_path(L->s, json_string_value(f));
+        if (p == NULL || json_array_set_new(files, i, json_string(p)) != 0) {
+            free(p);
+            return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+        }
+        free(p);
+    }
     return 0;
 }
 
@@ -704,6 +771,8 @@ static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_
     } else if (S->ontap && (rc = expand_ontap(L, r, args, hints, e, mod, 1)) != 0) {
         goto out;
     }
+    if (strcmp(S->module, "helm_release") == 0 && (rc = helm_args(L, r, args, hints, e)) != 0)
+        goto out;
     /* Imports look the backend up where the site's Trident lives. */
     if (strcmp(S->module, "pvc") == 0 && json_object_get(args, "trident_namespace") == NULL &&
         mod_arg(mod, "trident_namespace") != NULL && json_object_get(args, "import_volume") != NULL)
@@ -1031,7 +1100,12 @@ static int build_graph(struct loader *L)
             if (bk != NULL && (rc = dep_on_named(L, i, "trident_backend", NULL, bk)) != 0)
                 return rc;
         }
-        if ((rc = scan_refs(L, i, r->args)) != 0)
+        /* A chart's values are the chart's words: no references to scan.
+         * Kubeflow's gate needs the site's storage classes made first. */
+        for (size_t j = 0; r->needs_default_sc && j < s->nres; j++)
+            if (strcmp(s->res[j].mod->name, "storage_class") == 0 && (rc = add_dep(L, i, j)) != 0)
+                return rc;
+        if (strcmp(m, "helm_release") != 0 && (rc = scan_refs(L, i, r->args)) != 0)
             return rc;
         if ((rc = dep_explicit(L, i)) != 0)
             return rc;
@@ -1126,6 +1200,7 @@ static int check_top(struct loader *L, const json_t *doc)
                                         "snapshots",
                                         "clones",
                                         "snapmirror",
+                                        "helm_releases",
                                         NULL};
     const char *k;
     json_t *v;
@@ -1360,10 +1435,10 @@ int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const j
             return aicp_err_set(err, AICP_EUSAGE,
                                 "--only '%s' names no kind of resource (namespaces, secrets, "
                                 "export_policies, volumes, snapshots, clones, snapmirror, "
-                                "trident, storage_classes, pvcs, manifests, jobs; ontap, "
-                                "kubernetes, cross_layer; or a module name: namespace, secret, "
-                                "ontap_volume..., trident_backend, storage_class, pvc, k8s, "
-                                "k8s_job)",
+                                "trident, storage_classes, pvcs, manifests, jobs, "
+                                "helm_releases; ontap, kubernetes, cross_layer; or a module "
+                                "name: namespace, secret, ontap_volume..., trident_backend, "
+                                "storage_class, pvc, k8s, k8s_job, helm_release)",
                                 json_is_string(w) ? json_string_value(w) : "?");
     }
     for (i = 0; i < s->nres; i++) {

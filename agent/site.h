@@ -1,6 +1,7 @@
 /* Site files: a pod's desired state in YAML (docs/site.md), turned into a
  * graph of resources, each one call of a module (namespace, secret,
- * trident_backend, storage_class, pvc, k8s, k8s_job, and the ONTAP ones:
+ * trident_backend, storage_class, pvc, k8s, k8s_job, helm_release, and the
+ * ONTAP ones:
  * ontap_export_policy, ontap_volume, ontap_snapshot, ontap_clone,
  * ontap_snapmirror), and the commands that run that graph: `aicp apply`,
  * `aicp plan`, `aicp drift`.
@@ -48,6 +49,9 @@ struct aicp_site_res {
     int secret;  /* a secret argument or value: diffs are hidden */
     char *ontap; /* ONTAP sections and Trident backends: the cluster (a key of
                   * the site's ontap section) it works on, or NULL */
+    /* helm_releases' requires_default_storage_class: before the release
+     * runs, exactly one StorageClass of the cluster must be the default. */
+    int needs_default_sc;
 };
 
 struct aicp_site {

@@ -220,6 +220,50 @@ static int any_pending_dep(const struct runner *R, const struct aicp_site_res *r
     return 0;
 }
 
+/* Kubeflow's gate (helm_releases' requires_default_storage_class): its
+ * claims name no class, so the cluster must have exactly one default. */
+static int default_sc_gate(struct runner *R, struct aicp_err *err)
+{
+    struct aicp_kube *k = NULL;
+    json_t *items = NULL;
+    size_t i, found = 0;
+    json_t *sc;
+    int rc = aicp_kube_pool_get(R->pool, NULL, NULL, &k, err);
+    if (rc == 0)
+        rc = aicp_kube_list(k, "storage.k8s.io/v1", "StorageClass", NULL, NULL, &items, err);
+    if (rc != 0)
+        goto out;
+    json_array_foreach(items, i, sc)
+    {
+        const json_t *ann = json_object_get(json_object_get(sc, "metadata"), "annotations");
+        const char *d =
+            json_string_value(json_object_get(ann, "storageclass.kubernetes.io/is-default-class"));
+        if (d != NULL && strcmp(d, "true") == 0)
+            found++;
+    }
+    if (found != 1)
+        rc = aicp_err_set(err, AICP_EFAILED,
+                          "Kubeflow needs exactly one default StorageClass; found %zu", found);
+out:
+    json_decref(items);
+    return rc;
+}
+
+/* Modules that run a Kubernetes client of their own (helm_release) get the
+ * run's kubeconfig and context as arguments: --kubeconfig and --context
+ * win over the site's kubernetes section. The others use the run's pool. */
+static void fill_kube_args(const struct runner *R, json_t *raw, const struct aicp_module *mod)
+{
+    const char *kc = R->o->kubeconfig ? R->o->kubeconfig : R->s->kubeconfig;
+    const char *cx = R->o->context ? R->o->context : R->s->context;
+    if (mod->flags & AICP_MOD_NEEDS_KUBE)
+        return;
+    if (kc && has_arg(mod, "kubeconfig") && json_object_get(raw, "kubeconfig") == NULL)
+        json_object_set_new(raw, "kubeconfig", json_string(kc));
+    if (cx && has_arg(mod, "context") && json_object_get(raw, "context") == NULL)
+        json_object_set_new(raw, "context", json_string(cx));
+}
+
 static void run_one(struct runner *R, size_t idx)
 {
     struct aicp_site *s = R->s;
@@ -243,7 +287,10 @@ static void run_one(struct runner *R, size_t idx)
     }
     if (R->o->allow_replace && has_arg(mod, "replace"))
         json_object_set_new(raw, "replace", json_true());
+    fill_kube_args(R, raw, mod);
     if ((rc = aicp_args_validate(&args, mod, raw, 0, &err)) != 0)
+        goto fail;
+    if (r->needs_default_sc && (rc = default_sc_gate(R, &err)) != 0)
         goto fail;
     struct aicp_ctx ctx = {
         .host = s->name,

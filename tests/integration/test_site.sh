@@ -145,7 +145,7 @@ expect "TASK [pvc default/pb-fg-all-iface1]"
 expect_not "tensorflow-results"
 expect_not "TASK [storage_class"
 expect_not "TASK [ontap_"
-site plan 64 --only helm_releases
+site plan 64 --only inventory
 ONLY="--only kubernetes"
 
 # ---- an immutable field --------------------------------------------------
@@ -177,9 +177,9 @@ printf 'site: bad\nstorage_classes:\n  - name: x\n    backend_typ: ontap-nas\n' 
 SITE=$T/bad.site.yml
 site plan 65
 expect "bad.site.yml:4:18: unknown key 'backend_typ'"
-printf 'site: bad\nhelm_releases: []\n' >"$T/bad.site.yml"
+printf 'site: bad\nvalidation: []\n' >"$T/bad.site.yml"
 site apply 65
-expect "bad.site.yml:2:16: 'helm_releases' is not supported yet"
+expect "bad.site.yml:2:13: 'validation' is not supported yet"
 
 # ---- the secrets never showed -----------------------------------------------
 for f in "$T"/out.* "$T/apply.json" "$T"/report/*; do

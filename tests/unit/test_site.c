@@ -160,6 +160,25 @@ static const struct aicp_arg_spec sm_args[] = {
      .choices = "present|absent|snapmirrored|paused|broken_off"},
     {0}};
 
+/* helm_release's table as modules/helm_release.c has it. */
+static const struct aicp_arg_spec helm_args[] = {
+    {.name = "name", .type = AICP_ARG_STR, .required = 1, .aliases = "release_name"},
+    {.name = "chart_ref", .type = AICP_ARG_STR, .aliases = "chart"},
+    {.name = "chart_version", .type = AICP_ARG_STR},
+    {.name = "chart_repo_url", .type = AICP_ARG_STR},
+    {.name = "release_namespace", .type = AICP_ARG_STR, .required = 1, .aliases = "namespace"},
+    {.name = "create_namespace", .type = AICP_ARG_BOOL, .def = "no"},
+    {.name = "values", .type = AICP_ARG_DICT},
+    {.name = "values_files", .type = AICP_ARG_LIST},
+    {.name = "state", .type = AICP_ARG_STR, .def = "present", .choices = "present|absent"},
+    {.name = "wait", .type = AICP_ARG_BOOL, .def = "no"},
+    {.name = "wait_timeout", .type = AICP_ARG_STR},
+    {.name = "atomic", .type = AICP_ARG_BOOL, .def = "no"},
+    {.name = "binary_path", .type = AICP_ARG_PATH, .def = "helm"},
+    {.name = "kubeconfig", .type = AICP_ARG_PATH, .aliases = "kubeconfig_path"},
+    {.name = "context", .type = AICP_ARG_STR, .aliases = "kube_context"},
+    {0}};
+
 static const struct aicp_module mods[] = {
     {.name = "ontap_export_policy", .args = ep_args, .flags = AICP_MOD_NEEDS_ONTAP},
     {.name = "ontap_volume", .args = vol_args, .flags = AICP_MOD_NEEDS_ONTAP},
@@ -173,6 +192,7 @@ static const struct aicp_module mods[] = {
     {.name = "pvc", .args = pvc_args, .flags = AICP_MOD_NEEDS_KUBE},
     {.name = "k8s", .args = k8s_args, .flags = AICP_MOD_NEEDS_KUBE},
     {.name = "k8s_job", .args = job_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "helm_release", .args = helm_args},
 };
 
 static const struct aicp_module *find(const char *name)
@@ -403,7 +423,15 @@ static void t_errors(void **state)
          AICP_EINVAL, "ontap_volume/s/v is declared twice"},
         {"ontap:\n  a: {management_lif: 1.1.1.1, ca_file: [x]}\n", AICP_EINVAL,
          "site.yml:2:41: ontap.a.ca_file must be a file name"},
-        {"helm_releases: []\n", AICP_EINVAL, "site.yml:1:16: 'helm_releases' is not supported yet"},
+        {"helm_releases:\n  - {name: a, chart: c/a, verison: \"1\"}\n", AICP_EINVAL,
+         "site.yml:2:36: unknown key 'verison' in a helm_releases entry"},
+        {"helm_releases:\n  - {name: a, chart: c/a, version: \"1\", chart_version: \"2\"}\n",
+         AICP_EINVAL, "site.yml:2:36: give version or chart_version, not both"},
+        {"helm_releases:\n  - {name: a, chart: c/a, requires_default_storage_class: maybe}\n",
+         AICP_EINVAL, "site.yml:2:59: requires_default_storage_class must be true or false"},
+        {"helm_releases:\n  - {name: a, chart: c/a, depends_on: [pvc/nope]}\n", AICP_EINVAL,
+         "site.yml:2:40: depends_on: no resource 'pvc/nope' in this site"},
+        {"helm_releases:\n  - {name: a, chart: c/a, state: gone}\n", AICP_EINVAL, "site.yml:2:5: "},
         {"inventory: hosts.yml\n", AICP_EINVAL, "site.yml:1:12: 'inventory' is not supported yet"},
         {"kubernetes: {version: \"1.18.9\"}\n", AICP_EINVAL,
          "site.yml:1:23: kubernetes.version is not supported yet"},
@@ -498,9 +526,14 @@ static void t_select(void **state)
     for (size_t i = 0; i < s->nres; i++)
         assert_int_equal(sel[i], strcmp(s->res[i].id, "pvc/jobs/results") == 0);
     json_decref(only);
-    only = aicp_site_split_list(NULL, "helm_releases");
+    only = aicp_site_split_list(NULL, "helm_release");
+    assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
+    for (size_t i = 0; i < s->nres; i++)
+        assert_int_equal(sel[i], 0); /* the pod has no releases */
+    json_decref(only);
+    only = aicp_site_split_list(NULL, "inventory");
     assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), AICP_EUSAGE);
-    assert_non_null(strstr(err.msg, "--only 'helm_releases'"));
+    assert_non_null(strstr(err.msg, "--only 'inventory'"));
     json_decref(only);
     /* kubernetes: every section but ONTAP's; cross_layer selects none */
     only = aicp_site_split_list(NULL, "kubernetes");
@@ -828,13 +861,110 @@ static void t_tr4798(void **state)
     aicp_site_free(s);
 }
 
+/* helm_releases: the site's words become helm_release's arguments; the
+ * release waits for its namespace, explicit depends_on and, behind
+ * Kubeflow's gate, every StorageClass of the site. */
+static void t_helm(void **state)
+{
+    (void)state;
+    static const char *HELM =
+        "kubernetes: {kubeconfig: /k/cfg}\n"
+        "vars: {exec: CeleryExecutor}\n"
+        "namespaces: [airflow]\n"
+        "storage_classes:\n"
+        "  - {name: fast, backend_type: ontap-nas, default: true}\n"
+        "  - {name: slow, backend_type: ontap-nas}\n"
+        "pvcs:\n"
+        "  - {name: data, namespace: airflow, size: 1Gi}\n"
+        "helm_releases:\n"
+        "  - name: airflow\n"
+        "    chart: apache-airflow/airflow\n"
+        "    repo: https://airflow.apache.org\n"
+        "    version: 1.11\n"
+        "    namespace: airflow\n"
+        "    values: {executor: \"{{ exec }}\", web: {service: {type: NodePort}},\n"
+        "             secret: data, claimName: data}\n"
+        "    values_files: [vals/a.yaml, /abs/b.yaml]\n"
+        "    wait: true\n"
+        "    timeout: 600\n"
+        "    atomic: true\n"
+        "    depends_on: pvc/data\n"
+        "  - {name: kubeflow, chart: kf/kubeflow, namespace: kubeflow,\n"
+        "     create_namespace: false, requires_default_storage_class: true}\n"
+        "  - {name: plain, chart: x/plain}\n";
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    struct aicp_site_load_opts o = {.find_module = find, .secrets = secrets};
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(aicp_site_load_string(&s, HELM, strlen(HELM), "/srv/sites/helm.yml", &o, &err),
+                     0);
+    long a = aicp_site_find(s, "helm_release/airflow/airflow");
+    assert_true(a >= 0);
+    assert_int_equal(aicp_site_find(s, "helm_releases/airflow"), a);
+    assert_string_equal(s->res[a].label, "helm_release airflow/airflow");
+    assert_string_equal(s->res[a].section, "helm_releases");
+    const json_t *args = s->res[a].args;
+    assert_string_equal(json_string_value(json_object_get(args, "chart")),
+                        "apache-airflow/airflow");
+    assert_string_equal(json_string_value(json_object_get(args, "chart_version")), "1.11");
+    assert_string_equal(json_string_value(json_object_get(args, "chart_repo_url")),
+                        "https://airflow.apache.org");
+    assert_string_equal(json_string_value(json_object_get(args, "wait_timeout")), "600");
+    assert_true(json_is_true(json_object_get(args, "create_namespace")));
+    assert_true(json_is_true(json_object_get(args, "atomic")));
+    assert_null(json_object_get(args, "version"));
+    assert_null(json_object_get(args, "depends_on"));
+    assert_null(json_object_get(args, "kubeconfig")); /* the runner fills it */
+    const json_t *vals = json_object_get(args, "values");
+    assert_string_equal(json_string_value(json_object_get(vals, "executor")), "CeleryExecutor");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(vals, "web"), "service"), "type")),
+                        "NodePort");
+    const json_t *files = json_object_get(args, "values_files");
+    assert_int_equal(json_array_size(files), 2);
+    assert_string_equal(json_string_value(json_array_get(files, 0)), "/srv/sites/vals/a.yaml");
+    assert_string_equal(json_string_value(json_array_get(files, 1)), "/abs/b.yaml");
+    assert_false(s->res[a].needs_default_sc);
+    /* its namespace and depends_on; values are not scanned for refs */
+    assert_true(depends(s, "helm_release/airflow/airflow", "namespace/airflow"));
+    assert_true(depends(s, "helm_release/airflow/airflow", "pvc/airflow/data"));
+    assert_int_equal(s->res[a].ndeps, 2);
+    assert_false(depends(s, "helm_release/airflow/airflow", "storage_class/fast"));
+    /* Kubeflow's gate: after every StorageClass; no namespace resource */
+    long k = aicp_site_find(s, "helm_release/kubeflow/kubeflow");
+    assert_true(k >= 0);
+    assert_true(s->res[k].needs_default_sc);
+    assert_true(json_is_false(json_object_get(s->res[k].args, "create_namespace")));
+    assert_true(depends(s, "helm_release/kubeflow", "storage_class/fast"));
+    assert_true(depends(s, "helm_release/kubeflow", "storage_class/slow"));
+    assert_int_equal(s->res[k].ndeps, 2);
+    assert_true(pos(s, "helm_release/kubeflow") > pos(s, "storage_class/slow"));
+    /* no namespace: default */
+    long p = aicp_site_find(s, "helm_release/default/plain");
+    assert_true(p >= 0);
+    assert_string_equal(json_string_value(json_object_get(s->res[p].args, "release_namespace")),
+                        "default");
+    assert_int_equal(s->res[p].ndeps, 0);
+    /* --only helm (and helm_releases, releases) selects the releases */
+    unsigned char sel[16];
+    static const char *const words[] = {"helm", "helm_releases", "releases", "helm_release"};
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        json_t *only = aicp_site_split_list(NULL, words[w]);
+        assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
+        for (size_t i = 0; i < s->nres; i++)
+            assert_int_equal(sel[i], strcmp(s->res[i].mod->name, "helm_release") == 0);
+        json_decref(only);
+    }
+    aicp_site_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(t_pod),         cmocka_unit_test(t_graph),  cmocka_unit_test(t_secret_dep),
         cmocka_unit_test(t_cycle),       cmocka_unit_test(t_errors), cmocka_unit_test(t_vars),
         cmocka_unit_test(t_select),      cmocka_unit_test(t_tr4798), cmocka_unit_test(t_ontap),
-        cmocka_unit_test(t_ontap_graph), cmocka_unit_test(t_cross),
+        cmocka_unit_test(t_ontap_graph), cmocka_unit_test(t_cross),  cmocka_unit_test(t_helm),
     };
     if (aicp_secrets_new(&secrets) != 0)
         return 1;
