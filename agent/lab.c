@@ -410,6 +410,25 @@ static int host_running(const struct lab_host *h)
            (h->mntns == 0 || mntns_of(h->pid) == h->mntns);
 }
 
+/* 1 when pid has exited: gone, or a zombie nobody has reaped yet. A
+ * process that is still exiting has already left its mount namespace
+ * (so host_pids no longer sees it) but is not gone. */
+static int proc_exited(long pid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* the state follows "(comm)" */
+    return rp == NULL || rp[1] == '\0' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
 static void host_stop(struct lab_host *h)
 {
     long pids[1024];
@@ -427,6 +446,10 @@ static void host_stop(struct lab_host *h)
         usleep(50000);
         n = host_pids(h, pids, 1024);
     }
+    /* Wait until the sshd itself has finished exiting, so that a stopped
+     * host really is stopped when this returns. */
+    for (int t = 0; t < 100 && h->pid > 0 && !proc_exited(h->pid); t++)
+        usleep(20000);
     /* Reap it when it is our own child (lab start then stop in one run). */
     if (h->pid > 0)
         waitpid((pid_t)h->pid, NULL, WNOHANG);
