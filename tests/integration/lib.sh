@@ -109,6 +109,41 @@ alive() {
     return 0
 }
 
+# test_certs DIR: a throw-away CA (DIR/ca.pem) and a server certificate
+# for localhost and 127.0.0.1 signed by it (DIR/server.pem, server.key).
+test_certs() {
+    (
+        cd "$1" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+            -subj "/CN=aicp test CA" >/dev/null 2>&1 &&
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+            -subj "/CN=localhost" >/dev/null 2>&1 &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.pem -days 2 -extfile san.ext >/dev/null 2>&1
+    ) || fail "could not make test certificates"
+}
+
+# fake_start DIR FD SCRIPT ARGS...: starts a python fake server with its
+# stdin on a fifo that fd FD holds open (it serves until the fd closes),
+# waits for its `PORT n` line; sets FAKE_PID and FAKE_PORT.
+fake_start() {
+    _dir=$1 _fd=$2
+    shift 2
+    mkfifo "$_dir/in"
+    python3 "$@" < "$_dir/in" > "$_dir/out" 2> "$_dir/err" &
+    FAKE_PID=$!
+    eval "exec $_fd> \"\$_dir/in\""
+    _i=0
+    until grep -q '^PORT ' "$_dir/out" 2>/dev/null; do
+        _i=$((_i + 1))
+        [ $_i -lt 100 ] && kill -0 "$FAKE_PID" 2>/dev/null ||
+            { cat "$_dir/err" >&2; fail "the fake server $(basename "$1") did not start"; }
+        sleep 0.1
+    done
+    FAKE_PORT=$(sed -n 's/^PORT //p' "$_dir/out" | head -n 1)
+}
+
 # kube_fake_up [ARGS...]: starts the fake Kubernetes API server
 # (tests/fakes/kube_apiserver.py) with a throw-away CA and server
 # certificate and a bearer token holding the canary, and writes a
@@ -122,31 +157,12 @@ kube_fake_up() {
     KDIR=$(mktemp -d /tmp/aicp-kube-XXXXXX) || fail "mktemp"
     trap 'kube_fake_down' EXIT
     trap 'exit 130' INT TERM HUP
-    (
-        cd "$KDIR" &&
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-            -subj "/CN=aicp test CA" >/dev/null 2>&1 &&
-        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
-            -subj "/CN=localhost" >/dev/null 2>&1 &&
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext &&
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-            -out server.pem -days 2 -extfile san.ext >/dev/null 2>&1
-    ) || fail "could not make test certificates"
+    test_certs "$KDIR"
     mkdir -m 700 "$KDIR/secret-inputs"
     printf 'tok-%s\n' "$CANARY" > "$KDIR/secret-inputs/token"
-    mkfifo "$KDIR/in"
-    python3 "$top_srcdir/tests/fakes/kube_apiserver.py" --cert "$KDIR/server.pem" \
-        --key "$KDIR/server.key" --token-file "$KDIR/secret-inputs/token" "$@" \
-        < "$KDIR/in" > "$KDIR/out" 2> "$KDIR/err" &
-    KPID=$!
-    exec 9> "$KDIR/in"
-    i=0
-    until grep -q '^PORT ' "$KDIR/out" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -lt 100 ] && kill -0 "$KPID" 2>/dev/null || { cat "$KDIR/err" >&2; fail "the fake API server did not start"; }
-        sleep 0.1
-    done
-    KPORT=$(sed -n 's/^PORT //p' "$KDIR/out" | head -n 1)
+    fake_start "$KDIR" 9 "$top_srcdir/tests/fakes/kube_apiserver.py" --cert "$KDIR/server.pem" \
+        --key "$KDIR/server.key" --token-file "$KDIR/secret-inputs/token" "$@"
+    KPID=$FAKE_PID KPORT=$FAKE_PORT
     KURL="https://127.0.0.1:$KPORT"
     KCFG="$KDIR/kubeconfig"
     cat > "$KCFG" <<KEOF
@@ -190,31 +206,12 @@ ontap_fake_up() {
     ODIR=$(mktemp -d /tmp/aicp-ontap-XXXXXX) || fail "mktemp"
     trap 'ontap_fake_down' EXIT
     trap 'exit 130' INT TERM HUP
-    (
-        cd "$ODIR" &&
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-            -subj "/CN=aicp test ONTAP CA" >/dev/null 2>&1 &&
-        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
-            -subj "/CN=localhost" >/dev/null 2>&1 &&
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext &&
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-            -out server.pem -days 2 -extfile san.ext >/dev/null 2>&1
-    ) || fail "could not make test certificates"
+    test_certs "$ODIR"
     mkdir -m 700 "$ODIR/secret-inputs"
     printf 'admin:pw-%s\n' "$CANARY" > "$ODIR/secret-inputs/users"
-    mkfifo "$ODIR/in"
-    python3 "$top_srcdir/tests/fakes/ontap_server.py" --cert "$ODIR/server.pem" \
-        --key "$ODIR/server.key" --users-file "$ODIR/secret-inputs/users" "$@" \
-        < "$ODIR/in" > "$ODIR/out" 2> "$ODIR/err" &
-    OPID=$!
-    exec 8> "$ODIR/in"
-    i=0
-    until grep -q '^PORT ' "$ODIR/out" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -lt 100 ] && kill -0 "$OPID" 2>/dev/null || { cat "$ODIR/err" >&2; fail "the fake ONTAP server did not start"; }
-        sleep 0.1
-    done
-    OPORT=$(sed -n 's/^PORT //p' "$ODIR/out" | head -n 1)
+    fake_start "$ODIR" 8 "$top_srcdir/tests/fakes/ontap_server.py" --cert "$ODIR/server.pem" \
+        --key "$ODIR/server.key" --users-file "$ODIR/secret-inputs/users" "$@"
+    OPID=$FAKE_PID OPORT=$FAKE_PORT
     OHOST="127.0.0.1:$OPORT"
     OCA="$ODIR/ca.pem"
     OVARS="$ODIR/secret-inputs/ontap-vars.yml"
