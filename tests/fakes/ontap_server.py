@@ -884,6 +884,12 @@ class OntapFake(FakeServer):
                 if created is not None and body.get("records"):
                     body["records"] = [self.refresh_created(created)]
             return Response(ok_status, json=body)
+        if fault is not None and fault.get("job") == "vanish" and not fault.get("delay"):
+            # A vanished job finished (or was dropped) and was purged
+            # before the client could poll it: its work is done before
+            # the 202 goes out, so what the client re-reads is settled.
+            self.finish_job(job, op, fault)
+            return Response(202, json=body)
         t = threading.Thread(target=self._job_later, args=(job, op, fault, delay), daemon=True)
         t.start()
         return Response(202, json=body)

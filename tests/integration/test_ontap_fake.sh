@@ -226,7 +226,6 @@ api POST /_fake/fault --body '{"path_regex": "^/api/storage/volumes$", "method":
 J=$(api POST /api/storage/volumes --status 202 \
     --body '{"name": "vgone", "svm.name": "ontapai_nfs", "size": 1073741824}' --print 'j["job"]["uuid"]')
 api GET "/api/cluster/jobs/$J" --status 404 --check 'j["error"]["code"] == "4"'
-sleep 0.2
 api GET '/api/storage/volumes?name=vgone' --check 'j["num_records"] == 1'
 
 # "Temporarily locked", then the retry succeeds.
