@@ -16,6 +16,9 @@
 #                                ships the conffile /etc/aicp-lab-tool.conf
 #   aicp-lab-app 1.0             depends on aicp-lab-dep (autoremove tests)
 #   aicp-lab-dep 1.0
+#   kubeadm, kubelet, kubectl 1.29.3-1.1, 1.30.2-1.1
+#                                version markers only: the lab's kubeadm and
+#                                kubelet programs are tests/lab/bin's
 #
 # The host's package lists are seeded with this repository's index (as
 # `apt-get update` would leave them) but dated 1970, so that packages
@@ -78,6 +81,11 @@ build aicp-lab-tool 1.0 "" /etc/aicp-lab-tool.conf
 build aicp-lab-tool 2.0 "" /etc/aicp-lab-tool.conf
 build aicp-lab-dep 1.0
 build aicp-lab-app 1.0 "aicp-lab-dep (>= 1.0)"
+for v in 1.29.3-1.1 1.30.2-1.1; do
+    for p in kubeadm kubelet kubectl; do
+        build $p $v
+    done
+done
 
 # NVIDIA driver stand-ins (nvidia_driver module tests): real branch names
 # and upstream versions; the postinst records the version where the lab's
