@@ -50,6 +50,8 @@ static const struct section sections[] = {
     {"manifests", "k8s", "manifest", NULL, 1, 0},
     {"jobs", "k8s_job", "job", NULL, 1, 0},
     {"helm_releases", "helm_release", "helm", "releases", 1, 0},
+    {"readiness", "k8s_wait", "ready", "wait", 1, 0},
+    {"nodes", "k8s_node", "node", NULL, 0, 0},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -58,7 +60,6 @@ static const struct {
     const char *key;
     const char *what;
 } later_keys[] = {
-    {"inventory", "hosts and node preparation"},
     {"validation", "validation benchmarks"},
 };
 
@@ -80,6 +81,10 @@ struct loader {
     const json_t *ontap_raw;
     const char *trident_ns;
     json_t *trident_ns_v; /* holds trident_ns when the site sets it */
+    /* Entries the site's settings add (site_cluster.c): section key -> list;
+     * loaded after the file's own, kept alive as long as the loader. */
+    json_t *synth;
+    const json_t *kube_node; /* the kubernetes mapping: where they are from */
     struct aux *aux;
     size_t cap;
 };
@@ -345,8 +350,14 @@ static int check_keys(struct loader *L, const json_t *obj, const char *what,
 
 static int load_kubernetes(struct loader *L, const json_t *doc)
 {
-    static const char *const known[] = {"kubeconfig", "context", NULL};
-    static const char *const later[] = {"version", "control_plane", "workers", NULL};
+    static const char *const known[] = {"kubeconfig",       "context",
+                                        "version",          "control_plane",
+                                        "workers",          "gpu_workers",
+                                        "pod_network_cidr", "service_cidr",
+                                        "packages_version", "container_runtime",
+                                        "cni",              "gpu",
+                                        "remove_nodes",     NULL};
+    static const char *const later[] = {NULL};
     const json_t *k = json_object_get(doc, "kubernetes");
     json_t *r = NULL;
     int rc;
@@ -367,6 +378,10 @@ static int load_kubernetes(struct loader *L, const json_t *doc)
             L->s->kubeconfig = site_path(L->s, json_string_value(cfg));
         if (ctx)
             L->s->context = aicp_strdup(json_string_value(ctx));
+        const char *bad = NULL;
+        L->kube_node = k;
+        if ((rc = aicp_site_cluster_load(L->s, r, L->synth, &bad, L->err)) != 0 && bad != NULL)
+            prefix_at(L, json_object_get(k, bad), k);
     }
     json_decref(r);
     return rc;
@@ -442,7 +457,10 @@ static const char *const common_site_keys[] = {"depends_on", NULL};
 static const char *const backend_site_keys[] = {"ontap", NULL};
 static const char *const sc_site_keys[] = {"backend", NULL};
 static const char *const helm_site_keys[] = {"version", "repo", "timeout",
-                                             "requires_default_storage_class", NULL};
+                                             "requires_default_storage_class", "ready", NULL};
+/* gate: a readiness gate's name; aicp_role: what the site engine made it
+ * for ("trident": Trident's backends wait for it). */
+static const char *const wait_site_keys[] = {"gate", "aicp_role", NULL};
 
 static const char *const *site_keys_of(size_t sec)
 {
@@ -452,6 +470,8 @@ static const char *const *site_keys_of(size_t sec)
         return sc_site_keys;
     if (strcmp(sections[sec].module, "helm_release") == 0)
         return helm_site_keys;
+    if (strcmp(sections[sec].module, "k8s_wait") == 0)
+        return wait_site_keys;
     return NULL;
 }
 
@@ -561,6 +581,8 @@ static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, c
     const char *ns = str_of(args, "namespace");
     if (strcmp(sec->module, "helm_release") == 0)
         ns = str_of(args, "release_namespace");
+    if (strcmp(sec->module, "k8s_wait") == 0 && str_of(x->hints, "gate") != NULL)
+        name = str_of(x->hints, "gate");
     struct aicp_buf id = AICP_BUF_INIT, label = AICP_BUF_INIT, nm = AICP_BUF_INIT;
     if (sec->ontap) {
         int rc = aicp_site_ontap_names(r, args);
@@ -654,6 +676,23 @@ static int helm_args(struct loader *L, struct aicp_site_res *r, json_t *args, js
         json_object_set_new(args, "release_namespace", json_string("default"));
     if (json_object_get(args, "create_namespace") == NULL)
         json_object_set_new(args, "create_namespace", json_true());
+    const json_t *ready = json_object_get(hints, "ready");
+    if (ready != NULL) {
+        const char *ns = str_of(args, "release_namespace");
+        const char *name = str_of(args, "name");
+        const char *bad = NULL;
+        struct aicp_buf id = AICP_BUF_INIT;
+        if (ns == NULL)
+            ns = str_of(args, "namespace");
+        aicp_buf_printf(&id, "helm_release/%s/%s", ns ? ns : "default", name ? name : "");
+        int rc = aicp_site_ready_load(L->synth, id.data ? id.data : "", name ? name : "release",
+                                      ns ? ns : "default", ready, &bad, L->err);
+        aicp_buf_free(&id);
+        if (rc != 0) {
+            prefix_at(L, json_object_get(e, "ready"), e);
+            return rc;
+        }
+    }
     json_t *files = json_object_get(args, "values_files");
     if (json_is_string(files)) {
         json_object_set_new(args, "values_files", json_pack("[O]", files));
@@ -833,8 +872,9 @@ static const json_t *section_node(const json_t *doc, const char *key)
 
 static int load_trident(struct loader *L, const json_t *doc)
 {
-    static const char *const known[] = {"namespace", "backends", NULL};
-    static const char *const later[] = {"version", NULL};
+    static const char *const known[] = {"namespace", "backends", "version", "chart",
+                                        "repo",      "values",   NULL};
+    static const char *const later[] = {NULL};
     const json_t *t = json_object_get(doc, "trident");
     int rc;
     L->trident_ns = "trident";
@@ -856,6 +896,20 @@ static int load_trident(struct loader *L, const json_t *doc)
         L->trident_ns_v = r;
         L->trident_ns = json_string_value(r);
     }
+    if (json_object_get(t, "version") != NULL) {
+        json_t *r = NULL;
+        const char *bad = NULL;
+        if ((rc = render(L, &r, t, doc)) != 0)
+            return rc;
+        rc = aicp_site_trident_load(r, L->trident_ns, L->synth, &bad, L->err);
+        json_decref(r);
+        if (rc != 0) {
+            prefix_at(L, bad ? json_object_get(t, bad) : t, t);
+            return rc;
+        }
+        if (L->kube_node == NULL)
+            L->kube_node = t;
+    }
     return 0;
 }
 
@@ -873,6 +927,18 @@ static int load_sections(struct loader *L, const json_t *doc)
         json_array_foreach(list, i, e)
         {
             if ((rc = load_entry(L, sec, e, list)) != 0)
+                return rc;
+        }
+    }
+    /* What the settings add, in section order (helm_releases' gates were
+     * added while their releases loaded). */
+    for (size_t sec = 0; sec < NSECTIONS; sec++) {
+        const json_t *list = json_object_get(L->synth, sections[sec].key);
+        size_t i;
+        const json_t *e;
+        json_array_foreach(list, i, e)
+        {
+            if ((rc = load_entry(L, sec, e, L->kube_node ? L->kube_node : doc)) != 0)
                 return rc;
         }
     }
@@ -1105,6 +1171,12 @@ static int build_graph(struct loader *L)
         for (size_t j = 0; r->needs_default_sc && j < s->nres; j++)
             if (strcmp(s->res[j].mod->name, "storage_class") == 0 && (rc = add_dep(L, i, j)) != 0)
                 return rc;
+        /* Backends are made once the Trident the site installs is ready. */
+        for (size_t j = 0; strcmp(m, "trident_backend") == 0 && j < s->nres; j++) {
+            const char *role = str_of(L->aux[j].hints, "aicp_role");
+            if (role && strcmp(role, "trident") == 0 && (rc = add_dep(L, i, j)) != 0)
+                return rc;
+        }
         if (strcmp(m, "helm_release") != 0 && (rc = scan_refs(L, i, r->args)) != 0)
             return rc;
         if ((rc = dep_explicit(L, i)) != 0)
@@ -1201,6 +1273,9 @@ static int check_top(struct loader *L, const json_t *doc)
                                         "clones",
                                         "snapmirror",
                                         "helm_releases",
+                                        "inventory",
+                                        "readiness",
+                                        "nodes",
                                         NULL};
     const char *k;
     json_t *v;
@@ -1216,6 +1291,44 @@ static int check_top(struct loader *L, const json_t *doc)
                                k, later_keys[i].what);
         return fail_at(L, v, doc, AICP_EINVAL, "unknown key '%s' at the top of the site file", k);
     }
+    return 0;
+}
+
+/* inventory: a file or a list of them, for the cluster layer's hosts. */
+static int load_inventory(struct loader *L, const json_t *doc)
+{
+    const json_t *raw = json_object_get(doc, "inventory");
+    json_t *r = NULL;
+    size_t i;
+    json_t *v;
+    int rc;
+    if (raw == NULL || json_is_null(raw))
+        return 0;
+    if ((rc = render(L, &r, raw, doc)) != 0)
+        return rc;
+    if (json_is_string(r)) {
+        json_t *one = json_pack("[o]", r);
+        r = one;
+    }
+    L->s->inventory = json_array();
+    json_array_foreach(r, i, v)
+    {
+        char *p = json_is_string(v) && json_string_length(v) ? site_path(L->s, json_string_value(v))
+                                                             : NULL;
+        if (p == NULL) {
+            json_decref(r);
+            return fail_at(L, raw, doc, AICP_EINVAL,
+                           "inventory must be an inventory file or a list of them");
+        }
+        json_array_append_new(L->s->inventory, json_string(p));
+        free(p);
+    }
+    if (!json_is_array(r) || L->s->inventory == NULL) {
+        json_decref(r);
+        return fail_at(L, raw, doc, AICP_EINVAL,
+                       "inventory must be an inventory file or a list of them");
+    }
+    json_decref(r);
     return 0;
 }
 
@@ -1249,7 +1362,8 @@ static int load_doc(struct loader *L, const json_t *doc)
         s->name = aicp_strdup(base ? base : "site");
         free(copy);
     }
-    if ((rc = load_vars(L, doc)) != 0 || (rc = load_kubernetes(L, doc)) != 0 ||
+    if ((rc = load_vars(L, doc)) != 0 || (rc = load_inventory(L, doc)) != 0 ||
+        (rc = load_kubernetes(L, doc)) != 0 ||
         (rc = load_ontap(L, doc)) != 0 || (rc = load_trident(L, doc)) != 0 ||
         (rc = load_sections(L, doc)) != 0 || (rc = build_graph(L)) != 0 ||
         (rc = order_graph(L)) != 0)
@@ -1268,7 +1382,8 @@ static int load_common(struct aicp_site **out, const char *path, const char *tex
     L.find = L.o->find_module ? L.o->find_module : aicp_module_find;
     L.s = calloc(1, sizeof(*L.s));
     L.ontap = json_object();
-    if (L.s == NULL || L.ontap == NULL || aicp_srcmap_new(&L.s->map) != 0) {
+    L.synth = json_object();
+    if (L.s == NULL || L.ontap == NULL || L.synth == NULL || aicp_srcmap_new(&L.s->map) != 0) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
     }
@@ -1299,6 +1414,7 @@ out:
         L.s->ontap = json_incref(L.ontap);
     json_decref(L.ontap);
     json_decref(L.trident_ns_v);
+    json_decref(L.synth);
     json_decref(doc);
     if (rc != 0) {
         aicp_site_free(L.s);
@@ -1343,6 +1459,8 @@ void aicp_site_free(struct aicp_site *s)
     free(s->context);
     json_decref(s->vars);
     json_decref(s->ontap);
+    json_decref(s->inventory);
+    json_decref(s->cluster_vars);
     aicp_srcmap_free(s->map);
     free(s);
 }
@@ -1412,9 +1530,25 @@ int aicp_site_only_cross(const json_t *only)
     return 0;
 }
 
+int aicp_site_only_cluster(const json_t *only)
+{
+    size_t i;
+    const json_t *w;
+    if (json_array_size(only) == 0)
+        return 1;
+    json_array_foreach(only, i, w)
+    {
+        const char *t = json_string_value(w);
+        if (t && strcmp(t, "cluster") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int only_word_known(const char *w)
 {
-    if (strcmp(w, "cross_layer") == 0 || strcmp(w, "cross-layer") == 0)
+    if (strcmp(w, "cross_layer") == 0 || strcmp(w, "cross-layer") == 0 ||
+        strcmp(w, "cluster") == 0)
         return 1;
     for (size_t i = 0; i < NSECTIONS; i++) {
         struct aicp_site_res fake = {.section = sections[i].key};
@@ -1436,7 +1570,8 @@ int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const j
                                 "--only '%s' names no kind of resource (namespaces, secrets, "
                                 "export_policies, volumes, snapshots, clones, snapmirror, "
                                 "trident, storage_classes, pvcs, manifests, jobs, "
-                                "helm_releases; ontap, kubernetes, cross_layer; or a module "
+                                "helm_releases, readiness, nodes; cluster, ontap, kubernetes, "
+                                "cross_layer; or a module "
                                 "name: namespace, secret, ontap_volume..., trident_backend, "
                                 "storage_class, pvc, k8s, k8s_job, helm_release)",
                                 json_is_string(w) ? json_string_value(w) : "?");

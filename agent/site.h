@@ -69,6 +69,12 @@ struct aicp_site {
      * validate_certs, https}. An object, maybe empty. */
     json_t *ontap;
     struct aicp_srcmap *map;
+    /* inventory: the inventory files (resolved against dir), or NULL. */
+    json_t *inventory;
+    /* The cluster layer (kubernetes.version and its install keys): the
+     * variables of the cluster playbooks, or NULL when the site installs
+     * no cluster. agent/site_cluster.c. */
+    json_t *cluster_vars;
 };
 
 /* How a site is read. Everything is borrowed and may be NULL. */
@@ -112,6 +118,10 @@ int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const j
  * --only, or one that lists cross_layer (or cross-layer). */
 int aicp_site_only_cross(const json_t *only);
 
+/* 1 when the cluster layer (SSH) is part of a run with this --only: no
+ * --only, or one that lists cluster. */
+int aicp_site_only_cluster(const json_t *only);
+
 /* Splits "a,b" command-line lists into acc (an array; created when NULL). */
 json_t *aicp_site_split_list(json_t *acc, const char *s);
 
@@ -137,6 +147,12 @@ struct aicp_site_run_opts {
     const char *context;          /* --context: wins over the site's */
     struct aicp_secrets *secrets; /* masked in every output; borrowed */
     FILE *out;                    /* where results go; NULL: stdout */
+    /* The cluster layer (SSH): */
+    const char *const *inventories; /* -i: win over the site's inventory */
+    size_t ninventories;
+    const struct aicp_vault *vault; /* for the inventory's vaulted vars */
+    int accept_new_host_keys;
+    int teardown; /* --state absent: every resource removed, dependents first */
 };
 
 /* Runs the site's graph. Returns 0 when it ran, with *exit_status 0
@@ -144,6 +160,40 @@ struct aicp_site_run_opts {
  * failure); negative before running (usage, I/O). */
 int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_run_opts *o,
                   struct aicp_err *err);
+
+/* ---- agent/site_cluster.c: the cluster layer --------------------------- */
+
+/* What a site file's keys add to the graph: section key ("manifests",
+ * "helm_releases", "nodes", "readiness") -> a list of entries written as a
+ * user would write them, loaded after the file's own. */
+
+/* The install keys of the rendered kubernetes mapping k (version,
+ * control_plane, workers, gpu_workers, pod_network_cidr, service_cidr,
+ * packages_version, container_runtime, cni, gpu, remove_nodes): sets
+ * s->cluster_vars (NULL when k has no version) and, when the site names no
+ * kubeconfig, s->kubeconfig to where the admin kubeconfig is fetched; adds
+ * the CNI, GPU stack and node removals to synth. On AICP_EINVAL *bad names
+ * the key at fault. */
+int aicp_site_cluster_load(struct aicp_site *s, const json_t *k, json_t *synth, const char **bad,
+                           struct aicp_err *err);
+
+/* trident.version (rendered mapping t): the Trident operator as a Helm
+ * release in namespace ns, with its readiness gate. */
+int aicp_site_trident_load(const json_t *t, const char *ns, json_t *synth, const char **bad,
+                           struct aicp_err *err);
+
+/* A helm_releases entry's `ready` mapping: k8s_wait gates on the release's
+ * Deployments, StatefulSets, DaemonSets and an optional URL, each depending
+ * on the release (release_id). */
+int aicp_site_ready_load(json_t *synth, const char *release_id, const char *release,
+                         const char *ns, const json_t *ready, const char **bad,
+                         struct aicp_err *err);
+
+/* Runs the cluster playbooks (node preparation, GPU nodes, kubeadm init and
+ * join) on the site's inventory, check mode when check. *exit_status as
+ * aicp_run_playbook's. */
+int aicp_site_cluster_run(int *exit_status, const struct aicp_site *s,
+                          const struct aicp_site_run_opts *o, int check, struct aicp_err *err);
 
 /* `aicp apply|plan|drift SITE [options]`: argv[0] is the command. Returns
  * the exit status (0, 2, 1, 64 usage, 65 invalid input). */

@@ -67,6 +67,10 @@ struct runner {
     struct aicp_kube_pool *pool;
     struct aicp_ontap_pool *ontap;
     char run_id[64]; /* provenance of what the run creates */
+    /* plan on nodes that have no cluster yet: the Kubernetes resources are
+     * listed as what would be made, without asking a cluster. */
+    int no_cluster;
+    int cluster_ran, cluster_status; /* the cluster layer (SSH) */
     json_t *cross;   /* drift: the cross-layer checks, one entry per PVC checked */
     size_t ncross_drift, ncross_fail;
     struct aicp_stats stats;
@@ -287,6 +291,17 @@ static void run_one(struct runner *R, size_t idx)
     }
     if (R->o->allow_replace && has_arg(mod, "replace"))
         json_object_set_new(raw, "replace", json_true());
+    if (R->o->teardown)
+        json_object_set_new(raw, "state", json_string("absent"));
+    if (R->no_cluster && strncmp(mod->name, "ontap_", 6) != 0) {
+        st->st = AICP_ST_CHANGED;
+        json_object_set_new(result, "msg",
+                            json_string("would be made once the cluster exists (the cluster "
+                                        "layer above creates it)"));
+        json_object_set_new(result, "_aicp_show", json_integer(1));
+        rc = 0;
+        goto fail;
+    }
     fill_kube_args(R, raw, mod);
     if ((rc = aicp_args_validate(&args, mod, raw, 0, &err)) != 0)
         goto fail;
@@ -471,12 +486,24 @@ static long next_ready(struct runner *R, int *skip_only)
         const struct aicp_site_res *r = &s->res[i];
         int ready = 1;
         const char *cause = NULL;
-        for (size_t d = 0; d < r->ndeps; d++) {
+        for (size_t d = 0; !R->o->teardown && d < r->ndeps; d++) {
             const struct rstate *ds = &R->st[r->deps[d]];
             if (ds->state != R_DONE)
                 ready = 0;
             else if (ds->blocked && cause == NULL)
                 cause = ds->cause ? ds->cause : s->res[r->deps[d]].id;
+        }
+        /* Teardown: what depends on a resource goes first. */
+        for (size_t j = 0; R->o->teardown && j < s->nres; j++) {
+            for (size_t d = 0; d < s->res[j].ndeps; d++) {
+                if (s->res[j].deps[d] != i)
+                    continue;
+                const struct rstate *ds = &R->st[j];
+                if (ds->state != R_DONE)
+                    ready = 0;
+                else if (ds->blocked && cause == NULL)
+                    cause = ds->cause ? ds->cause : s->res[j].id;
+            }
         }
         if (cause != NULL) {
             /* Skip at once, even while other dependencies still run. */
@@ -507,7 +534,11 @@ static void *worker(void *arg)
             st->st = AICP_ST_SKIPPED;
             st->blocked = 1;
             char msg[700];
-            snprintf(msg, sizeof(msg), "skipped: dependency %s failed", st->cause);
+            if (R->o->teardown)
+                snprintf(msg, sizeof(msg), "skipped: %s, which depends on it, was not removed",
+                         st->cause);
+            else
+                snprintf(msg, sizeof(msg), "skipped: dependency %s failed", st->cause);
             st->result = json_pack("{s:s, s:b, s:b, s:i}", "msg", msg, "changed", 0, "skipped", 1,
                                    "_aicp_show", 1);
         }
@@ -829,6 +860,54 @@ static void print_drift_summary(struct runner *R)
 
 /* ---- the run ------------------------------------------------------------ */
 
+/* ---- the recap per layer ------------------------------------------------- */
+
+enum { LAYER_STORAGE, LAYER_KUBERNETES, LAYER_APPS, NLAYERS };
+
+static int layer_of(const struct aicp_site_res *r)
+{
+    if (strncmp(r->mod->name, "ontap_", 6) == 0)
+        return LAYER_STORAGE;
+    if (strcmp(r->mod->name, "helm_release") == 0 || strcmp(r->mod->name, "k8s_wait") == 0)
+        return LAYER_APPS;
+    return LAYER_KUBERNETES;
+}
+
+/* One line per layer the run touched: the cluster (SSH, by the playbooks'
+ * outcome; their own recap, per host, is above), then storage, Kubernetes
+ * objects and applications, counted from the resources. */
+static void print_layers(struct runner *R)
+{
+    static const char *const names[NLAYERS] = {"storage (ONTAP)", "kubernetes",
+                                               "applications (helm)"};
+    struct aicp_stats st[NLAYERS];
+    int any[NLAYERS] = {0};
+    memset(st, 0, sizeof(st));
+    for (size_t i = 0; i < R->s->nres; i++) {
+        const struct rstate *r = &R->st[i];
+        int l = layer_of(&R->s->res[i]);
+        if (!r->selected)
+            continue;
+        any[l] = 1;
+        st[l].ok += r->st == AICP_ST_OK;
+        st[l].changed += r->st == AICP_ST_CHANGED;
+        st[l].failed += r->st == AICP_ST_FAILED;
+        st[l].skipped += r->st == AICP_ST_SKIPPED;
+    }
+    fputs("LAYER RECAP ********************************************************************\n",
+          R->fp);
+    if (R->cluster_ran)
+        fprintf(R->fp, "%-22s: %s\n", "cluster (SSH)",
+                R->cluster_status == 0   ? "ok (nothing to change)"
+                : R->cluster_status == 2 ? (R->check ? "would change" : "changed")
+                                         : "failed");
+    for (int l = 0; l < NLAYERS; l++)
+        if (any[l])
+            fprintf(R->fp, "%-22s: ok=%d changed=%d failed=%d skipped=%d\n", names[l], st[l].ok,
+                    st[l].changed, st[l].failed, st[l].skipped);
+    fputc('\n', R->fp);
+}
+
 int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_run_opts *o,
                   struct aicp_err *err)
 {
@@ -851,6 +930,10 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
     if ((rc = aicp_site_select(sel, s, o->only, o->limit, err)) != 0)
         goto out;
     for (size_t i = 0; i < s->nres; i++) {
+        /* Teardown removes what has a state; gates and nodes stay. */
+        if (o->teardown && (!has_arg(s->res[i].mod, "state") ||
+                            strcmp(s->res[i].mod->name, "k8s_node") == 0))
+            sel[i] = 0;
         R.st[i].selected = sel[i];
         /* What the run leaves out counts as there: its dependents go on. */
         R.st[i].state = sel[i] ? R_PENDING : R_DONE;
@@ -863,6 +946,21 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
     }
     aicp_output_set_secrets(R.out, o->secrets);
     int cross = o->mode == AICP_SITE_DRIFT && aicp_site_only_cross(o->only);
+    /* The cluster layer first: the nodes, then what runs on them. A
+     * teardown leaves the nodes as they are. */
+    if (s->cluster_vars && !o->teardown && aicp_site_only_cluster(o->only) &&
+        json_array_size(o->limit) == 0) {
+        if ((rc = aicp_site_cluster_run(&R.cluster_status, s, o, R.check, err)) != 0)
+            goto out;
+        R.cluster_ran = 1;
+        if (R.cluster_status == 1) {
+            fprintf(R.fp, "aicp: the cluster layer failed (above): the site's other layers were "
+                          "not run\n");
+            *exit_status = 1;
+            rc = 0;
+            goto out;
+        }
+    }
     if (R.left > 0 || cross) {
         struct aicp_kube_config cfg = {
             .kubeconfig = o->kubeconfig ? o->kubeconfig : s->kubeconfig,
@@ -879,8 +977,13 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
         for (size_t i = 0; i < s->nres; i++)
             if (sel[i] && (s->res[i].mod->flags & AICP_MOD_NEEDS_KUBE))
                 kube = 1;
-        if (kube && (rc = aicp_kube_pool_get(R.pool, NULL, NULL, &k, err)) != 0)
-            goto out;
+        if (kube && (rc = aicp_kube_pool_get(R.pool, NULL, NULL, &k, err)) != 0) {
+            /* Planned on nodes with no cluster yet: nothing to ask. */
+            if (!(R.check && R.cluster_ran && R.cluster_status == 2))
+                goto out;
+            R.no_cluster = 1;
+            rc = 0;
+        }
     }
     aicp_run_id(R.run_id, sizeof(R.run_id));
     char play[512];
@@ -906,6 +1009,7 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
     json_t *hosts = json_pack("[s]", s->name);
     aicp_output_recap(R.out, hosts, &R.stats);
     json_decref(hosts);
+    print_layers(&R);
     if (o->mode == AICP_SITE_DRIFT)
         print_drift_summary(&R);
     rc = 0;
@@ -915,6 +1019,8 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
         (rc = write_drift_report(&R, o->report_dir, err)) != 0)
         goto out;
     *exit_status = R.stats.failed ? 1 : R.stats.changed ? 2 : 0;
+    if (*exit_status == 0 && R.cluster_ran && R.cluster_status == 2)
+        *exit_status = 2;
 out:
     for (size_t i = 0; R.st && i < s->nres; i++) {
         json_decref(R.st[i].result);
@@ -940,7 +1046,8 @@ out:
 static void usage(FILE *fp)
 {
     fputs("usage: aicp apply SITE [--check] [--diff] [--only KIND] [--limit GLOB] [--json FILE]\n"
-          "                 [--allow-replace] [--forks N] [-v]\n"
+          "                 [--allow-replace] [--forks N] [-v] [--state absent]\n"
+          "                 [-i INVENTORY] [--accept-new-host-keys]\n"
           "                 [--kubeconfig FILE] [--context NAME] [-e KEY=VALUE | -e @FILE]...\n"
           "                 [--vault-password-file F | --vault-id [LABEL@]F ... | -J]\n"
           "       aicp plan SITE [same options]              (apply --check --diff)\n"
@@ -997,7 +1104,18 @@ static void print_error(const struct aicp_secrets *secrets, const char *prefix, 
 
 int aicp_site_main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_ONLY, OPT_KCFG, OPT_CTX, OPT_REPLACE, OPT_REPORT, OPT_VPF, OPT_VID };
+    enum {
+        OPT_JSON = 256,
+        OPT_ONLY,
+        OPT_KCFG,
+        OPT_CTX,
+        OPT_REPLACE,
+        OPT_REPORT,
+        OPT_VPF,
+        OPT_VID,
+        OPT_STATE,
+        OPT_ACCEPT,
+    };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, 'C'},
         {"diff", no_argument, NULL, 'D'},
@@ -1015,6 +1133,9 @@ int aicp_site_main(int argc, char **argv)
         {"vault-id", required_argument, NULL, OPT_VID},
         {"ask-vault-pass", no_argument, NULL, 'J'},
         {"ask-vault-password", no_argument, NULL, 'J'},
+        {"inventory", required_argument, NULL, 'i'},
+        {"state", required_argument, NULL, OPT_STATE},
+        {"accept-new-host-keys", no_argument, NULL, OPT_ACCEPT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1025,15 +1146,16 @@ int aicp_site_main(int argc, char **argv)
     const char **extras = calloc((size_t)argc + 1, sizeof(*extras));
     const char **ids = calloc((size_t)argc + 1, sizeof(*ids));
     const char **files = calloc((size_t)argc + 1, sizeof(*files));
+    const char **invs = calloc((size_t)argc + 1, sizeof(*invs));
     json_t *extra = json_object(), *only = NULL, *limit = NULL;
     struct aicp_vault *vault = NULL;
     struct aicp_secrets *secrets = NULL;
     struct aicp_srcmap *emap = NULL;
     struct aicp_site *site = NULL;
     int status = EXIT_USAGE, c, rc, ask = 0;
-    size_t nextra = 0, nids = 0, nfiles = 0;
+    size_t nextra = 0, nids = 0, nfiles = 0, ninvs = 0;
 
-    if (extras == NULL || ids == NULL || files == NULL || extra == NULL ||
+    if (extras == NULL || ids == NULL || files == NULL || invs == NULL || extra == NULL ||
         aicp_vault_new(&vault) != 0 || aicp_secrets_new(&secrets) != 0 ||
         aicp_srcmap_new(&emap) != 0) {
         fputs("aicp: out of memory\n", stderr);
@@ -1049,8 +1171,21 @@ int aicp_site_main(int argc, char **argv)
         goto out;
     }
     optind = 1;
-    while ((c = getopt_long(argc, argv, "CDl:f:e:vhJ", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "CDl:f:e:vhJi:", longopts, NULL)) != -1) {
         switch (c) {
+        case 'i':
+            invs[ninvs++] = optarg;
+            break;
+        case OPT_STATE:
+            if (strcmp(optarg, "absent") != 0 && strcmp(optarg, "present") != 0) {
+                status = usage_error("--state wants present or absent, not '%s'", optarg);
+                goto out;
+            }
+            o.teardown = strcmp(optarg, "absent") == 0;
+            break;
+        case OPT_ACCEPT:
+            o.accept_new_host_keys = 1;
+            break;
         case 'C':
             o.check = 1;
             break;
@@ -1116,6 +1251,10 @@ int aicp_site_main(int argc, char **argv)
         status = usage_error("'%s' wants exactly one site file", cmd);
         goto out;
     }
+    if (o.teardown && o.mode == AICP_SITE_DRIFT) {
+        status = usage_error("drift compares with the site as written: --state does not apply");
+        goto out;
+    }
     if (o.report_dir && o.mode != AICP_SITE_DRIFT) {
         status = usage_error("--report is an option of 'aicp drift'");
         goto out;
@@ -1148,6 +1287,9 @@ int aicp_site_main(int argc, char **argv)
     o.only = only;
     o.limit = limit;
     o.secrets = secrets;
+    o.vault = vault;
+    o.inventories = invs;
+    o.ninventories = ninvs;
     if ((rc = aicp_site_run(&status, site, &o, &err)) != 0) {
         print_error(secrets, "ERROR! ", err.msg);
         status = aicp_err_exit_status(rc);
@@ -1157,6 +1299,7 @@ out:
     free(extras);
     free(ids);
     free(files);
+    free(invs);
     json_decref(extra);
     json_decref(only);
     json_decref(limit);

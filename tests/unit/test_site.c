@@ -179,7 +179,30 @@ static const struct aicp_arg_spec helm_args[] = {
     {.name = "context", .type = AICP_ARG_STR, .aliases = "kube_context"},
     {0}};
 
+/* k8s_wait's and k8s_node's tables, the arguments the site gives them. */
+static const struct aicp_arg_spec wait_args[] = {
+    {.name = "kind", .type = AICP_ARG_STR, .def = "Deployment"},
+    {.name = "namespace", .type = AICP_ARG_STR},
+    {.name = "name", .type = AICP_ARG_STR},
+    {.name = "names", .type = AICP_ARG_LIST},
+    {.name = "timeout", .type = AICP_ARG_INT},
+    {.name = "url", .type = AICP_ARG_STR},
+    {.name = "ca_file", .type = AICP_ARG_PATH},
+    {.name = "validate_certs", .type = AICP_ARG_BOOL},
+    {.name = "kubeconfig", .type = AICP_ARG_PATH},
+    {.name = "context", .type = AICP_ARG_STR},
+    {0}};
+static const struct aicp_arg_spec node_args[] = {
+    {.name = "name", .type = AICP_ARG_STR, .required = 1},
+    {.name = "state", .type = AICP_ARG_STR, .def = "present",
+     .choices = "present|cordoned|drained|absent"},
+    {.name = "kubeconfig", .type = AICP_ARG_PATH},
+    {.name = "context", .type = AICP_ARG_STR},
+    {0}};
+
 static const struct aicp_module mods[] = {
+    {.name = "k8s_wait", .args = wait_args, .flags = AICP_MOD_NEEDS_KUBE},
+    {.name = "k8s_node", .args = node_args, .flags = AICP_MOD_NEEDS_KUBE},
     {.name = "ontap_export_policy", .args = ep_args, .flags = AICP_MOD_NEEDS_ONTAP},
     {.name = "ontap_volume", .args = vol_args, .flags = AICP_MOD_NEEDS_ONTAP},
     {.name = "ontap_snapshot", .args = snap_args, .flags = AICP_MOD_NEEDS_ONTAP},
@@ -432,12 +455,31 @@ static void t_errors(void **state)
         {"helm_releases:\n  - {name: a, chart: c/a, depends_on: [pvc/nope]}\n", AICP_EINVAL,
          "site.yml:2:40: depends_on: no resource 'pvc/nope' in this site"},
         {"helm_releases:\n  - {name: a, chart: c/a, state: gone}\n", AICP_EINVAL, "site.yml:2:5: "},
-        {"inventory: hosts.yml\n", AICP_EINVAL, "site.yml:1:12: 'inventory' is not supported yet"},
-        {"kubernetes: {version: \"1.18.9\"}\n", AICP_EINVAL,
-         "site.yml:1:23: kubernetes.version is not supported yet"},
+        {"inventory: {a: b}\n", AICP_EINVAL,
+         "site.yml:1:12: inventory must be an inventory file or a list of them"},
+        {"kubernetes: {version: \"1.18\"}\n", AICP_EINVAL,
+         "site.yml:1:23: kubernetes.version must be a Kubernetes version such as v1.29.3"},
+        {"kubernetes: {workers: w}\n", AICP_EINVAL,
+         "site.yml:1:23: kubernetes.workers is a cluster install setting: it needs "
+         "kubernetes.version"},
+        {"kubernetes: {version: v1.29.3, workers: \"a:b\"}\n", AICP_EINVAL,
+         "site.yml:1:41: kubernetes.workers must name an inventory group"},
+        {"kubernetes:\n  version: v1.29.3\n  gpu: {stack: cuda}\n", AICP_EINVAL,
+         "site.yml:3:8: kubernetes.gpu.stack must be device-plugin, gpu-operator or none"},
+        {"kubernetes:\n  version: v1.29.3\n  gpu: {stak: none}\n", AICP_EINVAL,
+         "site.yml:3:8: unknown key 'stak' in kubernetes.gpu"},
+        {"kubernetes:\n  version: v1.29.3\n  cni: {manifest: a.yml, chart: c/c}\n", AICP_EINVAL,
+         "site.yml:3:8: kubernetes.cni needs a manifest (a file) or a chart, and not both"},
+        {"kubernetes:\n  version: v1.29.3\n  remove_nodes: dgx4\n", AICP_EINVAL,
+         "site.yml:3:17: kubernetes.remove_nodes must be a list"},
+        {"helm_releases:\n  - {name: a, chart: c/a, ready: {deploymnts: all}}\n", AICP_EINVAL,
+         "site.yml:2:34: unknown key 'deploymnts' in ready"},
+        {"helm_releases:\n  - {name: a, chart: c/a, ready: {deployments: some}}\n", AICP_EINVAL,
+         "site.yml:2:34: ready.deployments must be a list of names, or all"},
         {"kubernetes: {kubeconfig: k, contxt: c}\n", AICP_EINVAL,
          "site.yml:1:37: unknown key 'contxt' in kubernetes"},
-        {"trident: {version: 21.01.2}\n", AICP_EINVAL, "trident.version is not supported yet"},
+        {"trident: {version: [21]}\n", AICP_EINVAL,
+         "site.yml:1:20: trident.version must be a version such as 23.07.1"},
         {"storage_classes:\n  - name: a\n    backend_typ: ontap-nas\n", AICP_EINVAL,
          "site.yml:3:18: unknown key 'backend_typ' in a storage_classes entry"},
         {"storage_classes:\n  - name: a\n    reclaim_policy: Keep\n", AICP_EINVAL,
@@ -864,6 +906,114 @@ static void t_tr4798(void **state)
 /* helm_releases: the site's words become helm_release's arguments; the
  * release waits for its namespace, explicit depends_on and, behind
  * Kubeflow's gate, every StorageClass of the site. */
+/* The cluster layer: the install keys become the cluster playbooks'
+ * variables; the GPU stack, CNI, node removals, the Trident operator and
+ * the releases' readiness gates become resources in the right order. */
+static void t_cluster(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err;
+    const char *text = "site: pod\n"
+                       "inventory: [pod.ini, extra.yml]\n"
+                       "kubernetes:\n"
+                       "  kubeconfig: admin.conf\n"
+                       "  version: \"1.29.3\"\n"
+                       "  workers: dgx\n"
+                       "  pod_network_cidr: 10.10.0.0/16\n"
+                       "  container_runtime: {systemd_cgroup: false}\n"
+                       "  gpu: {driver: 535, allow_reboot: true}\n"
+                       "  cni: {manifest: cni/flannel.yml}\n"
+                       "  remove_nodes: [dgx04]\n"
+                       "ontap: {c1: {management_lif: 1.2.3.4, username: admin, password: pw}}\n"
+                       "trident:\n"
+                       "  version: 23.07.1\n"
+                       "  backends: [{name: b1, driver: ontap-nas, ontap: c1, svm: s, data_lif: 1.2.3.4}]\n"
+                       "helm_releases:\n"
+                       "  - name: airflow\n"
+                       "    chart: airflow-stable/airflow\n"
+                       "    version: 8.0.8\n"
+                       "    namespace: airflow\n"
+                       "    ready: {deployments: all, url: \"https://web:8080/health\", timeout: 30}\n";
+    if (load(&s, text, &err) != 0)
+        fail_msg("%s", err.msg);
+    /* The variables of the cluster playbooks. */
+    const json_t *v = s->cluster_vars;
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_version")), "v1.29.3");
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_packages_version")),
+                        "1.29.3-1.1");
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_worker_group")), "dgx");
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_control_plane_group")),
+                        "kube_control_plane");
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_gpu_group")), "gpu_nodes");
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_pod_network_cidr")),
+                        "10.10.0.0/16");
+    assert_true(json_is_false(json_object_get(v, "k8s_systemd_cgroup")));
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_gpu_driver")), "535");
+    assert_true(json_is_true(json_object_get(v, "k8s_gpu_allow_reboot")));
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_gpu_stack")), "device-plugin");
+    /* The admin kubeconfig is fetched where the site reads it. */
+    assert_non_null(strstr(json_string_value(json_object_get(v, "k8s_kubeconfig")), "admin.conf"));
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_kubeconfig")), s->kubeconfig);
+    assert_int_equal(json_array_size(s->inventory), 2);
+    assert_non_null(strstr(json_string_value(json_array_get(s->inventory, 0)), "pod.ini"));
+    /* What the settings add. */
+    assert_true(aicp_site_find(s, "k8s/kube-system/DaemonSet/nvidia-device-plugin-daemonset") >= 0);
+    assert_true(aicp_site_find(s, "k8s_wait/kube-system/nvidia-device-plugin") >= 0);
+    assert_true(aicp_site_find(s, "k8s_node/dgx04") >= 0);
+    long cni = -1;
+    for (size_t i = 0; i < s->nres; i++)
+        if (strstr(s->res[i].id, "cni/flannel.yml"))
+            cni = (long)i;
+    assert_true(cni >= 0);
+    long node = aicp_site_find(s, "k8s_node/dgx04");
+    assert_string_equal(json_string_value(json_object_get(s->res[node].args, "state")), "absent");
+    /* The device plugin's gate waits for it; the Trident operator's gates
+     * wait for the release and the backend waits for the gates. */
+    assert_true(pos(s, "k8s/kube-system/DaemonSet/nvidia-device-plugin-daemonset") <
+                pos(s, "k8s_wait/kube-system/nvidia-device-plugin"));
+    assert_true(pos(s, "helm_release/trident/trident-operator") <
+                pos(s, "k8s_wait/trident/trident-deployments"));
+    assert_true(pos(s, "k8s_wait/trident/trident-deployments") <
+                pos(s, "trident_backend/trident/b1"));
+    assert_true(pos(s, "k8s_wait/trident/trident-node") < pos(s, "trident_backend/trident/b1"));
+    long rel = aicp_site_find(s, "helm_release/trident/trident-operator");
+    assert_string_equal(json_string_value(json_object_get(s->res[rel].args, "chart_version")),
+                        "23.07.1");
+    assert_true(json_is_true(json_object_get(s->res[rel].args, "wait")));
+    /* airflow's gate: every Deployment of its namespace, then the URL. */
+    long g = aicp_site_find(s, "k8s_wait/airflow/airflow-deployments");
+    assert_true(g >= 0);
+    assert_null(json_object_get(s->res[g].args, "names"));
+    assert_string_equal(json_string_value(json_object_get(s->res[g].args, "url")),
+                        "https://web:8080/health");
+    assert_int_equal(json_integer_value(json_object_get(s->res[g].args, "timeout")), 30);
+    assert_true(pos(s, "helm_release/airflow/airflow") < pos(s, "k8s_wait/airflow/airflow-deployments"));
+    aicp_site_free(s);
+
+    /* The GPU Operator instead: a release, with the operator's driver off
+     * when the nodes get theirs from aicp. */
+    assert_int_equal(load(&s,
+                          "kubernetes: {version: v1.29.3, gpu: {stack: gpu-operator, driver: "
+                          "\"550\"}}\n",
+                          &err),
+                     0);
+    rel = aicp_site_find(s, "helm_release/gpu-operator/gpu-operator");
+    assert_true(rel >= 0);
+    const json_t *vals = json_object_get(s->res[rel].args, "values");
+    assert_true(json_is_false(json_object_get(json_object_get(vals, "driver"), "enabled")));
+    assert_true(aicp_site_find(s, "k8s_wait/kube-system/nvidia-device-plugin") < 0);
+    /* No kubeconfig in the site: the fetched one is used. */
+    assert_non_null(strstr(s->kubeconfig, ".kube/aicp-site.conf"));
+    aicp_site_free(s);
+
+    /* No version: no cluster layer. */
+    assert_int_equal(load(&s, "kubernetes: {kubeconfig: k}\n", &err), 0);
+    assert_null(s->cluster_vars);
+    aicp_site_free(s);
+}
+
 static void t_helm(void **state)
 {
     (void)state;
@@ -964,7 +1114,7 @@ int main(void)
         cmocka_unit_test(t_pod),         cmocka_unit_test(t_graph),  cmocka_unit_test(t_secret_dep),
         cmocka_unit_test(t_cycle),       cmocka_unit_test(t_errors), cmocka_unit_test(t_vars),
         cmocka_unit_test(t_select),      cmocka_unit_test(t_tr4798), cmocka_unit_test(t_ontap),
-        cmocka_unit_test(t_ontap_graph), cmocka_unit_test(t_cross),  cmocka_unit_test(t_helm),
+        cmocka_unit_test(t_ontap_graph), cmocka_unit_test(t_cross),  cmocka_unit_test(t_helm), cmocka_unit_test(t_cluster),
     };
     if (aicp_secrets_new(&secrets) != 0)
         return 1;
