@@ -919,6 +919,10 @@ int aicp_site_run(int *exit_status, struct aicp_site *s, const struct aicp_site_
     *exit_status = 1;
     R.fp = o->out ? o->out : stdout;
     R.check = o->check || o->mode != AICP_SITE_APPLY;
+    /* Modules that read only, as in a playbook, know a check run by it
+     * (k8s_wait reads once instead of waiting). */
+    if (s->vars)
+        json_object_set_new(s->vars, "ansible_check_mode", json_boolean(R.check));
     R.st = calloc(s->nres ? s->nres : 1, sizeof(*R.st));
     pthread_mutex_init(&R.mu, NULL);
     pthread_mutex_init(&R.out_mu, NULL);
