@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 k=$(mktemp -d /tmp/aicp-bench-site-XXXXXX)
 trap 'exec 8>&- 9>&-; kill "$KUBE_FAKE_PID" "$ONTAP_FAKE_PID" 2>/dev/null; rm -rf "$k"' EXIT
 . scripts/fakes.sh "$k"
-site=(inventory/ontap-ai-pod.site.yml "${FAKE_ARGS[@]}")
+# The storage and Kubernetes objects (the cluster layer needs SSH hosts,
+# the applications a helm binary: the lab demo runs those).
+site=(inventory/ontap-ai-pod.site.yml "${FAKE_ARGS[@]}"
+    --only ontap,namespaces,trident,storage_classes,pvcs,cross_layer)
 # requests URL: how many requests the fake at URL has logged.
 requests() {
     python3 -c 'import json,ssl,sys,urllib.request

@@ -19,7 +19,8 @@ openssl x509 -req -in "$k/server.csr" -CA "$k/ca.pem" -CAkey "$k/ca.key" -set_se
     umask 077
     openssl rand -hex 16 > "$k/token"
     printf 'admin:%s\n' "$(openssl rand -hex 12)" > "$k/users"
-    printf 'vault_ontap_password: "%s"\n' "$(cut -d: -f2 "$k/users")" > "$k/ontap-vars.yml"
+    printf 'vault_ontap_password: "%s"\nvault_airflow_git_ssh_key: "%s"\n' \
+        "$(cut -d: -f2 "$k/users")" "$(openssl rand -hex 24)" > "$k/ontap-vars.yml"
 )
 # fake_start NAME FD ARGS...: starts one fake with stdin on a fifo held by FD.
 fake_start() {

@@ -33,14 +33,14 @@ unset KUBECONFIG
 # The ONTAP password: the canary, in a vaulted vars file.
 PW="$CANARY-ontap"
 printf 'vault-pass-%s\n' "$$" >"$SEC/vault-pass"
-printf 'vault_ontap_password: "%s"\n' "$PW" >"$SEC/secrets.yml"
+printf 'vault_ontap_password: "%s"\nvault_airflow_git_ssh_key: "key-%s"\n' "$PW" "$CANARY" >"$SEC/secrets.yml"
 "$AICP" vault encrypt --vault-password-file "$SEC/vault-pass" "$SEC/secrets.yml" >/dev/null 2>&1 ||
     fail "aicp vault encrypt"
 grep -q '^\$ANSIBLE_VAULT' "$SEC/secrets.yml" || fail "the vars file is not vaulted"
 V="-e @$SEC/secrets.yml --vault-password-file $SEC/vault-pass --kubeconfig $T/kubeconfig"
 
 n=0
-ONLY="--only kubernetes"
+ONLY="--only namespaces,trident,storage_classes,pvcs"
 # site CMD WANT-RC [ARGS...]: runs aicp CMD on $SITE ($ONLY); output in $OUT.
 site() {
     _cmd=$1 _want=$2
@@ -146,7 +146,7 @@ expect_not "tensorflow-results"
 expect_not "TASK [storage_class"
 expect_not "TASK [ontap_"
 site plan 64 --only inventory
-ONLY="--only kubernetes"
+ONLY="--only namespaces,trident,storage_classes,pvcs"
 
 # ---- an immutable field --------------------------------------------------
 python3 -c '

@@ -31,12 +31,16 @@ unset KUBECONFIG
 
 # The ONTAP password (the fake's admin: pw-CANARY) in a vaulted vars file.
 printf 'vault-pass-%s\n' "$$" >"$SEC/vault-pass"
-printf 'vault_ontap_password: "pw-%s"\n' "$CANARY" >"$SEC/secrets.yml"
+printf 'vault_ontap_password: "pw-%s"\nvault_airflow_git_ssh_key: "key-%s"\n' "$CANARY" "$CANARY" \
+    >"$SEC/secrets.yml"
 "$AICP" vault encrypt --vault-password-file "$SEC/vault-pass" "$SEC/secrets.yml" >/dev/null 2>&1 ||
     fail "aicp vault encrypt"
 grep -q '^\$ANSIBLE_VAULT' "$SEC/secrets.yml" || fail "the vars file is not vaulted"
 V="-e @$SEC/secrets.yml --vault-password-file $SEC/vault-pass --kubeconfig $T/kubeconfig"
 V="$V -e ontap_management_lif=$OHOST -e ontap_ca_file=$OCA"
+# The storage and the objects Trident needs; the cluster and Helm layers
+# are test_site_cluster.sh's.
+V="$V --only ontap,namespaces,trident,storage_classes,pvcs,cross_layer"
 
 n=0
 # site CMD WANT-RC [ARGS...]: runs aicp CMD on $SITE; output in $OUT.

@@ -840,7 +840,8 @@ static void t_tr4798(void **state)
     (void)state;
     struct aicp_site *s = NULL;
     struct aicp_err err = {0};
-    json_t *ev = json_pack("{s:s}", "vault_ontap_password", "pod-pw-123");
+    json_t *ev = json_pack("{s:s, s:s}", "vault_ontap_password", "pod-pw-123",
+                           "vault_airflow_git_ssh_key", "key-material");
     struct aicp_site_load_opts o = {.find_module = find, .secrets = secrets, .extra_vars = ev};
     int rc = aicp_site_load(&s, AICP_SRCDIR "/inventory/ontap-ai-pod.site.yml", &o, &err);
     if (rc != 0)
@@ -864,6 +865,17 @@ static void t_tr4798(void **state)
         "ontap_snapshot/ontapai_nfs/pb_fg_all/baseline",
         "ontap_clone/ontapai_nfs/pb_fg_all_workspace",
         "ontap_snapmirror/svm_dr:pb_fg_all_dr",
+        "namespace/airflow",
+        "secret/airflow/airflow-ssh-git-secret",
+        "helm_release/kubeflow/kubeflow",
+        "helm_release/airflow/airflow",
+        "helm_release/trident/trident-operator",
+        "k8s_wait/trident/trident-deployments",
+        "k8s_wait/trident/trident-node",
+        "k8s_wait/kubeflow/kubeflow-deployments",
+        "k8s_wait/airflow/airflow-deployments",
+        "k8s/kube-system/DaemonSet/nvidia-device-plugin-daemonset",
+        "k8s_wait/kube-system/nvidia-device-plugin",
     };
     assert_int_equal(s->nres, sizeof(ids) / sizeof(ids[0]));
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
@@ -889,9 +901,32 @@ static void t_tr4798(void **state)
     assert_string_equal(json_string_value(arg(s, "volumes/pb_fg_all", "hostname")),
                         "10.61.218.100");
     assert_null(arg(s, "volumes/pb_fg_all", "ca_file"));
+    /* The platform: the cluster on the inventory's groups, Trident's
+     * operator ready before its backends, Airflow after its key and class,
+     * Kubeflow behind the default-class gate. */
+    assert_string_equal(json_string_value(json_object_get(s->cluster_vars, "k8s_gpu_group")),
+                        "gpu-nodes");
+    assert_non_null(strstr(json_string_value(json_array_get(s->inventory, 0)),
+                           "inventory/ontap-ai-pod.ini"));
+    assert_true(depends(s, "trident_backend/ontap-ai-flexvols", "k8s_wait/trident-deployments"));
+    assert_true(depends(s, "helm_release/airflow", "secret/airflow-ssh-git-secret"));
+    assert_true(depends(s, "k8s_wait/airflow-deployments", "helm_release/airflow"));
+    long kf = aicp_site_find(s, "helm_release/kubeflow");
+    assert_true(s->res[kf].needs_default_sc);
+    long af = aicp_site_find(s, "helm_release/airflow");
+    const json_t *vals = json_object_get(s->res[af].args, "values");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(vals, "airflow"), "executor")),
+        "CeleryExecutor");
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(vals, "dags"), "gitSync"), "syncWait")),
+        60);
+    assert_true(s->res[aicp_site_find(s, "secret/airflow-ssh-git-secret")].secret);
     aicp_site_free(s);
-    ev = json_pack("{s:s, s:s, s:s}", "vault_ontap_password", "pod-pw-123", "ontap_management_lif",
-                   "127.0.0.1:4443", "ontap_ca_file", "/tmp/ca.pem");
+    ev = json_pack("{s:s, s:s, s:s, s:s}", "vault_ontap_password", "pod-pw-123",
+                   "ontap_management_lif", "127.0.0.1:4443", "ontap_ca_file", "/tmp/ca.pem",
+                   "vault_airflow_git_ssh_key", "key-material");
     o.extra_vars = ev;
     assert_int_equal(aicp_site_load(&s, AICP_SRCDIR "/inventory/ontap-ai-pod.site.yml", &o, &err),
                      0);
