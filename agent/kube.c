@@ -1223,6 +1223,43 @@ out:
     return rc;
 }
 
+
+int aicp_kube_evict(struct aicp_kube *k, const char *namespace, const char *pod, unsigned flags,
+                    long *status, struct aicp_err *err)
+{
+    struct aicp_kube_ref ref = {
+        .api_version = "v1", .kind = "Pod", .namespace = namespace, .name = pod};
+    struct aicp_http_resp resp = {0};
+    struct aicp_buf url = AICP_BUF_INIT;
+    struct target t;
+    json_t *body = NULL;
+    int rc;
+
+    if (status != NULL)
+        *status = 0;
+    if ((rc = target_of(k, &ref, &t, err)) != 0)
+        return rc;
+    body = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "policy/v1", "kind", "Eviction",
+                     "metadata", "name", t.name, "namespace", t.ns != NULL ? t.ns : "");
+    if (body == NULL || object_url(k, &t, "eviction", &url) != 0 ||
+        ((flags & AICP_KUBE_DRY_RUN) && aicp_buf_puts(&url, "?dryRun=All") != 0)) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t.label);
+        goto out;
+    }
+    /* Not retry_unsafe: a 429 here is a disruption budget, not a busy
+     * server, and the caller decides how long to keep asking. */
+    rc = call(k, "POST", url.data, body, "application/json", 0, 1, &resp, err);
+    if (status != NULL)
+        *status = resp.status;
+    if (rc != 0)
+        rc = api_error(rc, &resp, t.label, "evict", err);
+out:
+    json_decref(body);
+    aicp_http_resp_free(&resp);
+    aicp_buf_free(&url);
+    return rc;
+}
+
 int aicp_kube_delete(struct aicp_kube *k, const struct aicp_kube_ref *ref, const char *propagation,
                      unsigned flags, double wait_s, int *existed, struct aicp_err *err)
 {

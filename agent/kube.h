@@ -148,6 +148,18 @@ struct aicp_kube_wait {
 int aicp_kube_wait(struct aicp_kube *k, const struct aicp_kube_ref *ref,
                    const struct aicp_kube_wait *w, json_t **obj, struct aicp_err *err);
 
+
+/* Evicts a pod the way `kubectl drain` does: POST of a policy/v1 Eviction
+ * to pods/NAME/eviction, so that PodDisruptionBudgets are honoured (with
+ * AICP_KUBE_DRY_RUN: ?dryRun=All). *status (may be NULL) is the answer's
+ * HTTP status (0 when none came): 201 evicted; 404 the pod does not exist
+ * (AICP_ENOTFOUND); 429 a disruption budget refuses it now (AICP_EREMOTE,
+ * with the API's message: "Cannot evict pod as it would violate the pod's
+ * disruption budget."). A refusal is not retried here: waiting it out is
+ * the caller's (it knows its deadline). */
+int aicp_kube_evict(struct aicp_kube *k, const char *namespace, const char *pod, unsigned flags,
+                    long *status, struct aicp_err *err);
+
 /* A dotted path into an object: "status.phase", "metadata.annotations.x"
  * (an annotation key with dots: "metadata.annotations[storageclass.kubernetes.io/is-default-class]").
  * Borrowed; NULL when absent. */

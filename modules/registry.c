@@ -34,6 +34,7 @@ extern const struct aicp_module aicp_mod_pvc;
 extern const struct aicp_module aicp_mod_trident_backend;
 extern const struct aicp_module aicp_mod_k8s_job;
 extern const struct aicp_module aicp_mod_k8s_wait;
+extern const struct aicp_module aicp_mod_k8s_node;
 extern const struct aicp_module aicp_mod_ontap_volume;
 extern const struct aicp_module aicp_mod_ontap_snapshot;
 extern const struct aicp_module aicp_mod_ontap_clone;
@@ -76,6 +77,7 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_trident_backend,
     &aicp_mod_k8s_job,
     &aicp_mod_k8s_wait,
+    &aicp_mod_k8s_node,
     &aicp_mod_ontap_volume,
     &aicp_mod_ontap_snapshot,
     &aicp_mod_ontap_clone,

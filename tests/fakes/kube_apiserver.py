@@ -7,12 +7,13 @@ checks that): discovery, built-in and custom resources, server-side apply
 with managed fields and conflicts, JSON / merge / strategic merge patches,
 resourceVersion conflicts, dryRun, status subresources, immutable fields
 and validation errors worded as a real API server words them, bearer
-tokens, and switchable faults. A controller stand-in may move Trident
-backends, PVCs and Jobs along, since no Trident or kube-controller-manager
-runs here. docs/fakes.md says how to run it by hand and what it simplifies.
+tokens, the Eviction API, and switchable faults. A controller stand-in
+may move Trident backends, PVCs, Jobs, Nodes and workloads (Deployments,
+StatefulSets, DaemonSets) along, since no Trident, kubelet or
+kube-controller-manager runs here. docs/fakes.md says how to run it by hand and what it simplifies.
 
     python3 kube_apiserver.py --cert SERVER.pem --key SERVER.key \
-        [--token-file F] [--crds trident] [--controller] [--state FILE]
+        [--token-file F] [--crds trident] [--controller [--ready-delay S]] [--state FILE]
 
 It binds 127.0.0.1 on a free port, prints one line "PORT <n>" when ready,
 and serves until its stdin reaches EOF or it gets SIGTERM/SIGINT.
@@ -25,6 +26,7 @@ lock); the controller thread; the HTTP layer (KubeFake.dispatch); main.
 import argparse
 import base64
 import copy
+import hashlib
 import json
 import os
 import random
@@ -498,11 +500,13 @@ def json_patch(doc, ops):
 
 class ResourceType:
     def __init__(self, group, version, kind, plural, namespaced, status=False, short=(),
-                 generation=False, crd=False, columns=None, categories=(), log=False):
+                 generation=False, crd=False, columns=None, categories=(), log=False,
+                 evict=False, scale=False):
         self.group, self.version, self.kind, self.plural = group, version, kind, plural
         self.namespaced, self.status, self.short = namespaced, status, list(short)
         self.generation, self.crd, self.columns = generation, crd, columns
-        self.categories, self.log = list(categories), log
+        self.categories, self.log, self.evict = list(categories), log, evict
+        self.scale = scale
         self.singular = kind.lower()
 
     @property
@@ -532,7 +536,21 @@ class ResourceType:
         if self.log:
             out.append({"name": self.plural + "/log", "singularName": "",
                         "namespaced": self.namespaced, "kind": "Pod", "verbs": ["get"]})
+        if self.evict:
+            # kubectl drain looks for exactly this entry (group and version
+            # set) to learn that the server has the Eviction API.
+            out.append({"name": self.plural + "/eviction", "singularName": "",
+                        "namespaced": self.namespaced, "group": "policy", "version": "v1",
+                        "kind": "Eviction", "verbs": ["create"]})
+        if self.scale:
+            out.append({"name": self.plural + "/scale", "singularName": "",
+                        "namespaced": self.namespaced, "group": "autoscaling", "version": "v1",
+                        "kind": "Scale", "verbs": ["get", "patch", "update"]})
         return out
+
+    def has_sub(self, sub):
+        return (sub == "status" and self.status) or (sub == "log" and self.log) or \
+            (sub == "eviction" and self.evict) or (sub == "scale" and self.scale)
 
 
 BUILTINS = [
@@ -545,12 +563,19 @@ BUILTINS = [
     ResourceType("", "v1", "PersistentVolume", "persistentvolumes", False, status=True,
                  short=["pv"]),
     ResourceType("", "v1", "Pod", "pods", True, status=True, short=["po"], log=True,
-                 categories=["all"]),
+                 categories=["all"], evict=True),
+    ResourceType("", "v1", "Node", "nodes", False, status=True, short=["no"]),
     ResourceType("", "v1", "Service", "services", True, status=True, short=["svc"],
                  categories=["all"]),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, short=["sc"]),
     ResourceType("batch", "v1", "Job", "jobs", True, status=True, generation=True,
                  categories=["all"]),
+    ResourceType("apps", "v1", "Deployment", "deployments", True, status=True, short=["deploy"],
+                 generation=True, categories=["all"], scale=True),
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, status=True, short=["ds"],
+                 generation=True, categories=["all"]),
+    ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, status=True, short=["sts"],
+                 generation=True, categories=["all"], scale=True),
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition",
                  "customresourcedefinitions", False, status=True, short=["crd", "crds"],
                  generation=True),
@@ -730,6 +755,54 @@ def validate_pod_spec(spec, prefix, errs, job=False):
         errs.append(unsupported(prefix + ".restartPolicy", rp, ["OnFailure", "Never"]))
 
 
+WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet")
+TAINT_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+def go_map(m):
+    """A map[string]string as Go's %#v prints it (keys sorted)."""
+    return GoValue("map[string]string{%s}" % ", ".join(
+        "%s:%s" % (json.dumps(k), json.dumps(v)) for k, v in sorted((m or {}).items())))
+
+
+def selector_matches(sel, labels):
+    """A LabelSelector (matchLabels, matchExpressions) against labels."""
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in sel.get("matchExpressions") or []:
+        if not isinstance(e, dict):
+            return False
+        k, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In" and labels.get(k) not in vals or \
+                op == "NotIn" and k in labels and labels[k] in vals or \
+                op == "Exists" and k not in labels or op == "DoesNotExist" and k in labels:
+            return False
+    return True
+
+
+def validate_workload(spec, errs):
+    """apps/v1 Deployment, DaemonSet and StatefulSet: a selector that
+    selects the pod template's labels, a pod template that restarts."""
+    reps = spec.get("replicas")
+    if reps is not None and (not isinstance(reps, int) or isinstance(reps, bool) or reps < 0):
+        errs.append(invalid_value("spec.replicas", reps, "must be greater than or equal to 0"))
+    sel = spec.get("selector")
+    labels = _v(spec, "template", "metadata", "labels") or {}
+    if not isinstance(sel, dict) or not (sel.get("matchLabels") or sel.get("matchExpressions")):
+        errs.append(required("spec.selector"))
+        errs.append(invalid_value("spec.template.metadata.labels", go_map(labels),
+                                  "`selector` does not match template `labels`"))
+    elif not selector_matches(sel, labels):
+        errs.append(invalid_value("spec.template.metadata.labels", go_map(labels),
+                                  "`selector` does not match template `labels`"))
+    pspec = _v(spec, "template", "spec")
+    validate_pod_spec(pspec, "spec.template.spec", errs)
+    if isinstance(pspec, dict) and pspec.get("restartPolicy") != "Always":
+        errs.append(unsupported("spec.template.spec.restartPolicy", pspec.get("restartPolicy"),
+                                ["Always"]))
+
+
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
 UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
@@ -782,6 +855,18 @@ def validate(rt, obj):
         validate_pod_spec(_v(spec, "template", "spec"), "spec.template.spec", errs, job=True)
     elif rt.kind == "Pod":
         validate_pod_spec(spec, "spec", errs)
+    elif rt.kind in WORKLOADS:
+        validate_workload(spec, errs)
+    elif rt.kind == "Node":
+        for i, t in enumerate(spec.get("taints") or []):
+            p = "spec.taints[%d]" % i
+            if not isinstance(t, dict):
+                errs.append(invalid_value(p, t, "must be an object"))
+                continue
+            if not t.get("key"):
+                errs.append(required(p + ".key"))
+            if t.get("effect") not in TAINT_EFFECTS:
+                errs.append(unsupported(p + ".effect", t.get("effect"), TAINT_EFFECTS))
     elif rt.kind == "Secret":
         for k, v in (obj.get("data") or {}).items():
             if not re.match(r"^[-._a-zA-Z0-9]+$", k):
@@ -816,7 +901,9 @@ KNOWN_TOP = {"Namespace": {"spec", "status"}, "Secret": {"data", "stringData", "
              "Pod": {"spec", "status"}, "Service": {"spec", "status"},
              "StorageClass": {"provisioner", "parameters", "reclaimPolicy", "mountOptions",
                               "allowVolumeExpansion", "volumeBindingMode", "allowedTopologies"},
-             "Job": {"spec", "status"}, "CustomResourceDefinition": {"spec", "status"}}
+             "Job": {"spec", "status"}, "CustomResourceDefinition": {"spec", "status"},
+             "Node": {"spec", "status"}, "Deployment": {"spec", "status"},
+             "DaemonSet": {"spec", "status"}, "StatefulSet": {"spec", "status"}}
 KNOWN_SPEC = {"Namespace": {"finalizers"},
               "PersistentVolumeClaim": {"accessModes", "selector", "resources", "volumeName",
                                         "storageClassName", "volumeMode", "dataSource",
@@ -825,7 +912,17 @@ KNOWN_SPEC = {"Namespace": {"finalizers"},
                       "successPolicy", "backoffLimit", "backoffLimitPerIndex",
                       "maxFailedIndexes", "selector", "manualSelector", "template",
                       "ttlSecondsAfterFinished", "completionMode", "suspend",
-                      "podReplacementPolicy", "managedBy"}}
+                      "podReplacementPolicy", "managedBy"},
+              "Node": {"podCIDR", "podCIDRs", "providerID", "unschedulable", "taints",
+                       "configSource", "externalID"},
+              "Deployment": {"replicas", "selector", "template", "strategy", "minReadySeconds",
+                             "revisionHistoryLimit", "paused", "progressDeadlineSeconds"},
+              "DaemonSet": {"selector", "template", "updateStrategy", "minReadySeconds",
+                            "revisionHistoryLimit"},
+              "StatefulSet": {"replicas", "selector", "template", "volumeClaimTemplates",
+                              "serviceName", "podManagementPolicy", "updateStrategy",
+                              "revisionHistoryLimit", "minReadySeconds",
+                              "persistentVolumeClaimRetentionPolicy", "ordinals"}}
 
 
 def unknown_fields(rt, obj):
@@ -847,6 +944,9 @@ def drop_fields(obj, paths):
         remove_at(obj, tuple(p.split(".", 1)) if p.startswith(("metadata.", "spec.")) else (p,))
 
 
+STS_SPEC_MSG = ("updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                "'minReadySeconds' are forbidden")
 PVC_SPEC_MSG = ("spec is immutable after creation except resources.requests and "
                 "volumeAttributesClassName for bound claims")
 
@@ -887,6 +987,18 @@ def validate_update(rt, old, new):
             errs.append(immutable("spec.selector", nspec.get("selector")))
         if ospec.get("completions") != nspec.get("completions"):
             errs.append(immutable("spec.completions", nspec.get("completions")))
+    elif rt.kind in WORKLOADS:
+        if ospec.get("selector") != nspec.get("selector"):
+            sel = nspec.get("selector") or {}
+            errs.append(immutable("spec.selector", GoValue(
+                "v1.LabelSelector{MatchLabels:%s, MatchExpressions:[]v1.LabelSelectorRequirement"
+                "(nil)}" % go_map(sel.get("matchLabels")).text)))
+        if rt.kind == "StatefulSet":
+            free = ("replicas", "ordinals", "template", "updateStrategy",
+                    "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
+            if {k: v for k, v in ospec.items() if k not in free} != \
+                    {k: v for k, v in nspec.items() if k not in free}:
+                errs.append(forbidden("spec", STS_SPEC_MSG))
     elif rt.kind == "Secret" or rt.kind == "ConfigMap":
         if old.get("immutable"):
             if old.get("data") != new.get("data") or old.get("binaryData") != new.get("binaryData"):
@@ -1099,8 +1211,8 @@ class Store:
             if name and self.peek(rt, ns, name) is not None:
                 raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (rt.qualified, name),
                                {"name": name, "group": rt.group, "kind": rt.plural})
-            if rt.status and sub != "status":
-                body.pop("status", None)
+            if rt.status and sub != "status" and rt.kind != "Node":
+                body.pop("status", None)     # (a Node may be created with its status)
             body["apiVersion"], body["kind"] = rt.gv, rt.kind
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = now_iso()
@@ -1559,6 +1671,40 @@ class Store:
                     default_pod_spec(tmpl["spec"])
             if old is None:
                 obj["status"] = {}
+        elif kind in WORKLOADS:
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("revisionHistoryLimit", 10)
+            if kind == "Deployment":
+                spec.setdefault("replicas", 1)
+                spec.setdefault("progressDeadlineSeconds", 600)
+                strat = spec.setdefault("strategy", {})
+                if isinstance(strat, dict):
+                    strat.setdefault("type", "RollingUpdate")
+                    if strat["type"] == "RollingUpdate":
+                        strat.setdefault("rollingUpdate", {"maxUnavailable": "25%",
+                                                           "maxSurge": "25%"})
+            elif kind == "DaemonSet":
+                strat = spec.setdefault("updateStrategy", {})
+                if isinstance(strat, dict):
+                    strat.setdefault("type", "RollingUpdate")
+                    if strat["type"] == "RollingUpdate":
+                        strat.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
+            else:
+                spec.setdefault("replicas", 1)
+                spec.setdefault("podManagementPolicy", "OrderedReady")
+                spec.setdefault("persistentVolumeClaimRetentionPolicy",
+                                {"whenDeleted": "Retain", "whenScaled": "Retain"})
+                strat = spec.setdefault("updateStrategy", {})
+                if isinstance(strat, dict):
+                    strat.setdefault("type", "RollingUpdate")
+                    if strat["type"] == "RollingUpdate":
+                        strat.setdefault("rollingUpdate", {"partition": 0})
+            if isinstance(_v(spec, "template", "spec"), dict):
+                default_pod_spec(spec["template"]["spec"])
+            if old is None:
+                obj["status"] = {}
+        elif kind == "Node":
+            obj.setdefault("spec", {})
         elif kind == "CustomResourceDefinition":
             spec = obj.setdefault("spec", {})
             names = dict(spec.get("names") or {})
@@ -1683,19 +1829,25 @@ def apply_conflict(rt, old, entries, conflicts):
 
 # ---------------------------------------------------------------------------
 # The controller stand-in: no Trident and no kube-controller-manager run
-# here, so this thread moves TridentBackendConfigs, PVCs and Jobs along the
-# way theirs would, a little later than the write that asked for it.
+# here, so this thread moves TridentBackendConfigs, PVCs, Jobs, Nodes and
+# workloads (Deployments, StatefulSets, DaemonSets) along the way theirs
+# would, a little later than the write that asked for it.
 
 TBC_DELAY, PVC_DELAY, JOB_DELAY = 0.2, 0.1, 0.3
+READY_DELAY = 0.3       # default of --ready-delay: workloads become ready after it
+NEVER_READY = "fake.aicp.io/never-ready"
+READY_DELAY_ANN = "fake.aicp.io/ready-delay"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 NS_DELAY = 0.2          # how long a deleted namespace stays Terminating
 WATCH_EVENTS = 10000    # watch events kept (older resourceVersions get 410 Gone)
 WATCH_MAX = 60          # seconds a watch lasts at most (clients watch again)
 
 
 class Controller(threading.Thread):
-    def __init__(self, store):
+    def __init__(self, store, ready_delay=READY_DELAY):
         super().__init__(daemon=True)
         self.store = store
+        self.ready_delay = ready_delay
         self.stopping = threading.Event()
 
     def run(self):
@@ -1732,11 +1884,137 @@ class Controller(threading.Thread):
                 self.run_job(jobt, job)
         podt = s.rtype("", "v1", "pods")
         for pod in list(s._bucket(podt).values()):
-            if _v(pod, "status", "phase") == "Pending" and not pod["metadata"].get("ownerReferences") \
+            # Job pods are written finished by run_job; any other pod runs.
+            by_job = any(isinstance(r, dict) and r.get("kind") == "Job"
+                         for r in pod["metadata"].get("ownerReferences") or [])
+            if _v(pod, "status", "phase") == "Pending" and not by_job \
                     and self.due(pod, PVC_DELAY, now):
                 st = dict(pod.get("status") or {}, phase="Running", podIP="10.244.0.%d" %
                           random.randint(2, 250), startTime=now_iso())
                 s.controller_write(podt, pod, "kubelet", status=st)
+        nodet = s.rtype("", "v1", "nodes")
+        for node in list(s._bucket(nodet).values()):
+            self.node(nodet, node)
+        for plural in ("deployments", "statefulsets", "daemonsets"):
+            rt = s.rtype("apps", "v1", plural)
+            for obj in list(s._bucket(rt).values()):
+                ann = obj["metadata"].get("annotations") or {}
+                try:
+                    delay = float(ann.get(READY_DELAY_ANN, self.ready_delay))
+                except ValueError:
+                    delay = self.ready_delay
+                # Each generation is rolled out anew: its own delay.
+                key = "%s/%s" % (obj["metadata"]["uid"], obj["metadata"].get("generation", 1))
+                if now - s.seen.setdefault(key, now) >= delay:
+                    self.rollout(rt, obj, ann.get(NEVER_READY) == "true")
+
+    def node(self, nodet, node):
+        """The kubelet's status (Ready, nodeInfo, addresses) for a Node that
+        has none, and the node lifecycle controller's unschedulable taint."""
+        s = self.store
+        st = node.get("status") or {}
+        if not any(isinstance(c, dict) and c.get("type") == "Ready"
+                   for c in st.get("conditions") or []):
+            t = now_iso()
+            st = copy.deepcopy(st)
+            st.setdefault("conditions", []).append({
+                "type": "Ready", "status": "True", "reason": "KubeletReady",
+                "message": "kubelet is posting ready status", "lastHeartbeatTime": t,
+                "lastTransitionTime": t})
+            st.setdefault("nodeInfo", {"kubeletVersion": "v1.32.0", "kubeProxyVersion": "",
+                                       "containerRuntimeVersion": "containerd://1.7.24",
+                                       "operatingSystem": "linux", "architecture": "amd64",
+                                       "osImage": "Fake Linux", "kernelVersion": "6.8.0-fake"})
+            st.setdefault("addresses", [
+                {"type": "InternalIP", "address": "10.0.0.%d" % random.randint(2, 250)},
+                {"type": "Hostname", "address": node["metadata"]["name"]}])
+            s.controller_write(nodet, node, "kubelet", status=st)
+            node = s.peek(nodet, None, node["metadata"]["name"])
+        taints = _v(node, "spec", "taints") or []
+        has = any(isinstance(t, dict) and t.get("key") == UNSCHEDULABLE_TAINT for t in taints)
+        want = bool(_v(node, "spec", "unschedulable"))
+        if want != has:
+            def mutate(o):
+                ts = [t for t in o["spec"].get("taints") or []
+                      if not (isinstance(t, dict) and t.get("key") == UNSCHEDULABLE_TAINT)]
+                if want:
+                    ts.append({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule",
+                               "timeAdded": now_iso()})
+                if ts:
+                    o["spec"]["taints"] = ts
+                else:
+                    o["spec"].pop("taints", None)
+            s.controller_write(nodet, node, "kube-controller-manager", mutate=mutate)
+
+    @staticmethod
+    def revision(obj):
+        """<name>-<hash of the pod template>: the ReplicaSet / revision name."""
+        h = int(hashlib.sha256(json.dumps(_v(obj, "spec", "template"), sort_keys=True)
+                               .encode()).hexdigest(), 16)
+        alpha = "bcdfghjklmnpqrstvwxz2456789"
+        out = ""
+        for _ in range(10):
+            h, d = divmod(h, len(alpha))
+            out += alpha[d]
+        return "%s-%s" % (obj["metadata"]["name"], out)
+
+    def rollout(self, rt, obj, never):
+        """The status the workload's controller writes once the current
+        generation is rolled out: all replicas ready and available, or
+        (never-ready annotation) scheduled but none ready."""
+        s = self.store
+        gen = obj["metadata"].get("generation", 1)
+        old = obj.get("status") or {}
+        st = {"observedGeneration": gen}
+        if rt.kind == "DaemonSet":
+            n = len(s._bucket(s.rtype("", "v1", "nodes"))) or 1     # 1: the implicit fake-node
+            st.update(currentNumberScheduled=n, desiredNumberScheduled=n, numberMisscheduled=0,
+                      numberReady=0 if never else n, updatedNumberScheduled=n)
+            st.update({"numberUnavailable": n} if never else {"numberAvailable": n})
+        else:
+            n = _v(obj, "spec", "replicas", default=1)
+            ready = 0 if never else n
+            st.update(replicas=n, updatedReplicas=n, readyReplicas=ready, availableReplicas=ready)
+            if rt.kind == "StatefulSet":
+                st.update(currentReplicas=n, currentRevision=self.revision(obj),
+                          updateRevision=self.revision(obj), collisionCount=0)
+            else:
+                st["unavailableReplicas"] = n - ready
+                rs = self.revision(obj)
+                st["conditions"] = self.conditions(old, [
+                    ("Available", "False", "MinimumReplicasUnavailable",
+                     "Deployment does not have minimum availability.") if never and n else
+                    ("Available", "True", "MinimumReplicasAvailable",
+                     "Deployment has minimum availability."),
+                    ("Progressing", "True", "ReplicaSetUpdated",
+                     'ReplicaSet "%s" is progressing.' % rs) if never and n else
+                    ("Progressing", "True", "NewReplicaSetAvailable",
+                     'ReplicaSet "%s" has successfully progressed.' % rs)])
+        # As on a cluster, counts that are zero are left out (omitempty).
+        for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
+                  "unavailableReplicas", "currentReplicas", "numberAvailable",
+                  "numberUnavailable", "updatedNumberScheduled"):
+            if st.get(k) == 0 and not (k == "replicas" and rt.kind == "StatefulSet"):
+                del st[k]
+        if st != old:
+            s.controller_write(rt, obj, "kube-controller-manager", status=st)
+
+    @staticmethod
+    def conditions(old, want):
+        """Deployment conditions, keeping the times of those that did not change."""
+        prev = {c.get("type"): c for c in old.get("conditions") or [] if isinstance(c, dict)}
+        out = []
+        for ctype, status, reason, msg in want:
+            p = prev.get(ctype) or {}
+            t = now_iso()
+            c = {"type": ctype, "status": status, "lastUpdateTime": t, "lastTransitionTime": t,
+                 "reason": reason, "message": msg}
+            if p.get("status") == status:
+                c["lastTransitionTime"] = p.get("lastTransitionTime", t)
+                if p.get("reason") == reason and p.get("message") == msg:
+                    c["lastUpdateTime"] = p.get("lastUpdateTime", t)
+            out.append(c)
+        return out
 
     def backend(self, tbct, tbc):
         s = self.store
@@ -1967,6 +2245,34 @@ def table_columns(rt, o):
         return [("Status", state, 0),
                 ("Completions", "%d/%d" % (st.get("succeeded", 0), s.get("completions", 1)), 0),
                 ("Duration", "0s" if st.get("completionTime") else "", 0)]
+    if k == "Node":
+        conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []
+                 if isinstance(c, dict)}
+        state = {"True": "Ready", "False": "NotReady"}.get(conds.get("Ready"), "Unknown")
+        if s.get("unschedulable"):
+            state += ",SchedulingDisabled"
+        roles = sorted(lk.split("/", 1)[1] for lk in (o.get("metadata") or {}).get("labels") or {}
+                       if lk.startswith("node-role.kubernetes.io/"))
+        ip = next((a.get("address") for a in st.get("addresses") or []
+                   if isinstance(a, dict) and a.get("type") == "InternalIP"), "<none>")
+        return [("Status", state, 0), ("Roles", ",".join(roles) or "<none>", 0),
+                ("Version", (st.get("nodeInfo") or {}).get("kubeletVersion", ""), 0),
+                ("Internal-IP", ip, 1), ("External-IP", "<none>", 1)]
+    if k == "Deployment":
+        return [("Ready", "%d/%d" % (st.get("readyReplicas", 0), s.get("replicas", 1)), 0),
+                ("Up-to-date", st.get("updatedReplicas", 0), 0),
+                ("Available", st.get("availableReplicas", 0), 0)]
+    if k == "StatefulSet":
+        return [("Ready", "%d/%d" % (st.get("readyReplicas", 0), s.get("replicas", 1)), 0)]
+    if k == "DaemonSet":
+        sel = ",".join("%s=%s" % kv for kv in sorted((_v(s, "template", "spec", "nodeSelector")
+                                                       or {}).items()))
+        return [("Desired", st.get("desiredNumberScheduled", 0), 0),
+                ("Current", st.get("currentNumberScheduled", 0), 0),
+                ("Ready", st.get("numberReady", 0), 0),
+                ("Up-to-date", st.get("updatedNumberScheduled", 0), 0),
+                ("Available", st.get("numberAvailable", 0), 0),
+                ("Node Selector", sel or "<none>", 0)]
     if k == "Secret":
         return [("Type", o.get("type", ""), 0), ("Data", len(o.get("data") or {}), 0)]
     if k == "ConfigMap":
@@ -2037,7 +2343,7 @@ class Route:
 
 class KubeFake(FakeServer):
     def __init__(self, cert, key, token=None, crds=(), controller=False, state=None,
-                 verbose=False):
+                 verbose=False, ready_delay=READY_DELAY):
         super().__init__(cert=cert, key=key, bearer=token, verbose=verbose)
         self.token_required = token is not None
         self.store = Store(state)
@@ -2046,7 +2352,7 @@ class KubeFake(FakeServer):
             for c in trident_crds():
                 if self.store.peek(crdt, None, c["metadata"]["name"]) is None:
                     self.store.create(crdt, None, c, "trident-installer")
-        self.controller = Controller(self.store) if controller else None
+        self.controller = Controller(self.store, ready_delay) if controller else None
         if self.controller:
             self.controller.start()
 
@@ -2120,7 +2426,7 @@ class KubeFake(FakeServer):
                 if fault.get("drop"):
                     return Response(close=True)
                 if fault.get("status"):
-                    return self.fault_response(fault)
+                    return self.fault_response(fault, req)
             if self.token_required and req.auth != "bearer":
                 return self.status_response(ApiError(401, "Unauthorized", "Unauthorized"))
             return self.route(req)
@@ -2148,8 +2454,19 @@ class KubeFake(FakeServer):
                 return f
         return None
 
-    def fault_response(self, f):
+    def fault_response(self, f, req):
         code = int(f["status"])
+        if code == 429 and req.path.rstrip("/").endswith("/eviction") and "message" not in f:
+            # What a PodDisruptionBudget that allows no disruption answers
+            # (no Retry-After: kubectl drain retries every 5 s by itself).
+            err = ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the "
+                           "pod's disruption budget.", {"causes": [{
+                               "reason": "DisruptionBudget", "message": "The disruption budget "
+                               "%s needs 1 healthy pods and has 1 currently" %
+                               f.get("budget", "fake-pdb")}]})
+            if f.get("retry_after") is not None:
+                err.headers["Retry-After"] = str(int(f["retry_after"]))
+            return self.status_response(err)
         reasons = {429: ("TooManyRequests", "Too many requests, please try again later."),
                    500: ("InternalError", "Internal error occurred: injected fault"),
                    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
@@ -2192,7 +2509,7 @@ class KubeFake(FakeServer):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) >= 2 else None
         sub = rest[2] if len(rest) == 3 else None
-        if sub and not ((sub == "status" and rt.status) or (sub == "log" and rt.log)):
+        if sub and not rt.has_sub(sub):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return Route(rt, ns, name, sub)
 
@@ -2218,6 +2535,11 @@ class KubeFake(FakeServer):
                 return Response(200, json=lst)
             if r.sub == "log":
                 return self.pod_log(r, q)
+            if r.sub == "eviction":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method "
+                               "on the requested resource")
+            if r.sub == "scale":
+                return Response(200, json=self.scale_of(r.rt, self.store.get(r.rt, r.ns, r.name)))
             obj = self.store.get(r.rt, r.ns, r.name)
             if "as=Table" in req.headers.get("Accept", ""):
                 return Response(200, json=to_table(r.rt, [obj]))
@@ -2234,6 +2556,13 @@ class KubeFake(FakeServer):
         if r.sub == "log":
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "
                            "the requested resource")
+        if r.sub == "eviction":
+            if req.method != "POST":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method "
+                               "on the requested resource")
+            return self.evict(req, r, dry)
+        if r.sub == "scale":
+            return self.write_scale(req, r, q, dry, manager)
         if req.method in ("PUT", "PATCH", "DELETE") and r.name is not None:
             self.concurrent_write(req.path, r)
         if req.method == "POST":
@@ -2301,6 +2630,84 @@ class KubeFake(FakeServer):
             return Response(200, json=obj, headers={"Warning": warning} if warning else None)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "
                        "requested resource")
+
+    def evict(self, req, r, dry):
+        """POST pods/NAME/eviction: the Eviction API (policy/v1, and the old
+        v1beta1). No PodDisruptionBudgets here: the pod is deleted at once;
+        a /_fake/fault with status 429 on the eviction path plays a budget
+        that refuses (see fault_response)."""
+        body = self.body_json(req)
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request is not a JSON object")
+        if body.get("kind") not in (None, "Eviction") or \
+                body.get("apiVersion") not in (None, "policy/v1", "policy/v1beta1"):
+            raise bad_request("the kind in the data (%s) does not match the expected kind "
+                              "(Eviction)" % body.get("kind"))
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        if meta.get("name") and meta["name"] != r.name:
+            raise bad_request("name in URL does not match name in Eviction object")
+        if meta.get("namespace") and meta["namespace"] != r.ns:
+            raise bad_request("the namespace of the provided object does not match the "
+                              "namespace sent on the request")
+        opts = body.get("deleteOptions") if isinstance(body.get("deleteOptions"), dict) else {}
+        if opts.get("dryRun") == ["All"]:
+            dry = True
+        s = self.store
+        with s.lock:
+            if s.peek(r.rt, r.ns, r.name) is None:
+                raise not_found(r.rt, r.name)
+            s.delete(r.rt, r.ns, r.name, opts.get("propagationPolicy"), dry,
+                     opts.get("preconditions"))
+        return Response(201, json={"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                   "status": "Success", "code": 201})
+
+    @staticmethod
+    def scale_of(rt, obj):
+        """The autoscaling/v1 Scale of a Deployment or StatefulSet."""
+        meta = obj["metadata"]
+        sel = _v(obj, "spec", "selector", "matchLabels") or {}
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                                  "creationTimestamp") if k in meta},
+                "spec": {"replicas": _v(obj, "spec", "replicas", default=1)},
+                "status": {"replicas": _v(obj, "status", "replicas", default=0),
+                           "selector": ",".join("%s=%s" % kv for kv in sorted(sel.items()))}}
+
+    def write_scale(self, req, r, q, dry, manager):
+        """PUT or PATCH of /scale: changes spec.replicas only."""
+        s = self.store
+        if req.method not in ("PUT", "PATCH"):
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "
+                           "the requested resource")
+        with s.lock:
+            old = s.peek(r.rt, r.ns, r.name)
+            if old is None:
+                raise not_found(r.rt, r.name)
+            cur = self.scale_of(r.rt, old)
+            body = self.body_json(req)
+            if req.method == "PUT":
+                new = body
+            else:
+                ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+                ptype = PATCH_TYPES.get(ctype)
+                if ptype in (None, "apply"):
+                    raise unsupported_media()
+                new = merge_patch(cur, body) if ptype == "merge" else \
+                    strategic_merge(cur, body) if ptype == "strategic" else json_patch(cur, body)
+            if not isinstance(new, dict):
+                raise bad_request("the body of the request is not a JSON object")
+            rv = (new.get("metadata") or {}).get("resourceVersion")
+            if rv and rv != old["metadata"]["resourceVersion"]:
+                raise conflict_modified(r.rt, r.name)
+            reps = _v(new, "spec", "replicas")
+            if not isinstance(reps, int) or isinstance(reps, bool) or reps < 0:
+                raise ApiError(422, "Invalid", 'Scale.autoscaling "%s" is invalid: spec.replicas: '
+                               'Invalid value: %s: must be greater than or equal to 0'
+                               % (r.name, json.dumps(reps)))
+            obj = copy.deepcopy(old)
+            obj["spec"]["replicas"] = reps
+            out = s.commit(r.rt, old, obj, manager, "Update", dry, None)
+            return Response(200, json=self.scale_of(r.rt, out))
 
     @staticmethod
     def field_validation(rt, body, q):
@@ -2580,6 +2987,10 @@ def openapi_v3(store, group, version):
             paths[base + "/{name}/status"] = {
                 "get": op("get", []), "put": op("put", write, json_body),
                 "patch": op("patch", write + [param("force")], patch_body)}
+        if rt.evict:
+            paths[base + "/{name}/eviction"] = {"post": dict(
+                op("post", write, json_body), **{"x-kubernetes-group-version-kind": {
+                    "group": "policy", "version": "v1", "kind": "Eviction"}})}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes (aicp fake)",
                                           "version": SERVER_VERSION["gitVersion"]},
             "paths": paths, "components": {"schemas": {}}}
@@ -2771,7 +3182,11 @@ def main(argv=None):
     ap.add_argument("--crds", action="append", default=[], choices=["trident"],
                     help="pre-install a set of CRDs")
     ap.add_argument("--controller", action="store_true",
-                    help="run the controller stand-in (Trident backends, PVCs, Jobs)")
+                    help="run the controller stand-in (Trident backends, PVCs, Jobs, Nodes, "
+                    "Deployments, StatefulSets, DaemonSets)")
+    ap.add_argument("--ready-delay", type=float, default=READY_DELAY, metavar="SECONDS",
+                    help="how long the controller stand-in takes to roll out a workload "
+                    "(default %(default)s)")
     ap.add_argument("--state", help="keep the objects in this JSON file across restarts")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = ap.parse_args(argv)
@@ -2783,7 +3198,8 @@ def main(argv=None):
             sys.stderr.write("kube_apiserver: the token file is empty\n")
             return 2
     srv = KubeFake(args.cert, args.key, token=token, crds=args.crds,
-                   controller=args.controller, state=args.state, verbose=args.verbose)
+                   controller=args.controller, state=args.state, verbose=args.verbose,
+                   ready_delay=args.ready_delay)
 
     def stop(*_):
         threading.Thread(target=srv.httpd.shutdown, daemon=True).start()

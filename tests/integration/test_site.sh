@@ -106,7 +106,7 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["plays"][0
     "$T/apply.json" || fail "the --json report has no tasks"
 
 site apply 0
-expect "ok=11"
+expect "ok=12"
 site drift 0
 expect "DRIFT: 0 resources drifted"
 
@@ -164,7 +164,7 @@ site apply 1
 expect "--allow-replace"
 # What needs the class is skipped; the independent resources are not.
 expect "skipped: dependency storage_class/ontap-ai-flexvols-retain failed"
-expect "ok=9 "
+expect "ok=10 "
 api GET "$SC/ontap-ai-flexvols-retain" | grep -q '"reclaimPolicy": *"Retain"' ||
     fail "apply without --allow-replace changed the class"
 site apply 2 --allow-replace
