@@ -32,6 +32,7 @@ static void usage(FILE *fp)
           "                 [--kubeconfig F] [--context C] [--allow-replace] [vault options]\n"
           "       aicp plan SITE [...]       (apply --check --diff)\n"
           "       aicp drift SITE [--report DIR] [...]\n"
+          "       aicp validate SITE [--report DIR] [...]\n"
           "       aicp run PLAYBOOK -i INVENTORY [-i ...] [-e KEY=VALUE | -e @FILE]...\n"
           "                [--check] [--diff] [--limit PATTERN] [--tags T] [--skip-tags T]\n"
           "                [--forks N] [--json FILE] [-v] [--syntax-check] [--list-hosts]\n"
@@ -301,7 +302,8 @@ int main(int argc, char **argv)
         return aicp_lab_main(argc - 1, argv + 1);
     if (strcmp(cmd, "vault") == 0)
         return aicp_vault_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "apply") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "drift") == 0)
+    if (strcmp(cmd, "apply") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "drift") == 0 ||
+        strcmp(cmd, "validate") == 0)
         return aicp_site_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("aicp %s\n", PACKAGE_VERSION);

@@ -246,6 +246,21 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
             json_object_set(entry, "diff", (json_t *)diff);
         else if (diff_text)
             json_object_set_new(entry, "diff", json_string(diff_text));
+        /* The whole result, as Ansible's json callback gives it (the
+         * report is masked when written): what `aicp validate` reads. */
+        json_t *copy = result ? json_deep_copy(result) : NULL;
+        if (copy != NULL) {
+            const char *k;
+            json_t *v;
+            void *tmp;
+            json_object_del(copy, "diff");
+            json_object_foreach_safe(copy, tmp, k, v)
+            {
+                if (strncmp(k, "_aicp", 5) == 0)
+                    json_object_del(copy, k);
+            }
+            json_object_set_new(entry, "result", copy);
+        }
     }
     if (item_label) {
         json_t *items = json_object_get(hosts, host);

@@ -60,7 +60,7 @@ static const struct {
     const char *key;
     const char *what;
 } later_keys[] = {
-    {"validation", "validation benchmarks"},
+    {"", ""},
 };
 
 /* What the loader knows about a resource besides its module call. */
@@ -1274,6 +1274,7 @@ static int check_top(struct loader *L, const json_t *doc)
                                         "snapmirror",
                                         "helm_releases",
                                         "inventory",
+                                        "validation",
                                         "readiness",
                                         "nodes",
                                         NULL};
@@ -1332,6 +1333,35 @@ static int load_inventory(struct loader *L, const json_t *doc)
     return 0;
 }
 
+/* validation: the benchmarks `aicp validate` runs (agent/site_validate.c
+ * checks each entry's keys). */
+static int load_validation(struct loader *L, const json_t *doc)
+{
+    const json_t *raw = json_object_get(doc, "validation");
+    json_t *r = NULL;
+    size_t i;
+    json_t *e;
+    int rc;
+    if (raw == NULL || json_is_null(raw))
+        return 0;
+    if (!json_is_array(raw))
+        return fail_at(L, raw, doc, AICP_EINVAL, "validation must be a list of benchmarks");
+    if ((rc = render(L, &r, raw, doc)) != 0)
+        return rc;
+    json_array_foreach(r, i, e)
+    {
+        const char *bad = NULL;
+        if ((rc = aicp_site_validation_check(e, i, &bad, L->err)) != 0) {
+            const json_t *re = json_array_get(raw, i);
+            prefix_at(L, bad && json_object_get(re, bad) ? json_object_get(re, bad) : re, raw);
+            json_decref(r);
+            return rc;
+        }
+    }
+    L->s->validation = r;
+    return 0;
+}
+
 static int load_doc(struct loader *L, const json_t *doc)
 {
     struct aicp_site *s = L->s;
@@ -1363,6 +1393,7 @@ static int load_doc(struct loader *L, const json_t *doc)
         free(copy);
     }
     if ((rc = load_vars(L, doc)) != 0 || (rc = load_inventory(L, doc)) != 0 ||
+        (rc = load_validation(L, doc)) != 0 ||
         (rc = load_kubernetes(L, doc)) != 0 ||
         (rc = load_ontap(L, doc)) != 0 || (rc = load_trident(L, doc)) != 0 ||
         (rc = load_sections(L, doc)) != 0 || (rc = build_graph(L)) != 0 ||
@@ -1461,6 +1492,7 @@ void aicp_site_free(struct aicp_site *s)
     json_decref(s->ontap);
     json_decref(s->inventory);
     json_decref(s->cluster_vars);
+    json_decref(s->validation);
     aicp_srcmap_free(s->map);
     free(s);
 }

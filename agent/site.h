@@ -75,6 +75,8 @@ struct aicp_site {
      * variables of the cluster playbooks, or NULL when the site installs
      * no cluster. agent/site_cluster.c. */
     json_t *cluster_vars;
+    /* validation: the benchmarks of `aicp validate`, rendered, or NULL. */
+    json_t *validation;
 };
 
 /* How a site is read. Everything is borrowed and may be NULL. */
@@ -130,6 +132,7 @@ enum aicp_site_mode {
     AICP_SITE_APPLY = 0,
     AICP_SITE_PLAN,  /* check + diff */
     AICP_SITE_DRIFT, /* read-only: lists drifted resources and fields */
+    AICP_SITE_VALIDATE, /* the validation benchmarks (agent/site_validate.c) */
 };
 
 struct aicp_site_run_opts {
@@ -142,7 +145,7 @@ struct aicp_site_run_opts {
     const json_t *only;           /* --only, array or NULL */
     const json_t *limit;          /* --limit, array or NULL */
     const char *json_path;        /* --json FILE */
-    const char *report_dir;       /* drift --report DIR */
+    const char *report_dir;       /* drift and validate --report DIR */
     const char *kubeconfig;       /* --kubeconfig: wins over the site's */
     const char *context;          /* --context: wins over the site's */
     struct aicp_secrets *secrets; /* masked in every output; borrowed */
@@ -194,6 +197,19 @@ int aicp_site_ready_load(json_t *synth, const char *release_id, const char *rele
  * aicp_run_playbook's. */
 int aicp_site_cluster_run(int *exit_status, const struct aicp_site *s,
                           const struct aicp_site_run_opts *o, int check, struct aicp_err *err);
+
+/* ---- agent/site_validate.c: `aicp validate` ------------------------------ */
+
+/* One rendered validation entry (index i): known keys, types, where and
+ * benchmark values. On AICP_EINVAL *bad names the key at fault (or NULL). */
+int aicp_site_validation_check(const json_t *e, size_t i, const char **bad, struct aicp_err *err);
+
+/* Runs the site's validation entries as `validate` tasks on their nodes
+ * (bare) and on the jump host (kubernetes), prints a verdict per node and
+ * run, and with o->report_dir writes the report files. *exit_status 0 when
+ * every check passed, 1 otherwise. */
+int aicp_site_validate_run(int *exit_status, struct aicp_site *s,
+                           const struct aicp_site_run_opts *o, struct aicp_err *err);
 
 /* `aicp apply|plan|drift SITE [options]`: argv[0] is the command. Returns
  * the exit status (0, 2, 1, 64 usage, 65 invalid input). */

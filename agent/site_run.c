@@ -1055,7 +1055,8 @@ static void usage(FILE *fp)
           "                 [--kubeconfig FILE] [--context NAME] [-e KEY=VALUE | -e @FILE]...\n"
           "                 [--vault-password-file F | --vault-id [LABEL@]F ... | -J]\n"
           "       aicp plan SITE [same options]              (apply --check --diff)\n"
-          "       aicp drift SITE [--report DIR] [same options] (read-only)\n",
+          "       aicp drift SITE [--report DIR] [same options] (read-only)\n"
+          "       aicp validate SITE [--report DIR] [same options] (the benchmarks)\n",
           fp);
 }
 
@@ -1170,6 +1171,8 @@ int aicp_site_main(int argc, char **argv)
         o.mode = AICP_SITE_PLAN;
     else if (strcmp(cmd, "drift") == 0)
         o.mode = AICP_SITE_DRIFT;
+    else if (strcmp(cmd, "validate") == 0)
+        o.mode = AICP_SITE_VALIDATE;
     else if (strcmp(cmd, "apply") != 0) {
         status = usage_error("unknown site command '%s'", cmd);
         goto out;
@@ -1259,8 +1262,8 @@ int aicp_site_main(int argc, char **argv)
         status = usage_error("drift compares with the site as written: --state does not apply");
         goto out;
     }
-    if (o.report_dir && o.mode != AICP_SITE_DRIFT) {
-        status = usage_error("--report is an option of 'aicp drift'");
+    if (o.report_dir && o.mode != AICP_SITE_DRIFT && o.mode != AICP_SITE_VALIDATE) {
+        status = usage_error("--report is an option of 'aicp drift' and 'aicp validate'");
         goto out;
     }
     if (o.mode != AICP_SITE_APPLY && o.allow_replace && o.mode == AICP_SITE_DRIFT) {
@@ -1294,7 +1297,11 @@ int aicp_site_main(int argc, char **argv)
     o.vault = vault;
     o.inventories = invs;
     o.ninventories = ninvs;
-    if ((rc = aicp_site_run(&status, site, &o, &err)) != 0) {
+    if (o.mode == AICP_SITE_VALIDATE)
+        rc = aicp_site_validate_run(&status, site, &o, &err);
+    else
+        rc = aicp_site_run(&status, site, &o, &err);
+    if (rc != 0) {
         print_error(secrets, "ERROR! ", err.msg);
         status = aicp_err_exit_status(rc);
     }

@@ -22,6 +22,26 @@ if [ -d "$here/bin" ]; then
     done
 fi
 
+# containerd's configuration as the node image ships it (`containerd config
+# default`, reduced): what node preparation edits. Kept when present.
+if [ ! -f "$root/etc/containerd/config.toml" ]; then
+    mkdir -p "$root/etc/containerd"
+    cat > "$root/etc/containerd/config.toml" <<'EOF'
+version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.6"
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+          runtime_type = "io.containerd.runc.v2"
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+            SystemdCgroup = false
+EOF
+fi
+
 # Packages come from a small local repository built into the host's tree,
 # so apt-get works offline and never leaves the machine.
 sh "$here/apt-repo.sh" "$root"
