@@ -27,9 +27,6 @@
 #include "util.h"
 #include "yaml.h"
 
-/* TEMPORARY until agent/report.c lands. */
-#define REPORT_WRITE(d, r, s, e) aicp_err_set((e), AICP_EFAILED, "reports are not built yet")
-
 /* Keys a validation entry may have: the site's own, then those passed to
  * the validate module as they are. */
 static const char *const site_keys[] = {"name", "nodes", "where", "gpus_per_node",
@@ -39,7 +36,8 @@ static const char *const module_keys[] = {
     "warmup",      "device",         "expected_images_per_sec",        "expected_per_gpu",
     "tolerance",   "timeout",        "throughput_regex", "image",      "command",
     "docker_args", "benchmark_path", "copy_benchmark", "namespace",    "dataset_pvcs",
-    "results_pvc", "shm_size",       "keep_job",       "gpus",         NULL};
+    "results_pvc", "shm_size",       "keep_job",       "gpus",         "env",
+    "extra_args",  NULL};
 
 static int in(const char *k, const char *const *list)
 {
@@ -521,7 +519,7 @@ int aicp_site_validate_run(int *exit_status, struct aicp_site *s,
                                               json_object_get(c, "gpu_model")));
         }
         json_object_set_new(report, "nodes", nodes);
-        if ((rc = REPORT_WRITE(o->report_dir, report, o->secrets, err)) != 0)
+        if ((rc = aicp_report_write(o->report_dir, report, o->secrets, err)) != 0)
             goto out;
         fprintf(fp, "report: %s/report.html, report.json, junit.xml\n", o->report_dir);
     }

@@ -47,6 +47,7 @@ extern const struct aicp_module aicp_mod_kubeadm_join;
 extern const struct aicp_module aicp_mod_gpu_facts;
 extern const struct aicp_module aicp_mod_nvidia_driver;
 extern const struct aicp_module aicp_mod_nvidia_container_toolkit;
+extern const struct aicp_module aicp_mod_validate;
 
 static const struct aicp_module *const modules[] = {
     &aicp_mod_command,
@@ -90,6 +91,7 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_gpu_facts,
     &aicp_mod_nvidia_driver,
     &aicp_mod_nvidia_container_toolkit,
+    &aicp_mod_validate,
 };
 
 const struct aicp_module *aicp_module_find(const char *name)

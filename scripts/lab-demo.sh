@@ -16,7 +16,8 @@ nodes="${NODES:-5}"
 [ -x configure ] || autoreconf -fi
 [ -f Makefile ] || ./configure
 make -j"$(nproc)"
-./aicp lab down >/dev/null 2>&1 || true
+# From bare hosts every time: the last demo's trees are purged.
+./aicp lab down --purge >/dev/null 2>&1 || true
 ./aicp lab up --nodes "$nodes"
 echo "== first run: converge"
 set +e
@@ -33,7 +34,7 @@ echo "the lab keeps running; stop it with: ./aicp lab down"
 # DGX-1s, one shared directory for the kubeadm stand-ins' cluster state.
 [ "$nodes" -ge 5 ] || { echo "the TR-4798 site needs NODES >= 5" >&2; exit 1; }
 k=$(mktemp -d /tmp/aicp-demo-k8s-XXXXXX)
-trap 'exec 8>&- 9>&-; kill "$KUBE_FAKE_PID" "$ONTAP_FAKE_PID" 2>/dev/null; rm -rf "$k"' EXIT
+trap 'exec 8>&- 9>&-; kill "${KUBE_FAKE_PID:-}" "${ONTAP_FAKE_PID:-}" 2>/dev/null; rm -rf "$k"' EXIT
 {
     cat lab/inventory.ini
     printf '\n[kube-master]\nnode01\n\n[cpu-nodes]\nnode02\nnode03\n\n[gpu-nodes]\nnode04\nnode05\n'
@@ -45,6 +46,7 @@ cat > lab/pod-hardware.yml <<EOF
 - hosts: all
   gather_facts: false
   tasks:
+    - file: {path: /etc/aicp-lab, state: directory, mode: "0755"}
     - copy: {dest: /etc/aicp-lab/cluster-dir, content: "$PWD/lab/cluster\n"}
     - copy:
         dest: /etc/aicp-lab/gpus
@@ -53,7 +55,8 @@ cat > lab/pod-hardware.yml <<EOF
     - file: {path: /usr/local/sbin/nvidia-smi, state: absent}
       when: inventory_hostname not in groups['gpu-nodes']
 EOF
-./aicp run lab/pod-hardware.yml -i lab/pod.ini >/dev/null
+./aicp run lab/pod-hardware.yml -i lab/pod.ini >/dev/null || [ $? -eq 2 ]
+rm -rf lab/helm-state
 . scripts/fakes.sh "$k"
 export AICP_HELM_STATE=$PWD/lab/helm-state PATH="$PWD/tests/lab/helm:$PATH"
 site=(inventory/ontap-ai-pod.site.yml -i lab/pod.ini "${FAKE_ARGS[@]}")

@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh ansible-core
+# Headless Chromium renders the HTML reports in one test (skipped without).
+apt-get install -y --no-install-recommends chromium ||
+    echo "test: no chromium; the report rendering test will be skipped" >&2
 
 show_logs() {
     for f in tests/unit/*.log tests/integration/*.log tests/fuzz/*.log; do

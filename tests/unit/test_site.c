@@ -427,7 +427,17 @@ static void t_errors(void **state)
         {"site: x\nfrobnicate: yes please\n", AICP_EINVAL,
          "site.yml:2:13: unknown key 'frobnicate' at the top"},
         {"site: x\nvalidation:\n  - {benchmark: resnet50}\n", AICP_EINVAL,
-         "site.yml:3:3: 'validation' is not supported yet"},
+         "site.yml:3:5: a validation entry needs nodes: a host pattern or a list of hosts"},
+        {"validation:\n  - {nodes: dgx, expected_images_per_sec: 1, wher: bare}\n", AICP_EINVAL,
+         "site.yml:2:52: unknown key 'wher' in a validation entry"},
+        {"validation:\n  - {nodes: dgx, expected_images_per_sec: 1, where: moon}\n", AICP_EINVAL,
+         "site.yml:2:53: where must be bare, kubernetes or both"},
+        {"validation:\n  - {nodes: dgx, benchmark: mnist, min_images_per_sec: 1}\n", AICP_EINVAL,
+         "site.yml:2:29: benchmark must be trainbench"},
+        {"validation:\n  - {nodes: dgx}\n", AICP_EINVAL,
+         "site.yml:2:5: validation entry 1 says no expected throughput"},
+        {"validation: {nodes: dgx}\n", AICP_EINVAL,
+         "site.yml:1:13: validation must be a list of benchmarks"},
         {"volumes:\n  - {name: v, vserver: s}\n", AICP_EINVAL,
          "site.yml:2:5: missing required arguments: hostname"},
         {"ontap:\n  a: {management_lif: 1.1.1.1}\n  b: {management_lif: 2.2.2.2}\n"
@@ -1041,6 +1051,19 @@ static void t_cluster(void **state)
     assert_true(aicp_site_find(s, "k8s_wait/kube-system/nvidia-device-plugin") < 0);
     /* No kubeconfig in the site: the fetched one is used. */
     assert_non_null(strstr(s->kubeconfig, ".kube/aicp-site.conf"));
+    aicp_site_free(s);
+
+    /* The validation entries are kept, rendered, for `aicp validate`. */
+    assert_int_equal(load(&s,
+                          "vars: {want: 6530}\n"
+                          "validation:\n"
+                          "  - {nodes: gpu-nodes, benchmark: resnet50, gpus_per_node: 8,\n"
+                          "     expected_images_per_sec: \"{{ want }}\", where: both}\n",
+                          &err),
+                     0);
+    assert_int_equal(json_array_size(s->validation), 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(s->validation, 0), "where")), "both");
     aicp_site_free(s);
 
     /* No version: no cluster layer. */

@@ -1,0 +1,315 @@
+#!/bin/sh
+# The validate module. Bare, on a lab host: aicp-trainbench's CPU path,
+# uploaded with copy_benchmark (the private temp dir is gone afterwards),
+# passes a low expectation and fails a high one with a message naming the
+# node and the figures; check mode runs nothing; device cuda fails clearly on
+# a node whose nvidia-smi stand-in has no driver, no GPU, or fewer GPUs than
+# asked; a benchmark missing from the PATH says so. Kubernetes, against the
+# fake API server whose Job controller completes each Job with a pod whose
+# log is the container's FAKE_LOG: a pass from a tf_cnn_benchmarks log
+# against a per-GPU table (the Job deleted after), a figure below the
+# expectation, a failed Job, a log with no throughput line, keep_job and
+# check mode (nothing created).
+. "$top_srcdir/tests/integration/lib.sh"
+need_lab
+TB="$top_builddir/aicp-trainbench"
+[ -x "$TB" ] || skip "no aicp-trainbench at $TB (make builds it)"
+lab_up 1
+H=node01
+
+# play NAME RC HOSTS INVENTORY [AICP-ARGS...] <<EOF tasks EOF: runs the tasks
+# (YAML at column 0) and fails unless aicp exits RC; $OUT is its output.
+play() {
+    _name=$1 _rc=$2 _hosts=$3 _inv=$4
+    shift 4
+    {
+        printf -- '- hosts: %s\n  gather_facts: false\n  tasks:\n' "$_hosts"
+        sed 's/^/    /'
+    } >"$WORK/$_name.yml"
+    OUT=$WORK/$_name.out
+    "$AICP" run "$WORK/$_name.yml" -i "$_inv" -v "$@" >"$OUT" 2>&1
+    _got=$?
+    [ "$_got" = "$_rc" ] || { cat "$OUT" >&2; fail "$_name: exit $_got, expected $_rc"; }
+    echo "ok   $_name (exit $_got)"
+}
+says() { grep -q -F -e "$2" "$OUT" || { cat "$OUT" >&2; fail "$1: the output does not say: $2"; }; }
+INV=$LAB/inventory.ini
+
+# ---- bare, CPU path, uploaded ------------------------------------------------
+play cpu-pass 0 $H "$INV" <<EOF
+- validate:
+    device: cpu
+    model: resnet-tiny
+    steps: 3
+    warmup: 1
+    copy_benchmark: "$TB"
+    expected_images_per_sec: 1
+  register: v
+- assert:
+    that:
+      - v.passed
+      - not v.changed
+      - v.images_per_sec > 1
+      - v.images_per_sec_per_gpu == v.images_per_sec
+      - v.expected_images_per_sec == 1
+      - v.lower_bound == 0.95
+      - v.tolerance == 0.05
+      - v.gpu_model == 'cpu'
+      - v.gpu_count == 0
+      - v.where == 'bare'
+      - v.node == 'node01'
+      - v.step_ms.p50 > 0
+      - v.throughput_line is match('Total images/sec = [0-9]')
+      - v.progress | length > 0
+      - "v.msg is search('node01 [(]cpu[)]. .* images/sec, at least 0.9 expected [(]1 -5%[)]. passed')"
+- debug: {msg: "COPIED={{ v.benchmark_copied_to }}="}
+EOF
+copied=$(sed -n 's/.*COPIED=\(.*\)=.*/\1/p' "$OUT" | head -n 1)
+case $copied in */aicp-trainbench) ;; *) fail "benchmark_copied_to is '$copied'" ;; esac
+lab_ssh $H test -e "$(dirname "$copied")" && fail "the upload's temp dir $(dirname "$copied") is left on the node"
+
+play cpu-fail 1 $H "$INV" <<EOF
+- validate:
+    device: cpu
+    model: resnet-tiny
+    steps: 2
+    warmup: 1
+    copy_benchmark: "$TB"
+    expected_images_per_sec: 1000000000
+    tolerance: 0.1
+EOF
+says cpu-fail "node01 (cpu): "
+says cpu-fail "images/sec, expected at least 900000000.0 (1000000000 -10%)"
+says cpu-fail '"passed": false'
+
+# check mode: the GPU query only, nothing uploaded or run
+play cpu-check 0 $H "$INV" --check <<EOF
+- validate:
+    device: cpu
+    model: resnet-tiny
+    copy_benchmark: "$TB"
+    expected_images_per_sec: 1000000000
+EOF
+says cpu-check "benchmark not run in check mode"
+grep -q benchmark_copied_to "$OUT" && fail "check mode uploaded the benchmark"
+
+play not-on-path 1 $H "$INV" <<EOF
+- validate: {device: cpu, benchmark_path: aicp-trainbench-nowhere}
+EOF
+says not-on-path "node01: aicp-trainbench-nowhere is not on the PATH"
+
+# ---- bare, device cuda, against the nvidia-smi stand-in -----------------------
+lab_ssh $H 'rm -rf /etc/aicp-lab/gpus /etc/aicp-lab/nvidia-driver-version' || fail "ssh"
+play cuda-no-driver 1 $H "$INV" <<EOF
+- validate: {model: resnet-tiny, copy_benchmark: "$TB", expected_images_per_sec: 1}
+EOF
+says cuda-no-driver "nvidia-smi on node01 failed (exit 9): NVIDIA-SMI has failed"
+
+lab_ssh $H 'mkdir -p /etc/aicp-lab && : >/etc/aicp-lab/gpus && echo 535.104.05 >/etc/aicp-lab/nvidia-driver-version' ||
+    fail "ssh"
+play cuda-zero-gpus 1 $H "$INV" --check <<EOF
+- validate: {model: resnet-tiny, copy_benchmark: "$TB", expected_images_per_sec: 1}
+EOF
+says cuda-zero-gpus "node01 has no GPU: device cuda needs one"
+
+lab_ssh $H 'for i in 0 1 2 3 4 5 6 7; do echo "Tesla V100-SXM2-32GB|32768|N/A|Enabled"; done >/etc/aicp-lab/gpus' ||
+    fail "ssh"
+play cuda-too-few 1 $H "$INV" <<EOF
+- validate: {gpus: 16, copy_benchmark: "$TB", expected_per_gpu: {"Tesla V100-SXM2-32GB": 816}}
+EOF
+says cuda-too-few "node01 has 8 GPUs, fewer than the 16 asked for (gpus: 16)"
+
+play cuda-unknown-model 1 $H "$INV" --check <<EOF
+- validate: {copy_benchmark: "$TB", expected_per_gpu: {"A100-SXM4-80GB": 2500}}
+EOF
+says cuda-unknown-model "expected_per_gpu has no entry for GPU model 'Tesla V100-SXM2-32GB' (it has 'A100-SXM4-80GB')"
+
+# this build of aicp-trainbench has no CUDA path: it says so, and so does the task
+play cuda-no-cuda-build 1 $H "$INV" <<EOF
+- validate: {gpus: 4, model: resnet-tiny, copy_benchmark: "$TB", expected_per_gpu: {"tesla v100 sxm2 32gb": 816}}
+  register: v
+- debug: {var: v}
+EOF
+says cuda-no-cuda-build "node01 (4x Tesla V100-SXM2-32GB): $(basename "$TB")"
+says cuda-no-cuda-build "exited with status 1"
+says cuda-no-cuda-build "no CUDA path"
+says cuda-no-cuda-build '"expected_images_per_sec": 3264.0'
+says cuda-no-cuda-build '"driver_version": "535.104.05"'
+
+# ---- kubernetes, against the fake API server -------------------------------------
+kube_fake_up --controller
+LOCAL=$WORK/local.ini
+printf 'localhost ansible_connection=local\n' >"$LOCAL"
+api() { # METHOD PATH [JSON]
+    python3 - "$KURL" "$KDIR/ca.pem" "$KDIR/secret-inputs/token" "$@" <<'PY'
+import ssl, sys, urllib.request, urllib.error
+url, ca, tokfile, method, path = sys.argv[1:6]
+body = sys.argv[6].encode() if len(sys.argv) > 6 else None
+req = urllib.request.Request(url + path, data=body, method=method)
+req.add_header("Authorization", "Bearer " + open(tokfile).read().strip())
+if body is not None:
+    req.add_header("Content-Type", "application/merge-patch+json" if method == "PATCH"
+                   else "application/json")
+try:
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=20) as r:
+        sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    sys.stdout.write(e.read().decode())
+    sys.exit(1)
+PY
+}
+api POST /api/v1/nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"dgx1","labels":{"nvidia.com/gpu.product":"Tesla-V100-SXM2-32GB","nvidia.com/cuda.driver-version.full":"535.104.05"}}}' >/dev/null ||
+    fail "creating node dgx1"
+api PATCH /api/v1/nodes/dgx1/status '{"status":{"capacity":{"nvidia.com/gpu":"8"},"allocatable":{"nvidia.com/gpu":"8"}}}' >/dev/null ||
+    fail "giving node dgx1 its GPUs"
+api POST /api/v1/nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"cpu1"}}' >/dev/null ||
+    fail "creating node cpu1"
+KARGS="--kubeconfig $KCFG"
+
+# job_gone NAME: the Job does not exist any more
+job_gone() { ! api GET "/apis/batch/v1/namespaces/default/jobs/$1" >/dev/null 2>&1; }
+
+play kube-check 0 localhost "$LOCAL" $KARGS --check <<'EOF'
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    command: [python, tf_cnn_benchmarks.py, --model=resnet50]
+    expected_per_gpu: {"Tesla V100-SXM2-32GB": 816}
+EOF
+says kube-check "benchmark not run in check mode"
+job_gone aicp-validate-dgx1 || fail "check mode created the Job"
+
+LOG='Step\tImg/sec\ttotal_loss\n100\timages/sec: 6530.3 +/- 2.1 (jitter = 18.7)\t7.673\n----\ntotal images/sec: 6530.24\n----\n'
+play kube-pass 0 localhost "$LOCAL" $KARGS <<EOF
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    command: [python, tf_cnn_benchmarks.py, --model=resnet50]
+    env: {FAKE_LOG: "$LOG"}
+    dataset_pvcs: [pb-fg-all-iface1, pb-fg-all-iface2]
+    results_pvc: tensorflow-results
+    expected_per_gpu: {"Tesla V100-SXM2-32GB": 816}
+  register: v
+- assert:
+    that:
+      - v.passed
+      - not v.changed
+      - v.images_per_sec == 6530.24
+      - v.images_per_sec_per_gpu == 816.28
+      - v.expected_images_per_sec == 6528
+      - v.gpu_count == 8
+      - v.gpu_model == 'Tesla-V100-SXM2-32GB'
+      - v.driver_version == '535.104.05'
+      - v.where == 'kubernetes'
+      - v.node == 'dgx1'
+      - v.job == 'aicp-validate-dgx1'
+      - "v.throughput_line == 'total images/sec: 6530.24'"
+      - v.progress | length == 1
+EOF
+job_gone aicp-validate-dgx1 || fail "the Job was not deleted after the run"
+
+# keep_job: the Job stays, with the seed's shape; a second run replaces it
+play kube-keep 0 localhost "$LOCAL" $KARGS <<EOF
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    gpus: 4
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    env: {FAKE_LOG: "$LOG"}
+    dataset_pvcs: [pb-fg-all-iface1, pb-fg-all-iface2]
+    results_pvc: tensorflow-results
+    expected_images_per_sec: 3000
+    keep_job: true
+EOF
+job=$(api GET /apis/batch/v1/namespaces/default/jobs/aicp-validate-dgx1) || fail "keep_job: the Job is gone"
+printf '%s' "$job" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+s = j["spec"]; p = s["template"]["spec"]; c = p["containers"][0]
+assert s["backoffLimit"] == 0, s
+assert p["restartPolicy"] == "Never", p
+assert p["nodeSelector"] == {"kubernetes.io/hostname": "dgx1"}, p
+assert c["resources"]["limits"]["nvidia.com/gpu"] == "4", c
+m = {v["mountPath"]: v for v in c["volumeMounts"]}
+assert m["/mnt/dataset1"]["readOnly"] and m["/mnt/dataset2"]["readOnly"], m
+assert "/mnt/results" in m and "/dev/shm" in m, m
+v = {x["name"]: x for x in p["volumes"]}
+assert v["dataset2"]["persistentVolumeClaim"]["claimName"] == "pb-fg-all-iface2", v
+assert v["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}, v
+assert j["metadata"]["labels"]["aicp.io/validate"] == "dgx1", j["metadata"]
+' || fail "the Job does not have the seed's shape"
+play kube-keep-again 0 localhost "$LOCAL" $KARGS <<EOF
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    env: {FAKE_LOG: "$LOG"}
+    expected_images_per_sec: 6530
+EOF
+job_gone aicp-validate-dgx1 || fail "the kept Job was not replaced and deleted"
+
+play kube-slow 1 localhost "$LOCAL" $KARGS <<'EOF'
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    env: {FAKE_LOG: "total images/sec: 5210.4\n"}
+    expected_images_per_sec: 6530
+EOF
+says kube-slow "dgx1 (8x Tesla-V100-SXM2-32GB): 5210.4 images/sec, expected at least 6203.5 (6530 -5%)"
+job_gone aicp-validate-dgx1 || fail "the Job of a failed verdict was not deleted"
+
+play kube-job-failed 1 localhost "$LOCAL" $KARGS <<'EOF'
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    env: {FAKE_FAIL: "1", FAKE_LOG: "Traceback: CUDA error: out of memory\n"}
+    expected_images_per_sec: 6530
+EOF
+says kube-job-failed "Job default/aicp-validate-dgx1 failed (BackoffLimitExceeded: Job has reached the specified backoff limit)"
+says kube-job-failed "CUDA error: out of memory"
+
+play kube-no-line 1 localhost "$LOCAL" $KARGS <<'EOF'
+- validate:
+    where: kubernetes
+    node: dgx1
+    image: registry.example.com/aicp-trainbench:1
+    env: {FAKE_LOG: "step 3/5 loss 2.1\nSegmentation fault\n"}
+    expected_images_per_sec: 6530
+EOF
+says kube-no-line "no throughput line matching"
+says kube-no-line "Segmentation fault"
+
+play kube-no-gpu 1 localhost "$LOCAL" $KARGS <<'EOF'
+- validate:
+    where: kubernetes
+    node: cpu1
+    image: registry.example.com/aicp-trainbench:1
+EOF
+says kube-no-gpu "node cpu1 has no allocatable nvidia.com/gpu"
+
+# trainbench's CPU path in a Job: the command line is aicp-trainbench's
+play kube-cpu 0 localhost "$LOCAL" $KARGS <<'EOF'
+- validate:
+    where: kubernetes
+    device: cpu
+    node: cpu1
+    model: resnet-tiny
+    steps: 3
+    image: registry.example.com/aicp-trainbench:1
+    env: {FAKE_LOG: "Total images/sec = 1197.97\n"}
+    expected_per_gpu: {cpu: 1000}
+  register: v
+- assert:
+    that: [v.passed, v.gpu_model == 'cpu', v.expected_images_per_sec == 1000]
+EOF
+echo "ok   validate"
