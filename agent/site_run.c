@@ -26,6 +26,7 @@
 #include "ontap.h"
 #include "output.h"
 #include "secret.h"
+#include "report.h"
 #include "site.h"
 #include "taskutil.h"
 #include "util.h"
@@ -715,6 +716,49 @@ out:
     return rc;
 }
 
+/* report.json, junit.xml and report.html (agent/report.h) of a drift run:
+ * each drifted resource a failing case with its fields, each resource that
+ * could not be read an error. */
+static int write_drift_pages(struct runner *R, const char *dir, const json_t *resources,
+                             size_t nrun, struct aicp_err *err)
+{
+    json_t *drifted = json_array(), *failed = json_array();
+    char run_id[64];
+    size_t i;
+    const json_t *e;
+    json_array_foreach(resources, i, e)
+    {
+        const char *st = json_string_value(json_object_get(e, "status"));
+        if (st && strcmp(st, "drifted") == 0)
+            json_array_append_new(drifted, json_pack("{s:O, s:O}", "id", json_object_get(e, "id"),
+                                                     "fields", json_object_get(e, "fields")));
+        else if (st && strcmp(st, "ok") != 0)
+            json_array_append_new(
+                failed, json_pack("{s:O, s:s}", "id", json_object_get(e, "id"), "message",
+                                  json_string_value(json_object_get(e, "msg"))
+                                      ? json_string_value(json_object_get(e, "msg"))
+                                      : st));
+    }
+    json_array_foreach(R->cross, i, e)
+    {
+        const char *st = json_string_value(json_object_get(e, "status"));
+        const char *pvc = json_string_value(json_object_get(e, "pvc"));
+        if (st && strcmp(st, "drifted") == 0)
+            json_array_append_new(drifted, json_pack("{s:s+, s:O?}", "id", "cross_layer/",
+                                                     pvc ? pvc : "?", "fields",
+                                                     json_object_get(e, "findings")));
+    }
+    aicp_run_id(run_id, sizeof(run_id));
+    json_t *rep = json_pack("{s:s, s:s, s:s, s:s, s:[], s:{s:i, s:o, s:o}}", "kind", "drift",
+                            "site", R->s->name, "run_id", R->run_id[0] ? R->run_id : run_id,
+                            "aicp_version", PACKAGE_VERSION, "checks", "drift", "resources",
+                            (json_int_t)nrun, "drifted", drifted, "failed", failed);
+    int rc = rep ? aicp_report_write(dir, rep, R->o->secrets, err)
+                 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    json_decref(rep);
+    return rc;
+}
+
 static int write_drift_report(struct runner *R, const char *dir, struct aicp_err *err)
 {
     const struct aicp_site *s = R->s;
@@ -802,7 +846,9 @@ static int write_drift_report(struct runner *R, const char *dir, struct aicp_err
         goto out;
     path.len = 0;
     aicp_buf_printf(&path, "%s/drift.txt", dir);
-    rc = write_file(path.data, masked, err);
+    if ((rc = write_file(path.data, masked, err)) != 0)
+        goto out;
+    rc = write_drift_pages(R, dir, json_object_get(rep, "resources"), nrun, err);
 out:
     json_decref(list);
     json_decref(rep);
@@ -1258,8 +1304,8 @@ int aicp_site_main(int argc, char **argv)
         status = usage_error("'%s' wants exactly one site file", cmd);
         goto out;
     }
-    if (o.teardown && o.mode == AICP_SITE_DRIFT) {
-        status = usage_error("drift compares with the site as written: --state does not apply");
+    if (o.teardown && (o.mode == AICP_SITE_DRIFT || o.mode == AICP_SITE_VALIDATE)) {
+        status = usage_error("--state absent is an option of 'aicp apply' and 'aicp plan'");
         goto out;
     }
     if (o.report_dir && o.mode != AICP_SITE_DRIFT && o.mode != AICP_SITE_VALIDATE) {

@@ -137,6 +137,17 @@ static json_t *module_args(const struct aicp_site *s, const json_t *e, const cha
         json_object_set_new(a, "copy_benchmark", json_string(p.data ? p.data : cp));
         aicp_buf_free(&p);
     }
+    /* One entry can run both ways: each run gets its own arguments. */
+    static const char *const bare_only[] = {"copy_benchmark", "benchmark_path", "docker_args",
+                                            NULL};
+    static const char *const k8s_only[] = {"namespace", "dataset_pvcs", "results_pvc",
+                                           "shm_size",  "keep_job",     NULL};
+    const char *const *drop = strcmp(where, "bare") == 0 ? k8s_only : bare_only;
+    for (size_t i = 0; drop[i]; i++)
+        json_object_del(a, drop[i]);
+    const char *bench = json_string_value(json_object_get(a, "benchmark"));
+    if (strcmp(where, "bare") == 0 && (bench == NULL || strcmp(bench, "trainbench") == 0))
+        json_object_del(a, "image");
     json_object_set_new(a, "where", json_string(where));
     return a;
 }

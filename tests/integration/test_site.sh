@@ -5,7 +5,8 @@
 #   plan 2, apply 2, apply again 0, drift 0;
 #   the default-class annotation removed behind aicp's back (kubectl when
 #   installed, else a merge patch): drift 2 naming the StorageClass and the
-#   field, drift --report writes drift.json and drift.txt, apply repairs it
+#   field, drift --report writes drift.json, drift.txt and the report files
+#   (report.json, junit.xml, report.html), apply repairs it
 #   (2), drift 0;
 #   an immutable field (reclaim_policy) changed: plan says the class must be
 #   replaced, apply fails without --allow-replace and succeeds with it;
@@ -124,6 +125,16 @@ expect "StorageClass/ontap-ai-flexvols-retain"
 expect "$ANN"
 expect "DRIFT: 1 resource drifted"
 [ -f "$T/report/drift.json" ] && [ -f "$T/report/drift.txt" ] || fail "drift --report wrote no report"
+python3 - "$T/report" <<'EOF' || fail "drift --report's report.json/junit.xml/report.html disagree"
+import json, sys
+d = sys.argv[1]
+r = json.load(open(d + "/report.json"))
+assert r["kind"] == "drift" and r["summary"]["drifted"] == 1 and r["summary"]["verdict"] == "fail", r
+assert r["drift"]["drifted"][0]["id"] == "storage_class/ontap-ai-flexvols-retain", r["drift"]
+j = open(d + "/junit.xml").read()
+assert "storage_class/ontap-ai-flexvols-retain" in j and "<failure" in j, j
+assert "storage_class/ontap-ai-flexvols-retain" in open(d + "/report.html").read()
+EOF
 python3 - "$T/report/drift.json" "$ANN" <<'EOF' || fail "drift.json does not name the drift"
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -177,9 +188,9 @@ printf 'site: bad\nstorage_classes:\n  - name: x\n    backend_typ: ontap-nas\n' 
 SITE=$T/bad.site.yml
 site plan 65
 expect "bad.site.yml:4:18: unknown key 'backend_typ'"
-printf 'site: bad\nvalidation: []\n' >"$T/bad.site.yml"
+printf 'site: bad\ninventry: hosts.ini\n' >"$T/bad.site.yml"
 site apply 65
-expect "bad.site.yml:2:13: 'validation' is not supported yet"
+expect "bad.site.yml:2:11: unknown key 'inventry' at the top of the site file"
 
 # ---- the secrets never showed -----------------------------------------------
 for f in "$T"/out.* "$T/apply.json" "$T"/report/*; do
