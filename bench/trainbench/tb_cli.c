@@ -17,7 +17,11 @@
 static const char usage_text[] =
     "usage: aicp-trainbench [options]\n"
     "Trains a ResNet on synthetic (or --data) images and reports images/sec.\n"
+#ifdef AICP_TB_CUDA
+    "  --device cpu|cuda     where to train (default cpu)\n"
+#else
     "  --device cpu|cuda     where to train (this build: cpu only)\n"
+#endif
     "  --model resnet50|resnet-tiny  network preset (default resnet50)\n"
     "  --width N             stem width; stage i uses N<<i inner channels\n"
     "  --blocks A,B,...      bottleneck blocks per stage (1 to 8 stages)\n"
@@ -26,8 +30,14 @@ static const char usage_text[] =
     "  --batch-size N        images per step (default 32)\n"
     "  --steps N             timed steps (default 20)\n"
     "  --warmup N            untimed steps first (default 3)\n"
+#ifdef AICP_TB_CUDA
+    "  --precision P         fp32 (cpu: the only one), cuda: fp16 (default), bf16, fp32\n"
+    "  --threads N           cpu: worker threads (default: online CPUs)\n"
+    "  --gpus N              cuda: GPUs to train on, a thread each (default: all)\n"
+#else
     "  --precision fp32      arithmetic (the CPU path is fp32 only)\n"
     "  --threads N           worker threads (default: online CPUs)\n"
+#endif
     "  --seed N              weights and synthetic data seed (default 1)\n"
     "  --data DIR            train on the .tbr record files in DIR\n"
     "  --lr X                SGD learning rate (default 0.1 * batch / 256)\n"
@@ -35,7 +45,13 @@ static const char usage_text[] =
     "  --weight-decay X      L2 on conv and fc weights (default 1e-4)\n"
     "  --json                print only the JSON result line\n"
     "  --quiet               no progress lines on stderr\n"
-    "  --help                this text\n";
+    "  --help                this text\n"
+#ifdef AICP_TB_CUDA
+    "or: aicp-trainbench --gemm-check [--size N] [--precision fp16|bf16|fp32]\n"
+    "      [--gpus N] [--iters N] [--json]\n"
+    "  measures cuBLASLt GEMM TFLOPS (default 8192^3 fp16) against each GPU's peak\n"
+#endif
+    ;
 
 const char *aicp_tb_cli_usage(void)
 {
@@ -104,6 +120,9 @@ static const char *const value_opts[] = {
     "--device", "--model", "--width", "--blocks", "--resolution", "--classes",
     "--batch-size", "--steps", "--warmup", "--precision", "--threads", "--seed",
     "--data", "--lr", "--momentum", "--weight-decay",
+#ifdef AICP_TB_CUDA
+    "--gpus",
+#endif
 };
 
 int aicp_tb_cli_parse(struct aicp_tb_opts *opts, int argc, char **argv, struct aicp_tb_err *err)
@@ -113,6 +132,10 @@ int aicp_tb_cli_parse(struct aicp_tb_opts *opts, int argc, char **argv, struct a
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int i, rc = 0, seed = 1;
     size_t k;
+#ifdef AICP_TB_CUDA
+    const char *precision = NULL; /* checked against the device after the loop */
+    int gpus = 0, threads_given = 0;
+#endif
 
     memset(opts, 0, sizeof(*opts));
     opts->device = "cpu";
@@ -159,6 +182,20 @@ int aicp_tb_cli_parse(struct aicp_tb_opts *opts, int argc, char **argv, struct a
             opts->json = 1;
         } else if (strcmp(name, "--quiet") == 0) {
             opts->quiet = 1;
+#ifdef AICP_TB_CUDA
+        } else if (strcmp(name, "--device") == 0) {
+            if (strcmp(val, "cpu") != 0 && strcmp(val, "cuda") != 0)
+                return aicp_tb_err_set(err, AICP_TB_EUSAGE,
+                                       "--device '%s': expected cpu or cuda", val);
+            opts->device = strcmp(val, "cuda") == 0 ? "cuda" : "cpu";
+        } else if (strcmp(name, "--precision") == 0) {
+            if (strcmp(val, "fp32") != 0 && strcmp(val, "bf16") != 0 && strcmp(val, "fp16") != 0)
+                return aicp_tb_err_set(err, AICP_TB_EUSAGE,
+                                       "--precision '%s': expected fp32, bf16 or fp16", val);
+            precision = val;
+        } else if (strcmp(name, "--gpus") == 0) {
+            rc = parse_int(name, val, 1, 64, &gpus, err);
+#else
         } else if (strcmp(name, "--device") == 0) {
             if (strcmp(val, "cuda") == 0)
                 return aicp_tb_err_set(err, AICP_TB_EUNSUPPORTED,
@@ -168,8 +205,6 @@ int aicp_tb_cli_parse(struct aicp_tb_opts *opts, int argc, char **argv, struct a
                 return aicp_tb_err_set(err, AICP_TB_EUSAGE,
                                        "--device '%s': expected cpu or cuda", val);
             opts->device = "cpu";
-        } else if (strcmp(name, "--model") == 0) {
-            opts->model = val;
         } else if (strcmp(name, "--precision") == 0) {
             if (strcmp(val, "bf16") == 0 || strcmp(val, "fp16") == 0)
                 return aicp_tb_err_set(err, AICP_TB_EUNSUPPORTED,
@@ -177,6 +212,9 @@ int aicp_tb_cli_parse(struct aicp_tb_opts *opts, int argc, char **argv, struct a
             if (strcmp(val, "fp32") != 0)
                 return aicp_tb_err_set(err, AICP_TB_EUSAGE,
                                        "--precision '%s': expected fp32, bf16 or fp16", val);
+#endif
+        } else if (strcmp(name, "--model") == 0) {
+            opts->model = val;
         } else if (strcmp(name, "--width") == 0) {
             rc = parse_int(name, val, 1, 4096, &over.width, err);
         } else if (strcmp(name, "--blocks") == 0) {
@@ -193,6 +231,9 @@ int aicp_tb_cli_parse(struct aicp_tb_opts *opts, int argc, char **argv, struct a
             rc = parse_int(name, val, 0, 100000000, &opts->warmup, err);
         } else if (strcmp(name, "--threads") == 0) {
             rc = parse_int(name, val, 1, 1024, &opts->threads, err);
+#ifdef AICP_TB_CUDA
+            threads_given = 1;
+#endif
         } else if (strcmp(name, "--seed") == 0) {
             rc = parse_int(name, val, 0, 2147483647, &seed, err);
         } else if (strcmp(name, "--data") == 0) {
@@ -213,6 +254,24 @@ int aicp_tb_cli_parse(struct aicp_tb_opts *opts, int argc, char **argv, struct a
     }
     if (opts->help)
         return 0;
+#ifdef AICP_TB_CUDA
+    /* The CUDA path keeps its GPU count in threads (a thread per GPU; 0
+     * means every visible GPU) and defaults to fp16 mixed precision. */
+    if (strcmp(opts->device, "cuda") == 0) {
+        if (threads_given)
+            return aicp_tb_err_set(err, AICP_TB_EUSAGE,
+                                   "--threads: the CUDA path runs a thread per GPU; use --gpus");
+        opts->threads = gpus;
+        opts->precision = precision != NULL ? precision : "fp16";
+    } else {
+        if (gpus > 0)
+            return aicp_tb_err_set(err, AICP_TB_EUSAGE, "--gpus needs --device cuda");
+        if (precision != NULL && strcmp(precision, "fp32") != 0)
+            return aicp_tb_err_set(err, AICP_TB_EUNSUPPORTED,
+                                   "--precision %s: the CPU path computes in fp32 only",
+                                   precision);
+    }
+#endif
     opts->cfg.seed = (uint64_t)seed;
     /* Goyal et al.'s linear scaling rule: small CPU batches at 0.1 diverge. */
     if (opts->lr < 0.0f)

@@ -8,6 +8,11 @@
 #include "tb_cli.h"
 #include "tb_report.h"
 #include "tb_run.h"
+#ifdef AICP_TB_CUDA
+#include <string.h>
+
+#include "tb_cuda.h"
+#endif
 
 int main(int argc, char **argv)
 {
@@ -16,6 +21,10 @@ int main(int argc, char **argv)
     struct aicp_tb_err err = {0};
     int rc;
 
+#ifdef AICP_TB_CUDA
+    if (argc >= 2 && strcmp(argv[1], "--gemm-check") == 0)
+        return aicp_tb_cuda_gemm_main(argc, argv);
+#endif
     rc = aicp_tb_cli_parse(&opts, argc, argv, &err);
     if (rc != 0) {
         fprintf(stderr, "aicp-trainbench: %s\n", err.msg);
@@ -27,6 +36,10 @@ int main(int argc, char **argv)
         fputs(aicp_tb_cli_usage(), stdout);
         return 0;
     }
+#ifdef AICP_TB_CUDA
+    if (strcmp(opts.device, "cuda") == 0)
+        return aicp_tb_cuda_main(&opts);
+#endif
     rc = aicp_tb_run(&res, &opts, opts.quiet || opts.json ? NULL : stderr, &err);
     if (rc != 0) {
         fprintf(stderr, "aicp-trainbench: %s\n", err.msg);
