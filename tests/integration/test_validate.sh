@@ -124,7 +124,9 @@ play cuda-unknown-model 1 $H "$INV" --check <<EOF
 EOF
 says cuda-unknown-model "expected_per_gpu has no entry for GPU model 'Tesla V100-SXM2-32GB' (it has 'A100-SXM4-80GB')"
 
-# this build of aicp-trainbench has no CUDA path: it says so, and so does the task
+# the lab's GPUs are stand-ins: aicp-trainbench's CUDA path finds no usable
+# GPU (or, in a build without CUDA, has no CUDA path); it says so, and so does
+# the task
 play cuda-no-cuda-build 1 $H "$INV" <<EOF
 - validate: {gpus: 4, model: resnet-tiny, copy_benchmark: "$TB", expected_per_gpu: {"tesla v100 sxm2 32gb": 816}}
   register: v
@@ -132,7 +134,8 @@ play cuda-no-cuda-build 1 $H "$INV" <<EOF
 EOF
 says cuda-no-cuda-build "node01 (4x Tesla V100-SXM2-32GB): $(basename "$TB")"
 says cuda-no-cuda-build "exited with status 1"
-says cuda-no-cuda-build "no CUDA path"
+grep -q -e "no CUDA path" -e "no usable CUDA GPU" "$OUT" ||
+    { cat "$OUT" >&2; fail "cuda-no-cuda-build: the output does not say why CUDA failed"; }
 says cuda-no-cuda-build '"expected_images_per_sec": 3264.0'
 says cuda-no-cuda-build '"driver_version": "535.104.05"'
 
