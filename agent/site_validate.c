@@ -1,7 +1,10 @@
 /* `aicp validate SITE`: the site's validation benchmarks. Each entry of the
  * site's `validation` list names nodes, how to run the benchmark (over SSH
  * on the node, `bare`, as `docker run` would; as a Kubernetes Job pinned to
- * the node; or both) and the throughput expected. The entries become one
+ * the node; or both) and the throughput expected. `distributed: true`
+ * makes the Kubernetes run one benchmark across all the entry's nodes
+ * (TR-4798's two-node run): the first node's Job is the master, the
+ * others get worker Deployments. The entries become one
  * playbook of `validate` tasks (bare ones on the nodes, Kubernetes ones on
  * the jump host), run by the executor like any other; its JSON report
  * gives each measurement back. Then one verdict line per node and run,
@@ -30,14 +33,14 @@
 /* Keys a validation entry may have: the site's own, then those passed to
  * the validate module as they are. */
 static const char *const site_keys[] = {"name", "nodes", "where", "gpus_per_node",
-                                        "min_images_per_sec", NULL};
+                                        "min_images_per_sec", "distributed", NULL};
 static const char *const module_keys[] = {
     "benchmark",   "model",          "precision",      "batch_size",   "steps",
     "warmup",      "device",         "expected_images_per_sec",        "expected_per_gpu",
     "tolerance",   "timeout",        "throughput_regex", "image",      "command",
     "docker_args", "benchmark_path", "copy_benchmark", "namespace",    "dataset_pvcs",
     "results_pvc", "shm_size",       "keep_job",       "gpus",         "env",
-    "extra_args",  NULL};
+    "extra_args",  "worker_command", "host_network", NULL};
 
 static int in(const char *k, const char *const *list)
 {
@@ -79,6 +82,13 @@ int aicp_site_validation_check(const json_t *e, size_t i, const char **bad, stru
         (where == NULL || (strcmp(where, "bare") != 0 && strcmp(where, "kubernetes") != 0 &&
                            strcmp(where, "both") != 0)))
         return fail_key(bad, "where", err, "where must be bare, kubernetes or both");
+    const json_t *dist = json_object_get(e, "distributed");
+    if (dist != NULL && !json_is_boolean(dist))
+        return fail_key(bad, "distributed", err, "distributed must be true or false");
+    if (json_is_true(dist) && (where == NULL || strcmp(where, "bare") == 0))
+        return fail_key(bad, "distributed", err,
+                        "distributed is for where: kubernetes (or both): one Job across the "
+                        "nodes");
     const char *bench = json_string_value(json_object_get(e, "benchmark"));
     if (json_object_get(e, "benchmark") &&
         (bench == NULL ||
@@ -140,8 +150,9 @@ static json_t *module_args(const struct aicp_site *s, const json_t *e, const cha
     /* One entry can run both ways: each run gets its own arguments. */
     static const char *const bare_only[] = {"copy_benchmark", "benchmark_path", "docker_args",
                                             NULL};
-    static const char *const k8s_only[] = {"namespace", "dataset_pvcs", "results_pvc",
-                                           "shm_size",  "keep_job",     NULL};
+    static const char *const k8s_only[] = {"namespace",      "dataset_pvcs", "results_pvc",
+                                           "shm_size",       "keep_job",     "worker_command",
+                                           "host_network",   NULL};
     const char *const *drop = strcmp(where, "bare") == 0 ? k8s_only : bare_only;
     for (size_t i = 0; drop[i]; i++)
         json_object_del(a, drop[i]);
@@ -162,6 +173,42 @@ static int runs(const json_t *e, const char *where)
 
 /* Task names carry what the results are matched back with. */
 #define TASK_PREFIX "validate "
+
+/* distributed: one task for all of hosts, the first the master's node, the
+ * rest worker_nodes; its check's node reads "dgx1+dgx2". */
+static int distributed_task(json_t *tasks, const struct aicp_site *s, const json_t *e, size_t i,
+                            const char *name, const json_t *hosts, struct aicp_err *err)
+{
+    struct aicp_buf tname = AICP_BUF_INIT;
+    json_t *a = module_args(s, e, "kubernetes"), *workers = json_array(), *h;
+    size_t j;
+    int rc = 0;
+
+    if (a == NULL || workers == NULL ||
+        aicp_buf_printf(&tname, TASK_PREFIX "%zu kubernetes ", i) != 0)
+        goto nomem;
+    json_array_foreach(hosts, j, h)
+    {
+        if (j > 0 && json_array_append(workers, h) != 0)
+            goto nomem;
+        if (aicp_buf_printf(&tname, "%s%s", j ? "+" : "", json_string_value(h)) != 0)
+            goto nomem;
+    }
+    if (aicp_buf_printf(&tname, " %s", name) != 0 ||
+        json_object_set(a, "node", json_array_get(hosts, 0)) != 0 ||
+        (json_array_size(workers) > 0 && json_object_set(a, "worker_nodes", workers) != 0) ||
+        json_array_append_new(tasks, json_pack("{s:s, s:O, s:b}", "name", tname.data, "validate", a,
+                                               "ignore_errors", 1)) != 0)
+        goto nomem;
+    goto out;
+nomem:
+    rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+out:
+    aicp_buf_free(&tname);
+    json_decref(a);
+    json_decref(workers);
+    return rc;
+}
 
 static int build_playbook(json_t **out, const struct aicp_site *s, const json_t *entries,
                           const struct aicp_inventory *inv, int *use_local, struct aicp_err *err)
@@ -218,6 +265,14 @@ static int build_playbook(json_t **out, const struct aicp_site *s, const json_t 
             size_t j;
             json_t *h;
             *use_local = 1;
+            if (json_is_true(json_object_get(e, "distributed"))) {
+                if ((rc = distributed_task(tasks, s, e, i, name, hosts, err)) != 0) {
+                    json_decref(tasks);
+                    json_decref(hosts);
+                    goto out;
+                }
+                json_array_clear(hosts); /* the loop below makes no task per node */
+            }
             json_array_foreach(hosts, j, h)
             {
                 struct aicp_buf tname = AICP_BUF_INIT;
@@ -523,7 +578,7 @@ int aicp_site_validate_run(int *exit_status, struct aicp_site *s,
         json_array_foreach(checks, i, c)
         {
             const char *n = json_string_value(json_object_get(c, "node"));
-            if (n && json_object_get(c, "driver_version"))
+            if (n && strchr(n, '+') == NULL && json_object_get(c, "driver_version"))
                 json_object_set_new(nodes, n,
                                     json_pack("{s:O, s:O?}", "nvidia_driver_version",
                                               json_object_get(c, "driver_version"), "gpu_model",

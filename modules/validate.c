@@ -7,10 +7,15 @@
  * TensorFlow one with tf_cnn_benchmarks) either on the node over SSH
  * (where: bare) or as a single-node Kubernetes Job pinned to the node, with
  * the dataset PVCs, a results PVC and a memory-backed /dev/shm (where:
- * kubernetes, from the jump host). The measurement is a read-only probe:
- * the module never reports a change; its work happens in check(), and in
- * check mode it only reads the node's GPUs (and dry-runs the Job) and says
- * the benchmark was not run. The parsing, the expectation and the verdict
+ * kubernetes, from the jump host). TR-4798's two-node run is the
+ * distributed form of the latter: a worker Deployment pinned to each of
+ * worker_nodes (the same image and GPUs, on the host's network, idle for
+ * mpirun to reach) and the master Job on node, whose command runs the
+ * benchmark across all of them; the expectation is then the whole run's.
+ * The measurement is a read-only probe: the module never reports a
+ * change; its work happens in check(), and in check mode it only reads the
+ * node's GPUs (and dry-runs the Job and any workers) and says the
+ * benchmark was not run. The parsing, the expectation and the verdict
  * are agent/throughput.c's. */
 #include "config.h"
 
@@ -133,7 +138,20 @@ static const struct aicp_arg_spec validate_args[] = {
     {.name = "keep_job",
      .type = AICP_ARG_BOOL,
      .def = "no",
-     .help = "kubernetes: keep the Job and its pod after the run (default: deleted)."},
+     .help = "kubernetes: keep the Job and its pod (and the worker Deployments) after the run "
+             "(default: deleted)."},
+    {.name = "worker_nodes",
+     .type = AICP_ARG_LIST,
+     .help = "kubernetes, benchmark container: more nodes for a distributed run, each given a "
+             "worker Deployment; the Job on node is the master."},
+    {.name = "worker_command",
+     .type = AICP_ARG_LIST,
+     .help = "kubernetes: what the workers run while the master's command uses them (default: "
+             "[sleep, infinity])."},
+    {.name = "host_network",
+     .type = AICP_ARG_BOOL,
+     .help = "kubernetes: run the pods on the nodes' network (default: yes with worker_nodes, "
+             "else no)."},
     {.name = NULL},
 };
 
@@ -153,6 +171,11 @@ struct vrun {
     char *driver;
     double expected; /* -1: none */
     char what[256];  /* "8x Tesla V100-SXM2-32GB" */
+    /* kubernetes, distributed */
+    const json_t *workers; /* worker_nodes (borrowed); NULL: the single-node form */
+    size_t nnodes;         /* node and the workers */
+    json_t *pod_gpus;      /* GPUs each pod asks for: [master, worker 1, ...] */
+    int host_network;
 };
 
 static void result_set(struct vrun *r, const char *key, json_t *value)
@@ -165,6 +188,7 @@ static void vrun_clear(struct vrun *r)
     free(r->node);
     free(r->driver);
     json_decref(r->gpus);
+    json_decref(r->pod_gpus);
 }
 
 /* The last TAIL_LINES lines of text (at most TAIL_BYTES), borrowed. */
@@ -211,6 +235,43 @@ static int scalar_text(char *buf, size_t cap, const json_t *v)
     return 0;
 }
 
+/* worker_nodes: distinct node names, none of them the master's. Only a
+ * container's command (mpirun, horovodrun) can use them: aicp-trainbench
+ * runs on one node. */
+static int check_workers(const struct vrun *r, struct aicp_err *err)
+{
+    const char *master = aicp_args_str(r->args, "node");
+    size_t i, j;
+    json_t *e;
+
+    if (!r->kube)
+        return aicp_err_set(err, AICP_EINVAL,
+                            "worker_nodes is for where: kubernetes (a distributed run as a "
+                            "Job and worker Deployments)");
+    if (!r->container)
+        return aicp_err_set(err, AICP_EINVAL,
+                            "worker_nodes needs benchmark: container, whose command (mpirun, "
+                            "horovodrun) runs across the nodes; aicp-trainbench runs on one");
+    if (master == NULL)
+        return aicp_err_set(err, AICP_EINVAL,
+                            "worker_nodes needs node: the node of the master Job");
+    json_array_foreach(r->workers, i, e)
+    {
+        const char *w = json_string_value(e);
+        if (w == NULL || *w == '\0')
+            return aicp_err_set(err, AICP_EINVAL, "worker_nodes[%zu] must be a node name", i);
+        if (strcmp(w, master) == 0)
+            return aicp_err_set(err, AICP_EINVAL,
+                                "worker_nodes: %s is node, the master's (a node is the "
+                                "master or a worker, not both)",
+                                w);
+        for (j = 0; j < i; j++)
+            if (strcmp(w, json_string_value(json_array_get(r->workers, j))) == 0)
+                return aicp_err_set(err, AICP_EINVAL, "worker_nodes: %s is listed twice", w);
+    }
+    return 0;
+}
+
 /* Argument checks that need no node: they fail in check mode too. */
 static int check_args(struct vrun *r, struct aicp_err *err)
 {
@@ -230,6 +291,13 @@ static int check_args(struct vrun *r, struct aicp_err *err)
     v = aicp_args_get(a, "tolerance");
     r->tolerance = v ? json_number_value(v) : 0.05;
     r->expected = -1;
+    r->workers = json_array_size(aicp_args_get(a, "worker_nodes")) > 0
+                     ? aicp_args_get(a, "worker_nodes")
+                     : NULL;
+    r->nnodes = 1 + json_array_size(r->workers);
+    r->host_network = aicp_args_get(a, "host_network") != NULL
+                          ? aicp_args_bool(a, "host_network", 0)
+                          : r->workers != NULL;
     if (r->gpus_arg == 0 || r->gpus_arg < -1)
         return aicp_err_set(err, AICP_EINVAL, "gpus must be at least 1 (it is %lld)", r->gpus_arg);
     if (r->timeout <= 0)
@@ -265,8 +333,8 @@ static int check_args(struct vrun *r, struct aicp_err *err)
                 return aicp_err_set(err, AICP_EINVAL, "env: %s must be a string or number", k);
         }
     }
-    static const char *const lists[] = {"extra_args", "command", "docker_args", "dataset_pvcs",
-                                        NULL};
+    static const char *const lists[] = {"extra_args",   "command",        "docker_args",
+                                        "dataset_pvcs", "worker_command", NULL};
     for (const char *const *l = lists; *l; l++) {
         json_array_foreach(
             aicp_args_get(a, *l), i,
@@ -274,6 +342,8 @@ static int check_args(struct vrun *r, struct aicp_err *err)
                    !json_is_number(e)) return aicp_err_set(err, AICP_EINVAL,
                                                            "%s[%zu] must be a string", *l, i);
     }
+    if (r->workers != NULL && (rc = check_workers(r, err)) != 0)
+        return rc;
     /* A regex that does not compile fails now, not after an hour's run. */
     struct aicp_tp_parse p;
     rc = aicp_tp_parse(&p, "", r->regex, err);
@@ -295,16 +365,21 @@ static int node_facts(struct vrun *r, struct aicp_err *err)
                                 "%s has no GPU: device cuda needs one (use "
                                 "device: cpu for the CPU path)",
                                 r->node);
-        if (r->gpus_arg > (long long)n)
+        /* pinned pods: r->gpus holds just the GPUs used, on every node */
+        if (r->pod_gpus == NULL && r->gpus_arg > (long long)n)
             return aicp_err_set(err, AICP_EFAILED,
                                 "%s has %zu GPUs, fewer than the %lld asked "
                                 "for (gpus: %lld)",
                                 r->node, n, r->gpus_arg, r->gpus_arg);
-        r->used = r->gpus_arg > 0 ? (size_t)r->gpus_arg : n;
+        r->used = r->pod_gpus == NULL && r->gpus_arg > 0 ? (size_t)r->gpus_arg : n;
     } else {
         r->used = 0;
     }
     aicp_tp_gpu_label(r->what, sizeof(r->what), r->gpus, r->used);
+    if (r->nnodes > 1) {
+        size_t l = strlen(r->what);
+        snprintf(r->what + l, sizeof(r->what) - l, " on %zu nodes", r->nnodes);
+    }
     const char *model = "cpu";
     if (r->used > 0)
         model = json_string_value(json_object_get(json_array_get(r->gpus, 0), "name"));
@@ -320,6 +395,9 @@ static int node_facts(struct vrun *r, struct aicp_err *err)
         aicp_err_prefix(err, "%s (%s)", r->node, r->what);
         return rc;
     }
+    /* The CPU path's table entry is per node, as a GPU's is per GPU. */
+    if (r->used == 0 && r->expected > 0 && aicp_args_get(r->args, "expected_per_gpu") != NULL)
+        r->expected *= (double)r->nnodes;
     result_set(r, "expected_images_per_sec",
                r->expected >= 0 ? json_real(r->expected) : json_null());
     result_set(r, "lower_bound",
@@ -741,54 +819,127 @@ static void dns_label(char *out, size_t cap, const char *s)
 }
 
 /* The node's GPUs as the device plugin and GPU feature discovery publish
- * them: allocatable nvidia.com/gpu, label nvidia.com/gpu.product. */
-static void kube_node_gpus(struct vrun *r, const json_t *node)
+ * them: allocatable nvidia.com/gpu, label nvidia.com/gpu.product. A new
+ * array (NULL: out of memory); *driver is the driver version label,
+ * borrowed from node, or NULL. */
+static json_t *kube_node_gpus(const json_t *node, const char **driver)
 {
     const json_t *alloc = aicp_kube_field(node, "status.allocatable[nvidia.com/gpu]");
     const char *product =
         json_string_value(aicp_kube_field(node, "metadata.labels[nvidia.com/gpu.product]"));
     const char *drv = json_string_value(
         aicp_kube_field(node, "metadata.labels[nvidia.com/cuda.driver-version.full]"));
+    json_t *gpus = json_array();
     long long n = 0;
 
     if (json_is_string(alloc))
         n = strtoll(json_string_value(alloc), NULL, 10);
     else if (json_is_integer(alloc))
         n = json_integer_value(alloc);
-    json_decref(r->gpus);
-    r->gpus = json_array();
-    for (long long i = 0; i < n && i < 1024; i++)
-        json_array_append_new(r->gpus,
+    for (long long i = 0; gpus != NULL && i < n && i < 1024; i++)
+        json_array_append_new(gpus,
                               json_pack("{s:s, s:o}", "name", product ? product : "?",
                                         "driver_version", drv ? json_string(drv) : json_null()));
+    *driver = drv;
+    return gpus;
+}
+
+/* r->gpus and r->driver from the one node of the single-node form. */
+static void kube_set_gpus(struct vrun *r, const json_t *node)
+{
+    const char *drv = NULL;
+    json_decref(r->gpus);
+    r->gpus = kube_node_gpus(node, &drv);
     free(r->driver);
     r->driver = drv ? aicp_strdup(drv) : NULL;
 }
 
-static int build_job(json_t **out, struct vrun *r, const char *ns, const char *name,
-                     struct aicp_err *err)
+/* The node the Job is pinned to and each worker's: they exist and have
+ * the GPUs asked for. r->gpus gets the GPUs the run uses on all of them
+ * (so expected_per_gpu sums over every node), r->pod_gpus what each pod
+ * asks for, r->node "dgx1+dgx2" for the messages. */
+static int kube_nodes_read(struct vrun *r, struct aicp_kube *k, const char *master,
+                           struct aicp_err *err)
+{
+    struct aicp_buf names = AICP_BUF_INIT;
+    json_t *node = NULL, *g = NULL;
+    int rc = 0;
+
+    if ((r->pod_gpus = json_array()) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < r->nnodes; i++) {
+        const char *n = i == 0 ? master : json_string_value(json_array_get(r->workers, i - 1));
+        struct aicp_kube_ref nref = {.api_version = "v1", .kind = "Node", .name = n};
+        const char *drv = NULL;
+        size_t have, use = 0;
+
+        json_decref(node);
+        json_decref(g);
+        node = g = NULL;
+        if ((rc = aicp_kube_get(k, &nref, &node, err)) != 0)
+            goto out;
+        if (node == NULL) {
+            rc = aicp_err_set(err, AICP_ENOTFOUND, "node %s does not exist in the cluster", n);
+            goto out;
+        }
+        if ((g = kube_node_gpus(node, &drv)) == NULL)
+            goto nomem;
+        have = json_array_size(g);
+        if (r->cuda && have == 0) {
+            rc = aicp_err_set(err, AICP_EFAILED,
+                              "node %s has no allocatable nvidia.com/gpu: device cuda needs "
+                              "GPUs (is the NVIDIA device plugin running?)",
+                              n);
+            goto out;
+        }
+        if (r->cuda && r->gpus_arg > (long long)have) {
+            rc = aicp_err_set(err, AICP_EFAILED,
+                              "node %s has %zu GPUs, fewer than the %lld asked for (gpus: %lld)", n,
+                              have, r->gpus_arg, r->gpus_arg);
+            goto out;
+        }
+        if (r->cuda)
+            use = r->gpus_arg > 0 ? (size_t)r->gpus_arg : have;
+        for (size_t j = 0; j < use; j++)
+            if (json_array_append(r->gpus, json_array_get(g, j)) != 0)
+                goto nomem;
+        if (json_array_append_new(r->pod_gpus, json_integer((json_int_t)use)) != 0 ||
+            aicp_buf_printf(&names, "%s%s", i ? "+" : "", n) != 0)
+            goto nomem;
+        if (i == 0 && drv != NULL && (r->driver = aicp_strdup(drv)) == NULL)
+            goto nomem;
+    }
+    free(r->node);
+    r->node = aicp_buf_steal(&names);
+    goto out;
+nomem:
+    rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+out:
+    aicp_buf_free(&names);
+    json_decref(node);
+    json_decref(g);
+    return rc;
+}
+
+/* The pod the Job and the workers run: the image with cmd (empty: its
+ * entrypoint), env, `gpus` GPUs, the seed's mounts, pinned to node (NULL:
+ * anywhere), on the node's network with host_network (mpirun and NCCL
+ * then reach the other nodes by their names and RDMA devices; the DNS
+ * policy keeps the cluster's names resolvable). A new object, or NULL
+ * when out of memory. */
+static json_t *pod_spec(const struct vrun *r, const char *node, const char *cname, json_t *cmd,
+                        size_t gpus, const char *restart)
 {
     const struct aicp_args *a = r->args;
-    const char *node = aicp_args_str(a, "node");
-    char label[64], buf[512];
-    json_t *job = NULL, *c = NULL, *vols = json_array(), *mounts = json_array(),
-           *cmd = json_array();
+    char buf[512];
+    json_t *c, *vols = json_array(), *mounts = json_array(), *pod = NULL;
     const char *k;
     json_t *v, *e;
     size_t i;
-    int rc = 0;
 
-    dns_label(label, sizeof(label), node ? node : "any");
-    c = json_pack("{s:s, s:s}", "name", "benchmark", "image", aicp_args_str(a, "image"));
-    if (c == NULL || vols == NULL || mounts == NULL || cmd == NULL)
-        goto nomem;
-    if (r->container) {
-        json_array_foreach(aicp_args_get(a, "command"), i,
-                           e) if (scalar_text(buf, sizeof(buf), e) == 0)
-            json_array_append_new(cmd, json_string(buf));
-    } else if (trainbench_words(NULL, cmd, r, aicp_args_str(a, "benchmark_path")) != 0) {
-        goto nomem;
-    }
+    c = json_pack("{s:s, s:s}", "name", cname, "image", aicp_args_str(a, "image"));
+    if (c == NULL || vols == NULL || mounts == NULL)
+        goto out;
     if (json_array_size(cmd) > 0)
         json_object_set(c, "command", cmd);
     if (json_object_size(aicp_args_get(a, "env")) > 0) {
@@ -801,7 +952,7 @@ static int build_job(json_t **out, struct vrun *r, const char *ns, const char *n
         json_object_set_new(c, "env", env);
     }
     if (r->cuda) {
-        snprintf(buf, sizeof(buf), "%zu", r->used);
+        snprintf(buf, sizeof(buf), "%zu", gpus);
         json_object_set_new(c, "resources",
                             json_pack("{s:{s:s}}", "limits", "nvidia.com/gpu", buf));
     }
@@ -831,14 +982,47 @@ static int build_job(json_t **out, struct vrun *r, const char *ns, const char *n
                                     "Memory", "sizeLimit", aicp_args_str(a, "shm_size")));
     json_array_append_new(mounts, json_pack("{s:s, s:s}", "name", "dshm", "mountPath", "/dev/shm"));
     json_object_set(c, "volumeMounts", mounts);
-    json_t *pod =
-        json_pack("{s:s, s:[O], s:O}", "restartPolicy", "Never", "containers", c, "volumes", vols);
-    if (pod == NULL)
-        goto nomem;
-    if (node != NULL)
+    pod =
+        json_pack("{s:s, s:[O], s:O}", "restartPolicy", restart, "containers", c, "volumes", vols);
+    if (pod != NULL && node != NULL)
         json_object_set_new(pod, "nodeSelector",
                             json_pack("{s:s}", "kubernetes.io/hostname", node));
-    job = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:i, s:I, s:{s:{s:{s:s}}, s:o}}}",
+    if (pod != NULL && r->host_network) {
+        json_object_set_new(pod, "hostNetwork", json_true());
+        json_object_set_new(pod, "dnsPolicy", json_string("ClusterFirstWithHostNet"));
+    }
+out:
+    json_decref(c);
+    json_decref(vols);
+    json_decref(mounts);
+    return pod;
+}
+
+static int build_job(json_t **out, struct vrun *r, const char *ns, const char *name,
+                     struct aicp_err *err)
+{
+    const struct aicp_args *a = r->args;
+    const char *node = aicp_args_str(a, "node");
+    char label[64], buf[512];
+    json_t *job = NULL, *pod = NULL, *cmd = json_array(), *e;
+    size_t i, gpus = r->used;
+    int rc = 0;
+
+    dns_label(label, sizeof(label), node ? node : "any");
+    if (cmd == NULL)
+        goto nomem;
+    if (r->container) {
+        json_array_foreach(aicp_args_get(a, "command"), i,
+                           e) if (scalar_text(buf, sizeof(buf), e) == 0)
+            json_array_append_new(cmd, json_string(buf));
+    } else if (trainbench_words(NULL, cmd, r, aicp_args_str(a, "benchmark_path")) != 0) {
+        goto nomem;
+    }
+    if (r->pod_gpus != NULL)
+        gpus = (size_t)json_integer_value(json_array_get(r->pod_gpus, 0));
+    if ((pod = pod_spec(r, node, "benchmark", cmd, gpus, "Never")) == NULL)
+        goto nomem;
+    job = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:i, s:I, s:{s:{s:{s:s}}, s:O}}}",
                     "apiVersion", "batch/v1", "kind", "Job", "metadata", "name", name, "namespace",
                     ns, "labels", "aicp.io/validate", label, "spec", "backoffLimit", 0,
                     "activeDeadlineSeconds", (json_int_t)r->timeout, "template", "metadata",
@@ -850,11 +1034,154 @@ static int build_job(json_t **out, struct vrun *r, const char *ns, const char *n
 nomem:
     rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
 out:
-    json_decref(c);
-    json_decref(vols);
-    json_decref(mounts);
+    json_decref(pod);
     json_decref(cmd);
     return rc;
+}
+
+/* The Deployment name of the worker on node: JOB-worker-NODE within a
+ * label's 63 characters (the name is also its pods' label value). */
+static void worker_name(char *out, size_t cap, const char *job, const char *node, size_t idx)
+{
+    char nl[32];
+    dns_label(nl, sizeof(nl), node);
+    if (*nl == '\0')
+        snprintf(nl, sizeof(nl), "%zu", idx + 1);
+    int room = (int)(63 - strlen("-worker-") - strlen(nl));
+    snprintf(out, cap, "%.*s-worker-%s", room, job, nl);
+}
+
+/* A worker of the distributed run: a Deployment of one pod on node that
+ * runs worker_command (default: sleep infinity) in the same image, with
+ * the same GPUs, mounts and network as the master, for the master's
+ * mpirun to reach (over the image's sshd, or its own launcher). A
+ * Deployment, not a bare pod, so that a pod lost before the run is
+ * replaced; Recreate, because on the host's network two generations of
+ * the pod would contend for its ports and GPUs. */
+static int build_worker(json_t **out, const struct vrun *r, const char *ns, const char *name,
+                        const char *node, size_t gpus, const char *label, struct aicp_err *err)
+{
+    const json_t *wc = aicp_args_get(r->args, "worker_command");
+    json_t *cmd = json_array(), *pod = NULL, *d = NULL, *e;
+    char buf[512];
+    size_t i;
+    int rc = 0;
+
+    if (cmd == NULL)
+        goto nomem;
+    if (wc != NULL) {
+        json_array_foreach(wc, i, e) if (scalar_text(buf, sizeof(buf), e) == 0)
+            json_array_append_new(cmd, json_string(buf));
+    } else if (json_array_append_new(cmd, json_string("sleep")) != 0 ||
+               json_array_append_new(cmd, json_string("infinity")) != 0) {
+        goto nomem;
+    }
+    if ((pod = pod_spec(r, node, "worker", cmd, gpus, "Always")) == NULL)
+        goto nomem;
+    d = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, "
+                  "s:{s:i, s:{s:s}, s:{s:{s:s}}, s:{s:{s:{s:s, s:s}}, s:O}}}",
+                  "apiVersion", "apps/v1", "kind", "Deployment", "metadata", "name", name,
+                  "namespace", ns, "labels", "aicp.io/validate", label, "aicp.io/validate-worker",
+                  name, "spec", "replicas", 1, "strategy", "type", "Recreate", "selector",
+                  "matchLabels", "aicp.io/validate-worker", name, "template", "metadata", "labels",
+                  "aicp.io/validate", label, "aicp.io/validate-worker", name, "spec", pod);
+    if (d == NULL)
+        goto nomem;
+    *out = d;
+    goto out;
+nomem:
+    rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+out:
+    json_decref(pod);
+    json_decref(cmd);
+    return rc;
+}
+
+/* The worker Deployments (manifests into *out, names into *names) for
+ * the Job `job`. */
+static int build_workers(json_t **out, json_t **names, const struct vrun *r, const char *ns,
+                         const char *job, struct aicp_err *err)
+{
+    char label[64], name[128];
+    size_t i, j;
+    json_t *e;
+    int rc = 0;
+
+    dns_label(label, sizeof(label), aicp_args_str(r->args, "node"));
+    *out = json_array();
+    *names = json_array();
+    if (*out == NULL || *names == NULL)
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    json_array_foreach(r->workers, i, e)
+    {
+        const char *node = json_string_value(e);
+        json_t *d = NULL;
+        worker_name(name, sizeof(name), job, node, i);
+        /* two node names that differ only where a label cannot */
+        for (j = 0; j < json_array_size(*names); j++)
+            if (strcmp(name, json_string_value(json_array_get(*names, j))) == 0)
+                worker_name(name, sizeof(name), job, "", i);
+        size_t gpus = (size_t)json_integer_value(json_array_get(r->pod_gpus, i + 1));
+        if ((rc = build_worker(&d, r, ns, name, node, gpus, label, err)) != 0)
+            return rc;
+        if (json_array_append_new(*out, d) != 0 ||
+            json_array_append_new(*names, json_string(name)) != 0)
+            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static void deployment_ref(struct aicp_kube_ref *ref, const char *ns, const json_t *names, size_t i)
+{
+    ref->api_version = "apps/v1";
+    ref->kind = "Deployment";
+    ref->namespace = ns;
+    ref->name = json_string_value(json_array_get(names, i));
+}
+
+/* Creates the workers afresh (one left by an earlier run is deleted
+ * first: its pod may hold old settings) and waits until each Deployment
+ * is Available, within timeout. *created counts those created, which the
+ * caller deletes. */
+static int workers_up(struct vrun *r, struct aicp_kube *k, const char *ns, const json_t *deps,
+                      const json_t *names, size_t *created, struct aicp_err *err)
+{
+    struct aicp_kube_ref ref;
+    size_t i, n = json_array_size(deps);
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        deployment_ref(&ref, ns, names, i);
+        if ((rc = aicp_kube_delete(k, &ref, "Background", 0, 120, NULL, err)) != 0) {
+            aicp_err_prefix(err, "removing the earlier worker Deployment %s/%s", ns, ref.name);
+            return rc;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if ((rc = aicp_kube_apply(k, json_array_get(deps, i), 0, NULL, err)) != 0)
+            return rc;
+        (*created)++;
+    }
+    double deadline = aicp_now() + (double)r->timeout;
+    for (i = 0; i < n; i++) {
+        json_t *live = NULL;
+        double left = deadline - aicp_now();
+        struct aicp_kube_wait w = {
+            .condition = "Available",
+            .timeout_s = left > 0.5 ? left : 0.5,
+            .interval_s = 0.5,
+        };
+        deployment_ref(&ref, ns, names, i);
+        rc = aicp_kube_wait(k, &ref, &w, &live, err);
+        json_decref(live);
+        if (rc != 0) {
+            aicp_err_prefix(err, "%s (%s): worker Deployment %s/%s on %s is not Available", r->node,
+                            r->what, ns, ref.name,
+                            json_string_value(json_array_get(r->workers, i)));
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static const json_t *true_condition(const json_t *obj, const char *type)
@@ -899,19 +1226,29 @@ out:
     return rc;
 }
 
+/* Check mode: the server judges what would be created (quota, admission,
+ * schema) without creating it; an existing object would be replaced, not
+ * patched, so it is not dry-run. */
+static int kube_dry_run(struct aicp_kube *k, const json_t *obj, const json_t *live,
+                        struct aicp_err *err)
+{
+    return live != NULL ? 0 : aicp_kube_apply(k, obj, AICP_KUBE_DRY_RUN, NULL, err);
+}
+
 static int kube_run(struct vrun *r, struct aicp_err *err)
 {
     const struct aicp_args *a = r->args;
     struct aicp_kube *k = NULL;
-    json_t *node = NULL, *job = NULL, *live = NULL, *pod = NULL;
+    json_t *node = NULL, *job = NULL, *live = NULL, *pod = NULL, *deps = NULL, *wnames = NULL;
     char *log = NULL;
-    char name[128];
+    char name[128] = "";
     const char *node_name = aicp_args_str(a, "node");
+    const char *ns = aicp_args_str(a, "namespace");
+    size_t wcreated = 0, i;
     int rc, created = 0;
 
     if ((rc = aicp_ku_client(r->ctx, a, &k, err)) != 0)
         goto out;
-    const char *ns = aicp_args_str(a, "namespace");
     if (ns == NULL)
         ns = aicp_kube_default_namespace(k);
     if (aicp_args_str(a, "job_name") != NULL) {
@@ -923,23 +1260,13 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
     }
     r->node = aicp_strdup(node_name ? node_name : "the cluster");
     r->gpus = json_array();
+    if (r->node == NULL || r->gpus == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
     if (node_name != NULL) {
-        struct aicp_kube_ref nref = {.api_version = "v1", .kind = "Node", .name = node_name};
-        if ((rc = aicp_kube_get(k, &nref, &node, err)) != 0)
+        if ((rc = kube_nodes_read(r, k, node_name, err)) != 0)
             goto out;
-        if (node == NULL) {
-            rc = aicp_err_set(err, AICP_ENOTFOUND, "node %s does not exist in the cluster",
-                              node_name);
-            goto out;
-        }
-        kube_node_gpus(r, node);
-        if (r->cuda && json_array_size(r->gpus) == 0) {
-            rc = aicp_err_set(err, AICP_EFAILED,
-                              "node %s has no allocatable nvidia.com/gpu: "
-                              "device cuda needs GPUs (is the NVIDIA device plugin running?)",
-                              node_name);
-            goto out;
-        }
     } else if (r->cuda) {
         if (r->gpus_arg < 0) {
             rc = aicp_err_set(err, AICP_EINVAL,
@@ -948,7 +1275,7 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
             goto out;
         }
         /* the model is known once the pod has a node */
-        for (long long i = 0; i < r->gpus_arg; i++)
+        for (long long g = 0; g < r->gpus_arg; g++)
             json_array_append_new(r->gpus, json_pack("{s:s}", "name", "GPU"));
     }
     /* Without a node the GPU model is known only after the run. */
@@ -961,6 +1288,15 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
     }
     if ((rc = build_job(&job, r, ns, name, err)) != 0)
         goto out;
+    if (r->workers != NULL) {
+        if ((rc = build_workers(&deps, &wnames, r, ns, name, err)) != 0)
+            goto out;
+        json_t *all = json_pack("[s]", node_name);
+        if (all != NULL)
+            json_array_extend(all, (json_t *)r->workers);
+        result_set(r, "nodes", all);
+        result_set(r, "workers", json_incref(wnames));
+    }
     result_set(r, "job", json_string(name));
     result_set(r, "namespace", json_string(ns));
     struct aicp_kube_ref ref = {
@@ -968,9 +1304,18 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
     if ((rc = aicp_kube_get(k, &ref, &live, err)) != 0)
         goto out;
     if (r->check_mode) {
-        /* The server judges the Job (quota, admission, schema) without
-         * running it; an existing one would be replaced, not patched. */
-        if (live == NULL && (rc = aicp_kube_apply(k, job, AICP_KUBE_DRY_RUN, NULL, err)) != 0)
+        for (i = 0; i < json_array_size(deps); i++) {
+            struct aicp_kube_ref dref;
+            json_t *dl = NULL;
+            deployment_ref(&dref, ns, wnames, i);
+            rc = aicp_kube_get(k, &dref, &dl, err);
+            if (rc == 0)
+                rc = kube_dry_run(k, json_array_get(deps, i), dl, err);
+            json_decref(dl);
+            if (rc != 0)
+                goto out;
+        }
+        if ((rc = kube_dry_run(k, job, live, err)) != 0)
             goto out;
         result_set(r, "msg", json_string("benchmark not run in check mode"));
         goto out;
@@ -981,6 +1326,9 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
     }
     json_decref(live);
     live = NULL;
+    /* The workers first: the master's mpirun needs them up when it starts. */
+    if (deps != NULL && (rc = workers_up(r, k, ns, deps, wnames, &wcreated, err)) != 0)
+        goto out;
     if ((rc = aicp_kube_apply(k, job, 0, NULL, err)) != 0)
         goto out;
     created = 1;
@@ -1044,7 +1392,7 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
             json_string_value(aicp_kube_field(node, "metadata.labels[nvidia.com/gpu.product]"));
         int refresh = 0;
         if (node != NULL && product != NULL) {
-            kube_node_gpus(r, node);
+            kube_set_gpus(r, node);
             refresh = json_array_size(r->gpus) >= r->used;
         }
         if (defer && !refresh) {
@@ -1062,20 +1410,28 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
     snprintf(where, sizeof(where), "pod %s/%s", ns, pod_name);
     rc = judge(r, log, where, err);
 out:
-    if (created && !aicp_args_bool(a, "keep_job", 0)) {
-        /* Background: the garbage collector takes the pod too (a Job's
-         * API default would orphan it). */
+    if (!aicp_args_bool(a, "keep_job", 0)) {
+        /* Background: the garbage collector takes the pods too (a Job's
+         * API default would orphan its pod). Also after a failure: the
+         * workers hold their nodes' GPUs for as long as they run. */
         struct aicp_err derr = {0};
         struct aicp_kube_ref dref = {
             .api_version = "batch/v1", .kind = "Job", .namespace = ns, .name = name};
-        if (aicp_kube_delete(k, &dref, "Background", 0, 0, NULL, &derr) != 0 && rc == 0)
+        if (created && aicp_kube_delete(k, &dref, "Background", 0, 0, NULL, &derr) != 0 && rc == 0)
             rc = aicp_err_set(err, derr.code, "%s", derr.msg);
+        for (i = 0; i < wcreated; i++) {
+            deployment_ref(&dref, ns, wnames, i);
+            if (aicp_kube_delete(k, &dref, "Background", 0, 0, NULL, &derr) != 0 && rc == 0)
+                rc = aicp_err_set(err, derr.code, "%s", derr.msg);
+        }
     }
     free(log);
     json_decref(node);
     json_decref(job);
     json_decref(live);
     json_decref(pod);
+    json_decref(deps);
+    json_decref(wnames);
     return rc;
 }
 

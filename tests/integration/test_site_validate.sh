@@ -98,6 +98,43 @@ grep -q '0 of 3 checks passed' "$T/fail.out" || { cat "$T/fail.out"; fail "not 0
 grep -q 'failures="3"' "$T/report2/junit.xml" || fail "junit.xml does not count 3 failures"
 echo "ok   validate below expectation: exit 1, the verdict names node and figures"
 
+# distributed: one Kubernetes run across both nodes, node01's Job the master
+kubectl --kubeconfig "$KCFG" apply --validate=false -f - >/dev/null 2>&1 <<'EOF' ||
+apiVersion: v1
+kind: Node
+metadata: {name: node02}
+EOF
+    fail "creating the Node node02"
+cat >"$T/dist.yml" <<EOF
+site: val-dist
+kubernetes: {kubeconfig: $KCFG}
+validation:
+  - name: two-node
+    nodes: [node01, node02]
+    where: kubernetes
+    distributed: true
+    benchmark: container
+    device: cpu
+    image: registry.example/tensorflow:19.04
+    command: [mpirun, -H, "node01,node02", python, tf_cnn_benchmarks.py]
+    env: {FAKE_LOG: "total images/sec: 1800.00\\n"}
+    expected_per_gpu: {cpu: 900}
+EOF
+"$AICP" validate "$T/dist.yml" >"$T/dist.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { cat "$T/dist.out"; fail "distributed validate exits $rc, not 0"; }
+grep -q '^node01+node02 *kubernetes *two-node *PASS  1800.00 images/sec.*expected at least 1710.00' \
+    "$T/dist.out" || { cat "$T/dist.out"; fail "no distributed verdict for node01+node02"; }
+grep -q '1 of 1 checks passed' "$T/dist.out" || { cat "$T/dist.out"; fail "not 1 of 1"; }
+kubectl --kubeconfig "$KCFG" get deployments -o name 2>/dev/null | grep -q . &&
+    fail "the worker Deployment is left"
+printf 'validation:\n  - {nodes: [a, b], distributed: true, expected_images_per_sec: 1}\n' >"$T/bad-dist.yml"
+"$AICP" validate "$T/bad-dist.yml" >"$T/bad.out" 2>&1
+rc=$?
+[ $rc -eq 65 ] && grep -q 'bad-dist.yml:2:.*distributed is for where: kubernetes' "$T/bad.out" ||
+    { cat "$T/bad.out"; fail "distributed without where: kubernetes gives $rc"; }
+echo "ok   distributed: one check across node01+node02, its worker deleted"
+
 printf 'validation:\n  - {nodes: node01, wher: bare, expected_images_per_sec: 1}\n' >"$T/bad.yml"
 "$AICP" validate "$T/bad.yml" >"$T/bad.out" 2>&1
 rc=$?

@@ -9,7 +9,10 @@
 # log is the container's FAKE_LOG: a pass from a tf_cnn_benchmarks log
 # against a per-GPU table (the Job deleted after), a figure below the
 # expectation, a failed Job, a log with no throughput line, keep_job and
-# check mode (nothing created).
+# check mode (nothing created). Distributed (TR-4798's two-node run): the
+# worker Deployment on dgx2 (host network, pinned) is Available before the
+# master Job is created, the total passes 816 x 8 x 2, and both are deleted
+# afterwards, also when the master fails; check mode creates nothing.
 . "$top_srcdir/tests/integration/lib.sh"
 need_lab
 TB="$top_builddir/aicp-trainbench"
@@ -315,4 +318,134 @@ play kube-cpu 0 localhost "$LOCAL" $KARGS <<'EOF'
 - assert:
     that: [v.passed, v.gpu_model == 'cpu', v.expected_images_per_sec == 1000]
 EOF
+
+# ---- kubernetes, distributed: TR-4798's two-node run ---------------------------
+api POST /api/v1/nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"dgx2","labels":{"nvidia.com/gpu.product":"Tesla-V100-SXM2-32GB","nvidia.com/cuda.driver-version.full":"535.104.05"}}}' >/dev/null ||
+    fail "creating node dgx2"
+api PATCH /api/v1/nodes/dgx2/status '{"status":{"capacity":{"nvidia.com/gpu":"8"},"allocatable":{"nvidia.com/gpu":"8"}}}' >/dev/null ||
+    fail "giving node dgx2 its GPUs"
+W=aicp-validate-dgx1-worker-dgx2
+deploy_gone() { ! api GET "/apis/apps/v1/namespaces/default/deployments/$1" >/dev/null 2>&1; }
+# requests: the fake's request log, one "METHOD PATH?QUERY" a line
+requests() {
+    api GET /_fake/requests | python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    q = r.get("query") or ""
+    if isinstance(q, dict):
+        q = "&".join("%s=%s" % (k, v if isinstance(v, str) else v[0]) for k, v in q.items())
+    print(r["method"], r["path"] + ("?" + q if q else ""))'
+}
+DLOG='Step\tImg/sec\ttotal_loss\n100\timages/sec: 12881.5 +/- 3.0 (jitter = 20.1)\t7.671\n----\ntotal images/sec: 12881.2\n----\n'
+# dist TASK-EXTRA: the two-node task (plus the YAML lines given)
+dist() {
+    cat <<EOF
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    worker_nodes: [dgx2]
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    command: [mpirun, --allow-run-as-root, -np, "16", -H, "dgx1:8,dgx2:8", python,
+              tf_cnn_benchmarks.py, --model=resnet50, --variable_update=horovod]
+    dataset_pvcs: [pb-fg-all-iface1]
+    expected_per_gpu: {"Tesla V100-SXM2-32GB": 816}
+$(sed 's/^/    /')
+  register: v
+EOF
+}
+
+dist </dev/null >"$WORK/t.tasks"
+play dist-check 0 localhost "$LOCAL" $KARGS --check <"$WORK/t.tasks"
+says dist-check "benchmark not run in check mode"
+deploy_gone $W || fail "check mode created the worker Deployment"
+job_gone aicp-validate-dgx1 || fail "check mode created the Job"
+
+# keep_job: the worker and the Job stay, to be looked at
+printf 'env: {FAKE_LOG: "%s"}\nkeep_job: true\nworker_command: [/usr/sbin/sshd, -D, -p, "2222"]\n' "$DLOG" |
+    dist >"$WORK/t.tasks"
+play dist-keep 0 localhost "$LOCAL" $KARGS <"$WORK/t.tasks"
+api GET /apis/apps/v1/namespaces/default/deployments/$W >"$WORK/worker.json" || fail "keep_job: no worker"
+api GET /apis/batch/v1/namespaces/default/jobs/aicp-validate-dgx1 >"$WORK/job.json" || fail "keep_job: no Job"
+python3 - "$WORK/worker.json" "$WORK/job.json" <<'PY2' || fail "the worker and the Job are not TR-4798's"
+import json, sys
+d = json.load(open(sys.argv[1])); j = json.load(open(sys.argv[2]))
+p = d["spec"]["template"]["spec"]; c = p["containers"][0]
+assert d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate", d["spec"]
+assert p["hostNetwork"] is True and p["dnsPolicy"] == "ClusterFirstWithHostNet", p
+assert p["nodeSelector"] == {"kubernetes.io/hostname": "dgx2"}, p
+assert c["image"] == "nvcr.io/nvidia/tensorflow:19.04-py3", c
+assert c["command"] == ["/usr/sbin/sshd", "-D", "-p", "2222"], c
+assert c["resources"]["limits"]["nvidia.com/gpu"] == "8", c
+assert {m["mountPath"] for m in c["volumeMounts"]} == {"/mnt/dataset1", "/dev/shm"}, c
+assert d["metadata"]["labels"]["aicp.io/validate"] == "dgx1", d["metadata"]
+assert any(x["type"] == "Available" and x["status"] == "True" for x in d["status"]["conditions"])
+jp = j["spec"]["template"]["spec"]
+assert jp["hostNetwork"] is True and jp["nodeSelector"] == {"kubernetes.io/hostname": "dgx1"}, jp
+assert jp["containers"][0]["command"][0] == "mpirun", jp
+assert jp["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8", jp
+PY2
+
+# the pass: the kept ones replaced, the worker Available before the Job, both deleted
+api POST /_fake/reset '{}' >/dev/null || fail "resetting the request log"
+printf 'env: {FAKE_LOG: "%s"}\n' "$DLOG" | dist >"$WORK/dist-pass.tasks"
+cat >>"$WORK/dist-pass.tasks" <<'EOF'
+- assert:
+    that:
+      - v.passed
+      - not v.changed
+      - v.images_per_sec == 12881.2
+      - v.images_per_sec_per_gpu == 805.075
+      - v.expected_images_per_sec == 13056
+      - v.lower_bound > 12403.1 and v.lower_bound < 12403.3
+      - v.gpu_count == 16
+      - v.node == 'dgx1+dgx2'
+      - v.nodes == ['dgx1', 'dgx2']
+      - v.workers == ['aicp-validate-dgx1-worker-dgx2']
+      - v.job == 'aicp-validate-dgx1'
+      - "v.msg is search('dgx1[+]dgx2 [(]16x Tesla-V100-SXM2-32GB on 2 nodes[)]: 12881.2 images/sec')"
+EOF
+play dist-pass 0 localhost "$LOCAL" $KARGS <"$WORK/dist-pass.tasks"
+deploy_gone $W || fail "the worker Deployment was not deleted after the run"
+job_gone aicp-validate-dgx1 || fail "the Job was not deleted after the run"
+requests >"$WORK/dist.requests"
+python3 - "$WORK/dist.requests" "$W" <<'PY2' || { cat "$WORK/dist.requests" >&2; fail "not worker first, then the Job, then both deleted"; }
+import sys
+lines = [l.split(" ", 1) for l in open(sys.argv[1]).read().splitlines()]
+dep = "/apis/apps/v1/namespaces/default/deployments/" + sys.argv[2]
+job = "/apis/batch/v1/namespaces/default/jobs/aicp-validate-dgx1"
+def first(m, path, after=-1):
+    return next(i for i, (mm, p) in enumerate(lines) if i > after and mm == m and p.split("?")[0] == path)
+dcreate = first("PATCH", dep)
+dready = first("GET", dep, dcreate)
+jcreate = first("PATCH", job)
+assert dcreate < dready < jcreate, (dcreate, dready, jcreate)
+assert first("DELETE", dep, jcreate) and first("DELETE", job, jcreate)
+PY2
+
+# a failing master Job takes its worker with it
+printf 'env: {FAKE_FAIL: "1", FAKE_LOG: "mpirun: ssh: connect to host dgx2 port 2222: Connection refused\\n"}\n' |
+    dist >"$WORK/t.tasks"
+play dist-fail 1 localhost "$LOCAL" $KARGS <"$WORK/t.tasks"
+says dist-fail "dgx1+dgx2 (16x Tesla-V100-SXM2-32GB on 2 nodes): Job default/aicp-validate-dgx1 failed (BackoffLimitExceeded"
+says dist-fail "Connection refused"
+deploy_gone $W || fail "a failed master Job left the worker Deployment"
+job_gone aicp-validate-dgx1 || fail "a failed master Job was not deleted"
+
+# a worker node that is not there fails before anything is created
+play dist-no-node 1 localhost "$LOCAL" $KARGS <<'EOF'
+- validate:
+    where: kubernetes
+    benchmark: container
+    node: dgx1
+    worker_nodes: [dgx2, dgx9]
+    image: nvcr.io/nvidia/tensorflow:19.04-py3
+    expected_images_per_sec: 12881
+EOF
+says dist-no-node "node dgx9 does not exist in the cluster"
+deploy_gone $W || fail "a missing worker node still got a worker"
+play dist-master-as-worker 1 localhost "$LOCAL" $KARGS <<'EOF'
+- validate: {where: kubernetes, node: dgx1, worker_nodes: [dgx1], image: x, benchmark: container}
+EOF
+says dist-master-as-worker "worker_nodes: dgx1 is node, the master's"
 echo "ok   validate"
