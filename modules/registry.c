@@ -31,6 +31,8 @@ extern const struct aicp_module aicp_mod_namespace;
 extern const struct aicp_module aicp_mod_secret;
 extern const struct aicp_module aicp_mod_storage_class;
 extern const struct aicp_module aicp_mod_pvc;
+extern const struct aicp_module aicp_mod_volume_snapshot;
+extern const struct aicp_module aicp_mod_kubeflow_notebook;
 extern const struct aicp_module aicp_mod_trident_backend;
 extern const struct aicp_module aicp_mod_k8s_job;
 extern const struct aicp_module aicp_mod_k8s_wait;
@@ -75,6 +77,8 @@ static const struct aicp_module *const modules[] = {
     &aicp_mod_secret,
     &aicp_mod_storage_class,
     &aicp_mod_pvc,
+    &aicp_mod_volume_snapshot,
+    &aicp_mod_kubeflow_notebook,
     &aicp_mod_trident_backend,
     &aicp_mod_k8s_job,
     &aicp_mod_k8s_wait,

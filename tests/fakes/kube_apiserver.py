@@ -8,12 +8,13 @@ with managed fields and conflicts, JSON / merge / strategic merge patches,
 resourceVersion conflicts, dryRun, status subresources, immutable fields
 and validation errors worded as a real API server words them, bearer
 tokens, the Eviction API, and switchable faults. A controller stand-in
-may move Trident backends, PVCs, Jobs, Nodes and workloads (Deployments,
-StatefulSets, DaemonSets) along, since no Trident, kubelet or
-kube-controller-manager runs here. docs/fakes.md says how to run it by hand and what it simplifies.
+may move Trident backends, PVCs, Jobs, Nodes, workloads (Deployments,
+StatefulSets, DaemonSets), Kubeflow Notebooks and CSI VolumeSnapshots along,
+since no Trident, kubelet, kube-controller-manager, notebook controller or
+snapshot controller runs here. docs/fakes.md says how to run it by hand and what it simplifies.
 
     python3 kube_apiserver.py --cert SERVER.pem --key SERVER.key \
-        [--token-file F] [--crds trident] [--controller [--ready-delay S]] [--state FILE]
+        [--token-file F] [--crds trident,kubeflow,snapshot] [--controller [--ready-delay S]] [--state FILE]
 
 It binds 127.0.0.1 on a free port, prints one line "PORT <n>" when ready,
 and serves until its stdin reaches EOF or it gets SIGTERM/SIGINT.
@@ -48,6 +49,8 @@ SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-aicp-fake"
                   "goVersion": "go1.23.0", "compiler": "gc", "platform": "linux/amd64"}
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+DEFAULT_SNAP_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
+SNAP_GROUP = "snapshot.storage.k8s.io"
 RFC1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
@@ -614,6 +617,67 @@ def trident_crds():
             crd("TridentBackend", "tridentbackends", ["tbe", "tbackend"], tbe_cols)]
 
 
+def _crd(group, kind, plural, scope, versions, short=(), status=True, columns=None):
+    """A CustomResourceDefinition with a schema that keeps every field."""
+    vs = []
+    for v in versions:
+        ver = {"name": v, "served": True, "storage": v == versions[-1],
+               "schema": {"openAPIV3Schema": {"type": "object",
+                                              "x-kubernetes-preserve-unknown-fields": True}}}
+        if status:
+            ver["subresources"] = {"status": {}}
+        if columns:
+            ver["additionalPrinterColumns"] = columns
+        vs.append(ver)
+    names = {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": kind + "List"}
+    if short:
+        names["shortNames"] = list(short)
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": plural + "." + group},
+            "spec": {"group": group, "scope": scope, "names": names, "versions": vs}}
+
+
+def kubeflow_crds():
+    """Kubeflow's Notebook CRD as its notebook controller installs it (served
+    as v1beta1 and v1; no printer columns, no short names)."""
+    return [_crd("kubeflow.org", "Notebook", "notebooks", "Namespaced", ["v1beta1", "v1"])]
+
+
+def snapshot_crds():
+    """The CSI external-snapshotter's CRDs (snapshot.storage.k8s.io/v1)."""
+    g = "snapshot.storage.k8s.io"
+    vs_cols = [_printer("ReadyToUse", ".status.readyToUse", ctype="boolean"),
+               _printer("SourcePVC", ".spec.source.persistentVolumeClaimName"),
+               _printer("SourceSnapshotContent", ".spec.source.volumeSnapshotContentName"),
+               _printer("RestoreSize", ".status.restoreSize"),
+               _printer("SnapshotClass", ".spec.volumeSnapshotClassName"),
+               _printer("SnapshotContent", ".status.boundVolumeSnapshotContentName"),
+               _printer("CreationTime", ".status.creationTime", ctype="date"),
+               _printer("Age", ".metadata.creationTimestamp", ctype="date")]
+    vsclass_cols = [_printer("Driver", ".driver"), _printer("DeletionPolicy", ".deletionPolicy"),
+                    _printer("Age", ".metadata.creationTimestamp", ctype="date")]
+    vsc_cols = [_printer("ReadyToUse", ".status.readyToUse", ctype="boolean"),
+                _printer("RestoreSize", ".status.restoreSize", ctype="integer"),
+                _printer("DeletionPolicy", ".spec.deletionPolicy"),
+                _printer("Driver", ".spec.driver"),
+                _printer("VolumeSnapshotClass", ".spec.volumeSnapshotClassName"),
+                _printer("VolumeSnapshot", ".spec.volumeSnapshotRef.name"),
+                _printer("VolumeSnapshotNamespace", ".spec.volumeSnapshotRef.namespace"),
+                _printer("Age", ".metadata.creationTimestamp", ctype="date")]
+    return [_crd(g, "VolumeSnapshotClass", "volumesnapshotclasses", "Cluster", ["v1"],
+                 ["vsclass", "vsclasses"], status=False, columns=vsclass_cols),
+            _crd(g, "VolumeSnapshot", "volumesnapshots", "Namespaced", ["v1"], ["vs"],
+                 columns=vs_cols),
+            _crd(g, "VolumeSnapshotContent", "volumesnapshotcontents", "Cluster", ["v1"],
+                 ["vsc", "vscs"], columns=vsc_cols)]
+
+
+# --crds NAME: (the CRDs, the field manager that installs them).
+CRD_SETS = {"trident": (trident_crds, "trident-installer"),
+            "kubeflow": (kubeflow_crds, "kubeflow-installer"),
+            "snapshot": (snapshot_crds, "snapshot-controller-installer")}
+
+
 # ---------------------------------------------------------------------------
 # Selectors.
 
@@ -872,6 +936,19 @@ def validate(rt, obj):
             if not re.match(r"^[-._a-zA-Z0-9]+$", k):
                 errs.append(invalid_value("data[%s]" % k, k, "a valid config key must consist "
                                           "of alphanumeric characters, '-', '_' or '.'"))
+    elif rt.kind == "VolumeSnapshot" and rt.group == SNAP_GROUP:
+        src = spec.get("source") if isinstance(spec.get("source"), dict) else {}
+        if "source" not in spec:
+            errs.append(required("spec.source"))
+        elif bool(src.get("persistentVolumeClaimName")) == \
+                bool(src.get("volumeSnapshotContentName")):
+            errs.append(invalid_value("spec.source", GoValue('"object"'), "exactly one of "
+                                      "volumeSnapshotContentName and persistentVolumeClaimName "
+                                      "must be set"))
+        if spec.get("volumeSnapshotClassName") == "":
+            errs.append(invalid_value("spec.volumeSnapshotClassName", GoValue('"string"'),
+                                      "volumeSnapshotClassName must not be the empty string "
+                                      "when set"))
     elif rt.kind == "CustomResourceDefinition":
         names = spec.get("names") or {}
         want = "%s.%s" % (names.get("plural", ""), spec.get("group", ""))
@@ -1010,6 +1087,12 @@ def validate_update(rt, old, new):
     elif rt.kind == "PersistentVolume":
         if ospec.get("claimRef") and nspec.get("storageClassName") != ospec.get("storageClassName"):
             errs.append(forbidden("spec.storageClassName", "field is immutable"))
+    elif rt.kind == "VolumeSnapshot" and rt.group == SNAP_GROUP:
+        osrc, nsrc = ospec.get("source") or {}, nspec.get("source") or {}
+        for k in ("persistentVolumeClaimName", "volumeSnapshotContentName"):
+            if osrc.get(k) != nsrc.get(k):
+                errs.append(invalid_value("spec.source." + k, GoValue('"string"'),
+                                          "%s is immutable" % k))
     elif rt.kind == "CustomResourceDefinition":
         if ospec.get("group") != nspec.get("group"):
             errs.append(immutable("spec.group", nspec.get("group")))
@@ -1833,7 +1916,8 @@ def apply_conflict(rt, old, entries, conflicts):
 # workloads (Deployments, StatefulSets, DaemonSets) along the way theirs
 # would, a little later than the write that asked for it.
 
-TBC_DELAY, PVC_DELAY, JOB_DELAY = 0.2, 0.1, 0.3
+TBC_DELAY, PVC_DELAY, JOB_DELAY, SNAP_DELAY = 0.2, 0.1, 0.3, 0.2
+NOTEBOOK_LABEL = "notebook-name"    # the label Kubeflow's controller puts on its pods
 READY_DELAY = 0.3       # default of --ready-delay: workloads become ready after it
 NEVER_READY = "fake.aicp.io/never-ready"
 READY_DELAY_ANN = "fake.aicp.io/ready-delay"
@@ -1882,16 +1966,25 @@ class Controller(threading.Thread):
             if not (job.get("status") or {}).get("conditions") and \
                     not _v(job, "spec", "suspend") and self.due(job, JOB_DELAY, now):
                 self.run_job(jobt, job)
+        nbt = s.rtype("kubeflow.org", "v1", "notebooks") or \
+            s.rtype("kubeflow.org", "v1beta1", "notebooks")
+        if nbt is not None:
+            for nb in list(s._bucket(nbt).values()):
+                self.notebook(nbt, nb, now)
         podt = s.rtype("", "v1", "pods")
         for pod in list(s._bucket(podt).values()):
             # Job pods are written finished by run_job; any other pod runs.
             by_job = any(isinstance(r, dict) and r.get("kind") == "Job"
                          for r in pod["metadata"].get("ownerReferences") or [])
             if _v(pod, "status", "phase") == "Pending" and not by_job \
-                    and self.due(pod, PVC_DELAY, now):
-                st = dict(pod.get("status") or {}, phase="Running", podIP="10.244.0.%d" %
-                          random.randint(2, 250), startTime=now_iso())
-                s.controller_write(podt, pod, "kubelet", status=st)
+                    and self.due(pod, PVC_DELAY, now) and self.volumes_bound(pod):
+                self.start_pod(podt, pod)
+        vst = s.rtype(SNAP_GROUP, "v1", "volumesnapshots")
+        if vst is not None:
+            for vs in list(s._bucket(vst).values()):
+                if _v(vs, "status", "readyToUse") is not True and self.due(vs, SNAP_DELAY, now):
+                    self.snapshot(vst, vs)
+            self.snapshot_contents_gc(vst)
         nodet = s.rtype("", "v1", "nodes")
         for node in list(s._bucket(nodet).values()):
             self.node(nodet, node)
@@ -1907,6 +2000,232 @@ class Controller(threading.Thread):
                 key = "%s/%s" % (obj["metadata"]["uid"], obj["metadata"].get("generation", 1))
                 if now - s.seen.setdefault(key, now) >= delay:
                     self.rollout(rt, obj, ann.get(NEVER_READY) == "true")
+
+    def volumes_bound(self, pod):
+        """A notebook's pod starts only once its claims are Bound (as its
+        volumes must be attached first); other pods are not held back."""
+        if NOTEBOOK_LABEL not in (pod["metadata"].get("labels") or {}):
+            return True
+        s = self.store
+        pvct = s.rtype("", "v1", "persistentvolumeclaims")
+        for v in _v(pod, "spec", "volumes") or []:
+            claim = _v(v, "persistentVolumeClaim", "claimName") if isinstance(v, dict) else None
+            if claim is None:
+                continue
+            pvc = s.peek(pvct, pod["metadata"]["namespace"], claim)
+            if pvc is None or _v(pvc, "status", "phase") != "Bound":
+                return False
+        return True
+
+    def start_pod(self, podt, pod):
+        """The kubelet's status of a pod that runs: phase Running, its
+        containers started and, unless the pod has the never-ready
+        annotation (a readiness probe that keeps failing), Ready."""
+        t = now_iso()
+        ready = (pod["metadata"].get("annotations") or {}).get(NEVER_READY) != "true"
+        names = [c.get("name") for c in _v(pod, "spec", "containers") or [] if isinstance(c, dict)]
+        rs = "True" if ready else "False"
+
+        def cond(ctype, status):
+            c = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": t}
+            if status == "False":
+                c.update(reason="ContainersNotReady", message="containers with unready status: "
+                         "[%s]" % " ".join(names))
+            return c
+        st = dict(pod.get("status") or {}, phase="Running", podIP="10.244.0.%d" %
+                  random.randint(2, 250), hostIP="10.0.0.1", startTime=t)
+        st["conditions"] = [cond("PodReadyToStartContainers", "True"),
+                            cond("Initialized", "True"), cond("Ready", rs),
+                            cond("ContainersReady", rs), cond("PodScheduled", "True")]
+        st["containerStatuses"] = [
+            {"name": c.get("name"), "image": c.get("image"),
+             "imageID": "%s@sha256:%s" % (c.get("image"), hashlib.sha256(
+                 str(c.get("image")).encode()).hexdigest()),
+             "containerID": "containerd://" + uuid.uuid4().hex + uuid.uuid4().hex,
+             "ready": ready, "started": True, "restartCount": 0,
+             "state": {"running": {"startedAt": t}}}
+            for c in _v(pod, "spec", "containers") or [] if isinstance(c, dict)]
+        self.store.controller_write(podt, pod, "kubelet", status=st)
+
+    def notebook(self, nbt, nb, now):
+        """Kubeflow's notebook controller and the StatefulSet controller in
+        one: a StatefulSet <name> and a Service <name> owned by the
+        Notebook, the pod <name>-0 built from spec.template (made anew when
+        the template changes, after --ready-delay), and the Notebook's
+        status (readyReplicas, containerState, the pod's conditions)."""
+        s = self.store
+        meta = nb["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        ann = meta.get("annotations") or {}
+        try:
+            delay = float(ann.get(READY_DELAY_ANN, self.ready_delay))
+        except ValueError:
+            delay = self.ready_delay
+        tmpl = copy.deepcopy(_v(nb, "spec", "template") or {})
+        pspec = tmpl.get("spec") if isinstance(tmpl.get("spec"), dict) else {}
+        labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
+        labels.update({"statefulset": name, NOTEBOOK_LABEL: name})
+        stst, svct, podt = (s.rtype("apps", "v1", "statefulsets"), s.rtype("", "v1", "services"),
+                            s.rtype("", "v1", "pods"))
+        owner = {"apiVersion": nb["apiVersion"], "kind": "Notebook", "name": name,
+                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}
+        sts_tmpl = {"metadata": {"labels": labels}, "spec": pspec}
+        sts = s.peek(stst, ns, name)
+        try:
+            if sts is None:
+                s.create(stst, ns, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {
+                    "name": name, "ownerReferences": [owner]}, "spec": {
+                    "replicas": 1, "serviceName": "", "selector": {"matchLabels": {
+                        "statefulset": name}}, "template": sts_tmpl}}, "notebook-controller")
+                sts = s.peek(stst, ns, name)
+            elif _v(sts, "spec", "template", "spec") != pspec:
+                s.controller_write(stst, sts, "notebook-controller",
+                                   mutate=lambda o: o["spec"].update(template=sts_tmpl))
+                sts = s.peek(stst, ns, name)
+            if s.peek(svct, ns, name) is None:
+                s.create(svct, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {
+                    "name": name, "ownerReferences": [owner]}, "spec": {
+                    "selector": {"statefulset": name}, "ports": [{
+                        "name": "http-" + name, "port": 80, "targetPort": 8888,
+                        "protocol": "TCP"}]}}, "notebook-controller")
+        except ApiError:
+            return              # an invalid template: the controller cannot go on
+        if sts is None:
+            return
+        rev = self.revision(sts)
+        key = "%s/%s" % (meta["uid"], meta.get("generation", 1))
+        pname = name + "-0"
+        pod = s.peek(podt, ns, pname)
+        current = pod is not None and \
+            (pod["metadata"].get("labels") or {}).get("controller-revision-hash") == rev
+        if not current and now - s.seen.setdefault(key, now) >= delay:
+            if pod is not None:
+                s.remove(podt, pod, "Background")
+            plabels = dict(labels, **{"controller-revision-hash": rev,
+                                      "statefulset.kubernetes.io/pod-name": pname})
+            pmeta = {"name": pname, "labels": plabels, "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
+                "uid": sts["metadata"]["uid"], "controller": True,
+                "blockOwnerDeletion": True}]}
+            if ann.get(NEVER_READY) == "true":
+                pmeta["annotations"] = {NEVER_READY: "true"}
+            try:
+                s.create(podt, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": pmeta,
+                                    "spec": dict(copy.deepcopy(pspec), nodeName="fake-node",
+                                                 hostname=pname)}, "kube-controller-manager")
+            except ApiError:
+                return
+            pod = s.peek(podt, ns, pname)
+        st = {}
+        if pod is not None:
+            ready = any(isinstance(c, dict) and c.get("type") == "Ready" and
+                        c.get("status") == "True" for c in _v(pod, "status", "conditions") or [])
+            if ready:
+                st["readyReplicas"] = 1
+            cs = (_v(pod, "status", "containerStatuses") or [{}])[0]
+            st["containerState"] = cs.get("state") or {"waiting": {"reason": "PodInitializing"}}
+            st["conditions"] = [{"type": c.get("type"), "status": c.get("status"),
+                                 "lastProbeTime": c.get("lastProbeTime"),
+                                 "lastTransitionTime": c.get("lastTransitionTime")}
+                                for c in _v(pod, "status", "conditions") or []
+                                if isinstance(c, dict)]
+        else:
+            st = {"readyReplicas": 0, "containerState": {}, "conditions": []}
+        if nb.get("status") != st:
+            s.controller_write(nbt, nb, "notebook-controller", status=st)
+
+    def snapshot(self, vst, vs):
+        """The CSI snapshot controller and the driver's sidecar: a snapshot of
+        a Bound claim gets a VolumeSnapshotContent and is ready to use at
+        once; anything else gets status.error and readyToUse false."""
+        s = self.store
+        meta, spec = vs["metadata"], vs.get("spec") or {}
+        ns, name = meta["namespace"], meta["name"]
+        src = spec.get("source") or {}
+        claim = src.get("persistentVolumeClaimName")
+        pvct, pvt = s.rtype("", "v1", "persistentvolumeclaims"), s.rtype("", "v1",
+                                                                          "persistentvolumes")
+        clst = s.rtype(SNAP_GROUP, "v1", "volumesnapshotclasses")
+        vsct = s.rtype(SNAP_GROUP, "v1", "volumesnapshotcontents")
+        t = now_iso()
+
+        def error(msg):
+            st = {"readyToUse": False, "error": {"message": msg, "time": t}}
+            old = vs.get("status") or {}
+            if (old.get("error") or {}).get("message") != msg:
+                s.controller_write(vst, vs, "snapshot-controller", status=st)
+        if claim is None:
+            return              # pre-provisioned contents: not simulated
+        pvc = s.peek(pvct, ns, claim)
+        if pvc is None:
+            return error('failed to get input parameters to create snapshot %s: '
+                         '"persistentvolumeclaim \\"%s\\" not found"' % (name, claim))
+        if _v(pvc, "status", "phase") != "Bound":
+            return error("failed to get input parameters to create snapshot %s: \"the PVC %s "
+                         "is not yet bound to a PV, will not attempt to take a snapshot\""
+                         % (name, claim))
+        pv = s.peek(pvt, None, _v(pvc, "spec", "volumeName") or "")
+        driver = _v(pv, "spec", "csi", "driver") or ""
+        cname = spec.get("volumeSnapshotClassName")
+        if cname is None:
+            defaults = sorted(o["metadata"]["name"] for o in s._bucket(clst).values()
+                              if (o["metadata"].get("annotations") or {}).get(DEFAULT_SNAP_CLASS)
+                              == "true" and o.get("driver") == driver)
+            if len(defaults) != 1:
+                return error("cannot find default snapshot class" if not defaults else
+                             "%d default snapshot classes were found" % len(defaults))
+            cname = defaults[0]
+            s.controller_write(vst, vs, "snapshot-controller", mutate=lambda o: o[
+                "spec"].update(volumeSnapshotClassName=cname))
+            vs = s.peek(vst, ns, name)
+        cls = s.peek(clst, None, cname)
+        if cls is None:
+            return error('Failed to get snapshot class with error volumesnapshotclasses.%s '
+                         '"%s" not found' % (SNAP_GROUP, cname))
+        size = _v(pvc, "status", "capacity", "storage") or \
+            _v(pvc, "spec", "resources", "requests", "storage")
+        content = "snapcontent-" + meta["uid"]
+        handle = "%s#snapshot-%s" % (_v(pv, "spec", "csi", "volumeHandle") or claim,
+                                     meta["uid"][:8])
+        created = time.time()
+        if s.peek(vsct, None, content) is None:
+            try:
+                s.create(vsct, None, {
+                    "apiVersion": SNAP_GROUP + "/v1", "kind": "VolumeSnapshotContent",
+                    "metadata": {"name": content},
+                    "spec": {"deletionPolicy": cls.get("deletionPolicy", "Delete"),
+                             "driver": cls.get("driver", driver),
+                             "source": {"volumeHandle": _v(pv, "spec", "csi", "volumeHandle")
+                                        or claim},
+                             "volumeSnapshotClassName": cname,
+                             "volumeSnapshotRef": {"apiVersion": SNAP_GROUP + "/v1",
+                                                   "kind": "VolumeSnapshot", "name": name,
+                                                   "namespace": ns, "uid": meta["uid"]}}},
+                    "snapshot-controller")
+            except ApiError:
+                return
+            c = s.peek(vsct, None, content)
+            s.controller_write(vsct, c, "csi-snapshotter", status={
+                "creationTime": int(created * 1e9), "readyToUse": True,
+                "restoreSize": int(quantity(size) or 0), "snapshotHandle": handle})
+        s.controller_write(vst, vs, "snapshot-controller", status={
+            "boundVolumeSnapshotContentName": content, "creationTime": now_iso(created),
+            "readyToUse": True, "restoreSize": size})
+
+    def snapshot_contents_gc(self, vst):
+        """A content whose snapshot is gone goes too when its deletionPolicy
+        is Delete (the snapshot on the storage is deleted with it)."""
+        s = self.store
+        vsct = s.rtype(SNAP_GROUP, "v1", "volumesnapshotcontents")
+        if vsct is None:
+            return
+        for c in list(s._bucket(vsct).values()):
+            ref = _v(c, "spec", "volumeSnapshotRef") or {}
+            vs = s.peek(vst, ref.get("namespace"), ref.get("name") or "")
+            if vs is not None and vs["metadata"]["uid"] == ref.get("uid"):
+                continue
+            if _v(c, "spec", "deletionPolicy") == "Delete" and ref.get("uid"):
+                s.remove(vsct, c, "Background")
 
     def node(self, nodet, node):
         """The kubelet's status (Ready, nodeInfo, addresses) for a Node that
@@ -2347,11 +2666,12 @@ class KubeFake(FakeServer):
         super().__init__(cert=cert, key=key, bearer=token, verbose=verbose)
         self.token_required = token is not None
         self.store = Store(state)
-        if "trident" in crds:
-            crdt = self.store.rtype("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-            for c in trident_crds():
+        crdt = self.store.rtype("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        for name in crds:
+            make, manager = CRD_SETS[name]
+            for c in make():
                 if self.store.peek(crdt, None, c["metadata"]["name"]) is None:
-                    self.store.create(crdt, None, c, "trident-installer")
+                    self.store.create(crdt, None, c, manager)
         self.controller = Controller(self.store, ready_delay) if controller else None
         if self.controller:
             self.controller.start()
@@ -3174,16 +3494,28 @@ def tiny_yaml(text):
         return None
 
 
+def crd_sets(text):
+    """--crds: a comma list of CRD_SETS names."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in CRD_SETS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError("invalid choice: %r (choose from %s)" % (
+            bad[0] if bad else text, ", ".join(sorted(CRD_SETS))))
+    return names
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cert", required=True, help="server certificate (PEM)")
     ap.add_argument("--key", required=True, help="server key (PEM)")
     ap.add_argument("--token-file", help="file holding the bearer token every request needs")
-    ap.add_argument("--crds", action="append", default=[], choices=["trident"],
-                    help="pre-install a set of CRDs")
+    ap.add_argument("--crds", action="append", default=[], type=crd_sets,
+                    metavar="SET[,SET...]",
+                    help="pre-install sets of CRDs: %s (repeatable, or a comma list)"
+                    % ", ".join(sorted(CRD_SETS)))
     ap.add_argument("--controller", action="store_true",
                     help="run the controller stand-in (Trident backends, PVCs, Jobs, Nodes, "
-                    "Deployments, StatefulSets, DaemonSets)")
+                    "Deployments, StatefulSets, DaemonSets, Notebooks, VolumeSnapshots)")
     ap.add_argument("--ready-delay", type=float, default=READY_DELAY, metavar="SECONDS",
                     help="how long the controller stand-in takes to roll out a workload "
                     "(default %(default)s)")
@@ -3197,7 +3529,8 @@ def main(argv=None):
         if not token:
             sys.stderr.write("kube_apiserver: the token file is empty\n")
             return 2
-    srv = KubeFake(args.cert, args.key, token=token, crds=args.crds,
+    srv = KubeFake(args.cert, args.key, token=token,
+                   crds=[c for group in args.crds for c in group],
                    controller=args.controller, state=args.state, verbose=args.verbose,
                    ready_delay=args.ready_delay)
 

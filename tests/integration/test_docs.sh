@@ -29,7 +29,7 @@ done
 . "$top_srcdir/tests/integration/lib.sh"
 need_lab
 lab_up 1
-kube_fake_up --crds trident --controller
+kube_fake_up --crds trident,kubeflow,snapshot --controller
 ontap_fake_up
 printf 'localhost ansible_connection=local\n' > "$WORK/local.ini"
 # helm_release's example runs the helm stand-in on the jump host.

@@ -86,9 +86,10 @@ workload() {
         fail "creating $1 $2/$3"
 }
 
-pod() { # NS NAME
+pod() { # NS NAME [ANNOTATIONS-JSON]
     kube_api POST "/api/v1/namespaces/$1/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",
-        \"metadata\":{\"name\":\"$2\",\"labels\":{\"app\":\"$2\"}},
+        \"metadata\":{\"name\":\"$2\",\"labels\":{\"app\":\"$2\"},
+        \"annotations\":${3:-{\}}},
         \"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"nginx:1.25\"}]}}" >/dev/null ||
         fail "creating pod $1/$2"
 }
@@ -288,13 +289,10 @@ EOF
 expect_out "daemonset broken/nodeagent: 0/1 ready"
 echo "ok   StatefulSet, DaemonSet"
 
-# Pods: the fake's kubelet stand-in only sets the phase, so the test
-# writes the Ready condition as a kubelet would.
+# Pods: the fake's kubelet stand-in makes a running pod Ready, unless it
+# is annotated never-ready (a readiness probe that keeps failing).
 pod air p1
-pod air p2
-kube_api PATCH /api/v1/namespaces/air/pods/p1/status \
-    '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}' >/dev/null ||
-    fail "marking p1 Ready"
+pod air p2 '{"fake.aicp.io/never-ready":"true"}'
 wait_play 0 <<'EOF'
 kind: Pod
 namespace: air
@@ -310,7 +308,7 @@ timeout: 1
 interval: 0.3
 EOF
 expect_out "pod air/p2: phase"
-expect_out "no Ready condition yet"
+expect_out "condition Ready is False (ContainersNotReady"
 echo "ok   Pod Ready"
 
 job air done 0
