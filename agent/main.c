@@ -19,6 +19,7 @@
 #include "registry.h"
 #include "secret.h"
 #include "site.h"
+#include "trace.h"
 #include "util.h"
 #include "vault.h"
 #include "yaml.h"
@@ -33,6 +34,7 @@ static void usage(FILE *fp)
           "       aicp plan SITE [...]       (apply --check --diff)\n"
           "       aicp drift SITE [--report DIR] [...]\n"
           "       aicp validate SITE [--report DIR] [...]\n"
+          "       aicp trace SITE RUN_ID | --job NAME [-n NS] [--json] [...]\n"
           "       aicp run PLAYBOOK -i INVENTORY [-i ...] [-e KEY=VALUE | -e @FILE]...\n"
           "                [--check] [--diff] [--limit PATTERN] [--tags T] [--skip-tags T]\n"
           "                [--forks N] [--json FILE] [-v] [--syntax-check] [--list-hosts]\n"
@@ -305,6 +307,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "apply") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "drift") == 0 ||
         strcmp(cmd, "validate") == 0)
         return aicp_site_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "trace") == 0)
+        return aicp_trace_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("aicp %s\n", PACKAGE_VERSION);
         return 0;
