@@ -35,6 +35,7 @@
 #include "sysutil.h"
 #include "throughput.h"
 #include "util.h"
+#include "validate_run.h"
 
 #define TAIL_LINES 20
 #define TAIL_BYTES 2000
@@ -621,8 +622,7 @@ static int trainbench_words(struct aicp_buf *b, json_t *argv, const struct vrun 
 
 /* The script that runs the benchmark on the node; the benchmark's own
  * output is its stdout and stderr. Exit status 124: timed out. */
-static int bare_script(struct aicp_buf *s, const struct vrun *r, const char *program,
-                       const char *tmpdir)
+static int bare_script(struct aicp_buf *s, const struct vrun *r, const char *program)
 {
     const struct aicp_args *a = r->args;
     const json_t *env = aicp_args_get(a, "env");
@@ -683,11 +683,6 @@ static int bare_script(struct aicp_buf *s, const struct vrun *r, const char *pro
                           r->timeout);
     if (r->container)
         rc |= aicp_buf_puts(s, "[ \"$r\" = 124 ] && docker rm -f \"$n\" >/dev/null 2>&1\n");
-    if (tmpdir != NULL) {
-        rc |= aicp_buf_puts(s, "rm -rf ");
-        rc |= aicp_buf_shquote(s, tmpdir);
-        rc |= aicp_buf_puts(s, "\n");
-    }
     rc |= aicp_buf_puts(s, "exit \"$r\"\n");
     return rc ? AICP_ENOMEM : 0;
 }
@@ -713,25 +708,31 @@ static int bare_run(struct vrun *r, struct aicp_err *err)
         result_set(r, "msg", json_string("benchmark not run in check mode"));
         goto out;
     }
+    if (local != NULL && (rc = aicp_read_file(&data, &len, local, err)) != 0)
+        goto out;
+    /* The private temp dir holds the upload and the detached run's script
+     * and output (validate_run.c). */
+    rc = aicp_sys_exec(ctx,
+                       "umask 077; mktemp -d \"${AICP_TMP:-${TMPDIR:-/tmp}}/validate."
+                       "XXXXXXXX\"\n",
+                       &res, err);
+    if (rc != 0)
+        goto out;
+    size_t tl = res.out_len;
+    aicp_sys_rtrim(res.out, &tl);
+    if (res.rc != 0 || tl == 0) {
+        rc = aicp_sys_fail(err, &res, "cannot make a temp directory on %s", r->node);
+        goto out;
+    }
+    tmpdir = aicp_strndup(res.out, tl);
+    aicp_exec_result_clear(&res);
+    if (tmpdir == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
     if (local != NULL) {
-        if ((rc = aicp_read_file(&data, &len, local, err)) != 0)
-            goto out;
-        rc = aicp_sys_exec(ctx,
-                           "umask 077; mktemp -d \"${AICP_TMP:-${TMPDIR:-/tmp}}/validate."
-                           "XXXXXXXX\"\n",
-                           &res, err);
-        if (rc != 0)
-            goto out;
-        size_t tl = res.out_len;
-        aicp_sys_rtrim(res.out, &tl);
-        if (res.rc != 0 || tl == 0) {
-            rc = aicp_sys_fail(err, &res, "cannot make a temp directory on %s", r->node);
-            goto out;
-        }
-        tmpdir = aicp_strndup(res.out, tl);
-        aicp_exec_result_clear(&res);
         struct aicp_buf p = AICP_BUF_INIT;
-        if (tmpdir == NULL || aicp_buf_printf(&p, "%s/aicp-trainbench", tmpdir) != 0) {
+        if (aicp_buf_printf(&p, "%s/aicp-trainbench", tmpdir) != 0) {
             rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
             goto out;
         }
@@ -744,13 +745,11 @@ static int bare_run(struct vrun *r, struct aicp_err *err)
         program = remote;
         result_set(r, "benchmark_copied_to", json_string(remote));
     }
-    if ((rc = bare_script(&script, r, program, tmpdir)) != 0) {
+    if ((rc = bare_script(&script, r, program)) != 0) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
     }
-    free(tmpdir); /* the script removes it */
-    tmpdir = NULL;
-    if ((rc = aicp_sys_exec(ctx, script.data, &res, err)) != 0)
+    if ((rc = aicp_validate_run(ctx, r->node, tmpdir, script.data, r->timeout, &res, err)) != 0)
         goto out;
     aicp_buf_printf(&text, "%s%s%s", res.out ? res.out : "",
                     res.out_len && res.out[res.out_len - 1] != '\n' ? "\n" : "",
@@ -781,7 +780,7 @@ static int bare_run(struct vrun *r, struct aicp_err *err)
     rc = judge(r, text.data ? text.data : "", "", err);
 out:
     if (tmpdir != NULL) {
-        /* uploaded, never run: take it away again */
+        /* the upload and the run's files: take them away again */
         struct aicp_exec_result cr;
         struct aicp_err cerr = {0};
         struct aicp_buf c = AICP_BUF_INIT;

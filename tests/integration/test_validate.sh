@@ -1,7 +1,8 @@
 #!/bin/sh
 # The validate module. Bare, on a lab host: aicp-trainbench's CPU path,
 # uploaded with copy_benchmark (the private temp dir is gone afterwards),
-# passes a low expectation and fails a high one with a message naming the
+# shows its progress ("  [node01] step 40/401  1234.56 images/sec") while it
+# runs, passes a low expectation and fails a high one with a message naming the
 # node and the figures; check mode runs nothing; device cuda fails clearly on
 # a node whose nvidia-smi stand-in has no driver, no GPU, or fewer GPUs than
 # asked; a benchmark missing from the PATH says so. Kubernetes, against the
@@ -70,6 +71,24 @@ EOF
 copied=$(sed -n 's/.*COPIED=\(.*\)=.*/\1/p' "$OUT" | head -n 1)
 case $copied in */aicp-trainbench) ;; *) fail "benchmark_copied_to is '$copied'" ;; esac
 lab_ssh $H test -e "$(dirname "$copied")" && fail "the upload's temp dir $(dirname "$copied") is left on the node"
+
+# a run of a few seconds shows its progress while it runs, and still
+# judges as before
+play cpu-progress 0 $H "$INV" <<EOF
+- validate:
+    device: cpu
+    model: resnet-tiny
+    steps: 400
+    warmup: 1
+    batch_size: 8
+    extra_args: [--threads, 1]
+    copy_benchmark: "$TB"
+    expected_images_per_sec: 1
+  register: v
+- assert: {that: [v.passed, v.progress | length > 0]}
+EOF
+grep -q -E '^  \[node01\] step [0-9]+/401  [0-9.]+ images/sec$' "$OUT" ||
+    { cat "$OUT" >&2; fail "cpu-progress: no progress line on the terminal"; }
 
 play cpu-fail 1 $H "$INV" <<EOF
 - validate:
