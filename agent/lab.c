@@ -383,7 +383,9 @@ static int host_start(struct lab *lab, struct lab_host *h)
 
 /* Every process of a host: those in its mount namespace. sshd forks one
  * process per connection, and the shells under it stay in the namespace. */
-static int host_pids(const struct lab_host *h, long *pids, int cap)
+/* The host's processes: those in the mount namespace ns (0: only its sshd,
+ * for a lab recorded before namespaces were). */
+static int host_pids(const struct lab_host *h, unsigned long long ns, long *pids, int cap)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -396,8 +398,7 @@ static int host_pids(const struct lab_host *h, long *pids, int cap)
         long pid = strtol(e->d_name, &end, 10);
         if (*end != '\0' || pid <= 0)
             continue;
-        if ((h->mntns != 0 && mntns_of(pid) == h->mntns) ||
-            (h->mntns == 0 && pid == h->pid))
+        if ((ns != 0 && mntns_of(pid) == ns) || (ns == 0 && pid == h->pid))
             pids[n++] = pid;
     }
     closedir(d);
@@ -432,19 +433,35 @@ static int proc_exited(long pid)
 static void host_stop(struct lab_host *h)
 {
     long pids[1024];
-    int n = host_pids(h, pids, 1024);
+    /* The recorded namespace is the host's only while its sshd is alive in
+     * it: once a host has stopped, the kernel may give the same namespace
+     * inode to another lab's host (tests run labs side by side), whose
+     * processes must not be killed here. */
+    unsigned long long ns = 0;
+    if (h->pid > 0 && !proc_exited(h->pid)) {
+        unsigned long long now = mntns_of(h->pid);
+        if (h->mntns == 0 || now == h->mntns)
+            ns = h->mntns;
+        else
+            h->pid = 0; /* the pid is another process's now */
+    } else {
+        if (h->pid > 0)
+            waitpid((pid_t)h->pid, NULL, WNOHANG); /* our own child's zombie */
+        h->pid = 0;
+    }
+    int n = h->pid > 0 || ns != 0 ? host_pids(h, ns, pids, 1024) : 0;
 
     for (int i = 0; i < n; i++)
         kill((pid_t)pids[i], SIGTERM);
     for (int t = 0; t < 60 && n > 0; t++) {
         usleep(50000);
-        n = host_pids(h, pids, 1024);
+        n = host_pids(h, ns, pids, 1024);
     }
     for (int i = 0; i < n; i++)
         kill((pid_t)pids[i], SIGKILL);
     for (int t = 0; t < 40 && n > 0; t++) {
         usleep(50000);
-        n = host_pids(h, pids, 1024);
+        n = host_pids(h, ns, pids, 1024);
     }
     /* Wait until the sshd itself has finished exiting, so that a stopped
      * host really is stopped when this returns. */
@@ -454,6 +471,7 @@ static void host_stop(struct lab_host *h)
     if (h->pid > 0)
         waitpid((pid_t)h->pid, NULL, WNOHANG);
     h->pid = 0;
+    h->mntns = 0; /* saved with the lab: a stopped host has no namespace */
 }
 
 /* ---- up ----------------------------------------------------------------- */
