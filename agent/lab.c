@@ -723,8 +723,16 @@ static int lab_down(const char *dir, int purge)
     char p[PATH_MAX];
     int rc = 1;
 
-    if (lab == NULL || lab_load(lab, dir) != 0)
+    if (lab == NULL)
         goto out;
+    /* --purge also clears the trees a plain `lab down` left (it removes
+     * lab.json but keeps the hosts' files). */
+    if (purge && path_join(p, sizeof p, dir, "lab.json") == 0 && access(p, F_OK) != 0) {
+        memset(lab, 0, sizeof *lab);
+        pathf(lab->dir, sizeof lab->dir, "%s", dir);
+    } else if (lab_load(lab, dir) != 0) {
+        goto out;
+    }
     for (int i = 0; i < lab->n; i++)
         host_stop(&lab->hosts[i]);
     path_join(p, sizeof p, lab->dir, "lab.json");

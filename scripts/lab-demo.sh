@@ -18,6 +18,7 @@ nodes="${NODES:-5}"
 make -j"$(nproc)"
 # From bare hosts every time: the last demo's trees are purged.
 ./aicp lab down --purge >/dev/null 2>&1 || true
+rm -rf lab/cluster lab/helm-state
 ./aicp lab up --nodes "$nodes"
 echo "== first run: converge"
 set +e
