@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "err.h"
 #include "executor.h"
 #include "inventory.h"
@@ -60,32 +61,6 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return EXIT_USAGE;
 }
 
-/* -e: KEY=VALUE pairs, inline YAML/JSON, or @FILE; later ones win. */
-static int add_extra_vars(json_t *acc, const char *arg, struct aicp_srcmap *map,
-                          struct aicp_err *err)
-{
-    json_t *v = NULL;
-    int rc;
-    if (arg[0] == '@') {
-        rc = aicp_yaml_load_file(&v, arg + 1, map, err);
-        if (rc == AICP_EIO)
-            rc = AICP_EINVAL; /* a missing vars file is bad input, as a missing playbook */
-    } else if (arg[0] == '{' || arg[0] == '[') {
-        rc = aicp_yaml_load_string(&v, arg, strlen(arg), "extra vars", map, err);
-    } else {
-        rc = aicp_args_parse_kv(&v, arg, 0, NULL, err);
-    }
-    if (rc != 0)
-        return rc;
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return aicp_err_set(err, AICP_EINVAL, "extra vars '%s' must be KEY=VALUE, a mapping or @FILE", arg);
-    }
-    json_object_update(acc, v);
-    json_decref(v);
-    return 0;
-}
-
 static json_t *split_tags(json_t *acc, const char *s)
 {
     if (acc == NULL)
@@ -99,14 +74,6 @@ static json_t *split_tags(json_t *acc, const char *s)
     }
     free(copy);
     return acc;
-}
-
-/* An error message, with every secret the run knows masked. */
-static void print_error(const struct aicp_secrets *secrets, const char *prefix, const char *msg)
-{
-    char *m = aicp_secrets_mask(secrets, msg);
-    fprintf(stderr, "%s%s\n", prefix, m ? m : "(error message withheld: out of memory)");
-    aicp_free_secret(m);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -202,8 +169,8 @@ static int cmd_run(int argc, char **argv)
     /* -e files may be vaulted: read them once the passwords are known. */
     aicp_srcmap_set_vault(emap, vault, secrets);
     for (size_t i = 0; i < nextra; i++) {
-        if ((rc = add_extra_vars(extra, extras[i], emap, &err)) != 0) {
-            print_error(secrets, "aicp: ", err.msg);
+        if ((rc = aicp_cli_extra_vars(extra, extras[i], emap, &err)) != 0) {
+            aicp_cli_print_error(secrets, "aicp: ", err.msg);
             status = aicp_err_exit_status(rc);
             goto out;
         }
@@ -215,7 +182,7 @@ static int cmd_run(int argc, char **argv)
     o.secrets = secrets;
     rc = aicp_run_playbook(&status, argv[optind], &o, &err);
     if (rc != 0) {
-        print_error(secrets, "ERROR! ", err.msg);
+        aicp_cli_print_error(secrets, "ERROR! ", err.msg);
         status = aicp_err_exit_status(rc);
     }
 out:

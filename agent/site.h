@@ -192,6 +192,10 @@ int aicp_site_ready_load(json_t *synth, const char *release_id, const char *rele
                          const char *ns, const json_t *ready, const char **bad,
                          struct aicp_err *err);
 
+/* Writes text to a new file (O_EXCL, 0600): what the site commands hand to
+ * the executor from their private temp directories. */
+int aicp_site_write_private(const char *path, const char *text, struct aicp_err *err);
+
 /* Runs the cluster playbooks (node preparation, GPU nodes, kubeadm init and
  * join) on the site's inventory, check mode when check. *exit_status as
  * aicp_run_playbook's. */

@@ -536,7 +536,7 @@ int aicp_site_ready_load(json_t *synth, const char *release_id, const char *rele
 
 /* ---- running the cluster playbooks --------------------------------------- */
 
-static int write_private(const char *path, const char *text, struct aicp_err *err)
+int aicp_site_write_private(const char *path, const char *text, struct aicp_err *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     size_t len = strlen(text), off = 0;
@@ -591,7 +591,7 @@ int aicp_site_cluster_run(int *exit_status, const struct aicp_site *s,
     made = 1;
     for (size_t i = 0; aicp_site_playbooks[i].name; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, aicp_site_playbooks[i].name);
-        if ((rc = write_private(path, aicp_site_playbooks[i].text, err)) != 0)
+        if ((rc = aicp_site_write_private(path, aicp_site_playbooks[i].text, err)) != 0)
             goto out;
     }
     snprintf(path, sizeof(path), "%s/k8s-cluster.yml", dir);

@@ -461,20 +461,6 @@ static void iso_now(char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int write_private(const char *path, const char *text, struct aicp_err *err)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    size_t len = strlen(text);
-    if (fd < 0)
-        return aicp_err_set(err, AICP_EIO, "%s: %s", path, strerror(errno));
-    ssize_t n = write(fd, text, len);
-    int e = errno;
-    close(fd);
-    if (n < 0 || (size_t)n != len)
-        return aicp_err_set(err, AICP_EIO, "%s: %s", path, n < 0 ? strerror(e) : "short write");
-    return 0;
-}
-
 int aicp_site_validate_run(int *exit_status, struct aicp_site *s,
                            const struct aicp_site_run_opts *o, struct aicp_err *err)
 {
@@ -524,14 +510,15 @@ int aicp_site_validate_run(int *exit_status, struct aicp_site *s,
     }
     char *text = json_dumps(pb, JSON_INDENT(2));
     snprintf(path, sizeof(path), "%s/validate.yml", dir);
-    rc = text ? write_private(path, text, err) : aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    rc = text ? aicp_site_write_private(path, text, err)
+              : aicp_err_set(err, AICP_ENOMEM, "out of memory");
     free(text);
     if (rc != 0)
         goto out;
     if (use_local) {
         char lpath[4200];
         snprintf(lpath, sizeof(lpath), "%s/local.ini", dir);
-        if ((rc = write_private(lpath, "localhost ansible_connection=local\n", err)) != 0)
+        if ((rc = aicp_site_write_private(lpath, "localhost ansible_connection=local\n", err)) != 0)
             goto out;
         if ((local_src = aicp_strdup(lpath)) == NULL) {
             rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");

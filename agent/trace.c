@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "err.h"
 #include "http.h"
 #include "kube.h"
@@ -945,39 +946,6 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return EXIT_USAGE;
 }
 
-static int add_extra_vars(json_t *acc, const char *arg, struct aicp_srcmap *map,
-                          struct aicp_err *err)
-{
-    json_t *v = NULL;
-    int rc;
-    if (arg[0] == '@') {
-        rc = aicp_yaml_load_file(&v, arg + 1, map, err);
-        if (rc == AICP_EIO)
-            rc = AICP_EINVAL;
-    } else if (arg[0] == '{' || arg[0] == '[') {
-        rc = aicp_yaml_load_string(&v, arg, strlen(arg), "extra vars", map, err);
-    } else {
-        rc = aicp_args_parse_kv(&v, arg, 0, NULL, err);
-    }
-    if (rc != 0)
-        return rc;
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return aicp_err_set(err, AICP_EINVAL,
-                            "extra vars '%s' must be KEY=VALUE, a mapping or @FILE", arg);
-    }
-    json_object_update(acc, v);
-    json_decref(v);
-    return 0;
-}
-
-static void print_error(const struct aicp_secrets *secrets, const char *prefix, const char *msg)
-{
-    char *m = aicp_secrets_mask(secrets, msg);
-    fprintf(stderr, "%s%s\n", prefix, m ? m : "(error message withheld: out of memory)");
-    aicp_free_secret(m);
-}
-
 /* The ONTAP passwords are secrets however they reached the site (a plain
  * -e too): nothing printed may hold them. */
 static int register_passwords(struct aicp_secrets *secrets, const json_t *ontap)
@@ -1127,8 +1095,8 @@ int aicp_trace_main(int argc, char **argv)
     }
     aicp_srcmap_set_vault(emap, vault, secrets);
     for (size_t i = 0; i < nextra; i++) {
-        if ((rc = add_extra_vars(extra, extras[i], emap, &err)) != 0) {
-            print_error(secrets, "aicp: ", err.msg);
+        if ((rc = aicp_cli_extra_vars(extra, extras[i], emap, &err)) != 0) {
+            aicp_cli_print_error(secrets, "aicp: ", err.msg);
             status = aicp_err_exit_status(rc);
             goto out;
         }
@@ -1137,7 +1105,7 @@ int aicp_trace_main(int argc, char **argv)
     lo.vault = vault;
     lo.secrets = secrets;
     if ((rc = aicp_site_load(&site, argv[optind], &lo, &err)) != 0) {
-        print_error(secrets, "ERROR! ", err.msg);
+        aicp_cli_print_error(secrets, "ERROR! ", err.msg);
         status = aicp_err_exit_status(rc);
         goto out;
     }
@@ -1161,7 +1129,7 @@ int aicp_trace_main(int argc, char **argv)
         (rc = trace_run(&t, job_name, ns, &err)) != 0) {
         if (err.msg[0] == '\0')
             aicp_err_set(&err, rc, "%s", aicp_strerror(rc));
-        print_error(secrets, "aicp trace: ", err.msg);
+        aicp_cli_print_error(secrets, "aicp trace: ", err.msg);
         status = rc == AICP_EINVAL || rc == AICP_EUNDEF ? aicp_err_exit_status(rc) : 1;
         goto out;
     }
