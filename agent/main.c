@@ -20,6 +20,7 @@
 #include "registry.h"
 #include "secret.h"
 #include "site.h"
+#include "template.h"
 #include "trace.h"
 #include "util.h"
 #include "vault.h"
@@ -115,6 +116,8 @@ static int cmd_run(int argc, char **argv)
         status = 1;
         goto out;
     }
+    /* Values templates derive from the secrets are secrets too. */
+    aicp_tmpl_set_secrets(secrets);
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:e:CDl:t:f:vhJ", longopts, NULL)) != -1) {
         switch (c) {
@@ -195,6 +198,7 @@ out:
     json_decref(o.skip_tags);
     aicp_srcmap_free(emap);
     aicp_vault_free(vault);
+    aicp_tmpl_set_secrets(NULL);
     aicp_secrets_free(secrets);
     return status;
 }

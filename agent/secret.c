@@ -247,6 +247,36 @@ static json_t *mask_str(const struct aicp_secrets *s, const char *text, size_t l
     return r;
 }
 
+/* Caller holds the lock. 1 when v is a list of strings none of which holds
+ * a secret, but whose concatenation (as is, or one per line) does: a secret
+ * cut into pieces too short to mask one by one (`pw | list`), or a
+ * multi-line one split into lines. */
+static int spans_items(const struct aicp_secrets *s, const json_t *v)
+{
+    struct aicp_buf flat = AICP_BUF_INIT, lines = AICP_BUF_INIT;
+    size_t i, off, which;
+    json_t *x;
+    int found = 0, rc = 0;
+
+    if (json_array_size(v) < 2)
+        return 0;
+    json_array_foreach(v, i, x) {
+        if (!json_is_string(x) ||
+            find_first(s, json_string_value(x), json_string_length(x), &off, &which))
+            goto out;
+        rc |= aicp_buf_append(&flat, json_string_value(x), json_string_length(x));
+        rc |= aicp_buf_append(&lines, json_string_value(x), json_string_length(x));
+        rc |= aicp_buf_puts(&lines, "\n");
+    }
+    /* Out of memory: mask it, the safe side. */
+    found = rc != 0 || (flat.data != NULL && find_first(s, flat.data, flat.len, &off, &which)) ||
+            (lines.data != NULL && find_first(s, lines.data, lines.len, &off, &which));
+out:
+    aicp_buf_free_secret(&flat);
+    aicp_buf_free_secret(&lines);
+    return found;
+}
+
 /* Caller holds the lock. */
 static json_t *mask_json(const struct aicp_secrets *s, const json_t *v)
 {
@@ -276,6 +306,8 @@ static json_t *mask_json(const struct aicp_secrets *s, const json_t *v)
     case JSON_ARRAY: {
         size_t i;
         json_t *x;
+        if (spans_items(s, v))
+            return json_string(AICP_SECRET_MASK);
         if ((r = json_array()) == NULL)
             return NULL;
         json_array_foreach(v, i, x) {

@@ -43,7 +43,9 @@ int aicp_secrets_found(const struct aicp_secrets *s, const char *text, size_t le
 char *aicp_secrets_mask(const struct aicp_secrets *s, const char *text);
 /* Masks b in place. */
 int aicp_secrets_mask_buf(const struct aicp_secrets *s, struct aicp_buf *b);
-/* A deep copy of v with every string (object keys too) masked. New
+/* A deep copy of v with every string (object keys too) masked, and every
+ * list of strings that hold a secret only together (concatenated, or one
+ * per line: `pw | list`, a key's lines) replaced by AICP_SECRET_MASK. New
  * reference; NULL on allocation failure. */
 json_t *aicp_secrets_mask_json(const struct aicp_secrets *s, const json_t *v);
 

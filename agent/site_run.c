@@ -30,6 +30,7 @@
 #include "report.h"
 #include "site.h"
 #include "taskutil.h"
+#include "template.h"
 #include "util.h"
 #include "vault.h"
 #include "yaml.h"
@@ -1179,6 +1180,8 @@ int aicp_site_main(int argc, char **argv)
         status = 1;
         goto out;
     }
+    /* Values templates derive from the secrets are secrets too. */
+    aicp_tmpl_set_secrets(secrets);
     if (strcmp(cmd, "plan") == 0)
         o.mode = AICP_SITE_PLAN;
     else if (strcmp(cmd, "drift") == 0)
@@ -1328,6 +1331,7 @@ out:
     json_decref(limit);
     aicp_srcmap_free(emap);
     aicp_vault_free(vault);
+    aicp_tmpl_set_secrets(NULL);
     aicp_secrets_free(secrets);
     return status;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "secret.h"
 #include "template.h"
 #include "util.h"
 
@@ -35,6 +36,9 @@ struct ctx {
     int *nest;       /* shared with lazy sub-renders */
     struct aicp_err *err;
     int line;
+    /* A value derived from a secret was too short to register: the output
+     * that holds it gets registered whole (template_taint.c). */
+    int derived;
     char undef_msg[512];
     char undef_name[256];
 };
@@ -82,6 +86,35 @@ static int need(struct ctx *c, const json_t *v)
 static int oom(struct ctx *c)
 {
     return aicp_err_set(c->err, AICP_ENOMEM, "out of memory");
+}
+
+/* Registers what an operation derived from secret inputs. */
+static int taint(struct ctx *c, const json_t *res, const json_t *const *ins, size_t n)
+{
+    return aicp_tmpl_taint(res, ins, n, &c->derived) != 0 ? oom(c) : 0;
+}
+
+/* A filter, test or method failed on a secret, and its message quotes a
+ * piece of it (a JSON parser's "invalid token near '...'"): it only says
+ * what failed. */
+static int hide_error(struct ctx *c, int rc, const char *kind, const char *name,
+                      const json_t *const *ins, size_t n)
+{
+    if (rc == 0 || rc == AICP_ENOMEM || c->err == NULL ||
+        !aicp_tmpl_quotes_secret(c->err->msg, ins, n))
+        return rc;
+    return aicp_err_set(c->err, rc, "%s '%s' failed on a secret value (details not shown)", kind,
+                        name);
+}
+
+/* src is (or holds) a secret: an error about it would quote pieces of it
+ * (the token a syntax error stopped at, a name it read as undefined). */
+static int hide_src_error(struct aicp_err *err, int rc, const char *src, size_t len)
+{
+    if (rc == 0 || rc == AICP_ENOMEM || !aicp_secrets_found(aicp_tmpl_secrets(), src, len))
+        return rc;
+    return aicp_err_set(err, rc, "template error while templating a secret value (details not "
+                                 "shown)");
 }
 
 /* How Jinja names an object's type in undefined messages. */
@@ -299,6 +332,8 @@ static int eval_slice(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
     aicp_buf_free(&b);
     if (res == NULL)
         rc = oom(c);
+    else if (rc == 0)
+        rc = taint(c, res, (const json_t *[]){obj}, 1);
 out:
     free(off);
     json_decref(obj);
@@ -683,7 +718,15 @@ static int eval_filter(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
     }
     if ((rc = need(c, in)) != 0 || (rc = eval_args(c, n, &v, &a)) != 0)
         goto out;
+    const json_t *ins[1 + 16] = {in};
+    for (size_t i = 0; i < v.n; i++)
+        ins[i + 1] = v.vals[i];
     rc = aicp_tmpl_filter_call(out, n->name, in, &a, c->err);
+    if ((rc = hide_error(c, rc, "filter", n->name, ins, v.n + 1)) == 0 &&
+        (rc = taint(c, *out, ins, v.n + 1)) != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
 out:
     args_free(&v);
     json_decref(in);
@@ -701,9 +744,15 @@ static int eval_test(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
     if (!strcmp(n->name, "defined") || !strcmp(n->name, "undefined")) {
         res = (in != NULL) == (n->name[0] == 'd');
     } else {
-        if ((rc = need(c, in)) != 0 || (rc = eval_args(c, n, &v, &a)) != 0 ||
-            (rc = aicp_tmpl_test_call(&res, n->name, in, &a, c->err)) != 0)
+        if ((rc = need(c, in)) != 0 || (rc = eval_args(c, n, &v, &a)) != 0)
             goto out;
+        if ((rc = aicp_tmpl_test_call(&res, n->name, in, &a, c->err)) != 0) {
+            const json_t *ins[1 + 16] = {in};
+            for (size_t i = 0; i < v.n; i++)
+                ins[i + 1] = v.vals[i];
+            rc = hide_error(c, rc, "test", n->name, ins, v.n + 1);
+            goto out;
+        }
     }
     *out = json_boolean(n->neg ? !res : res);
 out:
@@ -725,15 +774,27 @@ static int eval_call(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
             known |= !strcmp(globals[k], n->a->name);
         if (!known)
             return fail(c, AICP_EUNDEF, "'%s' is undefined", n->a->name);
-        if ((rc = eval_args(c, n, &v, &a)) == 0)
-            rc = aicp_tmpl_global_call(out, n->a->name, &a, c->err);
+        if ((rc = eval_args(c, n, &v, &a)) != 0)
+            goto out;
+        rc = aicp_tmpl_global_call(out, n->a->name, &a, c->err);
     } else if (n->a->kind == AICP_TN_ATTR) {
-        if ((rc = eval(c, n->a->a, &obj)) == 0 && (rc = need(c, obj)) == 0 &&
-            (rc = eval_args(c, n, &v, &a)) == 0)
-            rc = aicp_tmpl_method_call(out, obj, n->a->name, &a, c->err);
+        if ((rc = eval(c, n->a->a, &obj)) != 0 || (rc = need(c, obj)) != 0 ||
+            (rc = eval_args(c, n, &v, &a)) != 0)
+            goto out;
+        rc = aicp_tmpl_method_call(out, obj, n->a->name, &a, c->err);
     } else {
-        rc = fail(c, AICP_EINVAL, "object is not callable");
+        return fail(c, AICP_EINVAL, "object is not callable");
     }
+    /* The object (NULL for a global), then the arguments. */
+    const json_t *ins[1 + 16] = {obj};
+    for (size_t i = 0; i < v.n; i++)
+        ins[i + 1] = v.vals[i];
+    if ((rc = hide_error(c, rc, obj ? "method" : "function", n->a->name, ins, v.n + 1)) == 0 &&
+        (rc = taint(c, *out, ins, v.n + 1)) != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+out:
     args_free(&v);
     json_decref(obj);
     return rc;
@@ -768,6 +829,8 @@ static int eval_inner(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
             return rc;
         if ((rc = eval(c, n->b, &r)) == 0 && (rc = need(c, r)) == 0)
             rc = getitem(c, l, r, out);
+        if (rc == 0 && json_is_string(l))
+            rc = taint(c, *out, (const json_t *[]){l}, 1);
         break;
     case AICP_TN_SLICE:
         return eval_slice(c, n, out);
@@ -779,8 +842,9 @@ static int eval_inner(struct ctx *c, struct aicp_tmpl_node *n, json_t **out)
         return eval_test(c, n, out);
     case AICP_TN_BIN:
         if ((rc = eval(c, n->a, &l)) == 0 && (rc = need(c, l)) == 0 &&
-            (rc = eval(c, n->b, &r)) == 0 && (rc = need(c, r)) == 0)
-            rc = binop(c, n->op, l, r, out);
+            (rc = eval(c, n->b, &r)) == 0 && (rc = need(c, r)) == 0 &&
+            (rc = binop(c, n->op, l, r, out)) == 0)
+            rc = taint(c, *out, (const json_t *[]){l, r}, 2);
         break;
     case AICP_TN_NEG:
     case AICP_TN_POS: {
@@ -986,6 +1050,9 @@ static int exec_for(struct ctx *c, struct aicp_tmpl_node *n, struct aicp_buf *ou
     if ((rc = eval(c, n->a, &v)) != 0 || (rc = need(c, v)) != 0 ||
         (rc = iter_items(c, v, &items)) != 0)
         goto out;
+    /* A string's characters. */
+    if (json_is_string(v) && (rc = taint(c, items, (const json_t *[]){v}, 1)) != 0)
+        goto out;
     if (n->d->a != NULL) {
         /* `for x in xs if cond`: filter first, so loop.length counts kept. */
         if ((kept = json_array()) == NULL) {
@@ -1149,8 +1216,13 @@ static int render_src(struct ctx *c, const char *src, size_t len, int text_mode,
     if (!text_mode && out != NULL && root->n == 1 && root->kids[0]->kind == AICP_TN_OUT) {
         json_t *v;
         c->line = root->kids[0]->line;
-        if ((rc = eval(c, root->kids[0]->a, &v)) == 0 && (rc = need(c, v)) == 0)
+        if ((rc = eval(c, root->kids[0]->a, &v)) == 0 && (rc = need(c, v)) == 0 &&
+            c->derived && (rc = aicp_tmpl_taint_whole(v, &c->derived)) != 0)
+            rc = oom(c);
+        if (rc == 0)
             *out = v;
+        else
+            json_decref(v);
         goto out;
     }
     if ((rc = exec_body(c, root, &b)) != 0) {
@@ -1167,6 +1239,11 @@ static int render_src(struct ctx *c, const char *src, size_t len, int text_mode,
         have++;
     for (; have < want && rc == 0; have++)
         rc = aicp_buf_puts(&b, "\n") ? oom(c) : 0;
+    /* Pieces of a secret too short to register are in the text: the text
+     * is what masking can find. */
+    if (rc == 0 && c->derived && b.data != NULL &&
+        aicp_tmpl_taint_text(b.data, b.len, &c->derived) != 0)
+        rc = oom(c);
     if (rc != 0)
         goto out;
     if (text != NULL) {
@@ -1176,7 +1253,8 @@ static int render_src(struct ctx *c, const char *src, size_t len, int text_mode,
         rc = fail(c, AICP_EINVAL, "template output is not valid UTF-8");
     }
 out:
-    aicp_buf_free(&b);
+    rc = hide_src_error(c->err, rc, src, len);
+    aicp_buf_free_secret(&b);
     aicp_tmpl_parser_free(&p);
     aicp_tmpl_lex_free(&lx);
     return rc;
@@ -1193,10 +1271,14 @@ static int render_value(struct ctx *c, json_t **out, const json_t *in)
             return 0;
         }
         if (c->lazy_depth >= MAX_LAZY_DEPTH)
-            return fail(c, AICP_EINVAL, "recursive loop detected in template string: %.300s", s);
+            return hide_src_error(c->err,
+                                  fail(c, AICP_EINVAL,
+                                       "recursive loop detected in template string: %.300s", s),
+                                  s, json_string_length(in));
         struct ctx child;
         if ((rc = ctx_child(&child, c)) == 0)
             rc = render_src(&child, s, json_string_length(in), 0, out, NULL);
+        c->derived |= child.derived;
         ctx_free(&child);
         return rc;
     }
@@ -1314,10 +1396,13 @@ int aicp_tmpl_eval(json_t **out, const char *expr, const json_t *vars, struct ai
             aicp_err_set(err, rc, "template error while templating string: %s. String: %.200s",
                          msg, expr);
         }
-    } else if ((rc = eval(&c, root->a, out)) == 0 && (rc = need(&c, *out)) != 0) {
+    } else if ((rc = eval(&c, root->a, out)) != 0 || (rc = need(&c, *out)) != 0 ||
+               (c.derived && aicp_tmpl_taint_whole(*out, &c.derived) != 0 &&
+                (rc = oom(&c)) != 0)) {
         json_decref(*out);
         *out = NULL;
     }
+    rc = hide_src_error(err, rc, expr, strlen(expr));
     aicp_tmpl_parser_free(&p);
     aicp_tmpl_lex_free(&lx);
     ctx_free(&c);

@@ -81,6 +81,16 @@ int aicp_tmpl_to_string(char **out, const json_t *v);
  * everything else is true. */
 int aicp_tmpl_truthy(const json_t *v);
 
+struct aicp_secrets;
+
+/* Makes every render and evaluation register, in s, the values it derives
+ * from values s already holds (`pw[0:12]`, `pw | b64encode`), so that
+ * masking by value catches them too; and keeps errors about secret
+ * templates or filter inputs from quoting pieces of them. Process-wide (the
+ * renderers take no run context): set once a run's secrets exist, set back
+ * to NULL before they are freed. s is borrowed; NULL turns it off. */
+void aicp_tmpl_set_secrets(struct aicp_secrets *s);
+
 /* ---- internal: shared by the template*.c files only ----------------------
  * Nothing outside the templating code should call these. */
 
@@ -247,6 +257,25 @@ int aicp_tmpl_regex_find(json_t **out, int *found, json_t *in, const char *pat, 
                          int ml, int anchored, const struct aicp_tmpl_args *groups,
                          size_t gfirst, struct aicp_err *err);
 int aicp_tmpl_case_map(json_t **out, json_t *in, int mode, struct aicp_err *err);
+
+/* Secret taint (template_taint.c). The secrets set by aicp_tmpl_set_secrets,
+ * or NULL when none are set or none registered yet. */
+struct aicp_secrets *aicp_tmpl_secrets(void);
+/* 1 when a string inside v (object keys too) holds a registered secret. */
+int aicp_tmpl_holds_secret(const json_t *v);
+/* 1 when msg holds a piece (4 bytes or more) of a string of ins that holds
+ * a secret: an error about the operation must not say it. */
+int aicp_tmpl_quotes_secret(const char *msg, const json_t *const *ins, size_t nins);
+/* An operation made res from ins[0..nins) (NULL entries skipped): when one
+ * of ins holds a secret, registers the strings of res it derived (not those
+ * carried over from ins, not numbers, booleans or type names). Sets
+ * *short_piece when a derived string was too short to register; leaves it
+ * alone otherwise. 0 or AICP_ENOMEM. */
+int aicp_tmpl_taint(const json_t *res, const json_t *const *ins, size_t nins, int *short_piece);
+/* Registers the strings of a whole output that holds derived pieces too
+ * short to register. *short_piece: whether some string of v still was. */
+int aicp_tmpl_taint_whole(const json_t *v, int *short_piece);
+int aicp_tmpl_taint_text(const char *text, size_t len, int *short_piece);
 
 /* Largest output a filter or operator may build (range, "x" * n). */
 #define AICP_TMPL_MAX_OUTPUT (10u * 1024u * 1024u)

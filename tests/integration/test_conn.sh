@@ -28,11 +28,11 @@ grep -q '100 round trips on one connection' "$LAB/err" || fail "round trips: $(c
 if lab_ssh node01 'command -v sudo' >/dev/null; then
     [ "$(x node01 --become --become-user nobody 'id -un')" = nobody ] || fail "become nobody"
     # A user whose sudo needs a password (node01 only: /etc is the host's own).
-    lab_ssh node01 'useradd -m -s /bin/sh alice && echo alice:s3cret-pw | chpasswd &&
+    printf 'alice:pw-%s\n' "$CANARY" | lab_ssh node01 'useradd -m -s /bin/sh alice && chpasswd &&
         echo "alice ALL=(ALL) ALL" > /etc/sudoers.d/alice && chmod 0440 /etc/sudoers.d/alice' ||
         fail "creating alice"
     [ "$(x node01 --user alice 'id -un')" = alice ] || fail "login as alice"
-    out=$(AICP_LAB_BECOME_PASSWORD=s3cret-pw x node01 --user alice --become 'id -un; echo "$AICP_TMP"') ||
+    out=$(AICP_LAB_BECOME_PASSWORD="pw-$CANARY" x node01 --user alice --become 'id -un; echo "$AICP_TMP"') ||
         fail "become with password"
     [ "$(echo "$out" | head -n1)" = root ] || fail "become with password: $out"
     msg=$(AICP_LAB_BECOME_PASSWORD=wrong x node01 --user alice --become 'id -un' 2>&1) &&

@@ -12,7 +12,14 @@ set -u
 command -v python3 >/dev/null 2>&1 || skip "python3 is needed by the stand-in helm"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/aicp-helm-test.XXXXXX") || fail "mktemp"
-trap 'rm -rf "$T"' EXIT INT TERM
+# What the runs left in the scratch directory is scanned for the canary
+# (test_zz_canary.sh reads the record) before it goes.
+cleanup() {
+    canary_scan "$(basename "$0" .sh)-$$" "$T"
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 export AICP_HELM_STATE="$T/state"
 mkdir -p "$T/tmp" "$T/secret-inputs"
 chmod 700 "$T/secret-inputs"

@@ -22,6 +22,8 @@ cleanup() {
         kill "$SRV_PID" 2>/dev/null
         wait "$SRV_PID" 2>/dev/null
     fi
+    # What the server and the client wrote, for test_zz_canary.sh.
+    canary_scan "$(basename "$0" .sh)-$$" "$T"
     rm -rf "$T"
 }
 trap cleanup EXIT

@@ -3,7 +3,7 @@
 # orders it) and fails when the canary value shows up in anything the tests
 # produced: their logs (stdout and stderr), the scans each lab made of its
 # scratch files, hosts and temp dirs before removal, and aicp's remote
-# private temp dirs, which must all be gone.
+# private temp dirs and temp files, which must all be gone.
 . "$top_srcdir/tests/integration/lib.sh"
 fail=0
 files=0
@@ -33,9 +33,12 @@ for s in "$CANARY_DIR"/*.scan; do
         hits=$((hits + $(grep -c '^hit ' "$s")))
     fi
 done
-# Remote private temp dirs (the lab hosts share this machine's /tmp).
-for d in /tmp/.aicp-* /var/tmp/.aicp-*; do
-    [ -d "$d" ] || continue
+# Remote private temp dirs (the lab hosts share this machine's /tmp), and
+# the files a write that died half-way leaves: .aicp-tmp.* and
+# .aicp-vault-* beside their destination, DEST.aicp-* (find lists a file
+# given as itself).
+for d in /tmp/.aicp-* /var/tmp/.aicp-* /tmp/*.aicp-* /var/tmp/*.aicp-*; do
+    [ -e "$d" ] || continue
     for f in $(find "$d" -type f 2>/dev/null); do
         files=$((files + 1))
         if grep -q -a -F -e "$CANARY" "$f"; then

@@ -122,6 +122,35 @@ static void t_json(void **state)
 /* jansson's frees go through the wiping free once asked; what matters is
  * that JSON keeps working with it (the wipe itself is memory we may no
  * longer read). */
+/* A secret cut into pieces too short to mask one by one (`pw | list`), or
+ * a multi-line one split into lines: the list that holds the pieces is
+ * masked whole; lists whose items hold it, or do not hold it together,
+ * are masked item by item. */
+static void t_json_pieces(void **state)
+{
+    struct aicp_secrets *s = NULL;
+    (void)state;
+    assert_int_equal(aicp_secrets_new(&s), 0);
+    assert_int_equal(aicp_secrets_add(s, CANARY, strlen(CANARY)), 0);
+    assert_int_equal(aicp_secrets_add(s, "key-line-1\nkey-line-2", 21), 0);
+    json_t *chars = json_array();
+    for (const char *p = CANARY; *p; p++)
+        json_array_append_new(chars, json_stringn(p, 1));
+    json_t *v = json_pack("{s:o, s:[s, s, s], s:[s, s], s:[s, i]}", "chars", chars, "lines",
+                          "begin", "key-line-1", "key-line-2", "whole", "a " CANARY, "b",
+                          "plain", "AICP", 7);
+    json_t *m = aicp_secrets_mask_json(s, v);
+    assert_non_null(m);
+    char *dump = json_dumps(m, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(dump, "{\"chars\":\"" AICP_SECRET_MASK "\",\"lines\":\"" AICP_SECRET_MASK
+                              "\",\"plain\":[\"AICP\",7],\"whole\":[\"a " AICP_SECRET_MASK
+                              "\",\"b\"]}");
+    free(dump);
+    json_decref(m);
+    json_decref(v);
+    aicp_secrets_free(s);
+}
+
 static void t_wipe_allocator(void **state)
 {
     (void)state;
@@ -139,6 +168,7 @@ int main(void)
         cmocka_unit_test(t_mask_basic),      cmocka_unit_test(t_short_and_duplicates),
         cmocka_unit_test(t_longest_first),   cmocka_unit_test(t_mask_buf),
         cmocka_unit_test(t_json),            cmocka_unit_test(t_wipe_allocator),
+        cmocka_unit_test(t_json_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

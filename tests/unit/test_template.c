@@ -16,8 +16,11 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "secret.h"
 #include "template.h"
 #include "util.h"
+
+#define CANARY "AICP-CANARY-7f3e9b2c"
 
 static const char vars_json[] = "{\"a\": \"{{ b }}\", \"b\": [1, \"x\"], \"d\": {\"k\": \"v\", \"n\": 2, \"nested\": {\"x\": [1, 2, {\"y\": \"z\"}]}}, \"s\": \"abc\", \"n\": 5, \"f\": 1.5,\n"
     " \"t\": true, \"nul\": null, \"loopy\": \"{{ loopy }}\", \"name\": \"world\", \"greet\": \"hello {{ name }}\",\n"
@@ -634,6 +637,173 @@ static void test_names(void **state)
     json_decref(acc);
 }
 
+/* ---- values derived from secrets (template_taint.c) --------------------- */
+
+static const char taint_vars[] =
+    "{\"vf_file\": \"" CANARY "\", \"creds\": {\"user\": \"admin\", \"password\": \"" CANARY "\"},"
+    " \"derived\": \"{{ vf_file | upper }}\", \"pw_tmpl\": \"{{ " CANARY " }}\","
+    " \"blob\": \"{\\\"a\\\": " CANARY "}\"}";
+
+/* Renders src with the secrets on, then checks what masking makes of the
+ * result: none of the canary's pieces of 4 or more characters, none of
+ * plain (the same render with the secrets off) unless keep, and want
+ * (when given) as its JSON text. */
+static void expect_masked(struct aicp_secrets *s, const char *src, const char *want)
+{
+    struct aicp_err err = {0};
+    json_t *vars = json_loads(taint_vars, 0, NULL), *plain = NULL, *out = NULL;
+    assert_non_null(vars);
+    aicp_tmpl_set_secrets(NULL);
+    if (aicp_tmpl_render_str(&plain, src, vars, &err) != 0)
+        fail_msg("%s (plain): %s", src, err.msg);
+    aicp_tmpl_set_secrets(s);
+    if (aicp_tmpl_render_str(&out, src, vars, &err) != 0)
+        fail_msg("%s: %s", src, err.msg);
+    assert_true(json_equal(plain, out)); /* what the task gets is unchanged */
+    json_t *m = aicp_secrets_mask_json(s, out);
+    char *text = json_dumps(m, JSON_ENCODE_ANY);
+    char *ptext = json_dumps(plain, JSON_ENCODE_ANY);
+    assert_non_null(text);
+    for (size_t i = 0; i + 4 <= strlen(CANARY); i++) {
+        char piece[5];
+        memcpy(piece, CANARY + i, 4);
+        piece[4] = '\0';
+        if (strstr(text, piece) != NULL)
+            fail_msg("%s: masked as %s, which holds '%s'", src, text, piece);
+    }
+    if (strcmp(ptext, "\"\"") != 0 && strcmp(text, ptext) == 0)
+        fail_msg("%s: not masked: %s", src, text);
+    if (want != NULL && strcmp(text, want) != 0)
+        fail_msg("%s: masked as %s, want %s", src, text, want);
+    free(text);
+    free(ptext);
+    json_decref(m);
+    json_decref(out);
+    json_decref(plain);
+    json_decref(vars);
+}
+
+/* Renders src and checks that nothing was registered and the masked text. */
+static void expect_unregistered(struct aicp_secrets *s, const char *src, const char *want)
+{
+    struct aicp_err err = {0};
+    json_t *vars = json_loads(taint_vars, 0, NULL), *out = NULL;
+    size_t before = aicp_secrets_count(s);
+    if (aicp_tmpl_render_str(&out, src, vars, &err) != 0)
+        fail_msg("%s: %s", src, err.msg);
+    if (aicp_secrets_count(s) != before)
+        fail_msg("%s: registered a value", src);
+    json_t *m = aicp_secrets_mask_json(s, out);
+    char *text = json_dumps(m, JSON_ENCODE_ANY);
+    if (strcmp(text, want) != 0)
+        fail_msg("%s: masked as %s, want %s", src, text, want);
+    free(text);
+    json_decref(m);
+    json_decref(out);
+    json_decref(vars);
+}
+
+/* The error of src with the secrets on: code, and no piece of the canary. */
+static void expect_hidden_error(const char *src, int code, const char *msg)
+{
+    struct aicp_err err = {0};
+    json_t *vars = json_loads(taint_vars, 0, NULL), *out = NULL;
+    int rc = aicp_tmpl_render_str(&out, src, vars, &err);
+    if (rc != code || strstr(err.msg, msg) == NULL)
+        fail_msg("%s: want %d '%s', got %d '%s'", src, code, msg, rc, err.msg);
+    static const char *const pieces[] = {"AICP", "CANARY", "7f3e", "f3e9b2c", NULL};
+    for (size_t i = 0; pieces[i] != NULL; i++)
+        if (strstr(err.msg, pieces[i]) != NULL)
+            fail_msg("%s: the error quotes a piece of the secret: %s", src, err.msg);
+    json_decref(out);
+    json_decref(vars);
+}
+
+static void test_secret_taint(void **state)
+{
+    struct aicp_secrets *s = NULL;
+    struct aicp_err err = {0};
+    (void)state;
+    assert_int_equal(aicp_secrets_new(&s), 0);
+    assert_int_equal(aicp_secrets_add(s, CANARY, strlen(CANARY)), 0);
+    assert_int_equal(aicp_secrets_add(s, "{{ " CANARY " }}", strlen(CANARY) + 6), 0);
+    assert_int_equal(aicp_secrets_add(s, "{\"a\": " CANARY "}", strlen(CANARY) + 7), 0);
+    aicp_tmpl_set_secrets(s);
+
+    /* What the audit printed in clear, and more ways to cut a secret. */
+    expect_masked(s, "{{ vf_file[0:12] }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | upper }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | b64encode }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | reverse }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | list }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | list | reverse }}", "\"********\"");
+    expect_masked(s, "x {{ vf_file | list }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | upper | lower | reverse }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | hash('sha1') }}", "\"********\"");
+    expect_masked(s, "{{ vf_file | replace('-', '_') }}", "\"********\"");
+    expect_masked(s, "{{ vf_file.split('-') }}", "[\"********\", \"********\", \"********\"]");
+    expect_masked(s, "{{ vf_file.lower()[5:] }}", "\"********\"");
+    expect_masked(s, "{{ '%s!' % vf_file[1:] }}", "\"********!\"");
+    expect_masked(s, "{{ vf_file[0] }}{{ vf_file[1] }}{{ vf_file[2] }}{{ vf_file[3] }}", NULL);
+    expect_masked(s, "{% for c in vf_file %}{{ c }}.{% endfor %}", NULL);
+    expect_masked(s, "{{ [vf_file] | map('upper') | list }}", "[\"********\"]");
+    expect_masked(s, "{{ creds.password | b64encode }}", "\"********\"");
+    /* A variable whose value derives it, read lazily. */
+    expect_masked(s, "{{ derived }}", "\"********\"");
+    /* The form a when: or that: is written in. */
+    json_t *vars = json_loads(taint_vars, 0, NULL), *out = NULL;
+    assert_int_equal(aicp_tmpl_eval(&out, "vf_file[3:9] | lower", vars, &err), 0);
+    assert_true(aicp_secrets_found(s, json_string_value(out), json_string_length(out)));
+    json_decref(out);
+    /* A text template (the template module's files). */
+    char *text = NULL;
+    assert_int_equal(aicp_tmpl_render_text(&text, "k={{ vf_file[:2] }}{{ vf_file[2:4] }}\n", vars,
+                                           &err), 0);
+    assert_true(aicp_secrets_found(s, text, strlen(text)));
+    free(text);
+
+    /* Not garbled: numbers, booleans, type names, values only carried
+     * through, and text around a secret are not registered. */
+    expect_unregistered(s, "{{ vf_file | length }}", "20");
+    expect_unregistered(s, "{{ vf_file is defined }}", "true");
+    expect_unregistered(s, "{{ vf_file is defined }} {{ vf_file | length }}", "\"True 20\"");
+    expect_unregistered(s, "{{ vf_file | length | string }}", "\"20\"");
+    expect_unregistered(s, "{{ vf_file | type_debug }}", "\"str\"");
+    expect_unregistered(s, "{{ vf_file == 'x' }}", "false");
+    expect_unregistered(s, "{{ [vf_file, 'web01'] | last }}", "\"web01\"");
+    expect_unregistered(s, "{{ creds.user }}", "\"admin\"");
+    expect_unregistered(s, "the password is {{ vf_file }}", "\"the password is ********\"");
+    expect_unregistered(s, "{{ 'prefix-' ~ vf_file }}", "\"prefix-********\"");
+    expect_unregistered(s, "{{ vf_file | default('x') | trim }}", "\"********\"");
+    expect_unregistered(s, "{{ creds | dict2items | sort(attribute='key') }}",
+                        "[{\"key\": \"password\", \"value\": \"********\"}, "
+                        "{\"key\": \"user\", \"value\": \"admin\"}]");
+
+    /* Errors about a secret template or a secret input quote no piece. */
+    expect_hidden_error("{{ pw_tmpl }}", AICP_EINVAL, "secret value");
+    expect_hidden_error("{{ vf_file | from_json }}", AICP_EINVAL, "from_json");
+    expect_hidden_error("{{ blob | from_json }}", AICP_EINVAL, "secret value");
+    /* A message that quotes no piece of the secret stays. */
+    expect_hidden_error("{{ vf_file | regex_search('(') }}", AICP_EINVAL,
+                        "invalid regular expression '('");
+    assert_int_equal(aicp_tmpl_eval(&out, "x == '" CANARY "' +", vars, &err), AICP_EINVAL);
+    assert_null(strstr(err.msg, "CANARY"));
+    /* Others still say what is wrong. */
+    expect_hidden_error("{{ 1 +* 2 }}", AICP_EINVAL, "unexpected '*'");
+    expect_hidden_error("{{ '[1' | from_json }}", AICP_EINVAL, "from_json: ");
+    expect_hidden_error("{{ vf_file | nosuchfilter }}", AICP_EINVAL, "no filter named");
+    expect_hidden_error("{{ creds.nope }}", AICP_EUNDEF, "has no attribute 'nope'");
+
+    /* Turned off: nothing is registered. */
+    aicp_tmpl_set_secrets(NULL);
+    size_t n = aicp_secrets_count(s);
+    assert_int_equal(aicp_tmpl_render_str(&out, "{{ vf_file | lower }}", vars, &err), 0);
+    assert_int_equal(aicp_secrets_count(s), n);
+    json_decref(out);
+    json_decref(vars);
+    aicp_secrets_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_native),        cmocka_unit_test(test_to_string),
         cmocka_unit_test(test_limits),        cmocka_unit_test(test_golden),
         cmocka_unit_test(test_lookup_file),   cmocka_unit_test(test_names),
+        cmocka_unit_test(test_secret_taint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
