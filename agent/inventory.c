@@ -407,7 +407,8 @@ static int load_file(struct aicp_inventory *inv, const char *path, struct aicp_e
     int yaml_ok = has_ext(path, yaml_exts) || has_ext(path, NULL);
     int yaml_syntax = 0;
     if (yaml_ok) {
-        int yrc = aicp_yaml_load_string(&doc, text, len, path, inv->map, &yerr);
+        int yrc = vaulted ? aicp_yaml_load_secret_string(&doc, text, len, path, inv->map, &yerr)
+                          : aicp_yaml_load_string(&doc, text, len, path, inv->map, &yerr);
         if (yrc == AICP_ENOMEM) {
             rc = oom(err);
             goto out;
@@ -424,7 +425,8 @@ static int load_file(struct aicp_inventory *inv, const char *path, struct aicp_e
             if (plugin != NULL && !json_is_null(plugin) && !json_is_false(plugin) &&
                 !(json_is_string(plugin) && json_string_length(plugin) == 0)) {
                 rc = aicp_err_set(err, AICP_EINVAL, "%s: inventory plugin configuration files (plugin: %s) are not "
-                                  "supported", path, json_is_string(plugin) ? json_string_value(plugin) : "?");
+                                  "supported", path,
+                                  vaulted ? "<vaulted>" : json_is_string(plugin) ? json_string_value(plugin) : "?");
                 goto out;
             }
             rc = aicp_inventory_yaml_parse(inv, path, doc, err);
@@ -435,12 +437,12 @@ static int load_file(struct aicp_inventory *inv, const char *path, struct aicp_e
         rc = aicp_err_set(err, AICP_EINVAL, "%s: inventory contains NUL bytes", path);
         goto out;
     }
-    rc = aicp_inventory_ini_parse(inv, path, text, err);
+    /* The values of a vaulted inventory are secrets, as those of a vaulted
+     * vars file: the INI parser registers them as it sets them. */
+    rc = aicp_inventory_ini_parse(inv, path, text, vaulted ? aicp_srcmap_secrets(inv->map) : NULL,
+                                  vaulted, err);
     if (rc != 0 && yaml_syntax && has_ext(path, yaml_exts) && err != NULL)
         *err = yerr; /* a .yml file: the YAML error is the useful one */
-    /* The values of a vaulted YAML inventory are secrets, as those of a
-     * vaulted vars file. (An INI one is only decrypted: its values are
-     * host addresses and users far more often than secrets.) */
 out:
     if (rc == 0 && vaulted && json_is_object(doc))
         rc = aicp_secrets_add_json(aicp_srcmap_secrets(inv->map), doc);

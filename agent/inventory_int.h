@@ -15,6 +15,8 @@
 #include "err.h"
 #include "inventory.h"
 
+struct aicp_secrets;
+
 struct idxvec {
     size_t *v;
     size_t n, cap;
@@ -117,8 +119,11 @@ int aicp_inventory_set_entity_var(struct aicp_inventory *inv, const char *entity
 int aicp_inventory_valid_ipv6(const char *s);
 int aicp_inventory_valid_ipv4(const char *s);
 int aicp_inventory_parse_address(const char *addr, int allow_ranges, char **host, long *port);
+/* Parses INI text (modified in place). Every variable value is registered
+ * in secrets (may be NULL). With vaulted, the text came out of a vault and
+ * no error message quotes any of it (path:line and what is wrong only). */
 int aicp_inventory_ini_parse(struct aicp_inventory *inv, const char *path, char *text,
-                             struct aicp_err *err);
+                             struct aicp_secrets *secrets, int vaulted, struct aicp_err *err);
 const char *aicp_inventory_type_name(const json_t *v);
 int aicp_inventory_yaml_parse(struct aicp_inventory *inv, const char *path, json_t *data,
                               struct aicp_err *err);

@@ -17,6 +17,7 @@
 #include "err.h"
 #include "inventory.h"
 #include "inventory_int.h"
+#include "secret.h"
 #include "util.h"
 #include "yaml.h"
 
@@ -375,6 +376,9 @@ struct ini_state {
     struct ini_pending *pend;
     size_t npend;
     struct aicp_err *err;
+    struct aicp_secrets *secrets; /* where variable values are registered; may be NULL */
+    const char *what;             /* the failure in words, for a vaulted file's error */
+    const char *why;              /* and more words, or NULL */
 };
 
 static struct ini_pending *pending_find(struct ini_state *st, const char *name)
@@ -412,6 +416,7 @@ static int pending_add(struct ini_state *st, const char *name, int is_vars, cons
 
 static int ini_error(struct ini_state *st, const char *fmt, const char *arg)
 {
+    st->what = fmt;
     return aicp_err_set(st->err, AICP_EINVAL, "%s:%d: %s%.200s%s", st->path, st->lineno, fmt,
                         arg != NULL ? arg : "", "");
 }
@@ -512,6 +517,8 @@ static int ini_host_line(struct ini_state *st, const char *line, size_t group)
     int rc = 0;
     long port = -1;
     if (toks == NULL || vars == NULL) {
+        st->what = "Error parsing host definition";
+        st->why = why;
         rc = why != NULL ? aicp_err_set(st->err, AICP_EINVAL, "%s:%d: Error parsing host definition '%.200s': %s",
                                         st->path, st->lineno, line, why)
                          : oom(st->err);
@@ -552,7 +559,8 @@ static int ini_host_line(struct ini_state *st, const char *line, size_t group)
         }
         char *key = aicp_strndup(kv, (size_t)(eq - kv));
         json_t *val = aicp_inventory_py_literal(eq + 1);
-        if (key == NULL || val == NULL || json_object_set_new(vars, key, val) != 0) {
+        if (key == NULL || val == NULL || aicp_secrets_add_json(st->secrets, val) != 0 ||
+            json_object_set_new(vars, key, val) != 0) {
             free(key);
             rc = oom(st->err);
             goto out;
@@ -570,9 +578,10 @@ out:
 }
 
 int aicp_inventory_ini_parse(struct aicp_inventory *inv, const char *path, char *text,
-                             struct aicp_err *err)
+                             struct aicp_secrets *secrets, int vaulted, struct aicp_err *err)
 {
-    struct ini_state st = {.inv = inv, .path = path, .err = err};
+    struct ini_state st = {.inv = inv, .path = path, .err = err, .secrets = secrets};
+    int errline = 0;
     char *groupname = aicp_strdup("ungrouped");
     enum { S_HOSTS, S_CHILDREN, S_VARS } state = S_HOSTS;
     size_t group = G_UNGROUPED;
@@ -656,7 +665,9 @@ int aicp_inventory_ini_parse(struct aicp_inventory *inv, const char *path, char 
             strip(&k);
             strip(&v);
             json_t *val = aicp_inventory_py_literal(v);
-            rc = val == NULL ? oom(err) : aicp_inventory_set_group_var(inv, group, k, val, err);
+            rc = val == NULL || aicp_secrets_add_json(secrets, val) != 0
+                     ? oom(err)
+                     : aicp_inventory_set_group_var(inv, group, k, val, err);
             json_decref(val);
             if (rc != 0 && rc != AICP_ENOMEM)
                 aicp_err_prefix(err, "%s:%d", path, st.lineno);
@@ -685,10 +696,14 @@ int aicp_inventory_ini_parse(struct aicp_inventory *inv, const char *path, char 
             }
         }
     }
+    errline = st.lineno;
     for (size_t i = 0; rc == 0 && i < st.npend; i++) {
         struct ini_pending *pd = &st.pend[i];
         if (pd->name == NULL)
             continue;
+        errline = pd->line;
+        st.what = pd->is_vars ? "a [group:vars] section for an undefined group"
+                              : "a [group:children] section names an undefined group";
         if (pd->is_vars)
             rc = aicp_err_set(err, AICP_EINVAL, "%s:%d: Section [%s:vars] not valid for undefined group: %s", path,
                               pd->line, pd->name, pd->name);
@@ -696,6 +711,18 @@ int aicp_inventory_ini_parse(struct aicp_inventory *inv, const char *path, char 
             rc = aicp_err_set(err, AICP_EINVAL, "%s:%d: Section [%s:children] includes undefined group: %s", path,
                               pd->line, json_string_value(json_array_get(pd->parents, json_array_size(pd->parents) - 1)),
                               pd->name);
+    }
+    /* Messages above quote the line, a host or a group name: text a vault
+     * was meant to hide. Say where and what only. */
+    if (rc != 0 && rc != AICP_ENOMEM && vaulted) {
+        const char *what = st.what != NULL ? st.what : "invalid inventory entry";
+        size_t n = strlen(what);
+        while (n > 0 && (what[n - 1] == ' ' || what[n - 1] == ':'))
+            n--; /* "Expected key=value, got: " wants its text, which is not shown */
+        if (n >= 5 && memcmp(what + n - 5, ", got", 5) == 0)
+            n -= 5;
+        rc = aicp_err_set(err, rc, "%s:%d: %.*s%s%s (in vaulted content, not shown)", path, errline,
+                          (int)n, what, st.why != NULL ? ": " : "", st.why != NULL ? st.why : "");
     }
     for (size_t i = 0; i < st.npend; i++)
         pending_drop(&st.pend[i]);

@@ -23,9 +23,17 @@ static int buf_reserve(struct aicp_buf *b, size_t extra)
             return AICP_ENOMEM;
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
+    /* Not realloc: it would free the old block unwiped, and any buffer may
+     * hold a secret. Copying costs what realloc's own copy would; the
+     * doubling keeps it O(n) amortised. */
+    char *p = malloc(cap);
     if (p == NULL)
         return AICP_ENOMEM;
+    if (b->data != NULL) {
+        memcpy(p, b->data, b->len + 1);
+        OPENSSL_cleanse(b->data, b->cap);
+        free(b->data);
+    }
     b->data = p;
     b->cap = cap;
     return 0;
@@ -98,9 +106,11 @@ char *aicp_buf_steal(struct aicp_buf *b)
 void aicp_buf_free(struct aicp_buf *b)
 {
     /* Any buffer may have held a secret (a rendered template, a command's
-     * output): wiping the used part costs little next to what filled it. */
+     * output): wiping it costs little next to what filled it. The whole
+     * block, not only len bytes: a buffer emptied for reuse (len = 0) still
+     * holds what it had. */
     if (b->data != NULL)
-        OPENSSL_cleanse(b->data, b->len);
+        OPENSSL_cleanse(b->data, b->cap);
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
@@ -108,9 +118,7 @@ void aicp_buf_free(struct aicp_buf *b)
 
 void aicp_buf_free_secret(struct aicp_buf *b)
 {
-    if (b->data)
-        OPENSSL_cleanse(b->data, b->cap);
-    aicp_buf_free(b);
+    aicp_buf_free(b); /* which wipes every buffer now */
 }
 
 int aicp_read_file(char **out, size_t *len, const char *path, struct aicp_err *err)
@@ -119,6 +127,10 @@ int aicp_read_file(char **out, size_t *len, const char *path, struct aicp_err *e
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return aicp_err_set(err, AICP_EIO, "%s: %s", path, strerror(errno));
+    /* Unbuffered: stdio's own buffer would be freed at fclose unwiped, and
+     * the file may be a password file or a decrypted vault. The chunk is
+     * large, so this costs no extra read calls. */
+    setvbuf(f, NULL, _IONBF, 0);
     struct aicp_buf b = AICP_BUF_INIT;
     char chunk[65536];
     size_t n;
@@ -132,6 +144,7 @@ int aicp_read_file(char **out, size_t *len, const char *path, struct aicp_err *e
     if (rc == 0 && ferror(f))
         rc = aicp_err_set(err, AICP_EIO, "%s: read error", path);
     fclose(f);
+    OPENSSL_cleanse(chunk, sizeof(chunk)); /* the file may be a secret */
     if (rc != 0) {
         aicp_buf_free(&b);
         return rc;

@@ -21,8 +21,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
@@ -40,6 +43,10 @@ extern char **environ;
 #define VAULT_ITERATIONS 10000
 #define VAULT_WIDTH 80
 #define VAULT_DEFAULT_ID "default"
+/* A text that does not open as a vault: not one, damaged, or forged. The
+ * code of a wrong password too, so that a tampered vault fails as a wrong
+ * password does (exit 1, as ansible-vault), not as bad YAML input (65). */
+#define VAULT_EBAD AICP_EAUTH
 
 struct vault_entry {
     char *label;
@@ -251,16 +258,42 @@ out:
     return rc;
 }
 
-/* Runs an executable password file as ansible does: no shell, no
- * arguments, stdin and stderr inherited (a script may prompt), stdout
- * captured. */
-static int run_script(struct aicp_buf *out, const char *path, struct aicp_err *err)
+/* Ansible's script_is_client: the file name less its extension (as
+ * Python's os.path.splitext takes it off) ends in "-client". */
+static int script_is_client(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    const char *p = base;
+    while (*p == '.')
+        p++; /* leading dots do not start an extension */
+    const char *dot = strrchr(p, '.');
+    size_t end = dot != NULL ? (size_t)(dot - path) : strlen(path);
+    return end >= 7 && memcmp(path + end - 7, "-client", 7) == 0;
+}
+
+/* Ansible's ClientScriptVaultSecret: exit 2 means the script knows no
+ * password for the id. */
+#define VAULT_CLIENT_UNKNOWN_ID 2
+
+/* Runs an executable password file as ansible does: no shell, stdin and
+ * stderr inherited (a script may prompt), stdout captured. A plain script
+ * gets no arguments; a client script (script_is_client) gets
+ * "--vault-id ID" when the source had one (id non-NULL). */
+static int run_script(struct aicp_buf *out, const char *path, const char *id,
+                      struct aicp_err *err)
 {
     int fds[2] = {-1, -1};
     posix_spawn_file_actions_t fa;
     int fa_init = 0, rc = 0, status = 0;
     pid_t pid = -1;
-    char *argv[2] = {(char *)path, NULL};
+    int client = script_is_client(path);
+    const char *kind = client ? "vault password client script" : "vault password script";
+    char *argv[4] = {(char *)path, NULL, NULL, NULL};
+    if (client && id != NULL) {
+        argv[1] = (char *)"--vault-id";
+        argv[2] = (char *)id;
+    }
     if (pipe(fds) != 0) {
         rc = aicp_err_set(err, AICP_EIO, "vault password script %s: pipe: %s", path,
                           strerror(errno));
@@ -281,9 +314,9 @@ static int run_script(struct aicp_buf *out, const char *path, struct aicp_err *e
     if (e != 0) {
         pid = -1;
         rc = aicp_err_set(err, AICP_EIO,
-                          "Problem running vault password script %s (%s). If this is not a "
-                          "script, remove the executable bit from the file.",
-                          path, strerror(e));
+                          "Problem running %s %s (%s). If this is not a script, remove the "
+                          "executable bit from the file.",
+                          kind, path, strerror(e));
         goto out;
     }
     close(fds[1]);
@@ -311,11 +344,19 @@ static int run_script(struct aicp_buf *out, const char *path, struct aicp_err *e
         }
     }
     pid = -1;
-    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? -WTERMSIG(status) : -1;
+    if (rc == 0 && client && code == VAULT_CLIENT_UNKNOWN_ID)
+        rc = aicp_err_set(err, AICP_EIO,
+                          "Vault password client script %s did not find a secret for vault-id=%s",
+                          path, id != NULL ? id : "None");
+    else if (rc == 0 && client && code != 0)
+        rc = aicp_err_set(err, AICP_EIO,
+                          "Vault password client script %s returned non-zero (%d) when getting "
+                          "secret for vault-id=%s",
+                          path, code, id != NULL ? id : "None");
+    else if (rc == 0 && code != 0)
         rc = aicp_err_set(err, AICP_EIO, "Vault password script %s returned non-zero (%d)", path,
-                          WIFEXITED(status)     ? WEXITSTATUS(status)
-                          : WIFSIGNALED(status) ? -WTERMSIG(status)
-                                                : -1);
+                          code);
 out:
     if (fa_init)
         posix_spawn_file_actions_destroy(&fa);
@@ -355,7 +396,7 @@ int aicp_vault_add_source(struct aicp_vault *v, const char *label, const char *s
     }
     script = S_ISREG(st.st_mode) && (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) != 0;
     if (script) {
-        if ((rc = run_script(&buf, source, err)) != 0)
+        if ((rc = run_script(&buf, source, label && *label ? label : NULL, err)) != 0)
             goto out;
     } else {
         char *text = NULL;
@@ -419,18 +460,27 @@ const char *aicp_vault_env_file(void)
     return f && *f ? f : NULL;
 }
 
+/* As ansible's CLI.setup_vault_secrets orders them: --vault-id values,
+ * then --vault-password-file files and the environment's file (both
+ * "default@FILE", so a client script is asked for "default"), then the
+ * --ask-vault-pass prompt. The environment's file adds to the options, it
+ * does not give way to them. */
 int aicp_vault_add_cli(struct aicp_vault *v, const char *const *ids, size_t nids,
                        const char *const *files, size_t nfiles, int ask, struct aicp_err *err)
 {
     int rc = 0;
+    const char *env = aicp_vault_env_file();
     for (size_t i = 0; i < nids && rc == 0; i++)
         rc = aicp_vault_add_id(v, ids[i], err);
-    for (size_t i = 0; i < nfiles && rc == 0; i++)
-        rc = aicp_vault_add_source(v, NULL, files[i], err);
+    for (size_t i = 0; i < nfiles && rc == 0; i++) {
+        rc = aicp_vault_add_source(v, VAULT_DEFAULT_ID, files[i], err);
+        if (env != NULL && strcmp(env, files[i]) == 0)
+            env = NULL; /* the same file twice would only cost a second try */
+    }
+    if (rc == 0 && env != NULL)
+        rc = aicp_vault_add_source(v, VAULT_DEFAULT_ID, env, err);
     if (rc == 0 && ask)
         rc = aicp_vault_add_source(v, NULL, "prompt_ask_vault_pass", err);
-    if (rc == 0 && nids + nfiles == 0 && !ask)
-        rc = aicp_vault_add_default_sources(v, err);
     return rc;
 }
 
@@ -439,7 +489,7 @@ int aicp_vault_add_default_sources(struct aicp_vault *v, struct aicp_err *err)
     const char *f = aicp_vault_env_file();
     if (f == NULL)
         return 0;
-    return aicp_vault_add_source(v, NULL, f, err);
+    return aicp_vault_add_source(v, VAULT_DEFAULT_ID, f, err);
 }
 
 int aicp_vault_is_vaulted(const char *text, size_t len)
@@ -468,7 +518,7 @@ static int unhex(unsigned char **out, size_t *outlen, const char *s, size_t len,
 {
     *out = NULL;
     if (len % 2 != 0)
-        return aicp_err_set(err, AICP_EINVAL, "Vault format unhexlify error: Odd-length string");
+        return aicp_err_set(err, VAULT_EBAD, "Vault format unhexlify error: Odd-length string");
     unsigned char *b = malloc(len / 2 + 1);
     if (b == NULL)
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
@@ -476,7 +526,7 @@ static int unhex(unsigned char **out, size_t *outlen, const char *s, size_t len,
         int hi = hexval((unsigned char)s[i]), lo = hexval((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0) {
             free(b);
-            return aicp_err_set(err, AICP_EINVAL,
+            return aicp_err_set(err, VAULT_EBAD,
                                 "Vault format unhexlify error: Non-hexadecimal digit found");
         }
         b[i / 2] = (unsigned char)(hi << 4 | lo);
@@ -541,7 +591,7 @@ static int vault_parse(struct vault_parsed *p, const char *text, size_t len, str
         }
     }
     if (nparts < 3) {
-        rc = aicp_err_set(err, AICP_EINVAL,
+        rc = aicp_err_set(err, VAULT_EBAD,
                           "Vault envelope format error: the header has %d "
                           "field%s, not $ANSIBLE_VAULT;VERSION;CIPHER[;ID]",
                           nparts, nparts == 1 ? "" : "s");
@@ -549,14 +599,14 @@ static int vault_parse(struct vault_parsed *p, const char *text, size_t len, str
     }
     if (!((plen[1] == 3 && memcmp(parts[1], "1.1", 3) == 0) ||
           (plen[1] == 3 && memcmp(parts[1], "1.2", 3) == 0))) {
-        rc = aicp_err_set(err, AICP_EINVAL,
+        rc = aicp_err_set(err, VAULT_EBAD,
                           "Vault envelope format error: unsupported vault "
                           "format version '%.*s' (1.1 and 1.2 are)",
                           (int)(plen[1] > 16 ? 16 : plen[1]), parts[1]);
         goto out;
     }
     if (!(plen[2] == 6 && memcmp(parts[2], "AES256", 6) == 0)) {
-        rc = aicp_err_set(err, AICP_EINVAL, "%.*s cipher could not be found",
+        rc = aicp_err_set(err, VAULT_EBAD, "%.*s cipher could not be found",
                           (int)(plen[2] > 32 ? 32 : plen[2]), parts[2]);
         goto out;
     }
@@ -589,7 +639,7 @@ static int vault_parse(struct vault_parsed *p, const char *text, size_t len, str
         i = e < len ? e + 1 : e;
     }
     if (body.len == 0) {
-        rc = aicp_err_set(err, AICP_EINVAL,
+        rc = aicp_err_set(err, VAULT_EBAD,
                           "Vault vaulttext format error: no vault data after "
                           "the header");
         goto out;
@@ -600,7 +650,7 @@ static int vault_parse(struct vault_parsed *p, const char *text, size_t len, str
     const char *nl1 = memchr(in, '\n', inner_len);
     const char *nl2 = nl1 ? memchr(nl1 + 1, '\n', inner_len - (size_t)(nl1 + 1 - in)) : NULL;
     if (nl2 == NULL) {
-        rc = aicp_err_set(err, AICP_EINVAL,
+        rc = aicp_err_set(err, VAULT_EBAD,
                           "Vault vaulttext format error: expected the salt, "
                           "HMAC and ciphertext on three lines");
         goto out;
@@ -625,16 +675,33 @@ out:
     return rc;
 }
 
-/* key1 (AES), key2 (HMAC), counter: the 80 bytes PBKDF2 gives. */
+/* key1 (AES), key2 (HMAC), counter: the 80 bytes PBKDF2 gives, through
+ * OpenSSL 3's EVP_KDF. pkcs5=1 turns off SP 800-132's lower bounds (a
+ * 16-byte salt at least): ansible-vault has none, and a short salt in a
+ * damaged vault must fail the HMAC check, not the derivation. */
 static int derive(unsigned char dk[2 * VAULT_KEY_LEN + VAULT_IV_LEN], const unsigned char *pw,
                   size_t pwlen, const unsigned char *salt, size_t saltlen)
 {
     static const unsigned char nosalt[1] = {0};
-    return PKCS5_PBKDF2_HMAC((const char *)pw, (int)pwlen, saltlen ? salt : nosalt, (int)saltlen,
-                             VAULT_ITERATIONS, EVP_sha256(), 2 * VAULT_KEY_LEN + VAULT_IV_LEN,
-                             dk) == 1
-               ? 0
-               : AICP_ENOMEM;
+    unsigned int iter = VAULT_ITERATIONS;
+    int pkcs5 = 1;
+    char digest[] = "SHA256";
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "PBKDF2", NULL);
+    EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pw, pwlen),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+                                          (void *)(saltlen ? salt : nosalt), saltlen),
+        OSSL_PARAM_construct_uint(OSSL_KDF_PARAM_ITER, &iter),
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_PKCS5, &pkcs5),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = ctx != NULL &&
+             EVP_KDF_derive(ctx, dk, 2 * VAULT_KEY_LEN + VAULT_IV_LEN, params) == 1;
+    EVP_KDF_CTX_free(ctx); /* cleanses the password copy it holds */
+    EVP_KDF_free(kdf);
+    return ok ? 0 : AICP_ENOMEM;
 }
 
 /* AES-256-CTR over in (CTR: the same call encrypts and decrypts). */
@@ -700,7 +767,7 @@ static int try_password(char **out, size_t *outlen, const struct vault_entry *e,
     for (size_t i = 0; !bad && i < pad; i++)
         bad = plain[p->ct_len - 1 - i] != pad;
     if (bad) {
-        rc = aicp_err_set(err, AICP_EINVAL, "Vault decryption error: invalid padding");
+        rc = aicp_err_set(err, VAULT_EBAD, "Vault decryption error: invalid padding");
         goto out;
     }
     *outlen = p->ct_len - pad;
@@ -729,11 +796,11 @@ int aicp_vault_decrypt_named(char **out, size_t *outlen, const char **used_label
         *used_label = NULL;
     if (!aicp_vault_is_vaulted(text, len)) {
         if (name)
-            return aicp_err_set(err, AICP_EINVAL,
+            return aicp_err_set(err, VAULT_EBAD,
                                 "input is not vault encrypted data. %s is not a vault encrypted "
                                 "file",
                                 name);
-        return aicp_err_set(err, AICP_EINVAL, "input is not vault encrypted data");
+        return aicp_err_set(err, VAULT_EBAD, "input is not vault encrypted data");
     }
     if ((rc = vault_parse(&p, text, len, err)) != 0) {
         if (name && rc != AICP_ENOMEM)

@@ -33,7 +33,12 @@ int aicp_vault_add_password(struct aicp_vault *v, const char *label, const char 
 /* Adds the password a source names, as Ansible reads it:
  *   "prompt"            asks on the terminal (echo off); AICP_EUSAGE when
  *                       there is no terminal
- *   an executable file  run (argv: the file only); its stdout is the password
+ *   an executable file  run; its stdout is the password. argv is the file
+ *                       only, but for a client script (its name less the
+ *                       extension ends in "-client", e.g. my-client.sh),
+ *                       which gets "--vault-id LABEL" when label is given
+ *                       (Ansible's ClientScriptVaultSecret); its exit
+ *                       status 2 means it knows no password for LABEL
  *   any other file      its contents
  * stripped as ansible-vault strips them: a file's contents of surrounding
  * whitespace then "\r\n" characters, a script's stdout of surrounding
@@ -56,13 +61,15 @@ int aicp_vault_add_prompt(struct aicp_vault *v, const char *label, const char *p
  * $ANSIBLE_VAULT_PASSWORD_FILE; NULL when neither is set. */
 const char *aicp_vault_env_file(void);
 
-/* Adds the password of aicp_vault_env_file(), when there is one. */
+/* Adds the password of aicp_vault_env_file(), when there is one, under
+ * "default". */
 int aicp_vault_add_default_sources(struct aicp_vault *v, struct aicp_err *err);
 
 /* The vault options of `aicp run` and `aicp inventory`: ids are
  * --vault-id values ("[label@]source"), files --vault-password-file paths
  * (never parsed for a label: a path may hold '@'), ask --ask-vault-pass.
- * With none of them, the file aicp_vault_env_file() names, if any. */
+ * The file aicp_vault_env_file() names is added too, with the options or
+ * without them, as Ansible adds it: ids, files, that file, the prompt. */
 int aicp_vault_add_cli(struct aicp_vault *v, const char *const *ids, size_t nids,
                        const char *const *files, size_t nfiles, int ask, struct aicp_err *err);
 
@@ -85,11 +92,12 @@ int aicp_vault_is_vaulted(const char *text, size_t len);
  * breaks are ignored, as in a YAML block scalar). The password whose label
  * matches a 1.2 header is tried first, then every other one.
  * *out is NUL-terminated (not counted in *outlen); free it with
- * aicp_free_secret. Errors (nothing of the plaintext ever in them):
- *   AICP_EINVAL  not a vault, unknown version/cipher, bad hex, bad padding
- *   AICP_EAUTH   no password given, or none of them opens it
- *                ("Decryption failed (no vault secrets were found that
- *                could decrypt)") */
+ * aicp_free_secret. Errors (nothing of the plaintext ever in them) are all
+ * AICP_EAUTH, so that a damaged or forged vault fails as a wrong password
+ * does (exit 1, as ansible-vault exits), not as invalid input (65):
+ *   not a vault, unknown version/cipher, bad hex, bad padding, no password
+ *   given, or none of them opens it ("Decryption failed (no vault secrets
+ *   were found that could decrypt)") */
 int aicp_vault_decrypt(char **out, size_t *outlen, const struct aicp_vault *v, const char *text,
                        size_t len, struct aicp_err *err);
 
@@ -104,7 +112,8 @@ int aicp_vault_decrypt_named(char **out, size_t *outlen, const char **used_label
 /* Encrypts with the password of label (NULL: the only password held; an
  * error when there are several and none is named). Label "default" or NULL
  * writes a 1.1 header, another label a 1.2 header with the label.
- * *out is the full vault text ending in "\n"; plain malloc'd. */
+ * *out is the full vault text ending in "\n"; plain malloc'd. Plaintext
+ * that is already a vault is AICP_EINVAL ("input is already encrypted"). */
 int aicp_vault_encrypt(char **out, size_t *outlen, const struct aicp_vault *v, const char *label,
                        const void *plain, size_t len, struct aicp_err *err);
 

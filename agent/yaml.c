@@ -463,11 +463,27 @@ struct composer {
     size_t depth;
     json_t *root;
     int done;
+    int secret; /* the text came out of a vault: errors never quote it */
 };
 
-/* "file:line:col: what 'arg'" (arg optional, cut at 80 bytes). */
+/* Frees a composer-owned string after wiping it: in a vaulted file even
+ * keys and anchor names are plaintext that the vault was meant to hide. */
+static void free_wiped(char *s, size_t len)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, len);
+    free(s);
+}
+
+/* "file:line:col: what 'arg'" (arg optional, cut at 80 bytes). arg is
+ * source text (an alias or tag name), so text from a vault never gets
+ * quoted: its position and what is wrong must do. */
 static int comp_error(struct composer *c, const yaml_mark_t *m, const char *what, const char *arg)
 {
+    if (c->secret)
+        return aicp_err_set(c->err, AICP_EINVAL, "%s:%zu:%zu: %s (in vaulted content, not shown)",
+                            c->name, m->line + 1, m->column + 1, what);
     if (arg != NULL)
         return aicp_err_set(c->err, AICP_EINVAL, "%s:%zu:%zu: %s '%.80s'", c->name, m->line + 1, m->column + 1,
                             what, arg);
@@ -577,7 +593,7 @@ static int comp_add(struct composer *c, json_t *v, long size, const yaml_mark_t 
     } else if (json_object_setn_new(f->node, f->key, f->keylen, v) != 0) {
         rc = AICP_ENOMEM;
     }
-    free(f->key);
+    free_wiped(f->key, f->keylen);
     f->key = NULL;
     f->have_key = 0;
     f->key_is_merge = 0;
@@ -760,8 +776,8 @@ static void frame_clear(struct frame *f)
 {
     json_decref(f->node);
     json_decref(f->merges);
-    free(f->anchor);
-    free(f->key);
+    free_wiped(f->anchor, f->anchor != NULL ? strlen(f->anchor) : 0);
+    free_wiped(f->key, f->keylen);
     memset(f, 0, sizeof(*f));
 }
 
@@ -784,8 +800,65 @@ static int on_end(struct composer *c, yaml_event_t *ev)
     return comp_add(c, v, size, &ev->start_mark);
 }
 
-int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char *name,
-                          struct aicp_srcmap *map, struct aicp_err *err)
+static void wipe_cstr(yaml_char_t *s)
+{
+    if (s != NULL)
+        OPENSSL_cleanse(s, strlen((const char *)s));
+}
+
+/* The text an event carries, wiped before yaml_event_delete frees it. */
+static void event_wipe(yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+        if (ev->data.scalar.value != NULL)
+            OPENSSL_cleanse(ev->data.scalar.value, ev->data.scalar.length);
+        wipe_cstr(ev->data.scalar.anchor);
+        wipe_cstr(ev->data.scalar.tag);
+        break;
+    case YAML_ALIAS_EVENT: wipe_cstr(ev->data.alias.anchor); break;
+    case YAML_SEQUENCE_START_EVENT:
+        wipe_cstr(ev->data.sequence_start.anchor);
+        wipe_cstr(ev->data.sequence_start.tag);
+        break;
+    case YAML_MAPPING_START_EVENT:
+        wipe_cstr(ev->data.mapping_start.anchor);
+        wipe_cstr(ev->data.mapping_start.tag);
+        break;
+    default: break;
+    }
+}
+
+/* libyaml's input buffers (raw bytes and decoded characters) and the
+ * tokens scanned but not yet parsed, wiped before yaml_parser_delete frees
+ * them. Their layout is libyaml's public struct. What the scanner frees as
+ * it goes (a scalar's buffer outgrown and reallocated, scratch strings) is
+ * out of reach: docs/security.md lists it. */
+static void parser_wipe(yaml_parser_t *p)
+{
+    if (p->raw_buffer.start != NULL)
+        OPENSSL_cleanse(p->raw_buffer.start, (size_t)(p->raw_buffer.end - p->raw_buffer.start));
+    if (p->buffer.start != NULL)
+        OPENSSL_cleanse(p->buffer.start, (size_t)(p->buffer.end - p->buffer.start));
+    for (yaml_token_t *t = p->tokens.head; t != NULL && t < p->tokens.tail; t++) {
+        switch (t->type) {
+        case YAML_SCALAR_TOKEN:
+            if (t->data.scalar.value != NULL)
+                OPENSSL_cleanse(t->data.scalar.value, t->data.scalar.length);
+            break;
+        case YAML_ALIAS_TOKEN: wipe_cstr(t->data.alias.value); break;
+        case YAML_ANCHOR_TOKEN: wipe_cstr(t->data.anchor.value); break;
+        case YAML_TAG_TOKEN:
+            wipe_cstr(t->data.tag.handle);
+            wipe_cstr(t->data.tag.suffix);
+            break;
+        default: break;
+        }
+    }
+}
+
+static int yaml_load(json_t **out, const char *text, size_t len, const char *name,
+                     struct aicp_srcmap *map, int secret, struct aicp_err *err)
 {
     yaml_parser_t parser;
     struct composer c;
@@ -797,6 +870,7 @@ int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char
     c.name = name != NULL ? name : "<string>";
     c.map = map;
     c.err = err;
+    c.secret = secret;
     c.anchors = json_object();
     c.anchor_sizes = json_object();
     c.stack = calloc(YAML_MAX_DEPTH, sizeof(*c.stack));
@@ -814,6 +888,8 @@ int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char
     while (!c.done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
+            /* libyaml's problem and context are fixed strings, never
+             * source text, so they may stay even for vaulted text. */
             const char *problem = parser.problem != NULL ? parser.problem : "invalid YAML";
             if (parser.context != NULL)
                 rc = aicp_err_set(err, AICP_EINVAL, "%s:%zu:%zu: %s (%s at line %zu, column %zu)", c.name,
@@ -836,6 +912,8 @@ int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char
         case YAML_STREAM_END_EVENT: stop = 1; break;
         default: break;
         }
+        if (secret)
+            event_wipe(&ev);
         yaml_event_delete(&ev);
         if (rc != 0) {
             if (rc == AICP_ENOMEM)
@@ -848,6 +926,8 @@ int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char
     *out = c.root != NULL ? c.root : json_null();
     c.root = NULL;
 out:
+    if (parser_ok && secret)
+        parser_wipe(&parser);
     if (parser_ok)
         yaml_parser_delete(&parser);
     if (c.stack != NULL)
@@ -860,6 +940,18 @@ out:
     return rc;
 }
 
+int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char *name,
+                          struct aicp_srcmap *map, struct aicp_err *err)
+{
+    return yaml_load(out, text, len, name, map, 0, err);
+}
+
+int aicp_yaml_load_secret_string(json_t **out, const char *text, size_t len, const char *name,
+                                 struct aicp_srcmap *map, struct aicp_err *err)
+{
+    return yaml_load(out, text, len, name, map, 1, err);
+}
+
 int aicp_yaml_load_file(json_t **out, const char *path, struct aicp_srcmap *map, struct aicp_err *err)
 {
     char *text = NULL;
@@ -869,7 +961,7 @@ int aicp_yaml_load_file(json_t **out, const char *path, struct aicp_srcmap *map,
     int rc = aicp_vault_read_file(&text, &len, &vaulted, map ? map->vault : NULL, path, err);
     if (rc != 0)
         return rc;
-    rc = aicp_yaml_load_string(out, text, len, path, map, err);
+    rc = yaml_load(out, text, len, path, map, vaulted, err);
     /* Every value of a vaulted file is a secret (its keys are not). */
     if (rc == 0 && vaulted)
         rc = aicp_secrets_add_json(map ? map->secrets : NULL, *out);

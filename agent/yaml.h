@@ -53,5 +53,13 @@ int aicp_yaml_load_file(json_t **out, const char *path, struct aicp_srcmap *map,
                         struct aicp_err *err);
 int aicp_yaml_load_string(json_t **out, const char *text, size_t len, const char *name,
                           struct aicp_srcmap *map, struct aicp_err *err);
+/* aicp_yaml_load_string for text that came out of a vault: errors give
+ * file:line:col and what is wrong but never quote the text (no alias or
+ * tag name), and libyaml's buffers and events are wiped before they are
+ * freed. Registers nothing in the map's secrets: the caller knows which
+ * values are secrets. aicp_yaml_load_file does all this by itself for a
+ * vaulted file, and registers every value. */
+int aicp_yaml_load_secret_string(json_t **out, const char *text, size_t len, const char *name,
+                                 struct aicp_srcmap *map, struct aicp_err *err);
 
 #endif

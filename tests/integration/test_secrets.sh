@@ -167,6 +167,59 @@ rc=$?
 [ "$rc" -eq 1 ] || bad "inventory without the vault password: exit $rc, expected 1"
 grep -Eq 'inv.yml:6:.*(Decryption failed|no vault secrets)' "$WORK/inv2.out" || { cat "$WORK/inv2.out"; bad "inventory without password: message"; }
 
+# A vaulted INI inventory: its values are secrets like any vaulted value
+# (ansible-vault's own encryption of it, under another id than the vars
+# files' password, which comes from the environment: both are used).
+printf 'pw2-%s\n' "$CANARY" > "$in/pw2"
+{ cat "$inv"; printf '\n[lab:vars]\ndb_password=%s-ini\n' "$CANARY"; } > "$in/vinv.ini"
+if command -v ansible-vault >/dev/null 2>&1; then
+    ANSIBLE_LOCAL_TEMP="$WORK/.ansible-tmp" ANSIBLE_HOME="$WORK/.ansible" \
+        ansible-vault encrypt --vault-id "inv@$in/pw2" --output "$WORK/vinv.ini" "$in/vinv.ini" \
+        > "$WORK/venc.out" 2>&1 || { cat "$WORK/venc.out"; bad "ansible-vault encrypt of the inventory"; }
+else
+    "$AICP" vault encrypt --vault-id "inv@$in/pw2" --output "$WORK/vinv.ini" "$in/vinv.ini" \
+        > "$WORK/venc.out" 2>&1 || { cat "$WORK/venc.out"; bad "vault encrypt of the inventory"; }
+fi
+cat > "$WORK/pb/ini.yml" <<'PB'
+- hosts: lab
+  gather_facts: false
+  tasks:
+    - debug: {var: db_password}
+    - debug: {msg: "db {{ db_password }} git {{ git_key }}"}
+PB
+AICP_VAULT_PASSWORD_FILE="$in/pw" "$AICP" run "$WORK/pb/ini.yml" -i "$WORK/vinv.ini" -v \
+    --vault-id "inv@$in/pw2" --json "$WORK/report8.json" > "$WORK/run8.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || { sed "s/$CANARY/<CANARY>/g" "$WORK/run8.out"; bad "vaulted INI inventory run: exit $rc"; }
+grep -q '"db_password": "\*\*\*\*\*\*\*\*"' "$WORK/run8.out" || bad "vaulted INI value not masked"
+grep -q '"msg": "db \*\*\*\*\*\*\*\* git \*\*\*\*\*\*\*\*"' "$WORK/run8.out" ||
+    bad "vaulted INI value or the environment's vault password not used"
+clean "$WORK/run8.out" "run with a vaulted INI inventory"
+clean "$WORK/report8.json" "report of a run with a vaulted INI inventory"
+"$AICP" inventory -i "$WORK/vinv.ini" --list --vault-id "inv@$in/pw2" > "$WORK/inv3.out" 2>&1 ||
+    { cat "$WORK/inv3.out"; bad "inventory --list of a vaulted INI inventory"; }
+grep -q '"db_password": "\*\*\*\*\*\*\*\*"' "$WORK/inv3.out" || bad "inventory --list does not mask it"
+clean "$WORK/inv3.out" "aicp inventory --list of a vaulted INI inventory"
+
+# An error in vaulted YAML names the place, never the text (here an alias
+# whose name is the secret).
+printf 'pw: *%s-alias\n' "$CANARY" > "$in/badalias.yml"
+"$AICP" vault encrypt --vault-password-file "$in/pw" --output "$WORK/pb/badalias.yml" \
+    "$in/badalias.yml" >/dev/null 2>&1 || bad "vault encrypt badalias.yml"
+cat > "$WORK/pb/alias.yml" <<'PB'
+- hosts: lab
+  gather_facts: false
+  vars_files: [badalias.yml]
+  tasks:
+    - debug: {var: pw}
+PB
+"$AICP" run "$WORK/pb/alias.yml" -i "$inv" --vault-password-file "$in/pw" > "$WORK/run9.out" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] || bad "a vaulted vars file with a YAML error: exit 0"
+grep -q 'badalias.yml:1:5: found undefined alias' "$WORK/run9.out" ||
+    { sed "s/$CANARY/<CANARY>/g" "$WORK/run9.out"; bad "vaulted YAML error: no place or description"; }
+clean "$WORK/run9.out" "a YAML error in a vaulted file"
+
 # ---- SSH host keys --------------------------------------------------------
 cat > "$WORK/ping.yml" <<'PB'
 - hosts: lab

@@ -3,15 +3,22 @@
 # their exit statuses and messages, atomic in-place writes that keep the
 # mode, and round trips both ways with ansible-vault when it is installed.
 # Plaintext and passwords (they hold the suite's canary) are never printed:
-# outputs are compared with cmp into files that the exit trap removes.
+# outputs are compared with cmp into files that the exit trap removes. The
+# test's own plaintext inputs live in secret-inputs/; on exit the scratch
+# directory is scanned for the canary (tests/integration/lib.sh) before it
+# is removed, so a temp file left with plaintext in it is caught.
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 [ -x "$AICP" ] || skip "no aicp binary at $AICP"
 DATA=$top_srcdir/tests/data/vault
 T=$(mktemp -d /tmp/aicp-vault-XXXXXX) || fail "mktemp"
-trap 'rm -rf "$T"' EXIT
+# `out` is where view and decrypt write plaintext on purpose: it goes
+# before the scan; anything else holding the canary is a leak.
+trap 'rm -f "$T/out"; canary_scan "test_vault-$$" "$T"; rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM HUP
 cd "$T" || fail "cd $T"
+IN=$T/secret-inputs
+mkdir -m 700 "$IN" || fail "mkdir $IN"
 unset AICP_VAULT_PASSWORD_FILE ANSIBLE_VAULT_PASSWORD_FILE
 PW=$DATA/password.txt
 
@@ -54,13 +61,13 @@ no_canary secret.yml out err
 head -n 1 secret.yml | grep -qx '\$ANSIBLE_VAULT;1.1;AES256' || fail "1.1 header"
 [ "$(stat -c %a secret.yml)" = 640 ] || fail "encrypt changed the mode"
 awk 'NR > 1 && length($0) > 80 { exit 1 }' secret.yml || fail "lines over 80 columns"
-[ "$(ls -A | sort | tr '\n' ' ')" = "err out secret.yml " ] || fail "temp file left behind"
+[ "$(ls -A | grep -vx secret-inputs | sort | tr '\n' ' ')" = "err out secret.yml " ] || fail "temp file left behind"
 run 65 "$AICP" vault encrypt --vault-password-file "$PW" secret.yml </dev/null
 has "input is already encrypted" err
 run 0 "$AICP" vault decrypt --vault-password-file "$PW" secret.yml </dev/null
 cmp -s secret.yml "$DATA/plain.yml" || fail "decrypt in place"
 [ "$(stat -c %a secret.yml)" = 640 ] || fail "decrypt changed the mode"
-run 65 "$AICP" vault decrypt --vault-password-file "$PW" secret.yml </dev/null
+run 1 "$AICP" vault decrypt --vault-password-file "$PW" secret.yml </dev/null
 has "input is not vault encrypted data" err
 rm -f secret.yml
 
@@ -110,9 +117,28 @@ run 64 "$AICP" vault view --no-such-option x
 run 64 "$AICP" vault rekey --vault-password-file "$PW"
 run 64 "$AICP" vault view --vault-id 'a;b@x' x
 has "The character ';' is not allowed in vault ids" err
+# A vault that is not one (damaged, forged) exits 1 as a wrong password
+# does, and as ansible-vault does; never 65 (invalid input).
 printf '$ANSIBLE_VAULT;1.1;AES256\nzz\n' >bad.vault
-run 65 "$AICP" vault view --vault-password-file "$PW" bad.vault </dev/null
+run 1 "$AICP" vault view --vault-password-file "$PW" bad.vault </dev/null
 has "Non-hexadecimal digit found" err
+head -n 3 "$DATA/v11.yml" >cut.vault              # body cut short
+sed '2s/^./x/' "$DATA/v11.yml" >hex.vault         # a non-hex digit
+sed '1s/AES256/AES128/' "$DATA/v11.yml" >cipher.vault
+sed '1s/;1.1;/;9.9;/' "$DATA/v11.yml" >version.vault
+sed '$d' "$DATA/v11.yml" >short.vault            # last line gone
+for f in cut hex cipher version short; do
+    run 1 "$AICP" vault view --vault-password-file "$PW" $f.vault </dev/null
+    no_canary out err
+    # (ansible-vault reads any version as 1.1; aicp refuses what it does
+    # not know)
+    if [ $f != version ] && command -v ansible-vault >/dev/null 2>&1; then
+        ANSIBLE_LOCAL_TEMP="$T/.ansible-tmp" ANSIBLE_HOME="$T/.ansible" \
+            ansible-vault view --vault-password-file "$PW" $f.vault >/dev/null 2>&1
+        [ $? = 1 ] || fail "ansible-vault does not exit 1 on $f.vault either"
+    fi
+done
+rm -f cut.vault hex.vault cipher.vault version.vault short.vault
 run 1 "$AICP" vault view --vault-password-file "$PW" missing.vault </dev/null
 has "missing.vault" err
 rm -f bad.vault wrong.txt
@@ -128,11 +154,35 @@ run 1 "$AICP" vault view --vault-password-file ./fail.sh "$DATA/v11.yml" </dev/n
 has "returned non-zero (4)" err
 rm -f pw.sh fail.sh
 
+# --- a client script (NAME-client[.ext]) is asked for the id --------------
+# As ansible's ClientScriptVaultSecret: argv "--vault-id LABEL", stdout is
+# the password, exit 2 means it knows no password for that id.
+cat >my-client.sh <<EOF
+#!/bin/sh
+[ "\$1" = --vault-id ] || exit 9
+case "\$2" in prod|default) cat '$PW' ;; *) echo "no \$2" >&2; exit 2 ;; esac
+EOF
+chmod 700 my-client.sh
+run 0 "$AICP" vault view --vault-id prod@./my-client.sh "$DATA/v12-prod.yml" </dev/null
+cmp -s out "$DATA/plain.yml" || fail "client script with --vault-id prod"
+run 0 "$AICP" vault view --vault-password-file ./my-client.sh "$DATA/v11.yml" </dev/null
+cmp -s out "$DATA/plain.yml" || fail "client script as --vault-password-file (id default)"
+run 1 "$AICP" vault view --vault-id dev@./my-client.sh "$DATA/v11.yml" </dev/null
+has "did not find a secret for vault-id=dev" err
+if command -v ansible-vault >/dev/null 2>&1; then
+    ANSIBLE_LOCAL_TEMP="$T/.ansible-tmp" ANSIBLE_HOME="$T/.ansible" \
+        ansible-vault view --vault-id prod@./my-client.sh "$DATA/v12-prod.yml" >out 2>err ||
+        fail "ansible-vault does not take the client script"
+    cmp -s out "$DATA/plain.yml" || fail "ansible-vault view with the client script"
+fi
+rm -f my-client.sh
+
 # --- rekey: in place, mode kept, nothing but the vault in the directory ------
 mkdir rk
 cp "$DATA/v11.yml" rk/s.yml
 chmod 604 rk/s.yml
-printf 'new-AICP-CANARY-7f3e9b2c-pw\n' >newpw.txt
+printf 'new-AICP-CANARY-7f3e9b2c-pw\n' >"$IN/newpw.txt"
+ln -s "$IN/newpw.txt" newpw.txt
 run 0 "$AICP" vault rekey --vault-password-file "$PW" --new-vault-password-file newpw.txt rk/s.yml </dev/null
 has "Rekey successful" err
 [ "$(ls -A rk)" = s.yml ] || fail "rekey left files behind: $(ls -A rk)"
@@ -148,7 +198,8 @@ cmp -s rk/s.yml "$DATA/v11.yml" && fail "failed rekey touched the file"
 head -n 1 rk/s.yml | grep -qx '\$ANSIBLE_VAULT;1.2;AES256;prod' || fail "failed rekey changed the file"
 
 # --- encrypt_string --------------------------------------------------------------
-printf 'AICP-CANARY-7f3e9b2c-str' >str.txt
+printf 'AICP-CANARY-7f3e9b2c-str' >"$IN/str.txt"
+ln -s "$IN/str.txt" str.txt
 run 0 "$AICP" vault encrypt_string --vault-password-file "$PW" --stdin-name ontap_password <str.txt
 no_canary out err
 head -n 1 out | grep -qx 'ontap_password: !vault |' || fail "encrypt_string header line"

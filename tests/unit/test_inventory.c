@@ -17,7 +17,13 @@
 
 #include "err.h"
 #include "inventory.h"
+#include "secret.h"
 #include "util.h"
+#include "vault.h"
+#include "yaml.h"
+
+#define CANARY "AICP-CANARY-7f3e9b2c"
+#define VAULT_PW AICP_SRCDIR "/tests/data/vault/password.txt"
 
 static char tmpdir[64];
 
@@ -283,6 +289,100 @@ static void test_errors(void **state)
     aicp_inventory_free(inv);
 }
 
+/* Writes plain, encrypted with the test password, as tmpdir/name. */
+static void write_vaulted(const struct aicp_vault *v, const char *name, const char *plain)
+{
+    struct aicp_err err = {0};
+    char *vt = NULL;
+    size_t vtlen = 0;
+    assert_int_equal(aicp_vault_encrypt(&vt, &vtlen, v, NULL, plain, strlen(plain), &err), 0);
+    write_file(name, vt);
+    free(vt);
+}
+
+/* A vaulted INI inventory: every value is a secret, as in a vaulted YAML
+ * one, and no error quotes any of its text. */
+static void test_vaulted_ini(void **state)
+{
+    (void)state;
+    struct aicp_vault *v = NULL;
+    struct aicp_secrets *secrets = NULL;
+    struct aicp_srcmap *map = NULL;
+    struct aicp_inventory *inv = NULL;
+    struct aicp_err err = {0};
+    json_t *hv = NULL;
+    char path[256];
+
+    assert_int_equal(aicp_vault_new(&v), 0);
+    assert_int_equal(aicp_vault_add_source(v, NULL, VAULT_PW, &err), 0);
+    assert_int_equal(aicp_secrets_new(&secrets), 0);
+    assert_int_equal(aicp_srcmap_new(&map), 0);
+    aicp_srcmap_set_vault(map, v, secrets);
+
+    write_vaulted(v, "vini",
+                  "db1 db_password=" CANARY "-ini ansible_port=2222\n"
+                  "[dbs]\ndb1\n[dbs:vars]\ngroup_token=" CANARY "-group\n");
+    snprintf(path, sizeof(path), "%s/vini", tmpdir);
+    assert_int_equal(aicp_inventory_new(&inv, map), 0);
+    if (aicp_inventory_load(inv, path, &err) != 0)
+        fail_msg("load vini: %s", err.msg);
+    assert_int_equal(aicp_inventory_host_vars(&hv, inv, "db1", &err), 0);
+    const char *pw = json_string_value(json_object_get(hv, "db_password"));
+    assert_non_null(pw);
+    assert_true(aicp_secrets_found(secrets, pw, strlen(pw)));
+    const char *tok = json_string_value(json_object_get(hv, "group_token"));
+    assert_non_null(tok);
+    assert_true(aicp_secrets_found(secrets, tok, strlen(tok)));
+    assert_true(aicp_secrets_found(secrets, "2222", 4)); /* numbers too, as text */
+    assert_false(aicp_secrets_found(secrets, "db1", 3)); /* names are not values */
+    json_decref(hv);
+    aicp_inventory_free(inv);
+
+    /* the same text not vaulted registers nothing */
+    size_t before = aicp_secrets_count(secrets);
+    write_file("pini", "db2 other_password=" CANARY "-plain\n");
+    snprintf(path, sizeof(path), "%s/pini", tmpdir);
+    assert_int_equal(aicp_inventory_new(&inv, map), 0);
+    assert_int_equal(aicp_inventory_load(inv, path, &err), 0);
+    assert_int_equal(aicp_secrets_count(secrets), before);
+    aicp_inventory_free(inv);
+
+    /* errors: the place and what, never the text */
+    static const char *const bad[][2] = {
+        {"db1 x=\"" CANARY "\n", "vbad1:1: Error parsing host definition: No closing quotation"},
+        {"[g]\n" CANARY "-host novalue\n", "vbad2:2: Expected key=value host variable assignment"},
+        {"[g:vars]\n" CANARY "\n", "vbad3:2: Expected key=value"},
+        {"[" CANARY " x]\n", "vbad4:1: invalid inventory entry"},
+        {"[" CANARY ":children]\nmissing\n", "vbad5:2: a [group:children] section names"},
+        {"pw: *" CANARY "\n", "vbad6:1:"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "vbad%zu", i + 1);
+        write_vaulted(v, name, bad[i][0]);
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+        assert_int_equal(aicp_inventory_new(&inv, map), 0);
+        memset(&err, 0, sizeof(err));
+        assert_int_not_equal(aicp_inventory_load(inv, path, &err), 0);
+        if (strstr(err.msg, bad[i][1]) == NULL)
+            fail_msg("case %zu: error lacks '%s'", i + 1, bad[i][1]);
+        assert_null(strstr(err.msg, "CANARY"));
+        aicp_inventory_free(inv);
+    }
+    /* a .yml one: the YAML error, without the text either */
+    write_vaulted(v, "vbad.yml", "all:\n  hosts: *" CANARY "\n");
+    snprintf(path, sizeof(path), "%s/vbad.yml", tmpdir);
+    assert_int_equal(aicp_inventory_new(&inv, map), 0);
+    assert_int_equal(aicp_inventory_load(inv, path, &err), AICP_EINVAL);
+    assert_non_null(strstr(err.msg, "vbad.yml:2:10: found undefined alias"));
+    assert_null(strstr(err.msg, "CANARY"));
+    aicp_inventory_free(inv);
+
+    aicp_srcmap_free(map);
+    aicp_secrets_free(secrets);
+    aicp_vault_free(v);
+}
+
 static void test_py_literal(void **state)
 {
     (void)state;
@@ -362,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_priority),     cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_add_host_and_list), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_py_literal),   cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_vaulted_ini),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

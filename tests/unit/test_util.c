@@ -13,7 +13,53 @@
 #include <cmocka.h>
 
 #include "err.h"
+#include "freewatch.h"
 #include "util.h"
+
+#define CANARY "AICP-CANARY-7f3e9b2c"
+
+/* A buffer that held a secret gives no block back to the allocator with
+ * the secret in it: not when it grows (the old block), not when it is
+ * freed after being emptied for reuse (len 0, bytes still there). */
+static void test_buf_wipes_what_it_frees(void **state)
+{
+    (void)state;
+    if (!freewatch_available())
+        skip();
+    struct aicp_buf b = AICP_BUF_INIT;
+    freewatch_start(CANARY);
+    assert_int_equal(aicp_buf_puts(&b, "pw=" CANARY), 0);
+    for (int i = 0; i < 200; i++) /* grows 64 -> 128 -> ... -> 4096 */
+        assert_int_equal(aicp_buf_puts(&b, " and some more text"), 0);
+    assert_memory_equal(b.data, "pw=" CANARY " and", 27);
+    b.len = 0;
+    b.data[0] = '\0';
+    aicp_buf_free(&b);
+    assert_int_equal(freewatch_stop(), 0);
+    /* a whole-file read leaves no copy in the blocks its buffer outgrew
+     * (stdio's own buffer, freed inside libc, is out of the watch's sight:
+     * aicp_read_file reads unbuffered) */
+    char path[] = "/tmp/aicp-test-util-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 10000; i++) /* several 64 KiB chunks: the buffer grows */
+        assert_int_equal(write(fd, "pw=" CANARY "\n", 24), 24);
+    close(fd);
+    char *text = NULL;
+    size_t len = 0;
+    freewatch_start(CANARY);
+    assert_int_equal(aicp_read_file(&text, &len, path, NULL), 0);
+    assert_int_equal(freewatch_stop(), 0);
+    assert_int_equal(len, 240000);
+    unlink(path);
+    aicp_free_secret(text);
+    /* the watch itself works: an unwiped block is counted */
+    char *p = strdup("x" CANARY);
+    assert_non_null(p);
+    freewatch_start(CANARY);
+    free(p);
+    assert_int_equal(freewatch_stop(), 1);
+}
 
 static void test_buf_grows_and_stays_terminated(void **state)
 {
@@ -138,6 +184,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_grows_and_stays_terminated),
+        cmocka_unit_test(test_buf_wipes_what_it_frees),
         cmocka_unit_test(test_shquote),
         cmocka_unit_test(test_shquote_round_trip_through_sh),
         cmocka_unit_test(test_read_file),

@@ -275,7 +275,8 @@ static void t_tamper(void **state)
             int rc = aicp_vault_decrypt(&plain, &plen, v, copy, tlen, &err);
             if (rc == 0)
                 fail_msg("byte %zu ^ 0x%02x was accepted", i, masks[m]);
-            assert_true(rc == AICP_EAUTH || rc == AICP_EINVAL);
+            /* damaged or forged fails as a wrong password: exit 1, not 65 */
+            assert_int_equal(rc, AICP_EAUTH);
             assert_null(plain);
             assert_true(err.msg[0] != '\0');
             assert_clean(&err);
@@ -286,6 +287,7 @@ static void t_tamper(void **state)
         int rc = aicp_vault_decrypt(&plain, &plen, v, text, n, &err);
         if (rc == 0)
             fail_msg("vault cut to %zu bytes was accepted", n);
+        assert_int_equal(rc, AICP_EAUTH);
         assert_null(plain);
         assert_clean(&err);
     }
@@ -313,19 +315,19 @@ static void t_bad_input(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = aicp_vault_decrypt(&out, &olen, v, bad[i], strlen(bad[i]), &err);
-        if (rc != AICP_EINVAL && rc != AICP_EAUTH)
+        if (rc != AICP_EAUTH)
             fail_msg("case %zu: rc %d", i, rc);
         assert_null(out);
     }
-    assert_int_equal(aicp_vault_decrypt(&out, &olen, v, "x: 1\n", 5, &err), AICP_EINVAL);
+    assert_int_equal(aicp_vault_decrypt(&out, &olen, v, "x: 1\n", 5, &err), AICP_EAUTH);
     assert_string_equal(err.msg, "input is not vault encrypted data");
     assert_int_equal(aicp_vault_decrypt_named(&out, &olen, NULL, v, "x: 1\n", 5, "f.yml", &err),
-                     AICP_EINVAL);
+                     AICP_EAUTH);
     assert_string_equal(err.msg, "input is not vault encrypted data. f.yml is not a vault "
                                  "encrypted file");
-    assert_int_equal(aicp_vault_decrypt(&out, &olen, v, bad[1], strlen(bad[1]), &err), AICP_EINVAL);
+    assert_int_equal(aicp_vault_decrypt(&out, &olen, v, bad[1], strlen(bad[1]), &err), AICP_EAUTH);
     assert_string_equal(err.msg, "AES cipher could not be found");
-    assert_int_equal(aicp_vault_decrypt(&out, &olen, v, bad[5], strlen(bad[5]), &err), AICP_EINVAL);
+    assert_int_equal(aicp_vault_decrypt(&out, &olen, v, bad[5], strlen(bad[5]), &err), AICP_EAUTH);
     assert_string_equal(err.msg, "Vault format unhexlify error: Non-hexadecimal digit found");
     const char *vt = "$ANSIBLE_VAULT;1.1;AES256\n00\n";
     assert_int_equal(aicp_vault_encrypt(&out, &olen, v, NULL, vt, strlen(vt), &err), AICP_EINVAL);
@@ -338,7 +340,7 @@ static void t_bad_input(void **state)
         size_t tlen = 0;
         snprintf(path, sizeof(path), AICP_SRCDIR "/tests/data/fuzz/vault/%s.vault", forged[i]);
         char *text = slurp(path, &tlen);
-        assert_int_equal(aicp_vault_decrypt(&out, &olen, v, text, tlen, &err), AICP_EINVAL);
+        assert_int_equal(aicp_vault_decrypt(&out, &olen, v, text, tlen, &err), AICP_EAUTH);
         assert_string_equal(err.msg, "Vault decryption error: invalid padding");
         assert_null(out);
         free(text);
@@ -471,6 +473,94 @@ static void t_password_script(void **state)
     aicp_vault_free(v);
 }
 
+/* A client script (name less extension ends in "-client") is asked for
+ * the id with "--vault-id ID"; exit 2 means it knows none. Any other
+ * script gets no arguments (t_password_script). */
+static void t_client_script(void **state)
+{
+    (void)state;
+    struct aicp_vault *v = NULL;
+    struct aicp_err err = {0};
+    char path[256], cli[512];
+    const char *files[1];
+
+    write_file("pw-client.sh",
+               "#!/bin/sh\n"
+               "[ $# -eq 2 ] && [ \"$1\" = --vault-id ] || exit 9\n"
+               "case $2 in prod|default) cat '" DATA "password.txt';; *) exit 2;; esac\n",
+               0700, path, sizeof(path));
+    assert_int_equal(aicp_vault_new(&v), 0);
+    snprintf(cli, sizeof(cli), "prod@%s", path);
+    assert_int_equal(aicp_vault_add_id(v, cli, &err), 0);
+    assert_string_equal(aicp_vault_label(v, 0), "prod");
+    assert_int_equal(opens_kat(v), 0);
+    snprintf(cli, sizeof(cli), "dev@%s", path);
+    assert_int_equal(aicp_vault_add_id(v, cli, &err), AICP_EIO);
+    assert_non_null(strstr(err.msg, "did not find a secret for vault-id=dev"));
+    /* no label: no arguments, as ansible runs it */
+    assert_int_equal(aicp_vault_add_id(v, path, &err), AICP_EIO);
+    assert_non_null(strstr(err.msg, "returned non-zero (9) when getting secret for vault-id=None"));
+    assert_int_equal(aicp_vault_count(v), 1);
+    aicp_vault_free(v);
+
+    /* --vault-password-file is "default@FILE" to ansible: the client is
+     * asked for "default" */
+    assert_int_equal(aicp_vault_new(&v), 0);
+    files[0] = path;
+    assert_int_equal(aicp_vault_add_cli(v, NULL, 0, files, 1, 0, &err), 0);
+    assert_int_equal(opens_kat(v), 0);
+    aicp_vault_free(v);
+
+    /* no extension works too; "client" alone or "-client" elsewhere is
+     * no client */
+    write_file("x-client", "#!/bin/sh\n[ \"$2\" = a ] && cat '" DATA "password.txt'\n", 0700, path,
+               sizeof(path));
+    assert_int_equal(aicp_vault_new(&v), 0);
+    snprintf(cli, sizeof(cli), "a@%s", path);
+    assert_int_equal(aicp_vault_add_id(v, cli, &err), 0);
+    aicp_vault_free(v);
+    write_file("x-client.d.sh", "#!/bin/sh\n[ $# -eq 0 ] && cat '" DATA "password.txt'\n", 0700,
+               path, sizeof(path));
+    assert_int_equal(aicp_vault_new(&v), 0);
+    snprintf(cli, sizeof(cli), "a@%s", path);
+    assert_int_equal(aicp_vault_add_id(v, cli, &err), 0);
+    aicp_vault_free(v);
+}
+
+/* AICP_VAULT_PASSWORD_FILE adds to --vault-id/--vault-password-file, as
+ * ANSIBLE_VAULT_PASSWORD_FILE does to ansible's. */
+static void t_env_with_options(void **state)
+{
+    (void)state;
+    struct aicp_vault *v = NULL;
+    struct aicp_err err = {0};
+    const char *ids[] = {"prod@" DATA "password-dev.txt"};
+    const char *files[] = {DATA "password.txt"};
+
+    unsetenv("ANSIBLE_VAULT_PASSWORD_FILE");
+    assert_int_equal(setenv("AICP_VAULT_PASSWORD_FILE", DATA "password.txt", 1), 0);
+    assert_int_equal(aicp_vault_new(&v), 0);
+    assert_int_equal(aicp_vault_add_cli(v, ids, 1, NULL, 0, 0, &err), 0);
+    assert_int_equal(aicp_vault_count(v), 2);
+    assert_string_equal(aicp_vault_label(v, 0), "prod");
+    assert_string_equal(aicp_vault_label(v, 1), "default");
+    assert_int_equal(opens_kat(v), 0); /* only the environment's password opens it */
+    aicp_vault_free(v);
+
+    /* the same file as an option and in the environment: held once */
+    assert_int_equal(aicp_vault_new(&v), 0);
+    assert_int_equal(aicp_vault_add_cli(v, NULL, 0, files, 1, 0, &err), 0);
+    assert_int_equal(aicp_vault_count(v), 1);
+    aicp_vault_free(v);
+
+    /* and alone, as before */
+    assert_int_equal(aicp_vault_new(&v), 0);
+    assert_int_equal(aicp_vault_add_cli(v, NULL, 0, NULL, 0, 0, &err), 0);
+    assert_int_equal(aicp_vault_count(v), 1);
+    aicp_vault_free(v);
+    unsetenv("AICP_VAULT_PASSWORD_FILE");
+}
+
 static void t_pick(void **state)
 {
     (void)state;
@@ -519,7 +609,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    static const char *const names[] = {"pw1", "empty", "pw.sh", "blank.sh", "fail.sh", "none.sh"};
+    static const char *const names[] = {"pw1",      "empty",        "pw.sh",        "blank.sh",
+                                        "fail.sh",  "none.sh",      "pw-client.sh", "x-client",
+                                        "x-client.d.sh"};
     char path[256];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
@@ -537,7 +629,8 @@ int main(void)
         cmocka_unit_test(t_tamper),          cmocka_unit_test(t_bad_input),
         cmocka_unit_test(t_whitespace),      cmocka_unit_test(t_password_files),
         cmocka_unit_test(t_password_script), cmocka_unit_test(t_pick),
-        cmocka_unit_test(t_read_plain_file),
+        cmocka_unit_test(t_read_plain_file), cmocka_unit_test(t_client_script),
+        cmocka_unit_test(t_env_with_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -6,10 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "err.h"
+#include "freewatch.h"
 #include "secret.h"
 #include "util.h"
 #include "vault.h"
@@ -230,6 +234,93 @@ static void test_vault_values(void **state)
     aicp_srcmap_free(map);
 }
 
+/* Text that came out of a vault is never quoted by an error, whatever the
+ * error: alias and tag names, libyaml's own problems. */
+static void expect_secret_error(const char *text, const char *needle)
+{
+    struct aicp_err err = {0};
+    json_t *v = NULL;
+    int rc = aicp_yaml_load_secret_string(&v, text, strlen(text), "bad.yml", NULL, &err);
+    assert_int_equal(rc, AICP_EINVAL);
+    assert_null(v);
+    if (strstr(err.msg, needle) == NULL)
+        fail_msg("error lacks '%s'", needle);
+    assert_null(strstr(err.msg, "CANARY"));
+}
+
+static void test_vaulted_errors(void **state)
+{
+    (void)state;
+    expect_secret_error("pw: *" CANARY "-alias\n", "bad.yml:1:5: found undefined alias");
+    expect_secret_error("pw: !" CANARY " x\n", "bad.yml:1:5: could not determine a constructor");
+    expect_secret_error("a: &" CANARY " [x]\nb: [*" CANARY ",*" CANARY ",*" CANARY "]\n"
+                        "? *" CANARY "\n: x\n", "bad.yml:3:3: while constructing a mapping");
+    expect_secret_error("pw: [" CANARY "\n", "bad.yml:2:");
+    expect_secret_error("pw: \"" CANARY "\n", "bad.yml:");
+
+    /* a whole vaulted file, as a vars file is loaded */
+    struct aicp_vault *vault = NULL;
+    struct aicp_secrets *secrets = NULL;
+    struct aicp_srcmap *map = NULL;
+    struct aicp_err err = {0};
+    char *vt = NULL, path[64];
+    size_t vtlen = 0;
+    json_t *d = NULL;
+    static const char plain[] = "pw: *" CANARY "-alias\n";
+    assert_int_equal(aicp_vault_new(&vault), 0);
+    assert_int_equal(aicp_secrets_new(&secrets), 0);
+    assert_int_equal(aicp_srcmap_new(&map), 0);
+    assert_int_equal(aicp_vault_add_source(vault, NULL, VAULT_DATA "password.txt", &err), 0);
+    aicp_srcmap_set_vault(map, vault, secrets);
+    assert_int_equal(aicp_vault_encrypt(&vt, &vtlen, vault, NULL, plain, strlen(plain), &err), 0);
+    snprintf(path, sizeof(path), "/tmp/aicp-test-yaml-%ld.yml", (long)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(vt, 1, vtlen, f), vtlen);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(aicp_yaml_load_file(&d, path, map, &err), AICP_EINVAL);
+    unlink(path);
+    assert_non_null(strstr(err.msg, ":1:5: found undefined alias"));
+    assert_null(strstr(err.msg, "CANARY"));
+    free(vt);
+    aicp_srcmap_free(map);
+    aicp_secrets_free(secrets);
+    aicp_vault_free(vault);
+}
+
+/* Loading text that came out of a vault gives no heap block back with the
+ * secret in it: libyaml's input buffers, the scalar events, the tokens
+ * left when parsing stops at an error. (jansson's blocks are wiped by the
+ * allocator main() installs; the test installs it too.) */
+static void test_vaulted_memory_wiped(void **state)
+{
+    (void)state;
+    if (!freewatch_available())
+        skip();
+    static const char ok[] = "pw: " CANARY "\nlist: [x, " CANARY "]\n" CANARY ": k\n";
+    static const char bad[] = "pw: *" CANARY "\nlater: [" CANARY ", " CANARY "\n";
+    struct aicp_err err = {0};
+    json_t *v = NULL;
+    aicp_secrets_wipe_json_memory();
+
+    freewatch_start(CANARY);
+    assert_int_equal(aicp_yaml_load_secret_string(&v, ok, strlen(ok), "ok.yml", NULL, &err), 0);
+    json_decref(v);
+    v = NULL;
+    assert_int_equal(aicp_yaml_load_secret_string(&v, bad, strlen(bad), "bad.yml", NULL, &err),
+                     AICP_EINVAL);
+    assert_int_equal(freewatch_stop(), 0);
+
+    /* the same loads of text not from a vault skip the wiping: the watch
+     * sees libyaml's blocks, so the test above is not vacuous */
+    freewatch_start(CANARY);
+    assert_int_equal(aicp_yaml_load_string(&v, ok, strlen(ok), "ok.yml", NULL, &err), 0);
+    json_decref(v);
+    v = NULL;
+    assert_int_equal(aicp_yaml_load_string(&v, bad, strlen(bad), "bad.yml", NULL, &err), AICP_EINVAL);
+    assert_true(freewatch_stop() > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_positions_and_tags), cmocka_unit_test(test_vault_values),
         cmocka_unit_test(test_anchors_and_merge),
         cmocka_unit_test(test_errors),           cmocka_unit_test(test_documents),
+        cmocka_unit_test(test_vaulted_errors),   cmocka_unit_test(test_vaulted_memory_wiped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
