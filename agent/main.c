@@ -178,6 +178,12 @@ static int cmd_run(int argc, char **argv)
             goto out;
         }
     }
+    if ((rc = aicp_cli_check_playbook(argv[optind], &err)) != 0 ||
+        (rc = aicp_cli_check_limit(invs, ninv, o.limit, emap, &err)) != 0) {
+        aicp_cli_print_error(secrets, "ERROR! ", err.msg);
+        status = aicp_err_exit_status(rc);
+        goto out;
+    }
     o.inventories = invs;
     o.ninventories = ninv;
     o.extra_vars = extra;
@@ -281,6 +287,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "trace") == 0)
         return aicp_trace_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        if (argc > 2)
+            return usage_error("'%s' takes no arguments", cmd);
         printf("aicp %s\n", PACKAGE_VERSION);
         return 0;
     }

@@ -537,6 +537,11 @@ static int is_template_value(const json_t *v)
     return json_is_string(v) && aicp_tmpl_is_template(json_string_value(v));
 }
 
+int aicp_args_is_template(const json_t *v)
+{
+    return is_template_value(v);
+}
+
 /* "Unsupported parameters for (file) module: a, b. Supported parameters
  * include: mode, path (dest, name)." — names sorted as Ansible sorts them. */
 static int cmp_str(const void *a, const void *b)
@@ -612,6 +617,7 @@ int aicp_args_validate(struct aicp_args *out, const struct aicp_module *mod, con
     json_t *v = json_object();
     json_t *unsupported = json_array();
     json_t *missing = json_array();
+    json_t *written = NULL;
     struct aicp_buf b = AICP_BUF_INIT;
     const char *key;
     json_t *val;
@@ -666,6 +672,12 @@ int aicp_args_validate(struct aicp_args *out, const struct aicp_module *mod, con
     if (json_array_size(unsupported) > 0) {
         sort_json_strings(unsupported);
         rc = unsupported_error(mod, unsupported, err);
+        goto out;
+    }
+    /* What the task wrote, before defaults fill in: Ansible's required_if
+     * and mutually_exclusive look at the given arguments only. */
+    if (mod->validate != NULL && (written = json_copy(v)) == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
     }
     /* Pass 2: presence, defaults, types and choices, in table order. */
@@ -726,9 +738,14 @@ int aicp_args_validate(struct aicp_args *out, const struct aicp_module *mod, con
         goto out;
     }
     out->v = v;
+    if (mod->validate != NULL && (rc = mod->validate(out, written, static_only, err)) != 0) {
+        out->v = NULL;
+        goto out;
+    }
     v = NULL;
 out:
     json_decref(v);
+    json_decref(written);
     json_decref(unsupported);
     json_decref(missing);
     aicp_buf_free(&b);
@@ -983,7 +1000,10 @@ static int hexval(char c)
     return -1;
 }
 
-/* Ansible's _decode_escapes: Python's unicode-escape sequences. */
+/* Ansible's _decode_escapes: only \xHH, \uHHHH, \UHHHHHHHH and the single-
+ * character escapes (\\ \' \" \a \b \f \n \r \t \v) are decoded. Octal ones
+ * are not: `line='c=\1'` must reach lineinfile's backrefs as \1. (\N{NAME}
+ * is left as written: there is no table of Unicode names here.) */
 static int decode_escapes(struct aicp_buf *b, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -1019,18 +1039,6 @@ static int decode_escapes(struct aicp_buf *b, const char *s, size_t len)
                 i += 1 + digits;
                 continue;
             }
-        }
-        if (e >= '0' && e <= '7') {
-            unsigned long cp = 0;
-            size_t k = 0;
-            while (k < 3 && i + 1 + k < len && s[i + 1 + k] >= '0' && s[i + 1 + k] <= '7') {
-                cp = cp * 8 + (unsigned long)(s[i + 1 + k] - '0');
-                k++;
-            }
-            if (aicp_buf_utf8(b, cp) != 0)
-                return AICP_ENOMEM;
-            i += k;
-            continue;
         }
         if (aicp_buf_append(b, &c, 1) != 0)
             return AICP_ENOMEM;

@@ -103,11 +103,24 @@ struct aicp_module {
     const struct aicp_arg_spec *args; /* ends with an entry whose name is NULL */
     unsigned flags;
     const struct aicp_module_ops *ops;
+    /* Rules the table cannot say (Ansible's required_if, required_one_of,
+     * mutually_exclusive), run by aicp_args_validate after the table's
+     * checks, so that a playbook breaking them is refused when it is loaded
+     * rather than when the task runs. given holds the arguments the task
+     * wrote (canonical names, before defaults); with static_only, a value
+     * that is still a template must not be judged. NULL when none. */
+    int (*validate)(const struct aicp_args *args, const json_t *given, int static_only,
+                    struct aicp_err *err);
 };
+
+/* For validate hooks: 1 when the value is a string still holding a template
+ * (its rendered value is not known before the run). */
+int aicp_args_is_template(const json_t *v);
 
 /* Argument validation. raw is the task's argument object as written (free
  * form already split into _raw_params). With static_only, values that are
  * still templates are not type-checked (they are checked after rendering).
+ * The module's validate hook, if any, runs last.
  * Errors (AICP_EINVAL) name the argument: "unsupported parameter 'x' for
  * module 'file'", "missing required argument 'path'", "argument 'mode' ...".
  * out->v is a new reference; free with aicp_args_clear. */

@@ -5,6 +5,7 @@
  * change and never re-checked. */
 #include "config.h"
 
+#include "err.h"
 #include "fileutil.h"
 #include "module.h"
 
@@ -48,6 +49,26 @@ static int command_diff(const json_t *current, const struct aicp_args *args,
     return aicp_fu_cmd_diff(current, args, 0, change, err);
 }
 
+/* Ansible's "no command given" and "only command or argv can be given, not
+ * both", checked when the playbook is loaded (`command: creates=/x` alone
+ * has no command) rather than when the task runs. A value that is still a
+ * template may render empty: that is for the run to find. */
+static int command_validate(const struct aicp_args *args, const json_t *given, int static_only,
+                            struct aicp_err *err)
+{
+    const json_t *raw = aicp_args_get(args, "_raw_params"), *cmd = aicp_args_get(args, "cmd");
+    const json_t *argv = aicp_args_get(args, "argv");
+    (void)given;
+    int has_cmd = (json_is_string(raw) && json_string_length(raw) > 0) ||
+                  (json_is_string(cmd) && json_string_length(cmd) > 0);
+    int has_argv = json_array_size(argv) > 0 || (static_only && aicp_args_is_template(argv));
+    if (!has_cmd && !has_argv)
+        return aicp_err_set(err, AICP_EINVAL, "no command given");
+    if (has_cmd && json_array_size(argv) > 0)
+        return aicp_err_set(err, AICP_EINVAL, "only command or argv can be given, not both");
+    return 0;
+}
+
 static const struct aicp_module_ops command_ops = {
     .version = AICP_MODULE_OPS_VERSION,
     .check = aicp_fu_cmd_check,
@@ -61,4 +82,5 @@ const struct aicp_module aicp_mod_command = {
     .args = command_args,
     .flags = AICP_MOD_FREEFORM | AICP_MOD_NO_VERIFY | AICP_MOD_CHECK_SKIPS | AICP_MOD_NEEDS_SSH,
     .ops = &command_ops,
+    .validate = command_validate,
 };

@@ -193,10 +193,12 @@ static int lines_insert(struct lines *l, size_t at, const char *s, size_t len)
     return 0;
 }
 
+/* The lines are the file's content, which may be a secret (a password in
+ * a config file): wiped before they are freed. */
 static void lines_free(struct lines *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
+        aicp_free_secret(l->v[i]);
     free(l->v);
 }
 
@@ -221,7 +223,7 @@ static int line_search(const regex_t *re, const char *cur, regmatch_t *m, size_t
     size_t n = stripped_len(cur, "\n");
     char *s = aicp_strndup(cur, n);
     int ok = s && regexec(re, s, nm, m, 0) == 0;
-    free(s);
+    aicp_free_secret(s);
     return ok;
 }
 
@@ -341,11 +343,11 @@ static int do_present(struct lines *l, const struct aicp_args *a, const char **m
             regmatch_t mm[NMATCH];
             if (subj == NULL || regexec(&re_m, subj, NMATCH, mm, 0) != 0 ||
                 expand(&nl, line, subj, mm, NMATCH) != 0) {
-                free(subj);
+                aicp_free_secret(subj);
                 rc = aicp_err_set(err, AICP_EFAILED, "invalid group reference in line '%s'", line);
                 goto out;
             }
-            free(subj);
+            aicp_free_secret(subj);
         } else if (aicp_buf_puts(&nl, line) != 0) {
             goto oom;
         }
@@ -353,7 +355,7 @@ static int do_present(struct lines *l, const struct aicp_args *a, const char **m
             goto oom;
         if (strcmp(l->v[idx0], nl.data) != 0) {
             char *d = aicp_buf_steal(&nl);
-            free(l->v[idx0]);
+            aicp_free_secret(l->v[idx0]);
             l->v[idx0] = d;
             *msg = "line replaced";
         }
@@ -394,7 +396,7 @@ static int do_present(struct lines *l, const struct aicp_args *a, const char **m
 oom:
     rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
 out:
-    aicp_buf_free(&nl);
+    aicp_buf_free_secret(&nl);
     if (have_m)
         regfree(&re_m);
     if (have_i)
@@ -419,7 +421,7 @@ static int do_absent(struct lines *l, const struct aicp_args *a, size_t *found,
                   : ss   ? strstr(l->v[i], ss) != NULL
                          : same_line(l->v[i], line);
         if (hit) {
-            free(l->v[i]);
+            aicp_free_secret(l->v[i]);
             (*found)++;
         } else {
             l->v[k++] = l->v[i];
@@ -575,7 +577,7 @@ oom:
     rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
 out:
     lines_free(&l);
-    aicp_buf_free(&nt);
+    aicp_buf_free_secret(&nt);
     return rc;
 }
 
@@ -583,6 +585,38 @@ static int lineinfile_apply(struct aicp_ctx *ctx, const struct aicp_change *chan
                             struct aicp_err *err)
 {
     return aicp_fu_content_apply(ctx, change, err);
+}
+
+/* The rules of Ansible's lineinfile that the table cannot say, checked when
+ * the playbook is loaded: its mutually_exclusive pairs (among the arguments
+ * given, as Ansible counts them) and main()'s requirements per state. A
+ * state or backrefs that is still a template is judged at run time (diff
+ * repeats these checks). */
+static int lineinfile_validate(const struct aicp_args *args, const json_t *given, int static_only,
+                               struct aicp_err *err)
+{
+    static const char *const exclusive[][2] = {{"insertbefore", "insertafter"},
+                                               {"regexp", "search_string"},
+                                               {"backrefs", "search_string"}};
+    for (size_t i = 0; i < sizeof(exclusive) / sizeof(exclusive[0]); i++)
+        if (json_object_get(given, exclusive[i][0]) && json_object_get(given, exclusive[i][1]))
+            return aicp_err_set(err, AICP_EINVAL, "parameters are mutually exclusive: %s|%s",
+                                exclusive[i][0], exclusive[i][1]);
+    const json_t *state = aicp_args_get(args, "state"), *backrefs = aicp_args_get(args, "backrefs");
+    if (!json_is_string(state) || (static_only && aicp_args_is_template(state)))
+        return 0;
+    int has_line = json_object_get(given, "line") != NULL;
+    int has_re = json_object_get(given, "regexp") != NULL;
+    if (strcmp(json_string_value(state), "present") == 0) {
+        if (json_is_true(backrefs) && !has_re)
+            return aicp_err_set(err, AICP_EINVAL, "regexp is required with backrefs=true");
+        if (!has_line)
+            return aicp_err_set(err, AICP_EINVAL, "line is required with state=present");
+    } else if (!has_line && !has_re && json_object_get(given, "search_string") == NULL) {
+        return aicp_err_set(err, AICP_EINVAL,
+                            "one of line, search_string, or regexp is required with state=absent");
+    }
+    return 0;
 }
 
 static const struct aicp_module_ops lineinfile_ops = {
@@ -598,4 +632,5 @@ const struct aicp_module aicp_mod_lineinfile = {
     .args = lineinfile_args,
     .flags = AICP_MOD_NEEDS_SSH,
     .ops = &lineinfile_ops,
+    .validate = lineinfile_validate,
 };

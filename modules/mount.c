@@ -441,6 +441,28 @@ out:
     return rc;
 }
 
+/* ansible.posix.mount's required_if: state mounted, present or ephemeral
+ * needs src and fstype. Checked when the playbook is loaded, so that such a
+ * task stops the run before anything has changed. */
+static int mount_validate(const struct aicp_args *args, const json_t *given, int static_only,
+                          struct aicp_err *err)
+{
+    const json_t *sv = json_object_get(given, "state");
+    (void)args;
+    if (!json_is_string(sv) || (static_only && aicp_args_is_template(sv)))
+        return 0;
+    const char *state = json_string_value(sv);
+    if (strcmp(state, "mounted") != 0 && strcmp(state, "present") != 0)
+        return 0;
+    const char *miss_src = json_object_get(given, "src") ? "" : "src";
+    const char *miss_fs = json_object_get(given, "fstype") ? "" : "fstype";
+    if (*miss_src == '\0' && *miss_fs == '\0')
+        return 0;
+    return aicp_err_set(err, AICP_EINVAL,
+                        "state is %s but all of the following are missing: %s%s%s", state, miss_src,
+                        *miss_src && *miss_fs ? ", " : "", miss_fs);
+}
+
 static const struct aicp_module_ops mount_ops = {
     .version = AICP_MODULE_OPS_VERSION,
     .check = mount_check,
@@ -454,4 +476,5 @@ const struct aicp_module aicp_mod_mount = {
     .args = mount_args,
     .flags = AICP_MOD_NEEDS_SSH,
     .ops = &mount_ops,
+    .validate = mount_validate,
 };

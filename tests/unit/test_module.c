@@ -156,6 +156,66 @@ static void test_validate_static(void **state)
     assert_string_equal(err.msg, "value of state must be one of: present, absent, got: {{ s }}");
 }
 
+/* Conditional requirements (the modules' validate hooks) are refused by
+ * validation itself, so a playbook breaking them fails when it is loaded;
+ * with static_only, values that are still templates are left to the run. */
+static void expect_hook(const char *mod, const char *json, int static_only, const char *msg)
+{
+    struct aicp_args a = {0};
+    struct aicp_err err = {0};
+    const struct aicp_module *m = aicp_module_find(mod);
+    assert_non_null(m);
+    int rc = validate(&a, m, json, static_only, &err);
+    if (msg == NULL) {
+        if (rc != 0)
+            fail_msg("%s %s: %s", mod, json, err.msg);
+    } else {
+        assert_int_equal(rc, AICP_EINVAL);
+        assert_string_equal(err.msg, msg);
+        assert_null(a.v);
+    }
+    aicp_args_clear(&a);
+}
+
+static void test_validate_hooks(void **state)
+{
+    (void)state;
+    expect_hook("mount", "{\"path\": \"/m\", \"state\": \"mounted\"}", 1,
+                "state is mounted but all of the following are missing: src, fstype");
+    expect_hook("mount", "{\"path\": \"/m\", \"state\": \"present\", \"src\": \"/dev/x\"}", 0,
+                "state is present but all of the following are missing: fstype");
+    expect_hook("mount", "{\"path\": \"/m\", \"state\": \"unmounted\"}", 1, NULL);
+    expect_hook("mount", "{\"path\": \"/m\", \"state\": \"{{ s }}\"}", 1, NULL);
+    expect_hook("mount", "{\"path\": \"/m\", \"state\": \"mounted\", \"src\": \"{{ d }}\", "
+                         "\"fstype\": \"ext4\"}", 1, NULL);
+    expect_hook("lineinfile", "{\"path\": \"/f\"}", 1, "line is required with state=present");
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"regexp\": \"^a\", \"state\": \"present\"}", 0,
+                "line is required with state=present");
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"line\": \"x\", \"backrefs\": \"yes\"}", 1,
+                "regexp is required with backrefs=true");
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"state\": \"absent\"}", 1,
+                "one of line, search_string, or regexp is required with state=absent");
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"line\": \"x\", \"regexp\": \"a\", "
+                              "\"search_string\": \"b\"}", 1,
+                "parameters are mutually exclusive: regexp|search_string");
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"line\": \"x\", \"insertafter\": \"a\", "
+                              "\"insertbefore\": \"b\"}", 1,
+                "parameters are mutually exclusive: insertbefore|insertafter");
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"state\": \"absent\", \"regexp\": \"^a\"}", 1,
+                NULL);
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"state\": \"{{ s }}\"}", 1, NULL);
+    expect_hook("lineinfile", "{\"path\": \"/f\", \"line\": \"c=\\\\1\", \"regexp\": \"^b\", "
+                              "\"backrefs\": true}", 0, NULL);
+    expect_hook("command", "{\"creates\": \"/x\"}", 1, "no command given");
+    expect_hook("command", "{\"_raw_params\": \"\", \"cmd\": \"\"}", 0, "no command given");
+    expect_hook("command", "{\"cmd\": \"ls\", \"argv\": [\"ls\"]}", 1,
+                "only command or argv can be given, not both");
+    expect_hook("command", "{\"argv\": \"{{ words }}\"}", 1, NULL);
+    expect_hook("command", "{\"_raw_params\": \"{{ c }}\"}", 1, NULL);
+    expect_hook("command", "{\"argv\": [\"true\"], \"creates\": \"/x\"}", 0, NULL);
+    expect_hook("command", "{\"cmd\": 5}", 1, NULL); /* coerced to "5" */
+}
+
 static void test_validate_freeform_anyargs(void **state)
 {
     (void)state;
@@ -241,6 +301,16 @@ static void test_parse_kv(void **state)
     o = kv("msg=a\\nb\\tc\\u00e9 x={{ y | default('a b') }}", 0, NULL);
     assert_string_equal(json_string_value(json_object_get(o, "msg")), "a\nb\tc\xc3\xa9");
     assert_string_equal(json_string_value(json_object_get(o, "x")), "{{ y | default('a b') }}");
+    json_decref(o);
+
+    /* Only Python's \x \u \U and one-letter escapes are decoded, as in
+     * Ansible: octal ones stay, so that \1 reaches a regexp backref. */
+    o = kv("line='c=\\1' r=\\101\\0 h=\\x41\\U0001F600 q=\\\\1 s=\\\"\\a\\z", 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(o, "line")), "c=\\1");
+    assert_string_equal(json_string_value(json_object_get(o, "r")), "\\101\\0");
+    assert_string_equal(json_string_value(json_object_get(o, "h")), "A\xf0\x9f\x98\x80");
+    assert_string_equal(json_string_value(json_object_get(o, "q")), "\\1");
+    assert_string_equal(json_string_value(json_object_get(o, "s")), "\"\a\\z");
     json_decref(o);
 
     /* command: only its own options leave the free form; order and spacing kept */
@@ -523,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_validate_errors),
         cmocka_unit_test(test_validate_coercion),
         cmocka_unit_test(test_validate_static),
+        cmocka_unit_test(test_validate_hooks),
         cmocka_unit_test(test_validate_freeform_anyargs),
         cmocka_unit_test(test_modes),
         cmocka_unit_test(test_parse_kv),
