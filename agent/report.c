@@ -33,6 +33,7 @@ struct out {
 
 struct tally {
     size_t checks, passed, failed, drifted, drift_errors, resources;
+    size_t not_checked; /* drift.not_checked: listed, not a failure */
     int drift_checked; /* "drift" is an object */
     int has_resources; /* "drift.resources" is a number */
 };
@@ -111,6 +112,7 @@ static void tally_report(const json_t *r, struct tally *t)
         t->drift_checked = 1;
         t->drifted = arr_size(get(drift, "drifted"));
         t->drift_errors = arr_size(get(drift, "failed"));
+        t->not_checked = arr_size(get(drift, "not_checked"));
         if (get_num(drift, "resources", &d) && d >= 0 && d < 1e15) {
             t->has_resources = 1;
             t->resources = (size_t)d;
@@ -535,7 +537,24 @@ static void junit_field_line(struct out *o, const json_t *f)
     put_value(o, get(f, "want"));
     put(o, ", have ");
     put_value(o, get(f, "have"));
+    const char *mgr = get_str(f, "manager");
+    if (mgr != NULL) {
+        put(o, " (set by field manager ");
+        put_text(o, mgr);
+        put(o, ")");
+    }
     put(o, "\n");
+}
+
+/* "last changed by aicp site=X run=Y": who last changed a drifted
+ * resource through aicp, when the run could tell. */
+static void put_changed_by(struct out *o, const json_t *d)
+{
+    const char *by = get_str(d, "last_changed_by");
+    if (by == NULL)
+        return;
+    put(o, "last changed by aicp ");
+    put_text(o, by);
 }
 
 static void junit_drift(struct out *o, const json_t *r, const struct tally *t)
@@ -548,11 +567,12 @@ static void junit_drift(struct out *o, const json_t *r, const struct tally *t)
      * history shows the drift check ran even when nothing drifted. */
     if (t->has_resources && t->resources > t->drifted + t->drift_errors)
         in_sync = t->resources - t->drifted - t->drift_errors;
-    tests = t->drifted + t->drift_errors + (size_t)t->has_resources;
+    tests = t->drifted + t->drift_errors + t->not_checked + (size_t)t->has_resources;
     put(o, "  <testsuite name=\"");
     suite_name(o, "drift", get_str(r, "site"));
-    putf(o, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"0\" time=\"0.000\">\n",
-         tests, t->drifted, t->drift_errors);
+    putf(o,
+         "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"0.000\">\n",
+         tests, t->drifted, t->drift_errors, t->not_checked);
     for (size_t i = 0; i < t->drifted; i++) {
         const json_t *d = json_array_get(drifted, i), *fields = get(d, "fields");
         const char *id = get_str(d, "id");
@@ -577,6 +597,10 @@ static void junit_drift(struct out *o, const json_t *r, const struct tally *t)
         put(o, "\">");
         for (size_t j = 0; j < nf; j++)
             junit_field_line(o, json_array_get(fields, j));
+        if (get_str(d, "last_changed_by") != NULL) {
+            put_changed_by(o, d);
+            put(o, "\n");
+        }
         put(o, "</failure>\n    </testcase>\n");
     }
     for (size_t i = 0; i < t->drift_errors; i++) {
@@ -592,6 +616,22 @@ static void junit_drift(struct out *o, const json_t *r, const struct tally *t)
             putf(o, "resource %zu", t->drifted + i + 1);
         put(o, "\">\n      <error type=\"drift\" message=\"");
         put_attr(o, msg != NULL ? msg : "could not be checked");
+        put(o, "\"/>\n    </testcase>\n");
+    }
+    const json_t *unchecked = get(drift, "not_checked");
+    for (size_t i = 0; i < t->not_checked; i++) {
+        const json_t *f = json_array_get(unchecked, i);
+        const char *id = get_str(f, "id"), *msg = get_str(f, "message");
+
+        put(o, "    <testcase classname=\"");
+        drift_classname(o, id);
+        put(o, "\" name=\"");
+        if (id != NULL && id[0] != '\0')
+            put_attr(o, id);
+        else
+            putf(o, "not checked %zu", i + 1);
+        put(o, "\">\n      <skipped message=\"");
+        put_attr(o, msg != NULL ? msg : "not checked");
         put(o, "\"/>\n    </testcase>\n");
     }
     if (t->has_resources)
@@ -617,7 +657,7 @@ static void render_junit(struct out *o, const json_t *r, const struct tally *t)
                 total += d;
     }
     if (t->drift_checked) {
-        tests += t->drifted + t->drift_errors + (size_t)t->has_resources;
+        tests += t->drifted + t->drift_errors + t->not_checked + (size_t)t->has_resources;
         failures += t->drifted;
         errors += t->drift_errors;
     }
@@ -708,6 +748,8 @@ static void html_summary(struct out *o, const json_t *r, const struct tally *t)
         if (t->drift_errors > 0)
             putf(o, ", %zu could not be checked", t->drift_errors);
     }
+    if (t->drift_checked && t->not_checked > 0)
+        putf(o, " (%zu not checked)", t->not_checked);
     put(o, "</dd>\n</dl>\n</section>\n");
 }
 
@@ -965,7 +1007,7 @@ static void html_drift(struct out *o, const json_t *r, const struct tally *t)
     const json_t *drift = get(r, "drift");
     const json_t *drifted = get(drift, "drifted"), *failed = get(drift, "failed");
 
-    if (t->drifted == 0 && t->drift_errors == 0)
+    if (t->drifted == 0 && t->drift_errors == 0 && t->not_checked == 0)
         return;
     put(o, "<section id=\"drift\">\n<h2>Drift</h2>\n");
     if (t->drifted > 0) {
@@ -987,6 +1029,16 @@ static void html_drift(struct out *o, const json_t *r, const struct tally *t)
                 put(o, "</td><td>");
                 if (f != NULL)
                     put_value(o, get(f, "have"));
+                if (get_str(f, "manager") != NULL) {
+                    put(o, " (set by field manager ");
+                    put_text(o, get_str(f, "manager"));
+                    put(o, ")");
+                }
+                put(o, "</td></tr>\n");
+            }
+            if (get_str(d, "last_changed_by") != NULL) {
+                put(o, "<tr class=\"changed-by\"><td></td><td colspan=\"3\">");
+                put_changed_by(o, d);
                 put(o, "</td></tr>\n");
             }
         }
@@ -998,6 +1050,20 @@ static void html_drift(struct out *o, const json_t *r, const struct tally *t)
         for (size_t i = 0; i < t->drift_errors; i++) {
             const json_t *f = json_array_get(failed, i);
             put(o, "<tr class=\"error\"><td>");
+            put_field(o, f, "id", "");
+            put(o, "</td><td>");
+            put_field(o, f, "message", "");
+            put(o, "</td></tr>\n");
+        }
+        put(o, "</table>\n");
+    }
+    if (t->not_checked > 0) {
+        const json_t *unchecked = get(drift, "not_checked");
+        put(o, "<h3>Not checked</h3>\n<table id=\"drift-not-checked\">\n"
+               "<tr><th>Resource</th><th>Why</th></tr>\n");
+        for (size_t i = 0; i < t->not_checked; i++) {
+            const json_t *f = json_array_get(unchecked, i);
+            put(o, "<tr class=\"skipped\"><td>");
             put_field(o, f, "id", "");
             put(o, "</td><td>");
             put_field(o, f, "message", "");

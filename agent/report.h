@@ -25,7 +25,11 @@
  *                                   "fields": [ {"path": "reclaimPolicy",
  *                                                "want": "Retain",
  *                                                "have": "Delete"} ]} ],
- *                     "failed": [ {"id": ..., "message": ...} ]},
+ *                     "failed": [ {"id": ..., "message": ...} ],
+ *                     "not_checked": [ {"id": ..., "message": why} ]},
+ *                  (a drifted entry may carry "last_changed_by": "site=X run=Y"
+ *                   and a field "manager", the Kubernetes field manager;
+ *                   not_checked entries are junit <skipped>, not failures)
  *    "nodes": {"dgx01": {"nvidia_driver_version": ..., "kubelet_version": ...,
  *                        "kernel": ...}},          (any keys)
  *    "comparison": [ {"node": "dgx01", "bare": 6550.1, "kubernetes": 6530.2,

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "kubeutil.h"
 #include "module.h"
 #include "registry.h"
 #include "secret.h"
@@ -356,7 +357,8 @@ static int load_kubernetes(struct loader *L, const json_t *doc)
                                         "pod_network_cidr", "service_cidr",
                                         "packages_version", "container_runtime",
                                         "cni",              "gpu",
-                                        "remove_nodes",     NULL};
+                                        "remove_nodes",     "force_conflicts",
+                                        NULL};
     static const char *const later[] = {NULL};
     const json_t *k = json_object_get(doc, "kubernetes");
     json_t *r = NULL;
@@ -370,7 +372,11 @@ static int load_kubernetes(struct loader *L, const json_t *doc)
     if ((rc = render(L, &r, k, doc)) != 0)
         return rc;
     const json_t *cfg = json_object_get(r, "kubeconfig"), *ctx = json_object_get(r, "context");
-    if ((cfg && !json_is_string(cfg)) || (ctx && !json_is_string(ctx))) {
+    const json_t *force = json_object_get(r, "force_conflicts");
+    if (force && !json_is_boolean(force) && !json_is_string(force)) {
+        rc = fail_at(L, json_object_get(k, "force_conflicts"), k, AICP_EINVAL,
+                     "kubernetes.force_conflicts is true or false");
+    } else if ((cfg && !json_is_string(cfg)) || (ctx && !json_is_string(ctx))) {
         rc = fail_at(L, json_object_get(k, cfg && !json_is_string(cfg) ? "kubeconfig" : "context"),
                      k, AICP_EINVAL, "kubernetes.kubeconfig and kubernetes.context are strings");
     } else {
@@ -378,6 +384,7 @@ static int load_kubernetes(struct loader *L, const json_t *doc)
             L->s->kubeconfig = site_path(L->s, json_string_value(cfg));
         if (ctx)
             L->s->context = aicp_strdup(json_string_value(ctx));
+        L->s->force_conflicts = force != NULL && aicp_task_bool(force);
         const char *bad = NULL;
         L->kube_node = k;
         if ((rc = aicp_site_cluster_load(L->s, r, L->synth, &bad, L->err)) != 0 && bad != NULL)
@@ -715,6 +722,40 @@ static int helm_args(struct loader *L, struct aicp_site_res *r, json_t *args, js
     return 0;
 }
 
+/* What a Kubernetes module checks beyond its argument table (a Job's
+ * volumes, a PVC's size and import), checked now rather than against the
+ * cluster: the module's check runs with no Kubernetes client, so it stops
+ * where it would first ask the cluster; an argument error (AICP_EINVAL)
+ * before that point is the site's. Anything else needs the cluster and is
+ * left to the run. */
+static int dry_check(struct loader *L, const struct aicp_module *mod, const struct aicp_args *a)
+{
+    json_t *scratch = json_object(), *current = NULL;
+    struct aicp_err e = {0}, noclient = {0};
+    struct aicp_kube *k = NULL;
+    int rc = 0;
+    if (!(mod->flags & AICP_MOD_NEEDS_KUBE) || mod->ops == NULL || mod->ops->check == NULL)
+        goto out;
+    if (scratch == NULL) {
+        rc = aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
+        goto out;
+    }
+    struct aicp_ctx ctx = {
+        .host = L->s->name,
+        .vars = L->s->vars,
+        .search_dir = L->s->dir,
+        .result = scratch,
+    };
+    /* How the check says it reached the cluster: not an argument error. */
+    (void)aicp_ku_client(&ctx, a, &k, &noclient);
+    if (mod->ops->check(&ctx, a, &current, &e) == AICP_EINVAL && strcmp(e.msg, noclient.msg) != 0)
+        rc = aicp_err_set(L->err, AICP_EINVAL, "%s", e.msg);
+out:
+    json_decref(current);
+    json_decref(scratch);
+    return rc;
+}
+
 static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_t *list)
 {
     const struct section *S = &sections[sec];
@@ -827,7 +868,8 @@ static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_
     r->args = args;
     args = NULL;
     /* Validate the module call as the module will see it at run time. */
-    if ((rc = aicp_args_validate(&valid, mod, r->args, 0, L->err)) != 0) {
+    if ((rc = aicp_args_validate(&valid, mod, r->args, 0, L->err)) != 0 ||
+        (rc = dry_check(L, mod, &valid)) != 0) {
         prefix_at(L, e, list);
         goto out;
     }
@@ -1629,6 +1671,24 @@ int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const j
             }
         }
         selected[i] = (unsigned char)ok;
+    }
+    /* A pattern that matches nothing is a typo, not a clean run. */
+    json_array_foreach(limit, j, w)
+    {
+        const char *g = json_string_value(w);
+        int hit = 0;
+        for (i = 0; g && !hit && i < s->nres; i++) {
+            const struct aicp_site_res *r = &s->res[i];
+            char nsname[512];
+            snprintf(nsname, sizeof(nsname), "%s/%s", r->ns ? r->ns : "", r->name);
+            hit = fnmatch(g, r->name, 0) == 0 || fnmatch(g, r->id, 0) == 0 ||
+                  (r->ns && fnmatch(g, nsname, 0) == 0);
+        }
+        if (!hit)
+            return aicp_err_set(err, AICP_EUSAGE,
+                                "--limit '%s' matches no resource of site %s (a name, "
+                                "namespace/name or id such as pvc/default/*)",
+                                g ? g : "?", s->name ? s->name : "?");
     }
     return 0;
 }

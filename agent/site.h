@@ -61,6 +61,8 @@ struct aicp_site {
     json_t *vars;     /* what templates see: vars < vars_files < extra vars */
     char *kubeconfig; /* kubernetes.kubeconfig (resolved against dir), or NULL */
     char *context;    /* kubernetes.context, or NULL */
+    int force_conflicts; /* kubernetes.force_conflicts: server-side apply takes the fields
+                          * other managers own (the k8s modules' force) */
     struct aicp_site_res *res;
     size_t nres;
     size_t *order; /* a topological order of res (dependencies first) */
@@ -142,6 +144,7 @@ struct aicp_site_run_opts {
     int verbose;
     int forks;                    /* worker threads; 0: 10 */
     int allow_replace;            /* --allow-replace */
+    int force_conflicts;          /* --force-conflicts: force on every Kubernetes resource */
     const json_t *only;           /* --only, array or NULL */
     const json_t *limit;          /* --limit, array or NULL */
     const char *json_path;        /* --json FILE */
@@ -254,9 +257,9 @@ int aicp_site_ontap_config(struct aicp_ontap_config *cfg, const struct aicp_site
  * look like: *want is a new object {"pvc", "volume", "svm", "cluster",
  * "backend", "size" (bytes, from the PVC's declared size), "export_policy"
  * and "snapshot_policy" (from the site's volume entry when the site
- * declares the volume; the export policy else from the backend's
- * defaults.exportPolicy), or {"pvc", "skip": reason} when no volume can be
- * named. internal_name: the PV's spec.csi.volumeAttributes.internalName
+ * declares the volume, else from the backend's defaults.exportPolicy and
+ * defaults.snapshotPolicy), or {"pvc", "skip": reason} when no volume can
+ * be named. internal_name: the PV's spec.csi.volumeAttributes.internalName
  * (Trident's name of the volume) or NULL. */
 int aicp_site_cross_want(json_t **want, const struct aicp_site *s, size_t pvc,
                          const char *internal_name);
@@ -270,10 +273,38 @@ int aicp_site_cross_compare(json_t *findings, const json_t *want, const json_t *
 /* One PVC's cross-layer check, read-only: reads the claim and its PV from
  * Kubernetes, then the ONTAP volume through the backend's cluster. *entry
  * is a new object {"pvc", "id", "volume", "cluster", "status": "in_sync" |
- * "drifted" | "skipped", "findings": [...], "msg"}; *entry NULL when the
- * PVC is not bound to a volume aicp can name (nothing to check). A
- * negative return (and err) when Kubernetes or ONTAP could not be read. */
+ * "drifted" | "skipped", "findings": [...], "msg", "last_changed_by"}:
+ * "skipped" with the reason in "msg" when the claim is not bound to a
+ * Trident volume aicp can name (not checked; every PVC gets an entry);
+ * "last_changed_by" ("site=NAME run=ID") when the volume's comment carries
+ * aicp's stamp. A negative return (and err) when Kubernetes or ONTAP could
+ * not be read. */
 int aicp_site_cross_check(json_t **entry, const struct aicp_site *s, size_t pvc,
                           struct aicp_kube *k, struct aicp_ontap_pool *pool, struct aicp_err *err);
+
+/* ---- agent/site_prov.c: who last changed it ---------------------------- */
+
+struct aicp_kube_pool;
+
+/* Who last changed an object through aicp, from its stamp: the ONTAP
+ * comment's " [aicp site=NAME run=ID]" ending, a comment "aicp site=NAME
+ * run=ID", or the Kubernetes annotation "site=NAME run=ID". Writes
+ * "site=NAME run=ID" to buf; -1 when text carries no stamp. */
+int aicp_site_provenance_of(char *buf, size_t cap, const char *text);
+
+/* The aicp run that last changed a resource ("site=NAME run=ID", malloc'd,
+ * or NULL): the module result's last_changed_by (the ONTAP modules read
+ * their comment's stamp), else the comment of an ONTAP module's current
+ * record ("record" or "snapshot"), else the aicp.io/provenance annotation
+ * of the live objects of a Kubernetes module's check
+ * (current.objects[].live). */
+char *aicp_site_changed_by(const json_t *result, const json_t *current);
+
+/* Adds "manager" to each drifted field ({object, path, ...} of fields)
+ * that a field manager other than aicp owns, from the managedFields of the
+ * object read again through pool (a Kubernetes module's results leave them
+ * out). Best effort: a field nobody owns (removed) gets none; read errors
+ * are ignored. */
+void aicp_site_field_managers(json_t *fields, const json_t *current, struct aicp_kube_pool *pool);
 
 #endif

@@ -449,6 +449,13 @@ int aicp_site_cross_want(json_t **want, const struct aicp_site *s, size_t pvc,
     if (ep)
         json_object_set_new(w, "export_policy", json_string(ep));
     const char *sp = v ? str_of(v->args, "snapshot_policy") : NULL;
+    if (sp == NULL && v == NULL && br != NULL) {
+        /* A volume Trident made: its backend's defaults gave it the policy. */
+        const json_t *defs = json_object_get(br->args, "defaults");
+        sp = str_of(defs, "snapshotPolicy");
+        if (sp == NULL)
+            sp = str_of(defs, "snapshot_policy");
+    }
     if (sp)
         json_object_set_new(w, "snapshot_policy", json_string(sp));
     if (v)
@@ -503,12 +510,21 @@ int aicp_site_cross_compare(json_t *findings, const json_t *want, const json_t *
     return (int)(json_array_size(findings) - before);
 }
 
+/* A check that could not be made, with why: listed as not checked. */
+static int skipped(json_t **entry, const struct aicp_site_res *p, const char *why,
+                   struct aicp_err *err)
+{
+    *entry = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "pvc", p->label, "id", p->id, "status",
+                       "skipped", "msg", why, "findings");
+    return *entry ? 0 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
+}
+
 int aicp_site_cross_check(json_t **entry, const struct aicp_site *s, size_t pvc,
                           struct aicp_kube *k, struct aicp_ontap_pool *pool, struct aicp_err *err)
 {
     const struct aicp_site_res *p = &s->res[pvc];
     json_t *claim = NULL, *pv = NULL, *want = NULL, *vol = NULL, *e = NULL, *findings = NULL;
-    struct aicp_buf q = AICP_BUF_INIT, vname = AICP_BUF_INIT;
+    struct aicp_buf q = AICP_BUF_INIT, vname = AICP_BUF_INIT, why = AICP_BUF_INIT;
     struct aicp_ontap *o = NULL;
     struct aicp_ontap_config cfg;
     int rc;
@@ -521,19 +537,43 @@ int aicp_site_cross_check(json_t **entry, const struct aicp_site *s, size_t pvc,
         goto out;
     const char *phase = json_string_value(aicp_kube_field(claim, "status.phase"));
     const char *pvname = json_string_value(aicp_kube_field(claim, "spec.volumeName"));
-    if (claim == NULL || phase == NULL || strcmp(phase, "Bound") != 0 || pvname == NULL)
-        goto out; /* not bound: the claim's own drift says so */
+    /* Not bound: the claim's own drift says why; this pass cannot check it. */
+    if (claim == NULL) {
+        rc = skipped(entry, p, "the claim does not exist", err);
+        goto out;
+    }
+    if (phase == NULL || strcmp(phase, "Bound") != 0 || pvname == NULL) {
+        aicp_buf_printf(&why, "the claim is not bound to a volume (phase %s)",
+                        phase ? phase : "unknown");
+        rc = skipped(entry, p, why.data ? why.data : "the claim is not bound", err);
+        goto out;
+    }
     struct aicp_kube_ref pref = {.api_version = "v1", .kind = "PersistentVolume", .name = pvname};
     if ((rc = aicp_kube_get(k, &pref, &pv, err)) != 0)
         goto out;
+    if (pv == NULL) {
+        aicp_buf_printf(&why, "its PersistentVolume %s does not exist", pvname);
+        rc = skipped(entry, p, why.data ? why.data : "no PersistentVolume", err);
+        goto out;
+    }
+    const char *driver = json_string_value(aicp_kube_field(pv, "spec.csi.driver"));
+    if (driver == NULL || strcmp(driver, "csi.trident.netapp.io") != 0) {
+        aicp_buf_printf(&why, "its PersistentVolume %s is not a Trident volume (%s%s)", pvname,
+                        driver ? "CSI driver " : "not CSI", driver ? driver : "");
+        rc = skipped(entry, p, why.data ? why.data : "not a Trident volume", err);
+        goto out;
+    }
     const char *internal =
         json_string_value(aicp_kube_field(pv, "spec.csi.volumeAttributes.internalName"));
     if ((rc = aicp_site_cross_want(&want, s, pvc, internal)) != 0) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
     }
-    if (json_object_get(want, "skip") != NULL)
-        goto out; /* nothing aicp can name: not checked (docs/site.md) */
+    if (json_object_get(want, "skip") != NULL) {
+        /* nothing aicp can name: listed as not checked (docs/site.md) */
+        rc = skipped(entry, p, str_of(want, "skip"), err);
+        goto out;
+    }
     const char *cluster = str_of(want, "cluster"), *vn = str_of(want, "volume");
     const char *svm = str_of(want, "svm");
     if ((rc = aicp_site_ontap_config(&cfg, s, cluster, err)) != 0 ||
@@ -548,7 +588,7 @@ int aicp_site_cross_check(json_t **entry, const struct aicp_site *s, size_t pvc,
     }
     rc = aicp_ontap_get_one(o, "/api/storage/volumes", q.data,
                             "name,uuid,size,state,svm.name,nas.export_policy.name,"
-                            "snapshot_policy.name",
+                            "snapshot_policy.name,comment",
                             "volume", &vol, err);
     if (rc != 0) {
         aicp_err_prefix(err, "%s: ONTAP volume %s%s%s on %s", p->label, svm ? svm : "",
@@ -567,6 +607,9 @@ int aicp_site_cross_check(json_t **entry, const struct aicp_site *s, size_t pvc,
     }
     if (json_object_get(want, "site_volume"))
         json_object_set(e, "site_volume", json_object_get(want, "site_volume"));
+    char stamp[512];
+    if (aicp_site_provenance_of(stamp, sizeof(stamp), str_of(vol, "comment")) == 0)
+        json_object_set_new(e, "last_changed_by", json_string(stamp));
     *entry = e;
     rc = 0;
 out:
@@ -577,5 +620,6 @@ out:
     json_decref(findings);
     aicp_buf_free(&q);
     aicp_buf_free(&vname);
+    aicp_buf_free(&why);
     return rc;
 }

@@ -48,6 +48,7 @@ struct rstate {
     int blocked;       /* failed, or skipped because something it needs failed */
     int pending;       /* check mode: it, or something it needs, would change */
     int replace;       /* an immutable field drifted */
+    char *changed_by;  /* "site=NAME run=ID" of the aicp run that last changed it, or NULL */
     const char *cause; /* the failed resource behind a skip (an id) */
     json_t *result;
     json_t *fields; /* drifted fields: [{object, path, want, have}] */
@@ -74,8 +75,8 @@ struct runner {
      * listed as what would be made, without asking a cluster. */
     int no_cluster;
     int cluster_ran, cluster_status; /* the cluster layer (SSH) */
-    json_t *cross;   /* drift: the cross-layer checks, one entry per PVC checked */
-    size_t ncross_drift, ncross_fail;
+    json_t *cross;   /* drift: the cross-layer checks, one entry per PVC of the run */
+    size_t ncross_drift, ncross_fail, ncross_skip;
     struct aicp_stats stats;
 };
 
@@ -205,15 +206,41 @@ static void fields_text(struct aicp_buf *b, const json_t *fields, int secret, co
         aicp_buf_printf(b, "%s%s", indent, json_string_value(json_object_get(f, "object")));
         if (path && *path)
             aicp_buf_printf(b, ": %s", path);
+        const char *mgr = json_string_value(json_object_get(f, "manager"));
         if (secret) {
-            aicp_buf_puts(b, ": differs (values hidden: secret)\n");
+            aicp_buf_puts(b, ": differs (values hidden: secret)");
+            if (mgr)
+                aicp_buf_printf(b, " (set by field manager %s)", mgr);
+            aicp_buf_puts(b, "\n");
             continue;
         }
         aicp_buf_puts(b, ": want ");
         value_text(b, json_object_get(f, "want"));
         aicp_buf_puts(b, ", have ");
         value_text(b, json_object_get(f, "have"));
+        if (mgr)
+            aicp_buf_printf(b, " (set by field manager %s)", mgr);
         aicp_buf_puts(b, "\n");
+    }
+}
+
+/* "    last changed by aicp site=X run=Y" */
+static void changed_by_text(struct aicp_buf *b, const char *by, const char *indent)
+{
+    if (by != NULL)
+        aicp_buf_printf(b, "%slast changed by aicp %s\n", indent, by);
+}
+
+/* The objects the module would replace (delete and create): "A, B". */
+static void replaced_refs(struct aicp_buf *b, const json_t *current)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(json_object_get(current, "objects"), i, o)
+    {
+        const char *ref = json_string_value(json_object_get(o, "ref"));
+        if (ref && json_is_true(json_object_get(o, "replace")))
+            aicp_buf_printf(b, "%s%s", b->len ? ", " : "", ref);
     }
 }
 
@@ -281,6 +308,7 @@ static void run_one(struct runner *R, size_t idx)
     struct aicp_args args = {0};
     struct aicp_change *change = NULL, *again = NULL;
     json_t *current = NULL, *current2 = NULL;
+    struct aicp_buf repl = AICP_BUF_INIT; /* the objects replaced (delete and create) */
     json_t *raw = json_deep_copy(r->args);
     json_t *result = json_object();
     int rc, diff_failed = 0;
@@ -294,6 +322,20 @@ static void run_one(struct runner *R, size_t idx)
     }
     if (R->o->allow_replace && has_arg(mod, "replace"))
         json_object_set_new(raw, "replace", json_true());
+    /* Who changes it: the ONTAP modules stamp their comment with it. */
+    if (has_arg(mod, "provenance") && json_object_get(raw, "provenance") == NULL) {
+        char prov[512];
+        snprintf(prov, sizeof(prov), "site=%s run=%s", s->name, R->run_id);
+        json_object_set_new(raw, "provenance", json_string(prov));
+    }
+    /* --force-conflicts / kubernetes.force_conflicts: server-side apply
+     * takes the fields other managers own. Only the Kubernetes modules'
+     * force means that (helm's would recreate resources). drift only dry
+     * runs, where a field another manager took is drift, not an error. */
+    int force = R->o->force_conflicts || s->force_conflicts || R->o->mode == AICP_SITE_DRIFT;
+    if (force && (mod->flags & AICP_MOD_NEEDS_KUBE) &&
+        has_arg(mod, "force") && json_object_get(raw, "force") == NULL)
+        json_object_set_new(raw, "force", json_true());
     if (R->o->teardown)
         json_object_set_new(raw, "state", json_string("absent"));
     if (R->no_cluster && strncmp(mod->name, "ontap_", 6) != 0) {
@@ -350,9 +392,16 @@ static void run_one(struct runner *R, size_t idx)
         if (st->replace)
             json_object_set_new(result, "replace", json_true());
     }
+    st->changed_by = aicp_site_changed_by(result, current);
+    if (st->changed_by)
+        json_object_set_new(result, "last_changed_by", json_string(st->changed_by));
     if (R->o->mode == AICP_SITE_DRIFT) {
         struct aicp_buf b = AICP_BUF_INIT;
+        if (json_array_size(st->fields) > 0 && (mod->flags & AICP_MOD_NEEDS_KUBE))
+            aicp_site_field_managers(st->fields, current, R->pool);
         fields_text(&b, st->fields, r->secret, "    ");
+        if (b.len)
+            changed_by_text(&b, st->changed_by, "    ");
         st->diff_text = b.len ? aicp_buf_steal(&b) : NULL;
         aicp_buf_free(&b);
     } else if (diff_failed) {
@@ -371,11 +420,29 @@ static void run_one(struct runner *R, size_t idx)
         json_object_set_new(
             result, "diff",
             json_pack("{s:O?, s:O?}", "before", change->before, "after", change->after));
+    if (!diff_failed && change->needed && st->replace)
+        replaced_refs(&repl, current);
     if (diff_failed) {
         /* reported above */
     } else if (change->needed && R->check) {
         st->st = AICP_ST_CHANGED;
         update_from(result, json_object_get(change->plan, "result"));
+        json_object_del(result, "replaced");
+        if (repl.len && R->o->mode != AICP_SITE_DRIFT) {
+            /* Allowed (replace: true or --allow-replace): say it, the
+             * diff alone reads as an edit in place. */
+            struct aicp_buf m = AICP_BUF_INIT, d = AICP_BUF_INIT;
+            aicp_buf_printf(&m, "must be replaced (delete and create): %s", repl.data);
+            aicp_buf_printf(&d, "%s\n%s", m.data ? m.data : "",
+                            st->diff_text ? st->diff_text : "");
+            json_object_set_new(result, "msg", json_string(m.data ? m.data : ""));
+            json_object_set_new(result, "replace_needed", json_true());
+            json_object_set_new(result, "_aicp_show", json_integer(1));
+            free(st->diff_text);
+            st->diff_text = aicp_buf_steal(&d);
+            aicp_buf_free(&m);
+            aicp_buf_free(&d);
+        }
     } else if (change->needed) {
         change->args = &args;
         if (mod->ops->apply == NULL) {
@@ -387,6 +454,19 @@ static void run_one(struct runner *R, size_t idx)
         if (rc != 0)
             goto fail;
         st->st = AICP_ST_CHANGED;
+        if (repl.len || json_is_true(json_object_get(result, "replaced")) ||
+            json_array_size(json_object_get(result, "replaced")) > 0) {
+            struct aicp_buf m = AICP_BUF_INIT;
+            aicp_buf_printf(&m, "replaced (deleted and created): %s",
+                            repl.len ? repl.data : r->label);
+            json_object_set_new(result, "msg", json_string(m.data ? m.data : "replaced"));
+            json_object_set_new(result, "_aicp_show", json_integer(1));
+            aicp_buf_free(&m);
+        }
+        /* What aicp just changed carries this run's stamp now. */
+        free(st->changed_by);
+        st->changed_by = NULL;
+        json_object_del(result, "last_changed_by");
         int no_verify = (mod->flags & AICP_MOD_NO_VERIFY) ||
                         json_is_true(json_object_get(change->plan, "no_verify"));
         if (!no_verify) {
@@ -442,6 +522,7 @@ fail:
     json_decref(current2);
     json_decref(raw);
     aicp_args_clear(&args);
+    aicp_buf_free(&repl);
 }
 
 /* ---- output ----------------------------------------------------------------- */
@@ -616,10 +697,14 @@ static void run_cross(struct runner *R)
         int rc = k ? 0 : aicp_kube_pool_get(R->pool, NULL, NULL, &k, &err);
         if (rc == 0)
             rc = aicp_site_cross_check(&e, s, i, k, R->ontap, &err);
-        if (rc == 0 && e == NULL)
-            continue;
         enum aicp_status st;
-        if (rc != 0) {
+        const char *est = json_string_value(json_object_get(e, "status"));
+        if (rc == 0 && est != NULL && strcmp(est, "skipped") == 0) {
+            /* Not checked, and said so with why (never silently). */
+            st = AICP_ST_SKIPPED;
+            R->ncross_skip++;
+        } else if (rc != 0) {
+            json_decref(e);
             e = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "pvc", r->label, "id", r->id, "status",
                           "failed", "msg", err.msg, "findings");
             st = AICP_ST_FAILED;
@@ -636,11 +721,23 @@ static void run_cross(struct runner *R)
         aicp_buf_puts(&label, "cross-layer ");
         cross_head(&label, e);
         cross_text(&diff, e, "    ");
+        if (st == AICP_ST_CHANGED)
+            changed_by_text(&diff, json_string_value(json_object_get(e, "last_changed_by")),
+                            "    ");
         json_t *result =
             json_pack("{s:b, s:O}", "changed", st == AICP_ST_CHANGED, "cross_layer", e);
         if (result && rc != 0) {
             json_object_set_new(result, "msg", json_string(err.msg));
             json_object_set_new(result, "failed", json_true());
+        }
+        if (result && st == AICP_ST_SKIPPED) {
+            struct aicp_buf m = AICP_BUF_INIT;
+            aicp_buf_printf(&m, "not checked: %s",
+                            json_string_value(json_object_get(e, "msg")));
+            json_object_set_new(result, "msg", json_string(m.data ? m.data : "not checked"));
+            json_object_set_new(result, "skipped", json_true());
+            json_object_set_new(result, "_aicp_show", json_integer(1));
+            aicp_buf_free(&m);
         }
         pthread_mutex_lock(&R->out_mu);
         aicp_output_task(R->out, "TASK", label.data ? label.data : r->label, 1);
@@ -649,6 +746,8 @@ static void run_cross(struct runner *R)
             R->stats.ok++;
         else if (st == AICP_ST_CHANGED)
             R->stats.changed++;
+        else if (st == AICP_ST_SKIPPED)
+            R->stats.skipped++;
         else
             R->stats.failed++;
         pthread_mutex_unlock(&R->out_mu);
@@ -724,7 +823,7 @@ out:
 static int write_drift_pages(struct runner *R, const char *dir, const json_t *resources,
                              size_t nrun, struct aicp_err *err)
 {
-    json_t *drifted = json_array(), *failed = json_array();
+    json_t *drifted = json_array(), *failed = json_array(), *unchecked = json_array();
     char run_id[64];
     size_t i;
     const json_t *e;
@@ -732,8 +831,11 @@ static int write_drift_pages(struct runner *R, const char *dir, const json_t *re
     {
         const char *st = json_string_value(json_object_get(e, "status"));
         if (st && strcmp(st, "drifted") == 0)
-            json_array_append_new(drifted, json_pack("{s:O, s:O}", "id", json_object_get(e, "id"),
-                                                     "fields", json_object_get(e, "fields")));
+            json_array_append_new(drifted,
+                                  json_pack("{s:O, s:O, s:O?}", "id", json_object_get(e, "id"),
+                                            "fields", json_object_get(e, "fields"),
+                                            "last_changed_by",
+                                            json_object_get(e, "last_changed_by")));
         else if (st && strcmp(st, "ok") != 0)
             json_array_append_new(
                 failed, json_pack("{s:O, s:s}", "id", json_object_get(e, "id"), "message",
@@ -745,16 +847,28 @@ static int write_drift_pages(struct runner *R, const char *dir, const json_t *re
     {
         const char *st = json_string_value(json_object_get(e, "status"));
         const char *pvc = json_string_value(json_object_get(e, "pvc"));
+        const char *msg = json_string_value(json_object_get(e, "msg"));
         if (st && strcmp(st, "drifted") == 0)
-            json_array_append_new(drifted, json_pack("{s:s+, s:O?}", "id", "cross_layer/",
-                                                     pvc ? pvc : "?", "fields",
-                                                     json_object_get(e, "findings")));
+            json_array_append_new(drifted,
+                                  json_pack("{s:s+, s:O?, s:O?, s:O?}", "id", "cross_layer/",
+                                            pvc ? pvc : "?", "fields",
+                                            json_object_get(e, "findings"), "volume",
+                                            json_object_get(e, "volume"), "last_changed_by",
+                                            json_object_get(e, "last_changed_by")));
+        else if (st && strcmp(st, "failed") == 0)
+            json_array_append_new(failed, json_pack("{s:s+, s:s}", "id", "cross_layer/",
+                                                    pvc ? pvc : "?", "message", msg ? msg : st));
+        else if (st && strcmp(st, "skipped") == 0)
+            json_array_append_new(unchecked, json_pack("{s:s+, s:s}", "id", "cross_layer/",
+                                                       pvc ? pvc : "?", "message",
+                                                       msg ? msg : st));
     }
     aicp_run_id(run_id, sizeof(run_id));
-    json_t *rep = json_pack("{s:s, s:s, s:s, s:s, s:[], s:{s:i, s:o, s:o}}", "kind", "drift",
+    json_t *rep = json_pack("{s:s, s:s, s:s, s:s, s:[], s:{s:i, s:o, s:o, s:o}}", "kind", "drift",
                             "site", R->s->name, "run_id", R->run_id[0] ? R->run_id : run_id,
                             "aicp_version", PACKAGE_VERSION, "checks", "drift", "resources",
-                            (json_int_t)nrun, "drifted", drifted, "failed", failed);
+                            (json_int_t)nrun, "drifted", drifted, "failed", failed,
+                            "not_checked", unchecked);
     int rc = rep ? aicp_report_write(dir, rep, R->o->secrets, err)
                  : aicp_err_set(err, AICP_ENOMEM, "out of memory");
     json_decref(rep);
@@ -789,10 +903,10 @@ static int write_drift_report(struct runner *R, const char *dir, struct aicp_err
                 json_object_del(f, "have");
             }
         }
-        json_t *e =
-            json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:b}", "id", r->id, "section",
-                      r->section, "module", r->mod->name, "name", r->name, "namespace", r->ns,
-                      "status", status_word(R, st), "fields", fields, "replace", st->replace);
+        json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:o, s:b, s:s?}", "id", r->id,
+                              "section", r->section, "module", r->mod->name, "name", r->name,
+                              "namespace", r->ns, "status", status_word(R, st), "fields", fields,
+                              "replace", st->replace, "last_changed_by", st->changed_by);
         const char *msg = json_string_value(json_object_get(st->result, "msg"));
         if (e && msg && st->st != AICP_ST_OK)
             json_object_set_new(e, "msg", json_string(msg));
@@ -802,6 +916,7 @@ static int write_drift_report(struct runner *R, const char *dir, struct aicp_err
             aicp_buf_printf(&txt, "drifted: %s (%s:%d)%s\n", r->label, r->loc.file, r->loc.line,
                             st->replace ? " (replacement needed)" : "");
             fields_text(&txt, st->fields, r->secret, "    ");
+            changed_by_text(&txt, st->changed_by, "    ");
         } else if (st->st == AICP_ST_FAILED || st->st == AICP_ST_SKIPPED) {
             nfail++;
             aicp_buf_printf(&txt, "%s: %s: %s\n", status_word(R, st), r->label, msg ? msg : "");
@@ -817,8 +932,11 @@ static int write_drift_report(struct runner *R, const char *dir, struct aicp_err
             cross_head(&txt, ce);
             aicp_buf_puts(&txt, "\n");
             cross_text(&txt, ce, "    ");
-        } else if (cst && strcmp(cst, "failed") == 0) {
-            aicp_buf_printf(&txt, "cross-layer failed: %s: %s\n",
+            changed_by_text(&txt, json_string_value(json_object_get(ce, "last_changed_by")),
+                            "    ");
+        } else if (cst && (strcmp(cst, "failed") == 0 || strcmp(cst, "skipped") == 0)) {
+            aicp_buf_printf(&txt, "cross-layer %s: %s: %s\n",
+                            strcmp(cst, "failed") == 0 ? "failed" : "not checked",
                             json_string_value(json_object_get(ce, "pvc")),
                             json_string_value(json_object_get(ce, "msg")));
         }
@@ -828,13 +946,15 @@ static int write_drift_report(struct runner *R, const char *dir, struct aicp_err
     aicp_buf_printf(&txt,
                     "cross-layer: %zu of %zu PVCs' ONTAP volumes changed behind Trident's back, "
                     "%zu not checked\n",
-                    R->ncross_drift, json_array_size(R->cross), R->ncross_fail);
-    rep =
-        json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:o, s:o, s:i}", "site", s->name, "file", s->path,
-                  "drifted", ndrift > 0 || R->ncross_drift > 0, "resources_checked", (int)nrun,
-                  "resources_drifted", (int)ndrift, "failed", (int)(nfail + R->ncross_fail),
-                  "resources", list, "cross_layer", R->cross ? json_incref(R->cross) : json_array(),
-                  "cross_layer_drifted", (int)R->ncross_drift);
+                    R->ncross_drift, json_array_size(R->cross), R->ncross_fail + R->ncross_skip);
+    rep = json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:i, s:o, s:o, s:i, s:i}", "site", s->name,
+                    "run_id", R->run_id, "file", s->path, "drifted",
+                    ndrift > 0 || R->ncross_drift > 0, "resources_checked", (int)nrun,
+                    "resources_drifted", (int)ndrift, "failed", (int)(nfail + R->ncross_fail),
+                    "resources", list, "cross_layer",
+                    R->cross ? json_incref(R->cross) : json_array(), "cross_layer_drifted",
+                    (int)R->ncross_drift, "cross_layer_not_checked",
+                    (int)(R->ncross_fail + R->ncross_skip));
     list = NULL;
     mrep = rep ? aicp_secrets_mask_json(R->o->secrets, rep) : NULL;
     text = mrep ? json_dumps(mrep, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
@@ -877,6 +997,10 @@ static void print_drift_summary(struct runner *R)
     if (R->ncross_drift > 0)
         aicp_buf_printf(&b, ", %zu PVC%s whose ONTAP volume changed behind Trident's back",
                         R->ncross_drift, R->ncross_drift == 1 ? "" : "s");
+    if (R->ncross_fail + R->ncross_skip > 0)
+        aicp_buf_printf(&b, ", %zu PVC%s not checked across layers",
+                        R->ncross_fail + R->ncross_skip,
+                        R->ncross_fail + R->ncross_skip == 1 ? "" : "s");
     aicp_buf_puts(&b, "\n");
     for (size_t k = 0; k < s->nres; k++) {
         size_t i = s->order[k];
@@ -886,6 +1010,7 @@ static void print_drift_summary(struct runner *R)
         aicp_buf_printf(&b, "  %s%s\n", s->res[i].label,
                         st->replace ? " (replacement needed)" : "");
         fields_text(&b, st->fields, s->res[i].secret, "    ");
+        changed_by_text(&b, st->changed_by, "    ");
     }
     size_t ci;
     const json_t *ce;
@@ -897,6 +1022,16 @@ static void print_drift_summary(struct runner *R)
         cross_head(&b, ce);
         aicp_buf_puts(&b, "\n");
         cross_text(&b, ce, "    ");
+        changed_by_text(&b, json_string_value(json_object_get(ce, "last_changed_by")), "    ");
+    }
+    json_array_foreach(R->cross, ci, ce)
+    {
+        const char *cst = json_string_value(json_object_get(ce, "status"));
+        if (cst == NULL || (strcmp(cst, "skipped") != 0 && strcmp(cst, "failed") != 0))
+            continue;
+        aicp_buf_printf(&b, "  cross-layer not checked: %s: %s\n",
+                        json_string_value(json_object_get(ce, "pvc")),
+                        json_string_value(json_object_get(ce, "msg")));
     }
     char *m = b.data ? aicp_secrets_mask(R->o->secrets, b.data) : NULL;
     if (m)
@@ -1078,6 +1213,7 @@ out:
         json_decref(R.st[i].result);
         json_decref(R.st[i].fields);
         free(R.st[i].diff_text);
+        free(R.st[i].changed_by);
     }
     free(R.st);
     free(sel);
@@ -1098,7 +1234,8 @@ out:
 static void usage(FILE *fp)
 {
     fputs("usage: aicp apply SITE [--check] [--diff] [--only KIND] [--limit GLOB] [--json FILE]\n"
-          "                 [--allow-replace] [--forks N] [-v] [--state absent]\n"
+          "                 [--allow-replace] [--force-conflicts] [--forks N] [-v]\n"
+          "                 [--state absent]\n"
           "                 [-i INVENTORY] [--accept-new-host-keys]\n"
           "                 [--kubeconfig FILE] [--context NAME] [-e KEY=VALUE | -e @FILE]...\n"
           "                 [--vault-password-file F | --vault-id [LABEL@]F ... | -J]\n"
@@ -1133,6 +1270,7 @@ int aicp_site_main(int argc, char **argv)
         OPT_VID,
         OPT_STATE,
         OPT_ACCEPT,
+        OPT_FORCE,
     };
     static const struct option longopts[] = {
         {"check", no_argument, NULL, 'C'},
@@ -1143,6 +1281,7 @@ int aicp_site_main(int argc, char **argv)
         {"kubeconfig", required_argument, NULL, OPT_KCFG},
         {"context", required_argument, NULL, OPT_CTX},
         {"allow-replace", no_argument, NULL, OPT_REPLACE},
+        {"force-conflicts", no_argument, NULL, OPT_FORCE},
         {"report", required_argument, NULL, OPT_REPORT},
         {"forks", required_argument, NULL, 'f'},
         {"extra-vars", required_argument, NULL, 'e'},
@@ -1232,6 +1371,9 @@ int aicp_site_main(int argc, char **argv)
         case OPT_REPLACE:
             o.allow_replace = 1;
             break;
+        case OPT_FORCE:
+            o.force_conflicts = 1;
+            break;
         case OPT_REPORT:
             o.report_dir = optarg;
             break;
@@ -1283,6 +1425,10 @@ int aicp_site_main(int argc, char **argv)
     }
     if (o.mode != AICP_SITE_APPLY && o.allow_replace && o.mode == AICP_SITE_DRIFT) {
         status = usage_error("drift never changes anything: --allow-replace does not apply");
+        goto out;
+    }
+    if (o.force_conflicts && (o.mode == AICP_SITE_DRIFT || o.mode == AICP_SITE_VALIDATE)) {
+        status = usage_error("--force-conflicts is an option of 'aicp apply' and 'aicp plan'");
         goto out;
     }
     if ((rc = aicp_vault_add_cli(vault, ids, nids, files, nfiles, ask, &err)) != 0) {

@@ -2412,6 +2412,12 @@ class Controller(threading.Thread):
         pvname = spec.get("volumeName") or "pvc-" + uid
         size = _v(spec, "resources", "requests", "storage")
         pvt = s.rtype("", "v1", "persistentvolumes")
+        attrs = {"backendUUID": "", "name": pvname}
+        if sc.get("provisioner") == "csi.trident.netapp.io" and \
+                not ann.get("trident.netapp.io/importOriginalName"):
+            # Trident names the ONTAP volume storagePrefix (default
+            # "trident_") + the PV's name, '-' -> '_'.
+            attrs["internalName"] = ("trident_" + pvname).replace("-", "_")
         if s.peek(pvt, None, pvname) is None:
             s.create(pvt, None, {
                 "apiVersion": "v1", "kind": "PersistentVolume",
@@ -2422,7 +2428,7 @@ class Controller(threading.Thread):
                          "storageClassName": cls, "volumeMode": spec.get("volumeMode", "Filesystem"),
                          "mountOptions": sc.get("mountOptions"),
                          "csi": {"driver": sc.get("provisioner", ""), "volumeHandle": pvname,
-                                 "volumeAttributes": {"backendUUID": "", "name": pvname}},
+                                 "volumeAttributes": attrs},
                          "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
                                       "namespace": pvc["metadata"]["namespace"],
                                       "name": pvc["metadata"]["name"], "uid": uid}}},

@@ -8,11 +8,23 @@
 #   field, drift --report writes drift.json, drift.txt and the report files
 #   (report.json, junit.xml, report.html), apply repairs it
 #   (2), drift 0;
+#   a field taken by another field manager (server-side apply, forced):
+#   drift 2 names that manager and the aicp run that last changed the
+#   object (its aicp.io/provenance annotation, in the output, drift.txt,
+#   drift.json and report.json); plan fails on the conflict, plan
+#   --force-conflicts (or kubernetes.force_conflicts in the site) would
+#   take the field back, apply --force-conflicts does and re-stamps the
+#   object with its own run;
 #   an immutable field (reclaim_policy) changed: plan says the class must be
-#   replaced, apply fails without --allow-replace and succeeds with it;
-#   --only and --limit narrow a run; a bad site file is exit 65 with
-#   file:line:col; the ONTAP password (from a vaulted vars file) and the
-#   token never appear in any output or report.
+#   replaced, apply fails without --allow-replace and succeeds with it; plan
+#   --allow-replace says "must be replaced (delete and create)" and apply
+#   --allow-replace says "replaced";
+#   --only and --limit narrow a run, a --limit that matches nothing is exit
+#   64 naming it (plan, apply, drift); a bad site file is exit 65 with
+#   file:line:col, and so is a module call whose arguments the module
+#   refuses (a Job's volumes in the wrong shape) before any request; the
+#   ONTAP password (from a vaulted vars file) and the token never appear in
+#   any output or report.
 # The site's storage (ONTAP) sections and drift's cross-layer pass need the
 # fake ONTAP server too: every run here is `--only kubernetes`, and
 # test_site_ontap.sh runs the whole pod against both fakes.
@@ -74,7 +86,27 @@ except urllib.error.HTTPError as e:
 EOF
 }
 
+# ssa PATH MANAGER JSON: a forced server-side apply by another field manager.
+ssa() {
+    python3 - "$URL" "$T/ca.pem" "$SEC/token" "$@" <<'EOF'
+import ssl, sys, urllib.request
+url, ca, tokfile, path, manager, body = sys.argv[1:7]
+req = urllib.request.Request(url + path + "?fieldManager=" + manager + "&force=true",
+                             data=body.encode(), method="PATCH")
+req.add_header("Authorization", "Bearer " + open(tokfile).read().strip())
+req.add_header("Content-Type", "application/apply-patch+yaml")
+urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=20).read()
+EOF
+}
+# prov PATH: the object's aicp.io/provenance annotation.
+prov() {
+    api GET "$1" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["metadata"].get("annotations", {}).get("aicp.io/provenance", ""))'
+}
+
 SC=/apis/storage.k8s.io/v1/storageclasses
+TBC=/apis/trident.netapp.io/v1/namespaces/trident/tridentbackendconfigs
 ANN=storageclass.kubernetes.io/is-default-class
 
 # ---- from empty --------------------------------------------------------
@@ -149,6 +181,53 @@ expect "changed: [ontap-ai-pod]"
 api GET "$SC/ontap-ai-flexvols-retain" | grep -q "\"$ANN\": *\"true\"" || fail "apply did not repair"
 site drift 0
 
+# ---- another field manager, provenance, --force-conflicts -----------------
+p1=$(prov "$TBC/ontap-ai-flexvols")
+case $p1 in site=ontap-ai-pod\ run=?*) ;; *) fail "the backend carries no provenance: '$p1'" ;; esac
+ssa "$TBC/ontap-ai-flexvols" other-tool '{"apiVersion": "trident.netapp.io/v1",
+    "kind": "TridentBackendConfig", "metadata": {"name": "ontap-ai-flexvols",
+    "namespace": "trident"}, "spec": {"dataLIF": "192.168.11.99"}}' || fail "the other manager's apply"
+site drift 2 --report "$T/report-mgr"
+# (a backend holds the ONTAP password: its values are hidden, not who set them)
+expect 'spec.dataLIF: differs (values hidden: secret) (set by field manager other-tool)'
+expect "last changed by aicp $p1"
+grep -q -F "last changed by aicp $p1" "$T/report-mgr/drift.txt" || fail "drift.txt: no provenance"
+python3 - "$T/report-mgr" "$p1" <<'EOF' || fail "drift.json/report.json do not say who changed it"
+import json, sys
+d = json.load(open(sys.argv[1] + "/drift.json"))
+x = [r for r in d["resources"] if r["status"] == "drifted"]
+assert len(x) == 1 and x[0]["last_changed_by"] == sys.argv[2], x
+assert [f.get("manager") for f in x[0]["fields"]] == ["other-tool"], x
+assert d["site"] == "ontap-ai-pod" and d["run_id"], d
+r = json.load(open(sys.argv[1] + "/report.json"))
+assert r["drift"]["drifted"][0]["last_changed_by"] == sys.argv[2], r["drift"]
+assert "other-tool" in open(sys.argv[1] + "/junit.xml").read()
+assert "last changed by aicp " + sys.argv[2] in open(sys.argv[1] + "/report.html").read()
+EOF
+site plan 1
+expect "other-tool"
+site plan 2 --force-conflicts
+expect "TASK [trident_backend trident/ontap-ai-flexvols]"
+# the same from the site file
+python3 -c '
+import sys
+t = sys.stdin.read()
+assert t.count("\nkubernetes:\n") == 1
+sys.stdout.write(t.replace("\nkubernetes:\n", "\nkubernetes:\n  force_conflicts: true\n"))' \
+    <"$SITE" >"$T/force.site.yml" || fail "making the forcing site"
+SITE0=$SITE
+SITE=$T/force.site.yml
+site plan 2
+SITE=$SITE0
+site drift 64 --force-conflicts
+site apply 2 --force-conflicts
+api GET "$TBC/ontap-ai-flexvols" | grep -q '"dataLIF": *"192.168.11.11"' ||
+    fail "apply --force-conflicts did not take the field back"
+p2=$(prov "$TBC/ontap-ai-flexvols")
+case $p2 in site=ontap-ai-pod\ run=?*) ;; *) fail "the backend lost its provenance: '$p2'" ;; esac
+[ "$p2" != "$p1" ] || fail "apply did not re-stamp the backend with its run ($p2)"
+site drift 0
+
 # ---- --only / --limit -----------------------------------------------------
 ONLY=
 site plan 0 --only pvcs --limit 'pb-fg-all-*'
@@ -157,6 +236,12 @@ expect_not "tensorflow-results"
 expect_not "TASK [storage_class"
 expect_not "TASK [ontap_"
 site plan 64 --only inventory
+# a --limit that matches nothing is a typo, not a clean run
+site drift 64 --limit nomatch
+expect "--limit 'nomatch' matches no resource"
+site plan 64 --limit 'pb-fg-all-*,nomatch'
+expect "--limit 'nomatch'"
+site apply 64 --limit nomatch
 ONLY="--only namespaces,trident,storage_classes,pvcs"
 
 # ---- an immutable field --------------------------------------------------
@@ -178,7 +263,10 @@ expect "skipped: dependency storage_class/ontap-ai-flexvols-retain failed"
 expect "ok=10 "
 api GET "$SC/ontap-ai-flexvols-retain" | grep -q '"reclaimPolicy": *"Retain"' ||
     fail "apply without --allow-replace changed the class"
+site plan 2 --allow-replace
+expect "must be replaced (delete and create): StorageClass/ontap-ai-flexvols-retain"
 site apply 2 --allow-replace
+expect "replaced (deleted and created): StorageClass/ontap-ai-flexvols-retain"
 api GET "$SC/ontap-ai-flexvols-retain" | grep -q '"reclaimPolicy": *"Delete"' ||
     fail "apply --allow-replace did not replace the class"
 site drift 0
@@ -191,6 +279,31 @@ expect "bad.site.yml:4:18: unknown key 'backend_typ'"
 printf 'site: bad\ninventry: hosts.ini\n' >"$T/bad.site.yml"
 site apply 65
 expect "bad.site.yml:2:11: unknown key 'inventry' at the top of the site file"
+# A Job's volumes as a pod spec writes them, not as the module takes them:
+# refused when the site is read, before any request.
+cat >"$T/bad.site.yml" <<'EOF'
+site: bad
+jobs:
+  - {name: train, namespace: ml, image: "nvcr.io/nvidia/tensorflow:20.12-tf1-py3",
+     command: [python, train.py],
+     volumes: [{name: results, persistentVolumeClaim: {claimName: results}}]}
+EOF
+ONLY=
+site plan 65
+expect "bad.site.yml:3:"
+expect "volumes[0] needs name, pvc and mount_path"
+expect_not "TASK ["
+# the jobs example of docs/site.md loads (and plans)
+python3 - "$top_srcdir/docs/site.md" >"$T/job.site.yml" <<'EOF' || fail "no jobs example in docs/site.md"
+import sys
+t = open(sys.argv[1]).read()
+i = t.index("\njobs:\n")
+j = t.index("\nhelm_releases:\n", i)
+sys.stdout.write("site: job\n" + t[i + 1:j + 1])
+EOF
+SITE=$T/job.site.yml
+site plan 2
+expect "TASK [k8s_job ml/train]"
 
 # ---- the secrets never showed -----------------------------------------------
 for f in "$T"/out.* "$T/apply.json" "$T"/report/*; do

@@ -225,6 +225,44 @@ static void t_junit_shape(void **state)
     json_decref(r);
 }
 
+/* Who changed a drifted resource (the aicp run from its stamp, the field
+ * manager of a field) is in every document; what a run could not check
+ * is listed (junit <skipped>), never a failure. */
+static void t_drift_provenance(void **state)
+{
+    json_t *r = load_case("drift");
+    json_t *d = json_object_get(json_object_get(r, "drift"), "drifted");
+    json_t *first = json_array_get(d, 0);
+    char *json, *junit, *html;
+    struct aicp_err err = {0};
+    (void)state;
+
+    json_object_set_new(first, "last_changed_by", json_string("site=ontap-ai-pod run=R1"));
+    json_object_set_new(json_array_get(json_object_get(first, "fields"), 0), "manager",
+                        json_string("kubectl-edit"));
+    json_object_set_new(json_object_get(r, "drift"), "not_checked",
+                        json_pack("[{s:s, s:s}]", "id", "cross_layer/pvc default/x", "message",
+                                  "the claim is not bound to a volume (phase Pending)"));
+    assert_int_equal(aicp_report_render(r, NULL, &json, &junit, &html, &err), 0);
+    assert_non_null(strstr(json, "\"last_changed_by\": \"site=ontap-ai-pod run=R1\""));
+    assert_non_null(strstr(junit, "reclaimPolicy: want Retain, have Delete "
+                                  "(set by field manager kubectl-edit)\n"));
+    assert_non_null(strstr(junit, "last changed by aicp site=ontap-ai-pod run=R1\n</failure>"));
+    /* one more case, skipped; failures and errors as before */
+    assert_non_null(strstr(junit, "tests=\"6\" failures=\"3\" errors=\"1\""));
+    assert_non_null(strstr(junit, "skipped=\"1\""));
+    assert_non_null(strstr(junit, "<skipped message=\"the claim is not bound to a volume "
+                                  "(phase Pending)\"/>"));
+    assert_non_null(strstr(html, "last changed by aicp site=ontap-ai-pod run=R1"));
+    assert_non_null(strstr(html, "(set by field manager kubectl-edit)"));
+    assert_non_null(strstr(html, "id=\"drift-not-checked\""));
+    assert_non_null(strstr(html, "1 could not be checked (1 not checked)<"));
+    /* the verdict counts drift and errors only */
+    assert_non_null(strstr(json, "\"drift_errors\": 1"));
+    free(json), free(junit), free(html);
+    json_decref(r);
+}
+
 /* Every string, keys included, is masked in all three documents; so are
  * secrets that arrive split across fields or inside a drift value. */
 static void t_masking(void **state)
@@ -569,6 +607,7 @@ int main(void)
         cmocka_unit_test(t_escaping),    cmocka_unit_test(t_not_an_object),
         cmocka_unit_test(t_empty),       cmocka_unit_test(t_random_damage),
         cmocka_unit_test(t_write),       cmocka_unit_test(t_node_order),
+        cmocka_unit_test(t_drift_provenance),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

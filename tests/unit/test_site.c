@@ -56,6 +56,7 @@ static const struct aicp_arg_spec backend_args[] = {
     {.name = "password", .type = AICP_ARG_STR, .secret = 1},
     {.name = "credentials_secret", .type = AICP_ARG_STR},
     {.name = "storage_prefix", .type = AICP_ARG_STR},
+    {.name = "defaults", .type = AICP_ARG_DICT},
     {.name = "replace", .type = AICP_ARG_BOOL},
     {0}};
 static const struct aicp_arg_spec sc_args[] = {
@@ -587,6 +588,11 @@ static void t_select(void **state)
     assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), AICP_EUSAGE);
     assert_non_null(strstr(err.msg, "--only 'inventory'"));
     json_decref(only);
+    /* a --limit pattern that matches no resource is a typo, not a clean run */
+    json_t *typo = aicp_site_split_list(NULL, "fg*,nomatch");
+    assert_int_equal(aicp_site_select(sel, s, NULL, typo, &err), AICP_EUSAGE);
+    assert_non_null(strstr(err.msg, "--limit 'nomatch' matches no resource"));
+    json_decref(typo);
     /* kubernetes: every section but ONTAP's; cross_layer selects none */
     only = aicp_site_split_list(NULL, "kubernetes");
     assert_int_equal(aicp_site_select(sel, s, only, NULL, &err), 0);
@@ -842,6 +848,92 @@ static void t_cross(void **state)
     assert_non_null(strstr(json_string_value(json_object_get(w, "skip")), "internalName"));
     json_decref(w);
     aicp_site_free(s);
+    /* A volume Trident made, on a backend with volume defaults: its export
+     * and snapshot policies are the backend's. */
+    assert_int_equal(load(&s,
+                          "ontap:\n  c: {management_lif: h}\n"
+                          "trident:\n  backends:\n"
+                          "    - {name: b, driver: ontap-nas, ontap: c, svm: s1,\n"
+                          "       defaults: {exportPolicy: pol, snapshotPolicy: default}}\n"
+                          "storage_classes:\n  - {name: sc, backend_type: ontap-nas}\n"
+                          "pvcs:\n  - {name: p, size: 1Ti, storage_class: sc}\n",
+                          &err),
+                     0);
+    p = aicp_site_find(s, "pvc/p");
+    assert_int_equal(aicp_site_cross_want(&w, s, (size_t)p, "trident_pvc_1"), 0);
+    assert_string_equal(json_string_value(json_object_get(w, "backend")), "b");
+    assert_string_equal(json_string_value(json_object_get(w, "export_policy")), "pol");
+    assert_string_equal(json_string_value(json_object_get(w, "snapshot_policy")), "default");
+    f = json_array();
+    vol = json_pack("{s:s, s:s, s:{s:{s:s}}, s:{s:s}}", "name", "trident_pvc_1", "state", "online",
+                    "nas", "export_policy", "name", "pol", "snapshot_policy", "name", "none");
+    assert_int_equal(aicp_site_cross_compare(f, w, vol), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(f, 0), "what")),
+                        "snapshot-policy");
+    json_decref(vol);
+    json_decref(f);
+    json_decref(w);
+    aicp_site_free(s);
+}
+
+/* Who last changed an object through aicp, from its stamp. */
+static void t_provenance(void **state)
+{
+    (void)state;
+    char b[128];
+    /* the ONTAP modules' stamp ending a comment of the site's own */
+    assert_int_equal(aicp_site_provenance_of(b, sizeof(b),
+                                             "dataset baseline [aicp site=pod run=20261129T1Z-ab]"),
+                     0);
+    assert_string_equal(b, "site=pod run=20261129T1Z-ab");
+    /* the comment aicp gave what it made before; the Kubernetes annotation */
+    assert_int_equal(aicp_site_provenance_of(b, sizeof(b), "aicp site=pod run=R1"), 0);
+    assert_string_equal(b, "site=pod run=R1");
+    assert_int_equal(aicp_site_provenance_of(b, sizeof(b), "site=pod run=R2"), 0);
+    assert_string_equal(b, "site=pod run=R2");
+    /* the last stamp wins; none, or a user's text that only looks alike */
+    assert_int_equal(
+        aicp_site_provenance_of(b, sizeof(b), "x [aicp site=a run=1] y [aicp site=b run=2]"), 0);
+    assert_string_equal(b, "site=b run=2");
+    assert_int_equal(aicp_site_provenance_of(b, sizeof(b), "dataset baseline"), -1);
+    assert_int_equal(aicp_site_provenance_of(b, sizeof(b), "[aicp site=x]"), -1);
+    assert_int_equal(aicp_site_provenance_of(b, sizeof(b), NULL), -1);
+    assert_int_equal(aicp_site_provenance_of(b, sizeof(b), ""), -1);
+}
+
+/* A module call whose arguments the module itself refuses (beyond its
+ * table) fails the load, at the entry, before any request; the real
+ * k8s_job module. kubernetes.force_conflicts is read. */
+static void t_module_check(void **state)
+{
+    (void)state;
+    struct aicp_site *s = NULL;
+    struct aicp_err err = {0};
+    struct aicp_site_load_opts o = {.secrets = secrets};
+    static const char bad[] =
+        "site: j\n"
+        "jobs:\n"
+        "  - {name: train, namespace: ml, image: img,\n"
+        "     volumes: [{name: results, persistentVolumeClaim: {claimName: results}}]}\n";
+    assert_int_equal(aicp_site_load_string(&s, bad, strlen(bad), "j.yml", &o, &err),
+                     AICP_EINVAL);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "j.yml:3:"));
+    assert_non_null(strstr(err.msg, "volumes[0] needs name, pvc and mount_path"));
+    static const char good[] =
+        "site: j\n"
+        "kubernetes: {force_conflicts: true}\n"
+        "jobs:\n"
+        "  - {name: train, namespace: ml, image: img,\n"
+        "     volumes: [{name: results, pvc: results, mount_path: /results}]}\n";
+    assert_int_equal(aicp_site_load_string(&s, good, strlen(good), "j.yml", &o, &err), 0);
+    assert_int_equal(s->force_conflicts, 1);
+    aicp_site_free(s);
+    s = NULL;
+    static const char badforce[] = "site: j\nkubernetes: {force_conflicts: [x]}\n";
+    assert_int_equal(aicp_site_load_string(&s, badforce, strlen(badforce), "j.yml", &o, &err),
+                     AICP_EINVAL);
+    assert_non_null(strstr(err.msg, "force_conflicts"));
 }
 
 /* The TR-4798 pod shipped in inventory/ loads and has the expected shape. */
@@ -1172,7 +1264,8 @@ int main(void)
         cmocka_unit_test(t_pod),         cmocka_unit_test(t_graph),  cmocka_unit_test(t_secret_dep),
         cmocka_unit_test(t_cycle),       cmocka_unit_test(t_errors), cmocka_unit_test(t_vars),
         cmocka_unit_test(t_select),      cmocka_unit_test(t_tr4798), cmocka_unit_test(t_ontap),
-        cmocka_unit_test(t_ontap_graph), cmocka_unit_test(t_cross),  cmocka_unit_test(t_helm), cmocka_unit_test(t_cluster),
+        cmocka_unit_test(t_ontap_graph), cmocka_unit_test(t_cross), cmocka_unit_test(t_provenance),
+        cmocka_unit_test(t_module_check),  cmocka_unit_test(t_helm), cmocka_unit_test(t_cluster),
     };
     if (aicp_secrets_new(&secrets) != 0)
         return 1;
