@@ -329,8 +329,9 @@ static void shell_close(struct aicp_conn *c, struct shell *sh)
             aicp_ssh_chan_free(sh->chan);
         }
     }
-    aicp_buf_free(&sh->in);
-    aicp_buf_free(&sh->errbuf);
+    /* Output read ahead (a cat of a key file) and sudo's chatter. */
+    aicp_buf_free_secret(&sh->in);
+    aicp_buf_free_secret(&sh->errbuf);
     free(sh->home);
     memset(sh, 0, sizeof *sh);
     sh->fd = sh->fd_err = -1;
@@ -393,8 +394,13 @@ static int build_request(struct aicp_conn *c, struct aicp_buf *b, const char *sc
         rc |= base64_append(b, in, in_len);
         rc |= aicp_buf_printf(b, "%s\n", delim);
     }
-    rc |= aicp_buf_printf(b, "(cd ~ 2>/dev/null; . /dev/fd/3) 3<<'%s' <%s 2>\"$D/e\"\n", delim,
-                          in_len > 0 ? "\"$D/i\"" : "/dev/null");
+    /* The shell itself runs under umask 077 (shell_init), so "$D/i" and
+     * "$D/e", which hold stdin (file contents, secrets) and stderr, are
+     * 0600 from creation; the script gets the login umask back. */
+    rc |= aicp_buf_printf(b,
+                          "(umask \"$_aicp_um\"; cd ~ 2>/dev/null; . /dev/fd/3) 3<<'%s' <%s "
+                          "2>\"$D/e\"\n",
+                          delim, in_len > 0 ? "\"$D/i\"" : "/dev/null");
     rc |= aicp_buf_append(b, script, sl);
     if (sl > 0 && script[sl - 1] != '\n')
         rc |= aicp_buf_puts(b, "\n");
@@ -524,7 +530,8 @@ static int shell_init(struct aicp_conn *c, struct shell *sh, double deadline,
     int rc;
 
     rc = aicp_buf_printf(&b,
-                         "D=$(umask 077 && mktemp -d \"${TMPDIR:-/tmp}/.aicp-XXXXXXXX\") || D=\n"
+                         "_aicp_um=$(umask); umask 077\n"
+                         "D=$(mktemp -d \"${TMPDIR:-/tmp}/.aicp-XXXXXXXX\") || D=\n"
                          "if [ -n \"$D\" ]; then export AICP_TMP=\"$D\"; "
                          "trap 'rm -rf \"$D\"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; "
                          "trap 'exit 143' TERM; trap 'exit 141' PIPE; r=0; else r=1; fi\n"
@@ -652,7 +659,7 @@ static int become_start(struct aicp_conn *c, struct aicp_err *err)
             goto out;
         }
     }
-    aicp_buf_free(&sh->errbuf);
+    aicp_buf_free_secret(&sh->errbuf);
     rc = shell_init(c, sh, deadline, err);
 out:
     /* The password is kept (in memory only, wiped at close) for sudo to
@@ -733,7 +740,9 @@ int aicp_conn_set_become_user(struct aicp_conn *c, const char *user);
 static void recorded_clear(struct aicp_conn *c)
 {
     for (size_t i = 0; i < c->nrec; i++) {
-        free(c->rec[i].script);
+        /* Scripts carry module arguments in plaintext (a line, a
+         * password hash, an environment prelude). */
+        aicp_free_secret(c->rec[i].script);
         free(c->rec[i].become_user);
         if (c->rec[i].in) {
             OPENSSL_cleanse(c->rec[i].in, c->rec[i].in_len);
@@ -759,7 +768,7 @@ static int record(struct aicp_conn *c, const char *script, const void *in, size_
     r->in = in_len ? malloc(in_len) : NULL;
     r->become_user = become ? aicp_strdup(c->become_user) : NULL;
     if (r->script == NULL || (in_len && r->in == NULL) || (become && r->become_user == NULL)) {
-        free(r->script);
+        aicp_free_secret(r->script);
         free(r->in);
         free(r->become_user);
         return nomem(err);
@@ -861,7 +870,7 @@ void aicp_conn_close(struct aicp_conn *c)
     if (c == NULL)
         return;
     recorded_clear(c);
-    free(c->prelude);
+    aicp_free_secret(c->prelude);
     for (size_t i = 0; i < c->nslots; i++) {
         shell_close(c, &c->slots[i].sh);
         free(c->slots[i].user);
@@ -930,7 +939,8 @@ int aicp_conn_set_prelude(struct aicp_conn *c, const char *prelude)
     char *p = prelude && *prelude ? aicp_strdup(prelude) : NULL;
     if (prelude && *prelude && p == NULL)
         return AICP_ENOMEM;
-    free(c->prelude);
+    /* The task's environment: it may hold tokens and passwords. */
+    aicp_free_secret(c->prelude);
     c->prelude = p;
     return 0;
 }
@@ -951,7 +961,7 @@ int aicp_conn_exec(struct aicp_conn *c, const char *script, const void *stdin_da
     if (aicp_buf_printf(&full, "%s\n%s", c->prelude, script) != 0)
         return nomem(err);
     int rc = exec_script(c, full.data, stdin_data, stdin_len, become, res, err);
-    aicp_buf_free(&full);
+    aicp_buf_free_secret(&full);
     return rc;
 }
 

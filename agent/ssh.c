@@ -15,11 +15,15 @@
 
 #include <libssh/libssh.h>
 
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct aicp_ssh {
     ssh_session session;
@@ -176,6 +180,138 @@ transport:
                         s->name, ssh_get_error(s->session));
 }
 
+/* A private file (0600, O_EXCL) for the proxy command's stderr. libssh
+ * points that stderr at /dev/null, and why a jump failed ("Host key
+ * verification failed.") is only ever said there. */
+static int proxy_err_open(char *path, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    if (tmp == NULL || tmp[0] != '/' || strpbrk(tmp, "%\"") != NULL ||
+        (size_t)snprintf(path, cap, "%s/.aicp-proxy-XXXXXX", tmp) >= cap)
+        snprintf(path, cap, "/tmp/.aicp-proxy-XXXXXX");
+    return mkostemp(path, O_CLOEXEC);
+}
+
+/* The last few lines the proxy wrote, on one line ("a; b"), in out. When
+ * some are about host keys, those: after a refused inner hop, the outer
+ * hops add lines about the closed connection that say nothing. */
+static void proxy_err_tail(int fd, char *out, size_t cap)
+{
+    char buf[2048];
+    struct stat st;
+    off_t off = 0;
+    ssize_t n;
+    const char *lines[3] = {NULL, NULL, NULL};
+    size_t nl = 0;
+    int keys_only = 0;
+
+    out[0] = '\0';
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return;
+    if (st.st_size > (off_t)sizeof buf - 1)
+        off = st.st_size - (off_t)(sizeof buf - 1);
+    n = pread(fd, buf, sizeof buf - 1, off);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    /* ssh ends its lines with \r\n; keep the last three non-empty ones
+     * (a partial first line, when the file was cut, is dropped). */
+    for (char *save = NULL, *p = buf, *l; (l = strtok_r(p, "\r\n", &save)) != NULL; p = NULL) {
+        if (off > 0 && l == buf)
+            continue;
+        if (l[strspn(l, " \t")] == '\0')
+            continue;
+        int about_keys = strcasestr(l, "host key") != NULL;
+        if (keys_only && !about_keys)
+            continue;
+        if (about_keys && !keys_only) {
+            keys_only = 1;
+            nl = 0;
+        }
+        if (nl == 3) {
+            lines[0] = lines[1];
+            lines[1] = lines[2];
+            nl = 2;
+        }
+        lines[nl++] = l;
+    }
+    for (size_t i = 0, used = 0; i < nl && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? "; " : "", lines[i]);
+    explicit_bzero(buf, sizeof buf);
+}
+
+/* For a jump host whose key ssh refused: which host (from ssh's "... for
+ * HOSTPORT ..." line) and how to accept it, as check_host_key says it for
+ * aicp's own hosts. */
+static int jump_hostkey_error(struct aicp_err *err, const struct aicp_conn_opts *opts,
+                              const char *name, const char *host, unsigned port,
+                              const char *said)
+{
+    const char *kh = opts->known_hosts && opts->known_hosts[0] ? opts->known_hosts
+                                                               : "~/.ssh/known_hosts";
+    const char *changed = strstr(said, "has changed");
+    const char *p = strstr(said, changed ? "Host key for " : "is known for ");
+    char hostport[300] = "";
+    char jhost[300] = "";
+    char jport[16] = "22";
+
+    if (p != NULL) {
+        p += strlen(changed ? "Host key for " : "is known for ");
+        snprintf(hostport, sizeof hostport, "%.*s", (int)strcspn(p, " ;"), p);
+        if (hostport[0] == '[' && strstr(hostport, "]:") != NULL) {
+            size_t hl = strcspn(hostport + 1, "]");
+            snprintf(jhost, sizeof jhost, "%.*s", (int)hl, hostport + 1);
+            snprintf(jport, sizeof jport, "%s", hostport + 1 + hl + 2);
+        } else {
+            snprintf(jhost, sizeof jhost, "%s", hostport);
+        }
+    }
+    if (hostport[0] == '\0')
+        return aicp_err_set(err, AICP_EHOSTKEY,
+                            "cannot connect to %s (%s port %u) through ProxyJump %s: a jump "
+                            "host's key was refused (%s); verify it and add it to known_hosts "
+                            "%s (ssh-keyscan), or run with --accept-new-host-keys",
+                            name, host, port, opts->proxy_jump, said, kh);
+    if (changed)
+        return aicp_err_set(err, AICP_EHOSTKEY,
+                            "cannot connect to %s (%s port %u) through ProxyJump %s: HOST KEY "
+                            "FOR JUMP HOST %s HAS CHANGED (%s); verify the new key, then remove "
+                            "the old entry (ssh-keygen -R '%s' -f %s)",
+                            name, host, port, opts->proxy_jump, hostport, said, hostport, kh);
+    return aicp_err_set(err, AICP_EHOSTKEY,
+                        "cannot connect to %s (%s port %u) through ProxyJump %s: host key for "
+                        "jump host %s is not in known_hosts %s (%s); verify it and add it "
+                        "(ssh-keyscan -p %s %s >> %s), or run with --accept-new-host-keys",
+                        name, host, port, opts->proxy_jump, hostport, kh, said, jport, jhost,
+                        kh);
+}
+
+/* The command libssh runs for opts' ProxyCommand or ProxyJump, with its
+ * stderr sent to stderr_path when given. *out malloc'ed. */
+static int proxy_command_for(char **out, const struct aicp_conn_opts *opts,
+                             const char *stderr_path, struct aicp_err *err)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+
+    *out = NULL;
+    if (opts->proxy_command == NULL || opts->proxy_command[0] == '\0')
+        return aicp_ssh_jump_command(out, opts, stderr_path, err);
+    if (stderr_path == NULL)
+        return (*out = aicp_strdup(opts->proxy_command)) != NULL
+                   ? 0
+                   : aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    /* The user's command runs as written, under a shell whose stderr is
+     * the file. */
+    if (aicp_buf_puts(&b, "exec 2>") != 0 || aicp_buf_shquote(&b, stderr_path) != 0 ||
+        aicp_buf_printf(&b, "; %s", opts->proxy_command) != 0) {
+        aicp_buf_free(&b);
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
+    *out = aicp_buf_steal(&b);
+    return 0;
+}
+
 int aicp_ssh_connect(struct aicp_ssh **out, const struct aicp_conn_opts *opts,
                      struct aicp_err *err)
 {
@@ -184,8 +320,12 @@ int aicp_ssh_connect(struct aicp_ssh **out, const struct aicp_conn_opts *opts,
     const char *host = opts->host && opts->host[0] ? opts->host : name;
     unsigned int port = opts->port > 0 ? (unsigned int)opts->port : 22;
     long timeout = opts->connect_timeout > 0 ? opts->connect_timeout : 10;
-    char *jump = NULL;
+    int has_command = opts->proxy_command && opts->proxy_command[0];
+    int has_jump = opts->proxy_jump && opts->proxy_jump[0];
+    char *proxy = NULL;
     char *user = NULL;
+    char epath[PATH_MAX] = "";
+    int efd = -1;
     int rc = 0;
 
     *out = NULL;
@@ -214,22 +354,34 @@ int aicp_ssh_connect(struct aicp_ssh **out, const struct aicp_conn_opts *opts,
         (rc = set_opt(s->session, SSH_OPTIONS_KNOWNHOSTS, opts->known_hosts, "known_hosts", name,
                       err)) != 0)
         goto out;
-    if (opts->proxy_command && opts->proxy_command[0]) {
-        if ((rc = set_opt(s->session, SSH_OPTIONS_PROXYCOMMAND, opts->proxy_command,
-                          "ProxyCommand", name, err)) != 0)
-            goto out;
-    } else if (opts->proxy_jump && opts->proxy_jump[0]) {
-        if ((rc = aicp_ssh_jump_command(&jump, opts->proxy_jump, err)) != 0) {
+    if (has_command || has_jump) {
+        /* Without a place for the proxy's stderr the connection still goes
+         * ahead; only the message is poorer. */
+        efd = proxy_err_open(epath, sizeof epath);
+        if ((rc = proxy_command_for(&proxy, opts, efd >= 0 ? epath : NULL, err)) != 0) {
             aicp_err_prefix(err, "%s", name);
             goto out;
         }
-        if ((rc = set_opt(s->session, SSH_OPTIONS_PROXYCOMMAND, jump, "ProxyJump", name, err)) != 0)
+        if ((rc = set_opt(s->session, SSH_OPTIONS_PROXYCOMMAND, proxy,
+                          has_command ? "ProxyCommand" : "ProxyJump", name, err)) != 0)
             goto out;
     }
 
     if (ssh_connect(s->session) != SSH_OK) {
-        rc = aicp_err_set(err, AICP_EUNREACHABLE, "cannot connect to %s (%s port %u): %s", name,
-                          host, port, ssh_get_error(s->session));
+        char said[512];
+        proxy_err_tail(efd, said, sizeof said);
+        if (has_jump && !has_command && strstr(said, "Host key verification failed") != NULL)
+            rc = jump_hostkey_error(err, opts, name, host, port, said);
+        else if (has_command || has_jump)
+            rc = aicp_err_set(err, AICP_EUNREACHABLE,
+                              "cannot connect to %s (%s port %u) through %s%s: %s%s%s", name,
+                              host, port, has_command ? "its ProxyCommand" : "ProxyJump ",
+                              has_command ? "" : opts->proxy_jump, ssh_get_error(s->session),
+                              said[0] ? "; the proxy said: " : "", said);
+        else
+            rc = aicp_err_set(err, AICP_EUNREACHABLE, "cannot connect to %s (%s port %u): %s",
+                              name, host, port, ssh_get_error(s->session));
+        explicit_bzero(said, sizeof said);
         goto out;
     }
     if ((rc = check_host_key(s, opts, host, (int)port, err)) != 0)
@@ -243,7 +395,13 @@ int aicp_ssh_connect(struct aicp_ssh **out, const struct aicp_conn_opts *opts,
     *out = s;
     s = NULL;
 out:
-    free(jump);
+    /* The proxy may live on (it carries the session): it keeps writing to
+     * an unlinked file nobody can open. */
+    if (efd >= 0) {
+        unlink(epath);
+        close(efd);
+    }
+    free(proxy);
     aicp_ssh_free(s);
     return rc;
 }
@@ -367,93 +525,191 @@ static int jump_ok(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr("._-@:[]%", c) != NULL))
+              strchr("._-@:[]", c) != NULL))
             return 0;
     }
     return 1;
 }
 
-int aicp_ssh_jump_command(char **out, const char *proxy_jump, struct aicp_err *err)
+/* One hop of a ProxyJump list, split in place: user and port may be NULL. */
+struct jump_hop {
+    char *user;
+    char *host;
+    char *port;
+};
+
+/* Splits "[user@]host[:port]" (or "[v6addr]:port") in spec, in place. */
+static int hop_parse(struct jump_hop *h, char *spec)
 {
-    struct aicp_buf b = AICP_BUF_INIT;
-    const char *hop;
-    const char *last;
-    char *spec = NULL;
-    const char *host;
-    char *at;
+    char *at = strrchr(spec, '@');
     char *colon;
+
+    memset(h, 0, sizeof *h);
+    h->host = spec;
+    if (at != NULL) {
+        *at = '\0';
+        h->user = spec;
+        h->host = at + 1;
+    }
+    if (h->host[0] == '[') {
+        char *close = strchr(h->host, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+            return -1;
+        colon = close[1] == ':' ? close + 1 : NULL;
+        *close = '\0';
+        h->host++;
+    } else {
+        colon = strchr(h->host, ':');
+    }
+    if (colon != NULL) {
+        *colon = '\0';
+        h->port = colon + 1;
+    }
+    if (h->host[0] == '\0' || strchr(h->host, '[') || strchr(h->host, ']') ||
+        (h->user != NULL && h->user[0] == '\0') ||
+        (h->port != NULL && (h->port[0] == '\0' || strspn(h->port, "0123456789") != strlen(h->port))))
+        return -1;
+    return 0;
+}
+
+/* The options every hop's ssh gets, so that a jump host is checked and
+ * logged into the way aicp checks and logs into its own hosts: the same
+ * known_hosts and strictness, the host's key, and never a prompt. */
+static int jump_options(struct aicp_buf *b, const struct aicp_conn_opts *opts)
+{
+    const char *strict = !opts->strict_host_key ? "no"
+                         : opts->accept_new_host_key ? "accept-new" : "yes";
+    int timeout = opts->connect_timeout > 0 ? opts->connect_timeout : 10;
+    int rc = 0;
+
+    rc |= aicp_buf_printf(b, " -o BatchMode=yes -o ConnectTimeout=%d -o StrictHostKeyChecking=%s",
+                          timeout, strict);
+    if (opts->known_hosts != NULL && opts->known_hosts[0] != '\0') {
+        /* ssh splits the value at spaces unless it is double-quoted. */
+        struct aicp_buf kv = AICP_BUF_INIT;
+        rc |= aicp_buf_printf(&kv, "UserKnownHostsFile=\"%s\"", opts->known_hosts);
+        rc |= aicp_buf_puts(b, " -o ");
+        rc |= kv.data ? aicp_buf_shquote(b, kv.data) : AICP_ENOMEM;
+        aicp_buf_free(&kv);
+    }
+    if (opts->key_file != NULL && opts->key_file[0] != '\0') {
+        rc |= aicp_buf_puts(b, " -i ");
+        rc |= aicp_buf_shquote(b, opts->key_file);
+    }
+    return rc ? AICP_ENOMEM : 0;
+}
+
+/* libssh expands %h, %p... in the whole ProxyCommand and knows no escape
+ * for a literal '%'; ssh reads '"' as a quote in option values. */
+static int jump_path_ok(const char *path)
+{
+    return path == NULL || strpbrk(path, "%\"") == NULL;
+}
+
+int aicp_ssh_jump_command(char **out, const struct aicp_conn_opts *opts, const char *stderr_path,
+                          struct aicp_err *err)
+{
+    const char *proxy_jump = opts->proxy_jump;
+    struct aicp_buf b = AICP_BUF_INIT;
+    char *inner = NULL;
+    char *specs = NULL;
+    struct jump_hop *hops = NULL;
+    size_t nhops = 0;
     int rc = 0;
 
     *out = NULL;
     if (proxy_jump == NULL || proxy_jump[0] == '\0')
         return aicp_err_set(err, AICP_EINVAL, "empty ProxyJump");
-    last = strrchr(proxy_jump, ',');
-    hop = last ? last + 1 : proxy_jump;
+    if (!jump_path_ok(opts->known_hosts) || !jump_path_ok(opts->key_file) ||
+        !jump_path_ok(stderr_path))
+        return aicp_err_set(err, AICP_EINVAL,
+                            "ProxyJump '%s': the known_hosts or key file path contains %% or \", "
+                            "which the jump command cannot carry",
+                            proxy_jump);
     for (const char *p = proxy_jump; *p;) {
         size_t n = strcspn(p, ",");
-        if (!jump_ok(p, n))
+        if (!jump_ok(p, n) || (p[n] == ',' && p[n + 1] == '\0'))
             return aicp_err_set(err, AICP_EINVAL,
                                 "invalid ProxyJump '%s': expected [user@]host[:port][,...]",
                                 proxy_jump);
+        nhops++;
         p += n;
         if (*p == ',')
             p++;
     }
-    if ((spec = aicp_strdup(hop)) == NULL)
-        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
-    host = spec;
-    at = strrchr(spec, '@');
-    if (at != NULL) {
-        *at = '\0';
-        host = at + 1;
-    }
-    /* host:port, or [v6addr]:port */
-    if (host[0] == '[') {
-        char *close = strchr(host, ']');
-        colon = close && close[1] == ':' ? close + 1 : NULL;
-        if (close) {
-            *close = '\0';
-            host++;
-        }
-    } else {
-        colon = strchr(host, ':');
-    }
-    if (colon != NULL)
-        *colon = '\0';
-    if (host[0] == '\0' || (at != NULL && spec[0] == '\0') ||
-        (colon != NULL && (colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1)))) {
-        rc = aicp_err_set(err, AICP_EINVAL,
-                          "invalid ProxyJump '%s': expected [user@]host[:port][,...]", proxy_jump);
+    if ((specs = aicp_strdup(proxy_jump)) == NULL || (hops = calloc(nhops, sizeof *hops)) == NULL) {
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
     }
-    rc = aicp_buf_puts(&b, "ssh");
-    if (rc == 0 && last != NULL) {
-        char *earlier = aicp_strndup(proxy_jump, (size_t)(last - proxy_jump));
-        rc = earlier ? aicp_buf_puts(&b, " -J ") : AICP_ENOMEM;
-        if (rc == 0)
-            rc = aicp_buf_shquote(&b, earlier);
-        free(earlier);
+    nhops = 0;
+    for (char *p = specs, *save = NULL, *tok; (tok = strtok_r(p, ",", &save)) != NULL; p = NULL) {
+        if (hop_parse(&hops[nhops++], tok) != 0) {
+            rc = aicp_err_set(err, AICP_EINVAL,
+                              "invalid ProxyJump '%s': expected [user@]host[:port][,...]",
+                              proxy_jump);
+            goto out;
+        }
     }
-    if (rc == 0)
-        rc = aicp_buf_puts(&b, " -W %h:%p");
-    if (rc == 0 && at != NULL) {
-        rc = aicp_buf_puts(&b, " -l ");
-        if (rc == 0)
-            rc = aicp_buf_shquote(&b, spec);
+    /* Not `ssh -J earlier,hops`: ssh would reach those hops with its own
+     * defaults, not with these options. Each hop's ssh reaches the next hop
+     * through the previous one's command instead, and only the last one
+     * says %h:%p (libssh fills in the target; it would also expand a %h
+     * meant for an inner ssh, so the inner targets are written out). */
+    for (size_t i = 0; i < nhops; i++) {
+        const struct jump_hop *h = &hops[i];
+        b.len = 0;
+        rc |= aicp_buf_puts(&b, i + 1 == nhops && stderr_path != NULL ? "exec ssh" : "ssh");
+        rc |= jump_options(&b, opts);
+        if (inner != NULL) {
+            struct aicp_buf pc = AICP_BUF_INIT;
+            rc |= aicp_buf_printf(&pc, "ProxyCommand=%s", inner);
+            rc |= aicp_buf_puts(&b, " -o ");
+            rc |= pc.data ? aicp_buf_shquote(&b, pc.data) : AICP_ENOMEM;
+            aicp_buf_free(&pc);
+        }
+        if (i + 1 == nhops) {
+            rc |= aicp_buf_puts(&b, " -W %h:%p");
+        } else {
+            const struct jump_hop *next = &hops[i + 1];
+            int v6 = strchr(next->host, ':') != NULL;
+            struct aicp_buf w = AICP_BUF_INIT;
+            rc |= aicp_buf_printf(&w, "%s%s%s:%s", v6 ? "[" : "", next->host, v6 ? "]" : "",
+                                  next->port ? next->port : "22");
+            rc |= aicp_buf_puts(&b, " -W ");
+            rc |= w.data ? aicp_buf_shquote(&b, w.data) : AICP_ENOMEM;
+            aicp_buf_free(&w);
+        }
+        if (h->user != NULL) {
+            rc |= aicp_buf_puts(&b, " -l ");
+            rc |= aicp_buf_shquote(&b, h->user);
+        }
+        if (h->port != NULL)
+            rc |= aicp_buf_printf(&b, " -p %s", h->port);
+        rc |= aicp_buf_puts(&b, " ");
+        rc |= aicp_buf_shquote(&b, h->host);
+        if (rc != 0)
+            break;
+        free(inner);
+        if ((inner = aicp_strndup(b.data, b.len)) == NULL) {
+            rc = AICP_ENOMEM;
+            break;
+        }
     }
-    if (rc == 0 && colon != NULL)
-        rc = aicp_buf_printf(&b, " -p %s", colon + 1);
-    if (rc == 0)
-        rc = aicp_buf_puts(&b, " ");
-    if (rc == 0)
-        rc = aicp_buf_shquote(&b, host);
+    /* Every hop's ssh inherits this stderr, so what any of them says about
+     * a refused host key ends up in one private file for the message. */
+    if (rc == 0 && stderr_path != NULL) {
+        rc |= aicp_buf_puts(&b, " 2>");
+        rc |= aicp_buf_shquote(&b, stderr_path);
+    }
     if (rc != 0) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
     }
     *out = aicp_buf_steal(&b);
 out:
-    free(spec);
+    free(inner);
+    free(hops);
+    free(specs);
     aicp_buf_free(&b);
     return rc;
 }

@@ -21,9 +21,12 @@ struct aicp_ssh_chan; /* one command running on a channel of a session */
 
 /* Connects to opts->host:opts->port (through the proxy, if any), checks the
  * host key, authenticates. Uses name, host, port, user, key_file,
- * known_hosts, strict_host_key, proxy_jump, proxy_command and
- * connect_timeout from opts. Errors: AICP_EUNREACHABLE, AICP_EHOSTKEY (the
- * message says how to accept the key), AICP_EAUTH. */
+ * known_hosts, strict_host_key, accept_new_host_key, proxy_jump,
+ * proxy_command and connect_timeout from opts. A proxy's stderr goes to a
+ * private temp file (removed before return) whose last lines end the
+ * message when the connection fails. Errors: AICP_EUNREACHABLE,
+ * AICP_EHOSTKEY (the message says how to accept the key, a jump host's
+ * too), AICP_EAUTH. */
 int aicp_ssh_connect(struct aicp_ssh **out, const struct aicp_conn_opts *opts,
                      struct aicp_err *err);
 /* Disconnects; closes nothing else (free channels first). NULL is fine. */
@@ -46,11 +49,19 @@ int aicp_ssh_chan_read(struct aicp_ssh_chan *ch, void *buf, size_t len, int time
 /* Closes the channel (the remote command gets EOF). NULL is fine. */
 void aicp_ssh_chan_free(struct aicp_ssh_chan *ch);
 
-/* The ProxyCommand that implements ProxyJump "[user@]host[:port]" (or a
- * comma-separated list of hops, the last one nearest the target), as
- * OpenSSH does it: "ssh [-J earlier,hops] -W %h:%p [-l user] [-p port] host".
- * *out is malloc'ed. AICP_EINVAL for an empty or malformed jump. */
-int aicp_ssh_jump_command(char **out, const char *proxy_jump, struct aicp_err *err);
+/* The ProxyCommand that implements ProxyJump opts->proxy_jump,
+ * "[user@]host[:port]" or a comma-separated list of hops (the last one
+ * nearest the target): "ssh OPTIONS -W %h:%p [-l user] [-p port] host",
+ * each earlier hop reached through a nested -o ProxyCommand of the same
+ * form. OPTIONS make every hop's ssh check host keys and log in as aicp
+ * does: BatchMode, ConnectTimeout, StrictHostKeyChecking (yes, accept-new
+ * or no from strict_host_key/accept_new_host_key), UserKnownHostsFile
+ * (known_hosts) and -i (key_file) when given. With stderr_path, the ssh
+ * runs under exec with its stderr (and every hop's) sent to that file.
+ * *out is malloc'ed. AICP_EINVAL for an empty or malformed jump, or paths
+ * holding '%' or '"'. */
+int aicp_ssh_jump_command(char **out, const struct aicp_conn_opts *opts, const char *stderr_path,
+                          struct aicp_err *err);
 
 /* Finds -o ProxyCommand=..., -o ProxyJump=... and -J HOST in an
  * ansible_ssh_common_args / ansible_ssh_extra_args string (shell-quoted, as

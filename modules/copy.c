@@ -133,9 +133,12 @@ static int copy_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
         json_object_set_new(want, "size", json_integer((json_int_t)len));
     }
     if (data) {
-        char sum[41];
+        char sum[41], md5[33];
         aicp_fu_digest_hex(sum, sizeof(sum), "sha1", data, len);
         json_object_set_new(want, "checksum", json_string(sum));
+        /* Ansible's md5sum, left out where md5 is not allowed (FIPS). */
+        if (aicp_fu_digest_hex(md5, sizeof(md5), "md5", data, len) == 0)
+            json_object_set_new(want, "md5sum", json_string(md5));
         const char *expect = aicp_fu_str(args, "checksum");
         if (expect && *expect && strcmp(expect, sum) != 0) {
             rc = aicp_err_set(err, AICP_EFAILED,
@@ -155,6 +158,11 @@ static int copy_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
                             t);
         if (src)
             json_object_set_new(ctx->result, "src", json_string(local ? local : src));
+        /* A remote source is copied every time in Ansible's eyes: its
+         * md5sum is always reported; others' only with a change (diff). */
+        const json_t *md5 = json_object_get(json_object_get(cur, "s_md5"), "checksum");
+        if (remote && md5 != NULL)
+            json_object_set(ctx->result, "md5sum", (json_t *)md5);
         const json_t *sum = json_object_get(want, "checksum");
         if (sum == NULL)
             sum = json_object_get(json_object_get(cur, "s"), "checksum");
@@ -163,6 +171,8 @@ static int copy_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     }
 out:
     free(local);
+    if (data != NULL)
+        explicit_bzero(data, len); /* file contents: may be a key or a password file */
     free(data);
     json_decref(want);
     if (rc != 0) {
@@ -225,6 +235,18 @@ static int copy_diff(const json_t *current, const struct aicp_args *args,
     }
     int rc = aicp_fu_content_diff(change, current, args, &w, err);
     json_decref(pm);
+    /* New content: Ansible's copy module reports its md5sum. */
+    const json_t *md5 = json_object_get(want, "md5sum");
+    if (rc == 0 && md5 != NULL && json_is_true(json_object_get((*change)->plan, "content"))) {
+        json_t *r = json_object_get((*change)->plan, "result");
+        if (r == NULL && json_object_set_new((*change)->plan, "result", r = json_object()) != 0)
+            r = NULL;
+        if (r == NULL || json_object_set(r, "md5sum", (json_t *)md5) != 0) {
+            aicp_change_free(*change);
+            *change = NULL;
+            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        }
+    }
     return rc;
 }
 

@@ -89,6 +89,16 @@ static char *link_src_path(const char *path, const char *src)
     return aicp_buf_steal(&b);
 }
 
+/* The result key that names the path: Ansible's file module returns
+ * "dest" for touch, link and hard, "path" otherwise. */
+static const char *result_key(const char *state)
+{
+    return strcmp(state, "touch") == 0 || strcmp(state, "link") == 0 ||
+                   strcmp(state, "hard") == 0
+               ? "dest"
+               : "path";
+}
+
 static int file_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t **current,
                       struct aicp_err *err)
 {
@@ -142,14 +152,20 @@ static int file_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     if (rc != 0)
         return rc;
     /* Ansible reports the path's state after the task; the re-check after
-     * a change (verify) overwrites these with the new state. */
+     * a change (verify) overwrites these with the new state, and touch,
+     * which has no re-check, reads it in apply. A link stands for its
+     * target for state=file/directory/touch (follow); for state=link it is
+     * the link itself, as lstat sees it (0777, the length of its target).
+     * Ansible calls the path "dest" for touch, link and hard. */
     const json_t *p = json_object_get(cur, "p");
     const char *ps = prev_state(p);
-    const json_t *shown = strcmp(ps, "link") == 0 &&
+    const char *want = state ? state : ps;
+    int is_link = strcmp(want, "link") == 0;
+    const json_t *shown = strcmp(ps, "link") == 0 && !is_link &&
                                   json_is_true(json_object_get(json_object_get(cur, "f"), "exists"))
                               ? json_object_get(cur, "f")
                               : p;
-    aicp_fu_result_stat(ctx->result, "path", path, shown);
+    aicp_fu_result_stat(ctx->result, result_key(want), path, shown);
     if (ctx->result && strcmp(ps, "link") == 0) {
         json_object_set_new(ctx->result, "state", json_string("link"));
         json_object_set(ctx->result, "src", json_object_get(p, "lnk_source"));
@@ -283,6 +299,9 @@ static int file_diff(const json_t *current, const struct aicp_args *args,
         rc = rc ? rc : aicp_buf_shquote(&sh, path);
         rc = rc ? rc : aicp_buf_puts(&sh, " || exit 1\n");
         rc = rc ? rc : attrs_script(&sh, path, mode, c->after, 0, 0);
+        /* No verify for touch: the same script reads the result state. */
+        rc = rc ? rc : aicp_fu_sh_stat(&sh, "p", path, 0);
+        json_object_set_new(c->plan, "touch", json_string(path));
     } else if (strcmp(state, "link") == 0) {
         const char *cur_target = json_string_value(json_object_get(p, "lnk_source"));
         if (src == NULL) {
@@ -407,9 +426,40 @@ out:
     return rc;
 }
 
+/* touch: runs the plan's script, whose last records are the path's stat
+ * after it, and reports that (Ansible: state file, its mode, owner...). */
+static int touch_apply(struct aicp_ctx *ctx, const char *path, const char *script,
+                       struct aicp_err *err)
+{
+    struct aicp_exec_result res = {0};
+    json_t *st = NULL;
+    int rc = aicp_fu_exec(ctx, script, NULL, 0, &res, err);
+    if (rc != 0)
+        goto out;
+    if (res.rc != 0) {
+        size_t n = res.err ? strlen(res.err) : 0;
+        while (n && (res.err[n - 1] == '\n' || res.err[n - 1] == ' '))
+            res.err[--n] = '\0';
+        rc = aicp_err_set(err, AICP_EFAILED, "the change failed (rc %d): %s", res.rc,
+                          n ? res.err : "");
+        goto out;
+    }
+    if ((rc = aicp_fu_parse(&st, res.out ? res.out : "", res.out_len, err)) != 0)
+        goto out;
+    if (ctx->result && aicp_fu_result_stat(ctx->result, "dest", path, json_object_get(st, "p")) != 0)
+        rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+out:
+    json_decref(st);
+    aicp_exec_result_clear(&res);
+    return rc;
+}
+
 static int file_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
 {
-    int rc = aicp_fu_content_apply(ctx, change, err);
+    const char *touched = json_string_value(json_object_get(change->plan, "touch"));
+    const char *script = json_string_value(json_object_get(change->plan, "script"));
+    int rc = touched && script ? touch_apply(ctx, touched, script, err)
+                               : aicp_fu_content_apply(ctx, change, err);
     if (rc != 0)
         aicp_err_prefix(err, "%s", json_string_value(json_object_get(change->after, "path")));
     return rc;

@@ -526,8 +526,13 @@ int aicp_fu_result_stat(json_t *result, const char *path_key, const char *path, 
         return 0;
     if (path_key)
         rc |= json_object_set_new(result, path_key, json_string(path));
+    static const char *const keys[] = {"mode", "owner", "group", "uid", "gid", "size"};
     if (!json_is_true(json_object_get(st, "exists"))) {
+        /* As Ansible: a path that is gone has no attributes (the verify
+         * re-check after state=absent drops those read before). */
         rc |= json_object_set_new(result, "state", json_string("absent"));
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            json_object_del(result, keys[i]);
         return rc ? AICP_ENOMEM : 0;
     }
     const char *t = json_string_value(json_object_get(st, "type"));
@@ -535,7 +540,6 @@ int aicp_fu_result_stat(json_t *result, const char *path_key, const char *path, 
     if (t && strcmp(t, "file") == 0 && json_integer_value(json_object_get(st, "nlink")) > 1)
         state = "hard";
     rc |= json_object_set_new(result, "state", json_string(state ? state : "file"));
-    static const char *const keys[] = {"mode", "owner", "group", "uid", "gid", "size"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         rc |= json_object_set(result, keys[i], json_object_get(st, keys[i]));
     return rc ? AICP_ENOMEM : 0;
@@ -912,6 +916,8 @@ int aicp_fu_content_check(struct aicp_ctx *ctx, const char *dest, const char *di
     if (remote_src) {
         rc = rc ? rc : aicp_fu_sh_stat(&b, "s", remote_src, 1);
         rc = rc ? rc : aicp_fu_sh_hash(&b, "s", NULL, "sha1");
+        /* Ansible's md5sum result; absent where md5 is not allowed (FIPS). */
+        rc = rc ? rc : aicp_fu_sh_hash(&b, "s_md5", NULL, "md5");
     }
     if (rc != 0) {
         aicp_buf_free(&b);
@@ -1087,10 +1093,56 @@ static int plan_data(char **data, size_t *len, const json_t *plan, struct aicp_e
     return *data ? 0 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
 }
 
+/* Shell that copies the remote file src to a fresh mktemp file "$_t" next
+ * to path, the way aicp_conn_put writes one: created 0600, given its final
+ * mode, owner and ACL while still empty, filled, fsync'ed. The caller
+ * renames it into place. Without a mode, an existing file's mode is kept
+ * and a new one gets src's, less the umask (as cp does). */
+static int remote_copy_sh(struct aicp_buf *b, const char *src, const char *path, int mode,
+                          const char *owner, const char *group)
+{
+    char *dir = aicp_fu_dirname(path);
+    int rc = dir ? 0 : AICP_ENOMEM;
+    rc = rc ? rc : aicp_buf_puts(b, "_s=");
+    rc = rc ? rc : aicp_buf_shquote(b, src);
+    rc = rc ? rc : aicp_buf_puts(b, "\n_p=");
+    rc = rc ? rc : aicp_buf_shquote(b, path);
+    rc = rc ? rc : aicp_buf_puts(b, "\n_t=$(mktemp ");
+    rc = rc ? rc : aicp_buf_shquote(b, dir ? dir : ".");
+    rc = rc ? rc : aicp_buf_puts(b, "\"/.aicp-tmp.XXXXXX\") || exit 1\n_k() {\n"
+                                  "  if [ -e \"$_p\" ] && command -v getfacl >/dev/null 2>&1; then "
+                                  "getfacl -p -- \"$_p\" 2>/dev/null | setfacl --set-file=- -- "
+                                  "\"$_t\" 2>/dev/null; fi\n");
+    if (mode >= 0)
+        rc = rc ? rc : aicp_buf_printf(b, "  chmod %04o \"$_t\" || return 1\n", (unsigned)mode);
+    else
+        rc = rc ? rc : aicp_buf_puts(b, "  chmod \"$(printf %o $((0$(stat -L -c %a -- \"$_s\") & "
+                                      "0777 & ~0$(umask))))\" \"$_t\" || return 1\n");
+    rc = rc ? rc : aicp_buf_puts(b, "  if [ -e \"$_p\" ]; then chown \"$(stat -L -c %u:%g \"$_p\")\" "
+                                  "\"$_t\" 2>/dev/null; fi\n");
+    if (owner && *owner) {
+        rc = rc ? rc : aicp_buf_puts(b, "  chown ");
+        rc = rc ? rc : aicp_buf_shquote(b, owner);
+        rc = rc ? rc : aicp_buf_puts(b, " \"$_t\" || return 1\n");
+    }
+    if (group && *group) {
+        rc = rc ? rc : aicp_buf_puts(b, "  chgrp ");
+        rc = rc ? rc : aicp_buf_shquote(b, group);
+        rc = rc ? rc : aicp_buf_puts(b, " \"$_t\" || return 1\n");
+    }
+    /* fd 3 is opened before the chmod, so a read-only mode cannot stop
+     * the write. */
+    rc = rc ? rc : aicp_buf_puts(b, "  cat -- \"$_s\" >&3\n}\n"
+                                  "_k 3>\"$_t\" && { sync \"$_t\" 2>/dev/null || :; } || "
+                                  "{ rm -f -- \"$_t\"; exit 1; }\n");
+    free(dir);
+    return rc ? AICP_ENOMEM : 0;
+}
+
 int aicp_fu_content_apply(struct aicp_ctx *ctx, const struct aicp_change *c, struct aicp_err *err)
 {
     const json_t *plan = c->plan;
-    struct aicp_buf b = AICP_BUF_INIT;
+    struct aicp_buf b = AICP_BUF_INIT, tref = AICP_BUF_INIT;
     char *out = NULL, *data = NULL, *tmp = NULL;
     size_t len = 0;
     int rc = 0;
@@ -1147,8 +1199,13 @@ int aicp_fu_content_apply(struct aicp_ctx *ctx, const struct aicp_change *c, str
         aicp_buf_free(&b);
     }
     /* Step 2: the content, straight to its place, or to a temp file that
-     * validate checks before it is renamed over the destination. */
-    if (validate || remote) {
+     * validate checks before it is renamed over the destination. tref is
+     * that file as a shell word: "$_t", a mktemp name, for a remote source. */
+    if (remote) {
+        if (remote_copy_sh(&b, remote, path, put_mode, owner, group) != 0 ||
+            aicp_buf_puts(&tref, "\"$_t\"") != 0)
+            goto oom;
+    } else if (validate) {
         struct aicp_buf tb = AICP_BUF_INIT;
         char *dir = aicp_fu_dirname(path);
         if (dir == NULL || aicp_buf_printf(&tb, "%s/.%s.aicp.%ld.tmp", dir, aicp_fu_basename(path),
@@ -1159,15 +1216,10 @@ int aicp_fu_content_apply(struct aicp_ctx *ctx, const struct aicp_change *c, str
         }
         free(dir);
         tmp = aicp_buf_steal(&tb);
+        if (aicp_buf_shquote(&tref, tmp) != 0)
+            goto oom;
     }
-    if (remote) {
-        rc = aicp_buf_puts(&b, "cp -- ");
-        rc = rc ? rc : aicp_buf_shquote(&b, remote);
-        rc = rc ? rc : aicp_buf_puts(&b, " ");
-        rc = rc ? rc : aicp_buf_shquote(&b, tmp);
-        rc = rc ? rc : aicp_buf_puts(&b, " || exit 1\n");
-        rc = rc ? rc : aicp_fu_sh_attrs(&b, tmp, put_mode, owner, group, 0, 0);
-    } else {
+    if (!remote) {
         if ((rc = plan_data(&data, &len, plan, err)) != 0)
             goto out;
         rc = aicp_conn_put(ctx->conn, tmp ? tmp : path, data, len, put_mode, owner, group,
@@ -1182,18 +1234,22 @@ int aicp_fu_content_apply(struct aicp_ctx *ctx, const struct aicp_change *c, str
             goto out;
         }
         rc = aicp_buf_append(&b, validate, (size_t)(pct - validate));
-        rc = rc ? rc : aicp_buf_shquote(&b, tmp);
+        rc = rc ? rc : aicp_buf_puts(&b, tref.data);
         rc = rc ? rc : aicp_buf_puts(&b, pct + 2);
         rc = rc ? rc : aicp_buf_puts(&b, " 1>&2 || { _r=$?; rm -f -- ");
-        rc = rc ? rc : aicp_buf_shquote(&b, tmp);
+        rc = rc ? rc : aicp_buf_puts(&b, tref.data);
         rc = rc ? rc : aicp_buf_puts(&b, "; exit $_r; }\n");
     }
-    if (tmp) {
+    if (tref.len) {
         rc = rc ? rc : aicp_buf_puts(&b, "mv -f -- ");
-        rc = rc ? rc : aicp_buf_shquote(&b, tmp);
+        rc = rc ? rc : aicp_buf_puts(&b, tref.data);
         rc = rc ? rc : aicp_buf_puts(&b, " ");
         rc = rc ? rc : aicp_buf_shquote(&b, path);
         rc = rc ? rc : aicp_buf_puts(&b, " || exit 1\n");
+        if (remote) {
+            /* The rename itself is made durable, as aicp_conn_put does. */
+            rc = rc ? rc : aicp_buf_puts(&b, "sync \"${_t%/*}\" 2>/dev/null\nexit 0\n");
+        }
         if (rc != 0)
             goto oom;
         if ((rc = run_script(ctx, b.data, validate ? "failed to validate" : path, NULL, err)) != 0)
@@ -1208,7 +1264,10 @@ out:
     if (rc == 0 && script != NULL)
         rc = merge_result(ctx, plan);
     aicp_buf_free(&b);
+    aicp_buf_free(&tref);
     free(out);
+    if (data != NULL)
+        explicit_bzero(data, len); /* file contents: may be a key or a password file */
     free(data);
     free(tmp);
     return rc;

@@ -67,10 +67,10 @@ static int newlines(char **text, const char *seq)
     struct aicp_buf b = AICP_BUF_INIT;
     for (const char *p = *text; *p; p++)
         if ((*p == '\n' ? aicp_buf_puts(&b, nl) : aicp_buf_append(&b, p, 1)) != 0) {
-            aicp_buf_free(&b);
+            aicp_buf_free_secret(&b);
             return AICP_ENOMEM;
         }
-    free(*text);
+    aicp_free_secret(*text);
     *text = aicp_buf_steal(&b);
     return 0;
 }
@@ -102,10 +102,13 @@ static int template_check(struct aicp_ctx *ctx, const struct aicp_args *args, js
     rc = aicp_fu_content_check(ctx, dest, aicp_fu_basename(src), NULL, 0, &cur, err);
     if (rc != 0)
         goto out;
-    char sum[41];
+    char sum[41], md5[33];
     aicp_fu_digest_hex(sum, sizeof(sum), "sha1", text, strlen(text));
     json_object_set_new(cur, "want",
                         json_pack("{s:s, s:s, s:s}", "text", text, "checksum", sum, "src", local));
+    /* Ansible's md5sum, left out where md5 is not allowed (FIPS). */
+    if (aicp_fu_digest_hex(md5, sizeof(md5), "md5", text, strlen(text)) == 0)
+        json_object_set_new(json_object_get(cur, "want"), "md5sum", json_string(md5));
     if (json_object_get(cur, "want") == NULL) {
         rc = aicp_err_set(err, AICP_EINVAL, "%s: the rendered template is not UTF-8 text", local);
         goto out;
@@ -118,8 +121,9 @@ static int template_check(struct aicp_ctx *ctx, const struct aicp_args *args, js
     }
 out:
     free(local);
-    free(tsrc);
-    free(text);
+    /* A rendered template often holds secrets (vault values, passwords). */
+    aicp_free_secret(tsrc);
+    aicp_free_secret(text);
     if (rc != 0) {
         json_decref(cur);
         cur = NULL;
@@ -145,7 +149,20 @@ static int template_diff(const json_t *current, const struct aicp_args *args,
         *change = NULL;
         return aicp_err_set(err, AICP_EINVAL, "template: no rendered content");
     }
-    return aicp_fu_content_diff(change, current, args, &w, err);
+    int rc = aicp_fu_content_diff(change, current, args, &w, err);
+    /* New content: Ansible's template module reports its md5sum. */
+    const json_t *md5 = json_object_get(want, "md5sum");
+    if (rc == 0 && md5 != NULL && json_is_true(json_object_get((*change)->plan, "content"))) {
+        json_t *r = json_object_get((*change)->plan, "result");
+        if (r == NULL && json_object_set_new((*change)->plan, "result", r = json_object()) != 0)
+            r = NULL;
+        if (r == NULL || json_object_set(r, "md5sum", (json_t *)md5) != 0) {
+            aicp_change_free(*change);
+            *change = NULL;
+            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        }
+    }
+    return rc;
 }
 
 static int template_apply(struct aicp_ctx *ctx, const struct aicp_change *change,

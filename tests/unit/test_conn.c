@@ -107,6 +107,31 @@ static void test_private_tmp(void **state)
     aicp_exec_result_clear(&r);
 }
 
+/* The files holding a script's stdin (file contents, secrets) and stderr
+ * are 0600 from creation, whatever the login umask, while the script
+ * itself still runs under that umask. */
+static void test_private_files(void **state)
+{
+    struct aicp_conn_opts o = {.name = "testhost", .local = 1, .command_timeout = 20};
+    struct aicp_conn *c = NULL;
+    struct aicp_exec_result r;
+    struct aicp_err err = {0};
+    mode_t old = umask(022);
+
+    (void)state;
+    assert_int_equal(aicp_conn_open(&c, &o, &err), 0);
+    umask(old);
+    assert_int_equal(aicp_conn_exec(c,
+                                    "stat -c %a \"$AICP_TMP/i\" \"$AICP_TMP/e\"; umask; "
+                                    ": >\"$AICP_TMP/new\"; stat -c %a \"$AICP_TMP/new\"; cat",
+                                    "s3cret\n", 7, 0, &r, &err),
+                     0);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "600\n600\n0022\n644\ns3cret\n");
+    aicp_exec_result_clear(&r);
+    aicp_conn_close(c);
+}
+
 static void test_binary_stdin(void **state)
 {
     struct fixture *f = *state;
@@ -445,24 +470,63 @@ static void test_jump_command(void **state)
 {
     char *cmd = NULL;
     struct aicp_err err = {0};
+    struct aicp_conn_opts o = {.strict_host_key = 1};
 
     (void)state;
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "bastion", &err), 0);
-    assert_string_equal(cmd, "ssh -W %h:%p 'bastion'");
+    /* No known_hosts or key given: ssh's defaults, but never a prompt. */
+    o.proxy_jump = "bastion";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), 0);
+    assert_string_equal(cmd, "ssh -o BatchMode=yes -o ConnectTimeout=10 "
+                             "-o StrictHostKeyChecking=yes -W %h:%p 'bastion'");
     free(cmd);
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "ops@gw.example.com:2222", &err), 0);
-    assert_string_equal(cmd, "ssh -W %h:%p -l 'ops' -p 2222 'gw.example.com'");
+    /* The jump host is checked against aicp's known_hosts with aicp's key,
+     * and its ssh's stderr goes to the private file. */
+    o.proxy_jump = "ops@gw.example.com:2222";
+    o.known_hosts = "/lab/known hosts";
+    o.key_file = "/lab/keys/id";
+    o.connect_timeout = 7;
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, "/tmp/.aicp-proxy-x", &err), 0);
+    assert_string_equal(cmd, "exec ssh -o BatchMode=yes -o ConnectTimeout=7 "
+                             "-o StrictHostKeyChecking=yes "
+                             "-o 'UserKnownHostsFile=\"/lab/known hosts\"' -i '/lab/keys/id' "
+                             "-W %h:%p -l 'ops' -p 2222 'gw.example.com' 2>'/tmp/.aicp-proxy-x'");
     free(cmd);
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "a,b@c", &err), 0);
-    assert_string_equal(cmd, "ssh -J 'a' -W %h:%p -l 'b' 'c'");
+    o.accept_new_host_key = 1;
+    o.known_hosts = NULL;
+    o.key_file = NULL;
+    o.connect_timeout = 0;
+    o.proxy_jump = "[::1]:22";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), 0);
+    assert_string_equal(cmd, "ssh -o BatchMode=yes -o ConnectTimeout=10 "
+                             "-o StrictHostKeyChecking=accept-new -W %h:%p -p 22 '::1'");
     free(cmd);
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "[::1]:22", &err), 0);
-    assert_string_equal(cmd, "ssh -W %h:%p -p 22 '::1'");
+    /* Earlier hops get the same options: each is reached through the
+     * previous one's command, not through `ssh -J`. */
+    o.strict_host_key = 0;
+    o.proxy_jump = "a,b@c:2200";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), 0);
+    assert_string_equal(cmd, "ssh -o BatchMode=yes -o ConnectTimeout=10 "
+                             "-o StrictHostKeyChecking=no "
+                             "-o 'ProxyCommand=ssh -o BatchMode=yes -o ConnectTimeout=10 "
+                             "-o StrictHostKeyChecking=no -W '\\''c:2200'\\'' '\\''a'\\''' "
+                             "-W %h:%p -l 'b' -p 2200 'c'");
     free(cmd);
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "gw;rm -rf /", &err), AICP_EINVAL);
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "-oProxyCommand=x", &err), AICP_EINVAL);
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "gw:port", &err), AICP_EINVAL);
-    assert_int_equal(aicp_ssh_jump_command(&cmd, "", &err), AICP_EINVAL);
+    o.proxy_jump = "gw;rm -rf /";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), AICP_EINVAL);
+    o.proxy_jump = "-oProxyCommand=x";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), AICP_EINVAL);
+    o.proxy_jump = "gw:port";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), AICP_EINVAL);
+    o.proxy_jump = "gw,";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), AICP_EINVAL);
+    o.proxy_jump = "gw%eth0";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), AICP_EINVAL);
+    o.proxy_jump = "";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), AICP_EINVAL);
+    /* libssh would expand a % in a path; ssh would end a value at a ". */
+    o.proxy_jump = "gw";
+    o.known_hosts = "/x/%d/kh";
+    assert_int_equal(aicp_ssh_jump_command(&cmd, &o, NULL, &err), AICP_EINVAL);
     assert_null(cmd);
 }
 
@@ -472,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exec_rc_out_err, setup, teardown),
         cmocka_unit_test_setup_teardown(test_private_tmp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_stdin, setup, teardown),
+        cmocka_unit_test(test_private_files),
         cmocka_unit_test_setup_teardown(test_syntax_error_is_contained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heredoc_like_script, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),

@@ -223,6 +223,13 @@ static void put_local(const char *fmt, const char *text)
     free(p);
 }
 
+static int local_umask(void)
+{
+    mode_t m = umask(0);
+    umask(m);
+    return (int)m;
+}
+
 static int local_mode(const char *fmt)
 {
     char *p = subst(fmt);
@@ -404,6 +411,14 @@ static void test_file_file_touch(void **state)
     /* touch creates, and changes every time (no verify) */
     OK(&r, "file", "{\"path\": \"%D/t\", \"state\": \"touch\", \"mode\": \"0600\"}");
     assert_true(r.changed);
+    /* Ansible's result: the file as the touch left it, under "dest". */
+    assert_string_equal(json_string_value(json_object_get(r.result, "state")), "file");
+    assert_string_equal(json_string_value(json_object_get(r.result, "mode")), "0600");
+    assert_int_equal(json_integer_value(json_object_get(r.result, "size")), 0);
+    assert_non_null(json_object_get(r.result, "uid"));
+    assert_non_null(json_object_get(r.result, "owner"));
+    assert_non_null(json_object_get(r.result, "dest"));
+    assert_null(json_object_get(r.result, "path"));
     run_clear(&r);
     assert_int_equal(local_mode("%D/t"), 0600);
     OK(&r, "file", "{\"path\": \"%D/t\", \"state\": \"touch\", \"mode\": \"0600\"}");
@@ -446,6 +461,10 @@ static void test_file_links(void **state)
     assert_false(r.changed);
     assert_string_equal(json_string_value(json_object_get(r.result, "state")), "link");
     assert_string_equal(json_string_value(json_object_get(r.result, "src")), "target");
+    /* The link itself, as lstat sees it (Ansible): not the target's. */
+    assert_string_equal(json_string_value(json_object_get(r.result, "mode")), "0777");
+    assert_int_equal(json_integer_value(json_object_get(r.result, "size")), strlen("target"));
+    assert_non_null(json_object_get(r.result, "dest"));
     run_clear(&r);
     /* retarget */
     sh("echo other > %D/target2");
@@ -478,6 +497,9 @@ static void test_file_links(void **state)
     run_clear(&r);
     OK(&r, "file", "{\"path\": \"%D/lnk\", \"state\": \"absent\"}");
     assert_true(r.changed);
+    assert_string_equal(json_string_value(json_object_get(r.result, "state")), "absent");
+    assert_null(json_object_get(r.result, "mode")); /* gone: no attributes */
+    assert_null(json_object_get(r.result, "size"));
     run_clear(&r);
     assert_int_equal(local_mode("%D/target2"), 0644); /* the target stays */
 }
@@ -492,6 +514,8 @@ static void test_copy_content(void **state)
     assert_true(r.changed);
     assert_string_equal(json_string_value(json_object_get(r.result, "checksum")),
                         "f572d396fae9206628714fb2ce00f72e94f2258f");
+    assert_string_equal(json_string_value(json_object_get(r.result, "md5sum")),
+                        "b1946ac92492d2347c6235b4d2611184");
     assert_string_equal(json_string_value(json_object_get(r.result, "mode")), "0640");
     assert_int_equal(json_integer_value(json_object_get(r.result, "size")), 6);
     assert_non_null(r.diff_text);
@@ -587,8 +611,25 @@ static void test_copy_src(void **state)
        "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, \"dest\": \"%D/rs.conf\", \"mode\": "
        "\"0444\"}");
     assert_true(r.changed);
+    assert_string_equal(json_string_value(json_object_get(r.result, "md5sum")),
+                        "e22c8b0669dfe6251ed48e9f5860da5c");
+    want = subst("%D/out/app.conf");
+    assert_string_equal(json_string_value(json_object_get(r.result, "src")), want);
+    free(want);
     run_clear(&r);
     assert_int_equal(local_mode("%D/rs.conf"), 0444);
+    /* No mode: a new file gets the source's, less the umask, as cp does;
+     * the temp file is a mktemp one, removed when a later step fails. */
+    sh("chmod 0640 %D/out/app.conf");
+    OK(&r, "copy", "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, \"dest\": \"%D/rs2\"}");
+    run_clear(&r);
+    assert_int_equal(local_mode("%D/rs2"), 0640 & ~local_umask());
+    assert_int_not_equal(run_both(&r, "copy",
+                                  "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, "
+                                  "\"dest\": \"%D/rs3\", \"owner\": \"no-such-user-x\"}"),
+                         0);
+    run_clear(&r);
+    sh("! ls -A %D | grep -q '^\\.' && [ ! -e %D/rs3 ]");
     OK(&r, "copy",
        "{\"src\": \"%D/out/app.conf\", \"remote_src\": true, \"dest\": \"%D/rs.conf\", \"mode\": "
        "\"0444\"}");
