@@ -57,6 +57,11 @@ struct aicp_kube {
     /* "v1", "storage.k8s.io/v1" -> its APIResourceList, or null when the
      * group version is known but its resources were not asked about yet. */
     json_t *gvs;
+    /* Discovery that failed: every later resolve fails the same way at
+     * once, rather than asking a dead server again (with all its retries)
+     * for each task of the run. */
+    int discovery_rc;
+    struct aicp_err discovery_err;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -146,6 +151,25 @@ static void obj_label(char *buf, size_t cap, const char *kind, const char *ns, c
 
 /* ---- requests ----------------------------------------------------------- */
 
+/* The HTTPS client words an untrusted certificate for modules that take
+ * ca_file and validate_certs; here the trust comes from the kubeconfig,
+ * so say what to change there. */
+static void tls_hint(const struct aicp_kube *k, struct aicp_err *err)
+{
+    char msg[sizeof err->msg];
+    char *cut;
+
+    if (err == NULL || (cut = strstr(err->msg, "; give the CA")) == NULL)
+        return;
+    *cut = '\0';
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    aicp_err_set(err, err->code,
+                 "%s; set certificate-authority (or certificate-authority-data) of the cluster of "
+                 "context %s in %s to the CA that signed it, or insecure-skip-tls-verify: true "
+                 "there to skip verification (insecure)",
+                 msg, k->context != NULL ? k->context : "?", k->path != NULL ? k->path : "?");
+}
+
 /* One API request. A plain 500 is retried a few times for requests that
  * are safe to repeat (the HTTPS client retries only 502-504): the API
  * server answers 500 for transient etcd trouble. */
@@ -162,7 +186,7 @@ static int call(struct aicp_kube *k, const char *method, const char *url, const 
                                 .parse_json = parse_json,
                                 .retry_unsafe = retry_unsafe};
     double backoff = 0.5;
-    int tries = 0, rc;
+    int tries = 0, sent = 0, rc;
 
     if (content_type != NULL) {
         snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
@@ -172,6 +196,10 @@ static int call(struct aicp_kube *k, const char *method, const char *url, const 
         aicp_http_resp_free(resp);
         rc = aicp_http_request(k->http, &k->opts, &req, resp, err);
         tries++;
+        sent += resp->attempts > 0 ? resp->attempts : 1;
+        resp->attempts = sent; /* all of them, for "gave up after N attempts" */
+        if (rc == AICP_EHOSTKEY)
+            tls_hint(k, err);
         if (rc == 0 || resp->status != 500 || tries >= SERVER_ERROR_ATTEMPTS ||
             !(retry_unsafe || aicp_http_method_idempotent(method)))
             return rc;
@@ -180,23 +208,7 @@ static int call(struct aicp_kube *k, const char *method, const char *url, const 
     }
 }
 
-/* Rewrites a failed request's error as "<label>: <verb>: <message>", with
- * the API's Status message when the body has one (it says what is wrong
- * far better than an HTTP status), else the HTTPS client's message. */
-static int api_error(int rc, const struct aicp_http_resp *resp, const char *label, const char *verb,
-                     struct aicp_err *err)
-{
-    const char *msg =
-        resp != NULL && json_is_object(resp->json) ? str_of(resp->json, "message") : NULL;
-
-    if (msg != NULL && msg[0] != '\0')
-        return aicp_err_set(err, rc, "%s: %s: %s", label, verb, msg);
-    if (err != NULL)
-        aicp_err_prefix(err, "%s: %s", label, verb);
-    return rc;
-}
-
-/* Says how often a write met a 409 before giving up. */
+/* Says how often a request was sent before giving up. */
 static void err_suffix(struct aicp_err *err, int attempts)
 {
     char msg[sizeof err->msg];
@@ -207,24 +219,41 @@ static void err_suffix(struct aicp_err *err, int attempts)
     aicp_err_set(err, err->code, "%s (gave up after %d attempts)", msg, attempts);
 }
 
+/* Rewrites a failed request's error as "<label>: <verb>: <message>", with
+ * the API's Status message when the body has one (it says what is wrong
+ * far better than an HTTP status), else the HTTPS client's message. */
+static int api_error(int rc, const struct aicp_http_resp *resp, const char *label, const char *verb,
+                     struct aicp_err *err)
+{
+    const char *msg =
+        resp != NULL && json_is_object(resp->json) ? str_of(resp->json, "message") : NULL;
+    int retried = resp != NULL && resp->status >= 500 && resp->attempts > 1;
+
+    if (msg != NULL && msg[0] != '\0') {
+        if (retried)
+            return aicp_err_set(err, rc, "%s: %s: %s (gave up after %d attempts)", label, verb, msg,
+                                resp->attempts);
+        return aicp_err_set(err, rc, "%s: %s: %s", label, verb, msg);
+    }
+    if (err != NULL)
+        aicp_err_prefix(err, "%s: %s", label, verb);
+    if (retried && err != NULL && strstr(err->msg, "attempts") == NULL)
+        err_suffix(err, resp->attempts);
+    return rc;
+}
+
 /* 1 when a 409 is server-side apply's field conflict (not retryable: the
  * other manager's value would win again), as opposed to a stale write. */
 static int ssa_conflict(const struct aicp_http_resp *resp)
 {
-    const json_t *causes, *c;
+    const json_t *causes;
     const char *reason;
-    size_t i;
 
     if (resp->status != 409 || !json_is_object(resp->json))
         return 0;
     reason = str_of(resp->json, "reason");
     causes = json_object_get(json_object_get(resp->json, "details"), "causes");
-    json_array_foreach(causes, i, c)
-    {
-        const char *t = str_of(c, "type");
-        if (t != NULL && strcmp(t, "FieldManagerConflict") == 0)
-            return 1;
-    }
+    /* A stale write (resourceVersion) carries no causes. */
     return reason != NULL && strcmp(reason, "Conflict") == 0 && json_array_size(causes) > 0;
 }
 
@@ -791,8 +820,20 @@ int aicp_kube_resolve(struct aicp_kube *k, const char *api_version, const char *
     if (api_version == NULL || kind == NULL || api_version[0] == '\0' || kind[0] == '\0')
         return aicp_err_set(err, AICP_EINVAL, "resolve: apiVersion and kind are required");
     pthread_mutex_lock(&k->lock);
-    if (!k->have_index && (rc = discover_index(k, err)) != 0)
+    if (k->discovery_rc != 0) {
+        rc = k->discovery_rc;
+        if (err != NULL)
+            *err = k->discovery_err;
         goto out;
+    }
+    if (!k->have_index && (rc = discover_index(k, err)) != 0) {
+        k->discovery_rc = rc;
+        if (err != NULL)
+            k->discovery_err = *err;
+        else
+            aicp_err_set(&k->discovery_err, rc, "discovery failed");
+        goto out;
+    }
     for (;;) {
         list = json_object_get(k->gvs, api_version);
         if (list == NULL && !refreshed) {
@@ -1080,25 +1121,68 @@ static int refresh_version(struct aicp_kube *k, const struct target *t, json_t *
     return 0;
 }
 
+/* The failure of an apply that met other managers' fields: each field,
+ * who owns it, and the two ways to take it over. */
+static int conflict_error(const struct target *t, const char *verb, const json_t *conflicts,
+                          struct aicp_err *err)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+    const json_t *c;
+    size_t i, n = json_array_size(conflicts);
+    int rc;
+
+    json_array_foreach(conflicts, i, c)
+    {
+        aicp_buf_printf(&b, "%s%s (owned by field manager \"%s\", %s)", i > 0 ? ", " : "",
+                        str_of(c, "field"), str_of(c, "manager"), str_of(c, "operation"));
+    }
+    rc = aicp_err_set(err, AICP_EREMOTE,
+                      "%s: %s: conflict: %s another field manager set to other values: %s; aicp "
+                      "takes fields over only when told to: --force-conflicts on the command "
+                      "line, or force: true on the resource",
+                      t->label, verb, n == 1 ? "a field that" : "fields that",
+                      b.data != NULL ? b.data : "?");
+    aicp_buf_free(&b);
+    return rc;
+}
+
 /* A write that re-reads and retries after a stale-write 409, at most
  * CONFLICT_ATTEMPTS times in all. body is owned (may be modified). */
 static int write_retrying(struct aicp_kube *k, const struct target *t, const char *verb,
                           json_t *body, const char *content_type, int force, unsigned flags,
-                          json_t **result, struct aicp_err *err)
+                          json_t **result, json_t **conflicts, struct aicp_err *err)
 {
     struct aicp_http_resp resp = {0};
-    int attempt, rc = 0;
+    json_t *conf = NULL;
+    int attempt, rc = 0, forced_own = 0;
 
     for (attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
         rc = send_write(k, t, "PATCH", body, content_type, force, flags, &resp, err);
         if (rc == 0)
             break;
         if (resp.status == 409 && ssa_conflict(&resp)) {
-            const char *msg = str_of(resp.json, "message");
-            rc = aicp_err_set(err, AICP_EREMOTE,
-                              "%s: %s: %s (another field manager owns these fields; force: "
-                              "true takes them over)",
-                              t->label, verb, msg != NULL ? msg : "conflict");
+            json_decref(conf);
+            conf = aicp_kube_conflicts_of(resp.json);
+            /* aicp's own earlier writes (a demotion sent as a merge patch
+             * is an Update of "aicp") are not someone else's fields. */
+            if (!force && !forced_own && aicp_kube_conflicts_own(conf)) {
+                force = forced_own = 1;
+                attempt--;
+                continue;
+            }
+            if (conf != NULL) {
+                rc = conflict_error(t, verb, conf, err);
+            } else {
+                const char *msg = str_of(resp.json, "message");
+                rc = aicp_err_set(err, AICP_EREMOTE,
+                                  "%s: %s: %s (another field manager owns these fields; "
+                                  "--force-conflicts or force: true takes them over)",
+                                  t->label, verb, msg != NULL ? msg : "conflict");
+            }
+            if (conflicts != NULL) {
+                *conflicts = conf;
+                conf = NULL;
+            }
             goto out;
         }
         if (resp.status != 409 || attempt == CONFLICT_ATTEMPTS) {
@@ -1113,12 +1197,13 @@ static int write_retrying(struct aicp_kube *k, const struct target *t, const cha
     if (result != NULL)
         *result = json_is_object(resp.json) ? json_incref(resp.json) : NULL;
 out:
+    json_decref(conf);
     aicp_http_resp_free(&resp);
     return rc;
 }
 
-int aicp_kube_apply(struct aicp_kube *k, const json_t *manifest, unsigned flags, json_t **result,
-                    struct aicp_err *err)
+int aicp_kube_apply_report(struct aicp_kube *k, const json_t *manifest, unsigned flags,
+                           json_t **result, json_t **conflicts, struct aicp_err *err)
 {
     struct aicp_kube_ref ref;
     struct target t;
@@ -1127,6 +1212,8 @@ int aicp_kube_apply(struct aicp_kube *k, const json_t *manifest, unsigned flags,
 
     if (result != NULL)
         *result = NULL;
+    if (conflicts != NULL)
+        *conflicts = NULL;
     if ((rc = aicp_kube_ref_of(&ref, manifest, err)) != 0 ||
         (rc = target_of(k, &ref, &t, err)) != 0)
         return rc;
@@ -1142,9 +1229,15 @@ int aicp_kube_apply(struct aicp_kube *k, const json_t *manifest, unsigned flags,
     else
         json_object_del(md, "namespace");
     rc = write_retrying(k, &t, "apply", body, "application/apply-patch+yaml",
-                        (flags & AICP_KUBE_FORCE) != 0, flags, result, err);
+                        (flags & AICP_KUBE_FORCE) != 0, flags, result, conflicts, err);
     json_decref(body);
     return rc;
+}
+
+int aicp_kube_apply(struct aicp_kube *k, const json_t *manifest, unsigned flags, json_t **result,
+                    struct aicp_err *err)
+{
+    return aicp_kube_apply_report(k, manifest, flags, result, NULL, err);
 }
 
 int aicp_kube_merge_patch(struct aicp_kube *k, const struct aicp_kube_ref *ref, const json_t *patch,
@@ -1163,8 +1256,8 @@ int aicp_kube_merge_patch(struct aicp_kube *k, const struct aicp_kube_ref *ref, 
                             t.label);
     if ((body = json_deep_copy(patch)) == NULL)
         return aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", t.label);
-    rc =
-        write_retrying(k, &t, "patch", body, "application/merge-patch+json", 0, flags, result, err);
+    rc = write_retrying(k, &t, "patch", body, "application/merge-patch+json", 0, flags, result,
+                        NULL, err);
     json_decref(body);
     return rc;
 }

@@ -101,9 +101,36 @@ enum aicp_kube_flags {
 int aicp_kube_apply(struct aicp_kube *k, const json_t *manifest, unsigned flags, json_t **result,
                     struct aicp_err *err);
 
+/* aicp_kube_apply, telling field conflicts apart. When another field
+ * manager owns fields the manifest sets to other values (and
+ * AICP_KUBE_FORCE is not given), it fails with AICP_EREMOTE naming the
+ * object, each field, its manager and how to take them over, and
+ * *conflicts (may be NULL) is a new array of {"field": ".data.x",
+ * "manager": "kubectl-patch", "operation": "Update"|"Apply"}; otherwise
+ * *conflicts is NULL. Conflicts only with aicp's own earlier writes
+ * (managers named aicp*, e.g. a merge patch of "aicp" recorded as an
+ * Update) are no one else's: the apply is sent again with force. */
+int aicp_kube_apply_report(struct aicp_kube *k, const json_t *manifest, unsigned flags,
+                           json_t **result, json_t **conflicts, struct aicp_err *err);
+
+/* The field conflicts of a 409 Status from server-side apply (causes of
+ * reason FieldManagerConflict), as aicp_kube_apply_report gives them; NULL
+ * when status is no such answer. New reference. */
+json_t *aicp_kube_conflicts_of(const json_t *status);
+/* 1 when every conflict's manager is aicp's own (its name starts "aicp"). */
+int aicp_kube_conflicts_own(const json_t *conflicts);
+/* 1 when a drift path ("metadata.annotations[a.b/c]") and a conflict's
+ * field (".metadata.annotations.a.b/c") are the same field or one holds
+ * the other. */
+int aicp_kube_path_overlaps(const char *drift_path, const char *api_field);
+
 /* PATCH with a JSON merge patch (application/merge-patch+json), for
  * fields aicp does not own: e.g. clearing the default-class annotation of
- * another tool's StorageClass. *result may be NULL. */
+ * another tool's StorageClass. A patch that carries
+ * metadata.resourceVersion is refused (409) when someone wrote in between:
+ * the object is read again and the patch sent with the new version, at
+ * most 5 times, so that a decision made on what was read is never applied
+ * to something else. *result may be NULL. */
 int aicp_kube_merge_patch(struct aicp_kube *k, const struct aicp_kube_ref *ref, const json_t *patch,
                           unsigned flags, json_t **result, struct aicp_err *err);
 

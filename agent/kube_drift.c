@@ -288,3 +288,133 @@ int aicp_kube_drift(const json_t *desired, const json_t *live, json_t **fields)
     *fields = out;
     return 0;
 }
+
+/* ---- server-side apply conflicts ----------------------------------------- */
+
+/* The manager a conflict cause names: its message reads
+ * `conflict with "NAME"` (an Apply), `conflict with "NAME" using
+ * GROUP/VERSION [at TIME]` (an Update), with ` with subresource "status"`
+ * after the name when a subresource wrote it. */
+static json_t *conflict_of(const json_t *cause)
+{
+    const char *msg = str_of(cause, "message"), *field = str_of(cause, "field");
+    const char *p, *q;
+    json_t *c;
+
+    if (msg == NULL || (p = strstr(msg, "conflict with \"")) == NULL)
+        return NULL;
+    p += strlen("conflict with \"");
+    if ((q = strchr(p, '"')) == NULL)
+        return NULL;
+    c = json_pack("{s:s%, s:s, s:s}", "manager", p, (size_t)(q - p), "operation",
+                  strstr(q, " using ") != NULL ? "Update" : "Apply", "field",
+                  field != NULL ? field : "");
+    return c;
+}
+
+json_t *aicp_kube_conflicts_of(const json_t *status)
+{
+    const json_t *causes = json_object_get(json_object_get(status, "details"), "causes");
+    const json_t *cause;
+    json_t *out;
+    size_t i;
+
+    if (json_integer_value(json_object_get(status, "code")) != 409 || json_array_size(causes) == 0)
+        return NULL;
+    if ((out = json_array()) == NULL)
+        return NULL;
+    json_array_foreach(causes, i, cause)
+    {
+        /* StatusCause's type is serialized as "reason". */
+        const char *t = str_of(cause, "reason");
+        json_t *c;
+        if (t == NULL)
+            t = str_of(cause, "type");
+        if (t == NULL || strcmp(t, "FieldManagerConflict") != 0 || (c = conflict_of(cause)) == NULL)
+            continue;
+        json_array_append_new(out, c);
+    }
+    if (json_array_size(out) == 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+int aicp_kube_conflicts_own(const json_t *conflicts)
+{
+    const json_t *c;
+    size_t i;
+
+    if (json_array_size(conflicts) == 0)
+        return 0;
+    json_array_foreach(conflicts, i, c)
+    {
+        const char *m = str_of(c, "manager");
+        if (m == NULL || strncmp(m, "aicp", 4) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* A path in one spelling for both kinds: drift's ("metadata.annotations[a.b/c]",
+ * "spec.containers[app].image") and the API's conflict fields
+ * (".metadata.annotations.a.b/c", ".spec.containers[name=\"app\"].image")
+ * become "metadata.annotations.a.b/c" and "spec.containers.app.image". */
+static char *canonical_path(const char *p)
+{
+    struct aicp_buf b = AICP_BUF_INIT;
+
+    if (*p == '.')
+        p++;
+    while (*p != '\0') {
+        const char *end;
+        if (*p != '[') {
+            if (aicp_buf_append(&b, p, 1) != 0)
+                goto oom;
+            p++;
+            continue;
+        }
+        if ((end = strchr(p, ']')) == NULL)
+            end = p + strlen(p);
+        {
+            /* [k="v"] (the API's key of a list element): the value only. */
+            const char *s = p + 1, *eq = memchr(s, '=', (size_t)(end - s));
+            size_t n;
+            if (eq != NULL)
+                s = eq + 1;
+            n = (size_t)(end - s);
+            if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+                s++;
+                n -= 2;
+            }
+            if ((b.len > 0 && aicp_buf_append(&b, ".", 1) != 0) || aicp_buf_append(&b, s, n) != 0)
+                goto oom;
+        }
+        p = *end == ']' ? end + 1 : end;
+    }
+    if (b.data == NULL && aicp_buf_puts(&b, "") != 0)
+        goto oom;
+    return aicp_buf_steal(&b);
+oom:
+    aicp_buf_free(&b);
+    return NULL;
+}
+
+int aicp_kube_path_overlaps(const char *drift_path, const char *api_field)
+{
+    char *a = canonical_path(drift_path), *b = canonical_path(api_field);
+    size_t na, nb, n;
+    int r = 0;
+
+    if (a != NULL && b != NULL) {
+        na = strlen(a);
+        nb = strlen(b);
+        n = na < nb ? na : nb;
+        /* Equal, or one lies under the other. */
+        r = strncmp(a, b, n) == 0 && (na == nb || (na > nb ? a[n] : b[n]) == '.' || n == 0);
+    }
+    free(a);
+    free(b);
+    return r;
+}

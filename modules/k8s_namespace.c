@@ -24,6 +24,10 @@ static const struct aicp_arg_spec namespace_args[] = {
      .def = "present",
      .choices = "present|absent",
      .help = "absent deletes the namespace and everything in it."},
+    {.name = "force",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
+     .help = "Server-side apply with force: take over fields another manager owns."},
     {.name = "wait_timeout",
      .type = AICP_ARG_INT,
      .def = "300",
@@ -36,7 +40,8 @@ static int namespace_check(struct aicp_ctx *ctx, const struct aicp_args *args, j
 {
     const char *state = aicp_args_str(args, "state");
     struct aicp_kube_wait w = {.timeout_s = (double)aicp_args_int(args, "wait_timeout", 300)};
-    struct aicp_ku_opts o = {.absent = state != NULL && strcmp(state, "absent") == 0};
+    struct aicp_ku_opts o = {.absent = state != NULL && strcmp(state, "absent") == 0,
+                             .force = aicp_args_bool(args, "force", 0)};
     json_t *m = aicp_ku_manifest("v1", "Namespace", NULL, aicp_args_str(args, "name"));
     int rc;
 

@@ -40,6 +40,10 @@ static const struct aicp_arg_spec secret_args[] = {
      .def = "present",
      .choices = "present|absent",
      .help = "Whether the Secret exists."},
+    {.name = "force",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
+     .help = "Server-side apply with force: take over fields another manager owns."},
     {.name = "replace",
      .type = AICP_ARG_BOOL,
      .def = "no",
@@ -165,6 +169,7 @@ static int secret_check(struct aicp_ctx *ctx, const struct aicp_args *args, json
         .absent = state != NULL && strcmp(state, "absent") == 0,
         .immutable = secret_immutable,
         .allow_replace = aicp_args_bool(args, "replace", 0),
+        .force = aicp_args_bool(args, "force", 0),
     };
     json_t *m = aicp_ku_manifest("v1", "Secret", aicp_args_str(args, "namespace"),
                                  aicp_args_str(args, "name"));

@@ -33,6 +33,11 @@
 
 /* ---- small helpers ----------------------------------------------------- */
 
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
 static int is_secret(const json_t *obj)
 {
     const char *kind = json_string_value(json_object_get(obj, "kind"));
@@ -132,15 +137,71 @@ static void mask_drift(json_t *drift)
     }
 }
 
+/* Base64 (standard alphabet, padded): what a Secret's data holds. */
+static char *b64_encode(const char *s, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(4 * ((n + 2) / 3) + 1);
+    size_t o = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(unsigned char)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)(unsigned char)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)s[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* What a Secret manifest looks like once stored: the API server writes
+ * stringData into data (base64; stringData wins for a key in both) and
+ * keeps no stringData, so drift compares with this, never with the
+ * manifest as written. New reference; the manifest itself for other
+ * objects. */
+static json_t *as_stored(json_t *m)
+{
+    json_t *sd = json_object_get(m, "stringData"), *c, *data, *v;
+    const char *key;
+
+    if (!is_secret(m) || !json_is_object(sd))
+        return json_incref(m);
+    if ((c = json_deep_copy(m)) == NULL)
+        return NULL;
+    data = json_object_get(c, "data");
+    if (!json_is_object(data)) {
+        data = json_object();
+        if (data == NULL || json_object_set_new(c, "data", data) != 0) {
+            json_decref(c);
+            return NULL;
+        }
+    }
+    json_object_foreach(sd, key, v) {
+        const char *str = json_string_value(v);
+        char *enc = str != NULL ? b64_encode(str, json_string_length(v)) : NULL;
+        if (enc == NULL || json_object_set_new(data, key, json_string(enc)) != 0) {
+            aicp_free_secret(enc);
+            json_decref(c);
+            return NULL;
+        }
+        aicp_free_secret(enc);
+    }
+    json_object_del(c, "stringData");
+    return c;
+}
+
 static int ref_of_entry(struct aicp_kube_ref *r, const json_t *entry, struct aicp_err *err)
 {
     return aicp_kube_ref_of(r, json_object_get(entry, "desired"), err);
 }
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 /* ---- client and manifests ---------------------------------------------- */
 
@@ -260,7 +321,8 @@ static int check_one(struct aicp_kube *k, json_t *m, const struct aicp_ku_opts *
                      struct aicp_err *err)
 {
     struct aicp_kube_ref r;
-    json_t *live = NULL, *drift = NULL, *imm = NULL, *dry = NULL, *entry = NULL;
+    json_t *live = NULL, *drift = NULL, *imm = NULL, *dry = NULL, *entry = NULL, *conf = NULL;
+    json_t *stored = NULL;
     int rc;
 
     *out = NULL;
@@ -286,7 +348,11 @@ static int check_one(struct aicp_kube *k, json_t *m, const struct aicp_ku_opts *
     imm = json_array();
     int replace = 0;
     if (live != NULL && !o->absent) {
-        if ((rc = aicp_kube_drift(m, live, &drift)) != 0) {
+        if ((stored = as_stored(m)) == NULL) {
+            rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = aicp_kube_drift(stored, live, &drift)) != 0) {
             aicp_err_set(err, rc, "%s/%s: cannot compare the live object", r.kind, r.name);
             goto out;
         }
@@ -299,8 +365,6 @@ static int check_one(struct aicp_kube *k, json_t *m, const struct aicp_ku_opts *
                 json_array_append_new(imm, json_string(p));
             }
         }
-        if (is_secret(m))
-            mask_drift(drift);
     }
     /* A change the server would refuse fails now, in check mode too. A
      * replacement cannot be dry-run (the object still exists), and a
@@ -309,14 +373,21 @@ static int check_one(struct aicp_kube *k, json_t *m, const struct aicp_ku_opts *
     if (change && !replace) {
         unsigned fl = AICP_KUBE_DRY_RUN | (o->force ? AICP_KUBE_FORCE : 0);
         struct aicp_err e2 = {0};
-        rc = aicp_kube_apply(k, m, fl, &dry, &e2);
+        rc = aicp_kube_apply_report(k, m, fl, &dry, &conf, &e2);
         if (rc == AICP_ENOTFOUND && live == NULL) {
             rc = 0;
         } else if (rc != 0) {
+            /* A conflict with another field manager fails here as the
+             * apply would, naming the fields, their owners and how to
+             * take them over, so that check mode predicts the real run.
+             * (Drift checks with force: there, a field someone else took
+             * is plain drift.) */
             *err = e2;
             goto out;
         }
     }
+    if (is_secret(m))
+        mask_drift(drift);
     json_t *shown = sanitize(dry != NULL ? dry : live);
     entry = json_pack("{s:o, s:O, s:o, s:o, s:b, s:o}", "ref", ref_string(&r), "desired", m, "live",
                       live ? sanitize(live) : json_null(), "drift",
@@ -329,6 +400,8 @@ static int check_one(struct aicp_kube *k, json_t *m, const struct aicp_ku_opts *
     }
     if (shown != NULL)
         json_object_set_new(entry, "shown", shown);
+    if (conf != NULL)
+        json_object_set(entry, "conflicts", conf);
     *out = entry;
     entry = NULL;
     rc = 0;
@@ -337,6 +410,8 @@ out:
     json_decref(drift);
     json_decref(imm);
     json_decref(dry);
+    json_decref(conf);
+    json_decref(stored);
     json_decref(entry);
     return rc;
 }
@@ -368,6 +443,14 @@ int aicp_ku_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t *ma
         json_t *s = json_object_get(entry, "shown");
         if (s != NULL)
             json_array_append(shown, s);
+        if (json_object_get(entry, "conflicts") != NULL && ctx->result != NULL) {
+            json_t *all = json_object_get(ctx->result, "conflicts");
+            if (!json_is_object(all)) {
+                all = json_object();
+                json_object_set_new(ctx->result, "conflicts", all);
+            }
+            json_object_set(all, jstr(entry, "ref"), json_object_get(entry, "conflicts"));
+        }
         json_array_append_new(objects, entry);
     }
     cur = json_pack("{s:O, s:o}", "objects", objects, "opts", opts_json(o));
@@ -483,13 +566,20 @@ int aicp_ku_diff(const json_t *current, const struct aicp_args *args, struct aic
         size_t j;
         json_t *d;
         json_array_foreach(json_object_get(e, "drift"), j, d) {
-            const char *p = jstr(d, "path");
+            const char *p = jstr(d, "path"), *mgr = jstr(d, "manager");
             json_t *have = json_object_get(d, "have");
             json_t *want = json_object_get(d, "want");
+            char key[768];
             if (p == NULL)
                 continue;
-            json_object_set_new(b, p, have ? json_incref(have) : json_null());
-            json_object_set_new(af, p, want ? json_incref(want) : json_null());
+            /* A field another manager owns says whose it is, in --diff,
+             * plan and drift alike. */
+            if (mgr != NULL)
+                snprintf(key, sizeof key, "%s (owned by field manager \"%s\")", p, mgr);
+            else
+                snprintf(key, sizeof key, "%s", p);
+            json_object_set_new(b, key, have ? json_incref(have) : json_null());
+            json_object_set_new(af, key, want ? json_incref(want) : json_null());
         }
         json_object_set_new(before, ref, b);
         json_object_set_new(after, ref, af);

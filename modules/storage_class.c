@@ -69,6 +69,10 @@ static const struct aicp_arg_spec sc_args[] = {
      .type = AICP_ARG_BOOL,
      .def = "no",
      .help = "Delete and re-create the class when an immutable field changes."},
+    {.name = "force",
+     .type = AICP_ARG_BOOL,
+     .def = "no",
+     .help = "Server-side apply with force: take over fields another manager owns."},
     {.name = NULL},
 };
 
@@ -213,6 +217,15 @@ static int add_demotions(struct aicp_ctx *ctx, const struct aicp_args *args, jso
         char ref[512];
         snprintf(ref, sizeof(ref), "StorageClass/%s", other);
         json_t *md = json_object_get(sc, "metadata");
+        /* The demotion is a decision on what was just read: it carries
+         * that resourceVersion, so a write in between makes the server
+         * refuse it (409) and the client read and decide again, rather
+         * than patch a class someone else just changed. Drift never
+         * compares resourceVersion. */
+        const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
+        if (rv != NULL)
+            json_object_set_new(json_object_get(desired, "metadata"), "resourceVersion",
+                                json_string(rv));
         if (json_is_object(md))
             json_object_del(md, "managedFields");
         json_array_append_new(objects, json_pack("{s:s, s:o, s:O, s:o, s:b, s:[], s:b}", "ref", ref,
@@ -232,6 +245,7 @@ static int sc_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t *
         .absent = state != NULL && strcmp(state, "absent") == 0,
         .immutable = sc_immutable,
         .allow_replace = aicp_args_bool(args, "replace", 0),
+        .force = aicp_args_bool(args, "force", 0),
     };
     int is_default = aicp_args_bool(args, "default", 0);
     json_t *m = aicp_ku_manifest(SC_API, "StorageClass", NULL, name);

@@ -44,9 +44,13 @@ static const struct aicp_arg_spec tb_args[] = {
     {.name = "username",
      .type = AICP_ARG_STR,
      .help = "ONTAP user, kept in the credentials Secret (with password)."},
+    /* A credential, not a secret that hides the diff: its only place is
+     * the Secret's data, whose values kubeutil masks everywhere, so the
+     * TridentBackendConfig's changes (data_lif...) can still be shown. */
     {.name = "password",
      .type = AICP_ARG_STR,
      .secret = 1,
+     .credential = 1,
      .help = "ONTAP password, kept in the credentials Secret; never shown."},
     {.name = "credentials_secret",
      .type = AICP_ARG_STR,

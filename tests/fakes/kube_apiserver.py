@@ -1906,8 +1906,9 @@ def apply_conflict(rt, old, entries, conflicts):
             parts.append("conflicts with %s:" % m)
             parts += ["- %s" % p for p in by[m]]
         msg = "Apply failed with %d conflicts: %s" % (len(conflicts), "\n".join(parts))
-    return ApiError(409, "Conflict", msg, {"name": old["metadata"]["name"], "group": rt.group,
-                                          "kind": rt.plural, "causes": causes})
+    # The real server's apply conflict carries only the causes in its
+    # details (no name, group or kind).
+    return ApiError(409, "Conflict", msg, {"causes": causes})
 
 
 # ---------------------------------------------------------------------------
@@ -3108,7 +3109,12 @@ class KubeFake(FakeServer):
                     if old is None:
                         return
                     cw["count"] -= 1
-                    new = merge_patch(copy.deepcopy(old), cw["patch"])
+                    # "{n}" in the patch's strings counts the writes (1, 2,
+                    # ...), so that each one changes the object and bumps
+                    # its resourceVersion, as a busy writer would.
+                    cw["done"] = cw.get("done", 0) + 1
+                    patch = json.loads(json.dumps(cw["patch"]).replace("{n}", str(cw["done"])))
+                    new = merge_patch(copy.deepcopy(old), patch)
                     s.commit(r.rt, old, new, cw["manager"], "Update", False, r.sub)
             s.concurrent[:] = [c for c in s.concurrent if c["count"] > 0]
 

@@ -257,4 +257,111 @@ kube_expect_out '"j.objects[0].status.succeeded": 1'
 kube_step "k8s Job delete" 2 <<'EOF'
 - k8s: {definition: {apiVersion: batch/v1, kind: Job, metadata: {name: c-job, namespace: default}}, state: absent}
 EOF
+# ---- field conflicts -------------------------------------------------------
+# Another tool CHANGES a field aicp declares (a merge patch by manager
+# "kubectl-patch", an Update, as `kubectl patch` sends it): apply without
+# force fails naming the object, the field, the manager and the two ways to
+# take it over, and --check fails the same way, predicting it (aicp drift
+# checks with force, so there it is plain drift: test_site.sh); with
+# force: true it converges.
+CMP=/api/v1/namespaces/default/configmaps/c-conf
+ccm() { # [extra]
+    cat <<EOF
+- k8s:
+    definition: {apiVersion: v1, kind: ConfigMap, metadata: {name: c-conf, namespace: default}, data: {epochs: "90"}}
+    $1
+EOF
+}
+ccm >"$T" && kube_step "k8s conflict: create" 2 <"$T"
+kube_api PATCH "$CMP?fieldManager=kubectl-patch" '{"data": {"epochs": "1"}}' >/dev/null ||
+    fail "patching c-conf as kubectl-patch"
+ccm >"$T" && kube_run 1 --check --diff <"$T"
+kube_expect_out 'ConfigMap/default/c-conf: apply: conflict'
+kube_expect_out '.data.epochs (owned by field manager \"kubectl-patch\", Update)'
+ccm "force: true" >"$T" && kube_run 2 --check --diff <"$T"
+kube_expect_out '"90"'
+ccm >"$T" && kube_run 1 <"$T"
+kube_expect_out 'ConfigMap/default/c-conf: apply: conflict'
+kube_expect_out '.data.epochs (owned by field manager \"kubectl-patch\", Update)'
+kube_expect_out 'force: true on the resource'
+kube_expect_out '--force-conflicts'
+[ "$(kube_field $CMP data.epochs)" = 1 ] || fail "k8s conflict: changed without force"
+ccm "force: true" >"$T" && kube_step "k8s conflict: force takes the field over" 2 <"$T"
+[ "$(kube_field $CMP data.epochs)" = 90 ] || fail "k8s conflict: force did not converge"
+ccm >"$T" && kube_step "k8s conflict: converged" 0 <"$T"
+kube_api DELETE "$CMP" >/dev/null || fail "deleting c-conf"
+
+# A Secret written with stringData: the server keeps it as base64 data,
+# which is what drift compares with (it used to fail "not idempotent").
+printf 'tok: "%s-sd"\n' "$CANARY" >"$SEC/c-sd.yml"
+sdsec() {
+    cat <<'EOF'
+- k8s:
+    definition: {apiVersion: v1, kind: Secret, metadata: {name: c-sd, namespace: default}, stringData: {token: "{{ tok }}"}}
+EOF
+}
+sdsec >"$T" && kube_step "k8s Secret stringData create" 2 -e "@$SEC/c-sd.yml" --diff <"$T"
+no_leak "$OUT" "$REPORT" "$KT/check.out" "$KT/check.json" "$KT/verify.out"
+sdsec >"$T" && kube_step "k8s Secret stringData again" 0 -e "@$SEC/c-sd.yml" --diff <"$T"
+printf 'tok: "%s-sd2"\n' "$CANARY" >"$SEC/c-sd2.yml"
+sdsec >"$T" && kube_step "k8s Secret stringData different" 2 -e "@$SEC/c-sd2.yml" --diff <"$T"
+no_leak "$OUT" "$REPORT" "$KT/check.out" "$KT/check.json" "$KT/verify.out"
+[ "$(kube_field /api/v1/namespaces/default/secrets/c-sd data.token)" = \
+    "$(printf '%s-sd2' "$CANARY" | base64)" ] || fail "k8s Secret stringData: not updated"
+kube_api DELETE /api/v1/namespaces/default/secrets/c-sd >/dev/null || fail "deleting c-sd"
+
+# ---- the default class moving between classes -----------------------------
+# exclusive_default demotes with merge patches (Updates by manager "aicp");
+# promoting a class aicp itself demoted earlier is no conflict with anyone
+# else, and after every step exactly one class is the default.
+dflt() { # NAME
+    sc "$1" ontap-nas "default: true" "exclusive_default: true"
+}
+defaults() {
+    kube_api GET "$SCP" | python3 -c '
+import json, sys
+print(" ".join(sorted(o["metadata"]["name"] for o in json.load(sys.stdin)["items"]
+    if (o["metadata"].get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true")))'
+}
+dflt c-da >"$T" && kube_step "default class: c-da" 2 <"$T"
+[ "$(defaults)" = c-da ] || fail "default class: defaults are '$(defaults)', not c-da"
+dflt c-db >"$T" && kube_step "default class: c-db" 2 <"$T"
+[ "$(defaults)" = c-db ] || fail "default class: defaults are '$(defaults)', not c-db"
+dflt c-da >"$T" && kube_step "default class: c-da again" 2 <"$T"
+[ "$(defaults)" = c-da ] || fail "default class: defaults are '$(defaults)', not c-da"
+
+# The demotion is a read-modify-write: it carries the resourceVersion it
+# read, so a concurrent writer makes it stale (409) and it is sent again on
+# a fresh read. Three concurrent writes: three 409s, converged on the
+# fourth attempt, and the other writer's label kept (no lost update).
+kube_api POST /_fake/reset >/dev/null || fail "resetting the fake's log"
+kube_api POST /_fake/concurrent_write \
+    "{\"path\": \"$SCP/c-da\", \"patch\": {\"metadata\": {\"labels\": {\"racer\": \"w{n}\"}}}, \"count\": 3}" \
+    >/dev/null || fail "arming the concurrent writer"
+dflt c-db >"$T" && kube_run 2 <"$T"
+[ "$(defaults)" = c-db ] || fail "demotion under a concurrent writer: defaults are '$(defaults)'"
+[ "$(kube_field $SCP/c-da metadata.labels.racer)" = w3 ] || fail "the concurrent writer's last label was lost"
+kube_api GET /_fake/requests | python3 -c '
+import json, sys
+w = [r["status"] for r in json.load(sys.stdin)
+     if r["method"] == "PATCH" and r["path"].endswith("/storageclasses/c-da")
+     and not (r.get("query") or {}).get("dryRun")]
+sys.exit(0 if w == [409, 409, 409, 200] else "demotion writes: %s, not three 409s then a 200" % w)' ||
+    fail "the demotion did not retry its stale writes"
+# A writer that never stops: bounded, and the run says so.
+kube_api POST /_fake/concurrent_write \
+    "{\"path\": \"$SCP/c-db\", \"patch\": {\"metadata\": {\"labels\": {\"racer\": \"w{n}\"}}}, \"count\": 5}" \
+    >/dev/null || fail "arming the concurrent writer"
+dflt c-da >"$T" && kube_run 1 <"$T"
+kube_expect_out "gave up after 5 attempts"
+# The class is promoted before the others are demoted: a failed demotion
+# leaves two defaults for a moment, never none.
+[ "$(defaults)" = "c-da c-db" ] || fail "after a failed demotion the defaults are '$(defaults)'"
+kube_api POST /_fake/reset >/dev/null || fail "resetting the fake"
+dflt c-da >"$T" && kube_step "default class: c-da converges" 2 <"$T"
+[ "$(defaults)" = c-da ] || fail "default class: defaults are '$(defaults)', not c-da"
+for n in c-da c-db; do
+    printf -- '- storage_class: {name: %s, state: absent}\n' $n >"$T" && kube_run 2 <"$T"
+done
+
 echo "ok   helper C's module cases"

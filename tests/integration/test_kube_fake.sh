@@ -524,6 +524,10 @@ st, _, o = call("PATCH", CM + "/api?fieldManager=aicp", cm({"a": "1", "c": "mine
 check(st == 409 and o["reason"] == "Conflict" and o["message"].startswith('Apply failed with 1 conflict: conflict with "other" using v1 at ')
       and o["message"].endswith(": .data.c") and o["details"]["causes"][0]["field"] == ".data.c"
       and o["details"]["causes"][0]["reason"] == "FieldManagerConflict", "apply conflict", o)
+# As the real server's apply conflict: the details hold the causes only, and
+# each cause is {reason, message, field} (StatusCause's type is "reason").
+check(list(o["details"]) == ["causes"] and sorted(o["details"]["causes"][0]) == ["field", "message", "reason"]
+      and o["details"]["causes"][0]["message"].startswith('conflict with "other" using v1'), "apply conflict's details", o)
 st, _, o = call("PATCH", CM + "/api?fieldManager=aicp", cm({"a": "1", "c": "other"}), APPLY)
 check(st == 200, "applying the same value co-owns without conflict", o)
 st, _, o = call("PATCH", CM + "/api?fieldManager=aicp&force=true", cm({"a": "1", "c": "mine"}), APPLY)
@@ -557,6 +561,16 @@ st, _, cur = call("GET", CM + "/api")
 cur["data"]["mine"] = "1"
 st, _, o = call("PUT", CM + "/api?fieldManager=aicp", cur)
 check(st == 200 and o["metadata"]["labels"]["racer"] == "1" and o["data"]["mine"] == "1", "no lost update", o)
+# "{n}" counts the concurrent writes: every one changes the object, so a
+# writer armed for 2 makes two writes stale in a row.
+call("POST", "/_fake/concurrent_write", {"path": CM + "/api", "patch": {"metadata": {"labels": {"racer2": "w{n}"}}}, "count": 2}, token=False)
+for i in (1, 2):
+    st, _, cur = call("GET", CM + "/api")
+    cur["data"]["mine"] = str(i)
+    st, _, o = call("PUT", CM + "/api?fieldManager=aicp", cur)
+    check(st == 409, "concurrent write %d makes the PUT stale" % i, o)
+st, _, cur = call("GET", CM + "/api")
+check(cur["metadata"]["labels"]["racer2"] == "w2", "the concurrent writes are numbered", cur["metadata"])
 
 # JSON patch and strategic merge patch.
 st, _, o = call("PATCH", CM + "/api", [{"op": "test", "path": "/data/a", "value": "1"}, {"op": "add", "path": "/data/j", "value": "p"}], "application/json-patch+json")

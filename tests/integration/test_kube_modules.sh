@@ -247,6 +247,16 @@ for f in "$OUT" "$REPORT" "$KT/check.out" "$KT/check.json"; do
 done
 UUID=$(kube_field /apis/trident.netapp.io/v1/namespaces/trident/tridentbackendconfigs/fg-iface1 status.backendInfo.backendUUID)
 [ -n "$UUID" ] || fail "the controller gave fg-iface1 no backend UUID"
+# Only the Secret's values are hidden: a change of the config itself is
+# shown field by field, old and new value.
+tb "limit_volume_size: 50Ti" | sed 's/192.168.11.11/192.168.11.12/' |
+    kube_step "trident_backend new data LIF" 2 -e "@$SEC/vars2.yml" --diff
+kube_expect_out "spec.dataLIF"
+kube_expect_out "192.168.11.12"
+! grep -q -F "diff hidden" "$OUT" || { cat "$OUT" >&2; fail "trident_backend hides a data LIF change"; }
+for f in "$OUT" "$REPORT" "$KT/check.out" "$KT/check.json"; do
+    if grep -q -F -e "$CANARY" -e "$B64" "$f"; then fail "the password leaked into $f"; fi
+done
 
 # ---- pvc -------------------------------------------------------------------
 pvc() { # SIZE [extra]
@@ -369,7 +379,10 @@ t1=$(now)
 python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) - float(sys.argv[1]) >= 1.0 else 1)' "$t0" "$t1" ||
     fail "a 429 with Retry-After: 1 was retried after less than a second"
 
-# A concurrent writer between our GET and our apply: no lost update.
+# Another manager writes a label between our GET and our apply: server-side
+# apply carries no resourceVersion and merges, so there is no 409 here (the
+# retry of stale writes is exercised by the default-class demotion in
+# kube_modules_c.sh); what this asserts is that neither label is lost.
 kube_api POST /_fake/concurrent_write \
     '{"path": "/api/v1/namespaces/ml/persistentvolumeclaims/slow", "patch": {"metadata": {"labels": {"other": "kept"}}}, "count": 2}' \
     >/dev/null || fail "arming the concurrent writer"

@@ -8,6 +8,9 @@
 #   field, drift --report writes drift.json, drift.txt and the report files
 #   (report.json, junit.xml, report.html), apply repairs it
 #   (2), drift 0;
+#   the same annotation CHANGED by another field manager (kubectl annotate
+#   --overwrite): drift 2 naming the field, both values and the manager,
+#   apply without force fails saying how to take it over;
 #   a field taken by another field manager (server-side apply, forced):
 #   drift 2 names that manager and the aicp run that last changed the
 #   object (its aicp.io/provenance annotation, in the output, drift.txt,
@@ -181,6 +184,39 @@ expect "changed: [ontap-ai-pod]"
 api GET "$SC/ontap-ai-flexvols-retain" | grep -q "\"$ANN\": *\"true\"" || fail "apply did not repair"
 site drift 0
 
+# ---- a declared field CHANGED behind aicp's back ---------------------------
+# `kubectl annotate ... =false --overwrite` makes kubectl-annotate the owner
+# of the field: the dry run of drift meets a conflict, which is drift too
+# (exit 2, naming the field, both values and the manager), and apply
+# without force refuses, saying how to take the field over.
+if command -v kubectl >/dev/null 2>&1; then
+    kubectl --kubeconfig "$T/kubeconfig" annotate storageclass ontap-ai-flexvols-retain \
+        "$ANN=false" --overwrite >"$T/kubectl.out" 2>&1 || { cat "$T/kubectl.out" >&2; fail "kubectl annotate"; }
+    MGR=kubectl-annotate
+else
+    api PATCH "$SC/ontap-ai-flexvols-retain?fieldManager=kubectl-annotate" \
+        "{\"metadata\":{\"annotations\":{\"$ANN\":\"false\"}}}" >/dev/null || fail "changing the annotation"
+    MGR=kubectl-annotate
+fi
+site drift 2 --report "$T/report2"
+expect "DRIFT: 1 resource drifted"
+expect "StorageClass/ontap-ai-flexvols-retain: metadata.annotations[$ANN]: want \"true\", have \"false\" (set by field manager $MGR)"
+expect_not "not checked"
+python3 - "$T/report2/drift.json" <<'EOF' || fail "drift.json does not report the changed field"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["resources_drifted"] == 1 and r["failed"] == 0, r
+EOF
+site apply 1 --only storage_classes
+expect "StorageClass/ontap-ai-flexvols-retain: apply: conflict"
+expect "(owned by field manager \\\"$MGR\\\", Update)"
+expect "--force-conflicts"
+api GET "$SC/ontap-ai-flexvols-retain" | grep -q "\"$ANN\": *\"false\"" || fail "apply without force changed the field"
+# The other manager puts its value back: shared, no conflict, in sync.
+api PATCH "$SC/ontap-ai-flexvols-retain?fieldManager=$MGR" "{\"metadata\":{\"annotations\":{\"$ANN\":\"true\"}}}" \
+    >/dev/null || fail "restoring the annotation"
+site drift 0
+
 # ---- another field manager, provenance, --force-conflicts -----------------
 p1=$(prov "$TBC/ontap-ai-flexvols")
 case $p1 in site=ontap-ai-pod\ run=?*) ;; *) fail "the backend carries no provenance: '$p1'" ;; esac
@@ -188,8 +224,8 @@ ssa "$TBC/ontap-ai-flexvols" other-tool '{"apiVersion": "trident.netapp.io/v1",
     "kind": "TridentBackendConfig", "metadata": {"name": "ontap-ai-flexvols",
     "namespace": "trident"}, "spec": {"dataLIF": "192.168.11.99"}}' || fail "the other manager's apply"
 site drift 2 --report "$T/report-mgr"
-# (a backend holds the ONTAP password: its values are hidden, not who set them)
-expect 'spec.dataLIF: differs (values hidden: secret) (set by field manager other-tool)'
+# (the backend's fields show; only its credentials Secret's values are hidden)
+expect 'spec.dataLIF: want "192.168.11.11", have "192.168.11.99" (set by field manager other-tool)'
 expect "last changed by aicp $p1"
 grep -q -F "last changed by aicp $p1" "$T/report-mgr/drift.txt" || fail "drift.txt: no provenance"
 python3 - "$T/report-mgr" "$p1" <<'EOF' || fail "drift.json/report.json do not say who changed it"

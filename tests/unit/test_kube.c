@@ -1168,17 +1168,89 @@ static void t_live_conflict(void **state)
     assert_int_equal(aicp_kube_apply(f->k, m, 0, NULL, &err), AICP_EREMOTE);
     assert_true(aicp_startswith(err.msg, "ConfigMap/default/conf: apply: "));
     assert_non_null(strstr(err.msg, "conflict"));
-    assert_non_null(strstr(err.msg, "other"));
-    assert_non_null(strstr(err.msg, "force"));
+    assert_non_null(strstr(err.msg, ".data.a (owned by field manager \"other\", Apply)"));
+    assert_non_null(strstr(err.msg, "--force-conflicts"));
+    assert_non_null(strstr(err.msg, "force: true"));
     log = requests_since(f, from);
     /* Not retried: the other manager's value would win again. */
     assert_int_equal(count(log, "PATCH", "/api/v1/namespaces/default/configmaps/conf"), 1);
     json_decref(log);
+    /* The same in a dry run, with the conflicts for the caller. */
+    {
+        json_t *conf = NULL;
+        assert_int_equal(aicp_kube_apply_report(f->k, m, AICP_KUBE_DRY_RUN, NULL, &conf, &err),
+                         AICP_EREMOTE);
+        assert_int_equal(json_array_size(conf), 1);
+        assert_string_equal(json_string_value(aicp_kube_field(conf, "0.field")), ".data.a");
+        assert_string_equal(json_string_value(aicp_kube_field(conf, "0.manager")), "other");
+        assert_string_equal(json_string_value(aicp_kube_field(conf, "0.operation")), "Apply");
+        json_decref(conf);
+    }
     assert_int_equal(aicp_kube_apply(f->k, m, AICP_KUBE_FORCE, &obj, &err), 0);
     assert_string_equal(json_string_value(aicp_kube_field(obj, "data.a")), "1");
     json_decref(obj);
+    /* aicp's own merge patch (an Update by "aicp") is no one else's: the
+     * next apply that sets the field again takes it back (with force). */
+    {
+        json_t *patch = json_pack("{s:{s:s}}", "data", "a", "3");
+        assert_int_equal(aicp_kube_merge_patch(f->k, &ref, patch, 0, NULL, &err), 0);
+        json_decref(patch);
+        from = nrequests(f);
+        assert_int_equal(aicp_kube_apply(f->k, m, 0, &obj, &err), 0);
+        assert_string_equal(json_string_value(aicp_kube_field(obj, "data.a")), "1");
+        json_decref(obj);
+        log = requests_since(f, from);
+        assert_int_equal(count(log, "PATCH", "/api/v1/namespaces/default/configmaps/conf"), 2);
+        json_decref(log);
+    }
     assert_int_equal(aicp_kube_delete(f->k, &ref, NULL, 0, 2, NULL, &err), 0);
     json_decref(m);
+}
+
+/* Conflict answers read as the API server writes them. */
+static void t_conflicts_of(void **state)
+{
+    json_t *st, *c;
+    (void)state;
+
+    st = json_loads(
+        "{\"kind\": \"Status\", \"code\": 409, \"reason\": \"Conflict\", \"details\": {\"causes\": ["
+        "{\"reason\": \"FieldManagerConflict\", \"message\": \"conflict with \\\"kubectl-patch\\\" "
+        "using v1\", \"field\": \".data.epochs\"},"
+        "{\"reason\": \"FieldManagerConflict\", \"message\": \"conflict with \\\"aicp\\\" using "
+        "storage.k8s.io/v1 at 2026-01-01T00:00:00Z\", \"field\": "
+        "\".metadata.annotations.storageclass.kubernetes.io/is-default-class\"},"
+        "{\"reason\": \"FieldManagerConflict\", \"message\": \"conflict with \\\"helm\\\"\", "
+        "\"field\": \".spec.x\"}]}}",
+        0, NULL);
+    assert_non_null(st);
+    c = aicp_kube_conflicts_of(st);
+    assert_int_equal(json_array_size(c), 3);
+    assert_string_equal(json_string_value(aicp_kube_field(c, "0.manager")), "kubectl-patch");
+    assert_string_equal(json_string_value(aicp_kube_field(c, "0.operation")), "Update");
+    assert_string_equal(json_string_value(aicp_kube_field(c, "1.manager")), "aicp");
+    assert_string_equal(json_string_value(aicp_kube_field(c, "2.manager")), "helm");
+    assert_string_equal(json_string_value(aicp_kube_field(c, "2.operation")), "Apply");
+    assert_false(aicp_kube_conflicts_own(c));
+    json_array_remove(c, 2);
+    json_array_remove(c, 0);
+    assert_true(aicp_kube_conflicts_own(c));
+    json_decref(c);
+    /* A stale write (no causes) is no field conflict. */
+    json_object_del(json_object_get(st, "details"), "causes");
+    assert_null(aicp_kube_conflicts_of(st));
+    json_decref(st);
+
+    assert_true(aicp_kube_path_overlaps("data.epochs", ".data.epochs"));
+    assert_true(aicp_kube_path_overlaps(
+        "metadata.annotations[storageclass.kubernetes.io/is-default-class]",
+        ".metadata.annotations.storageclass.kubernetes.io/is-default-class"));
+    assert_true(aicp_kube_path_overlaps("spec.containers[app].image",
+                                        ".spec.containers[name=\"app\"].image"));
+    assert_true(aicp_kube_path_overlaps("spec.containers[app]", ".spec.containers[name=\"app\"].image"));
+    assert_false(aicp_kube_path_overlaps("data.epoch", ".data.epochs"));
+    assert_false(aicp_kube_path_overlaps("spec.containers[web].image",
+                                         ".spec.containers[name=\"app\"].image"));
 }
 
 static int add_mine(json_t *obj, void *ud, struct aicp_err *err)
@@ -1322,6 +1394,7 @@ static void t_live_faults(void **state)
     assert_int_not_equal(aicp_kube_get(f->k, &ref, &obj, &err), 0);
     assert_null(obj);
     assert_true(aicp_startswith(err.msg, "ConfigMap/default/flt: get: "));
+    assert_non_null(strstr(err.msg, "(gave up after 3 attempts)"));
     log = requests_since(f, from);
     assert_int_equal(count(log, "GET", path), 3);
     json_decref(log);
@@ -1442,6 +1515,39 @@ static void t_live_job_logs(void **state)
     json_decref(j);
 }
 
+/* Discovery that failed is not asked again for every object of the run. */
+static void t_live_discovery_remembered(void **state)
+{
+    LIVE(state);
+    struct aicp_kube_resource res;
+    struct aicp_kube_config cfg;
+    struct aicp_kube *k = NULL;
+    struct aicp_err err = {0};
+    char path[160], first[sizeof err.msg];
+    json_t *log;
+    size_t from;
+
+    snprintf(path, sizeof path, "%s/kc-memo", f->dir);
+    live_kubeconfig(f, path, TOKEN, "ca.pem");
+    cfg = (struct aicp_kube_config){.kubeconfig = path};
+    assert_int_equal(aicp_kube_new(&k, f->http, &cfg, &err), 0);
+    json_decref(ctl(f, "POST", "/_fake/fault",
+                    json_pack("{s:s, s:s, s:i, s:i}", "path_regex", "^/api$", "method", "GET",
+                              "status", 500, "count", 100)));
+    from = nrequests(f);
+    assert_int_not_equal(aicp_kube_resolve(k, "v1", "ConfigMap", &res, &err), 0);
+    snprintf(first, sizeof first, "%s", err.msg);
+    assert_non_null(strstr(first, "gave up after 3 attempts"));
+    memset(&err, 0, sizeof err);
+    assert_int_not_equal(aicp_kube_resolve(k, "v1", "Secret", &res, &err), 0);
+    assert_string_equal(err.msg, first);
+    log = requests_since(f, from);
+    assert_int_equal(count(log, "GET", "/api"), 3);
+    json_decref(log);
+    json_decref(ctl(f, "POST", "/_fake/reset", NULL));
+    aicp_kube_free(k);
+}
+
 static void t_live_tls_and_auth(void **state)
 {
     LIVE(state);
@@ -1460,6 +1566,12 @@ static void t_live_tls_and_auth(void **state)
     assert_int_equal(aicp_kube_get(k, &ref, &obj, &err), AICP_EHOSTKEY);
     assert_null(obj);
     assert_non_null(strstr(err.msg, "not trusted"));
+    /* Said in the kubeconfig's terms, not a module's. */
+    assert_non_null(strstr(err.msg, "certificate-authority"));
+    assert_non_null(strstr(err.msg, "insecure-skip-tls-verify"));
+    assert_non_null(strstr(err.msg, path));
+    assert_null(strstr(err.msg, "ca_file"));
+    assert_null(strstr(err.msg, "validate_certs"));
     assert_null(strstr(err.msg, CANARY));
     aicp_kube_free(k);
     /* insecure-skip-tls-verify: honoured, with one warning per server. */
@@ -1510,6 +1622,7 @@ int main(void)
         cmocka_unit_test(t_drift_converged),
         cmocka_unit_test(t_drift_fields),
         cmocka_unit_test(t_drift_lists),
+        cmocka_unit_test(t_conflicts_of),
         cmocka_unit_test(t_kubeconfig_basic),
         cmocka_unit_test(t_kubeconfig_refused),
         cmocka_unit_test(t_kubeconfig_env_and_pool),
@@ -1520,7 +1633,7 @@ int main(void)
         cmocka_unit_test(t_live_invalid),      cmocka_unit_test(t_live_conflict),
         cmocka_unit_test(t_live_concurrent),   cmocka_unit_test(t_live_faults),
         cmocka_unit_test(t_live_wait),         cmocka_unit_test(t_live_job_logs),
-        cmocka_unit_test(t_live_tls_and_auth),
+        cmocka_unit_test(t_live_tls_and_auth), cmocka_unit_test(t_live_discovery_remembered),
     };
     int rc = cmocka_run_group_tests_name("kube_pure", pure, NULL, NULL);
 
