@@ -226,10 +226,24 @@ static void render_volume(struct aicp_buf *b, const json_t *v, int last)
         const json_t *s = json_array_get(snaps, i);
         int slast = i + 1 == json_array_size(snaps);
         const char *comment = str_of(s, "comment");
-        aicp_buf_printf(b, "%s%s snapshot %s [%s], created %s%s%s%s\n", ind, slast ? "`-" : "|-",
+        /* The modules' provenance stamp ends the comment: shown apart. */
+        const char *stamp = comment ? strstr(comment, "[aicp site=") : NULL;
+        size_t clen = comment ? strlen(comment) : 0;
+        if (stamp != NULL && comment[clen - 1] == ']') {
+            clen = (size_t)(stamp - comment);
+            while (clen > 0 && comment[clen - 1] == ' ')
+                clen--;
+        } else {
+            stamp = NULL;
+        }
+        aicp_buf_printf(b, "%s%s snapshot %s [%s], created %s", ind, slast ? "`-" : "|-",
                         or_dash(str_of(s, "name")), or_dash(str_of(s, "role")),
-                        or_dash(str_of(s, "create_time")), comment ? ", \"" : "",
-                        comment ? comment : "", comment ? "\"" : "");
+                        or_dash(str_of(s, "create_time")));
+        if (clen > 0)
+            aicp_buf_printf(b, ", \"%.*s\"", (int)clen, comment);
+        if (stamp != NULL)
+            aicp_buf_printf(b, ", by aicp %.*s", (int)(strlen(stamp) - 7), stamp + 6);
+        aicp_buf_printf(b, "\n");
         const json_t *clones = json_object_get(s, "clones");
         char cind[64];
         snprintf(cind, sizeof(cind), "%s%s", ind, slast ? "   " : "|  ");

@@ -16,6 +16,7 @@
 #include "err.h"
 #include "module.h"
 #include "ontap.h"
+#include "ontap_stamp.h"
 #include "ontaputil.h"
 #include "util.h"
 
@@ -53,7 +54,14 @@ static const struct aicp_arg_spec clone_args[] = {
     {.name = "gid", .type = AICP_ARG_INT, .help = "Group id of the clone's root."},
     {.name = "comment",
      .type = AICP_ARG_STR,
-     .help = "Comment. On create, when absent: aicp's provenance (site and run id)."},
+     .help = "Comment. Compared without aicp's provenance stamp (\" [aicp ...]\"). Without "
+             "provenance it is written as given; when absent, a new clone gets the run's "
+             "stamp."},
+    {.name = "provenance",
+     .type = AICP_ARG_STR,
+     .help = "Who changes the clone (\"site=NAME run=ID\"): written after the comment as "
+             "\" [aicp site=NAME run=ID]\" on create and with every other change; never a "
+             "change on its own."},
     {.name = "state",
      .type = AICP_ARG_STR,
      .def = "present",
@@ -102,6 +110,7 @@ static void set_results(struct aicp_ctx *ctx, const json_t *rec)
     json_object_set_new(ctx->result, "volume", rec ? json_deep_copy(rec) : json_null());
     json_t *u = json_object_get(rec, "uuid");
     json_object_set_new(ctx->result, "uuid", u ? json_incref(u) : json_null());
+    aicp_stamp_report(ctx->result, json_string_value(json_object_get(rec, "comment")));
 }
 
 static int read_clone(struct aicp_ontap *o, const struct aicp_args *args, json_t **rec,
@@ -119,13 +128,13 @@ static int read_clone(struct aicp_ontap *o, const struct aicp_args *args, json_t
     return rc;
 }
 
-/* current: {"record": {...}|null, "provenance": "..."} */
+/* current: {"record": {...}|null, "stamp": "[aicp ...]" or ""} */
 static int clone_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t **current,
                        struct aicp_err *err)
 {
     struct aicp_ontap *o = NULL;
     json_t *rec = NULL;
-    char prov[256];
+    char stamp[AICP_STAMP_MAX];
     int rc;
 
     *current = NULL;
@@ -136,9 +145,9 @@ static int clone_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_
     if ((rc = aicp_ou_client(ctx, args, &o, err)) != 0 ||
         (rc = read_clone(o, args, &rec, err)) != 0)
         return rc;
-    aicp_ou_provenance(ctx, prov, sizeof(prov));
+    aicp_stamp_make(ctx, args, stamp, sizeof(stamp));
     set_results(ctx, rec);
-    *current = json_pack("{s:o?, s:s}", "record", rec, "provenance", prov);
+    *current = json_pack("{s:o?, s:s}", "record", rec, "stamp", stamp);
     if (*current == NULL)
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
     return 0;
@@ -170,10 +179,14 @@ static int create_plan(const json_t *current, const struct aicp_args *args, json
     json_object_set_new(body, "clone", clone);
     if (json_object_size(nas) > 0)
         json_object_set(body, "nas", nas);
-    if (comment != NULL)
-        json_object_set_new(body, "comment", json_string(comment));
-    else
-        json_object_set(body, "comment", json_object_get(current, "provenance"));
+    {
+        json_t *c = aicp_stamp_join(comment, comment ? strlen(comment) : 0,
+                                    json_string_value(json_object_get(current, "stamp")));
+        if (c != NULL && json_string_length(c) > 0)
+            json_object_set_new(body, "comment", c);
+        else
+            json_decref(c);
+    }
     json_decref(nas);
 
     json_object_set_new(after, "state", json_string("present"));
@@ -289,14 +302,6 @@ static int clone_diff(const json_t *current, const struct aicp_args *args,
             json_object_set(before, p, (json_t *)h);
             json_object_set_new(after, p, json_integer(w));
         }
-        const char *cm = aicp_args_str(args, "comment");
-        const char *have_cm = jstr(rec, "comment");
-        if (cm != NULL && json_object_get(rec, "comment") != NULL &&
-            strcmp(cm, have_cm ? have_cm : "") != 0) {
-            json_object_set_new(body, "comment", json_string(cm));
-            json_object_set(before, "comment", json_object_get(rec, "comment"));
-            json_object_set_new(after, "comment", json_string(cm));
-        }
         int split = aicp_args_bool(args, "split", 0) &&
                     json_is_true(jpath(rec, "clone.is_flexclone")) &&
                     !json_is_true(jpath(rec, "clone.split_initiated"));
@@ -304,6 +309,26 @@ static int clone_diff(const json_t *current, const struct aicp_args *args,
             json_object_set_new(before, "clone.split_initiated", json_false());
             json_object_set_new(after, "clone.split_initiated", json_true());
         }
+        /* The comment: the user's part is compared, aicp's stamp never;
+         * the stamp is renewed with any change the clone gets. */
+        const char *cm = aicp_args_str(args, "comment");
+        const char *have_cm = jstr(rec, "comment");
+        /* Without provenance a change is not stamped (as before it
+         * existed): the run's stamp goes only on what aicp creates. */
+        const char *stamp = aicp_args_str(args, "provenance") != NULL
+                                ? json_string_value(json_object_get(current, "stamp"))
+                                : "";
+        size_t hlen = aicp_stamp_split(have_cm, NULL, 0);
+        int differs = cm != NULL &&
+                      (strlen(cm) != hlen || strncmp(cm, have_cm ? have_cm : "", hlen) != 0);
+        if (differs) {
+            json_object_set_new(before, "comment", json_stringn(have_cm ? have_cm : "", hlen));
+            json_object_set_new(after, "comment", json_string(cm));
+        }
+        if (differs || ((json_object_size(body) > 0 || split) && stamp != NULL && stamp[0]))
+            json_object_set_new(body, "comment",
+                                cm != NULL ? aicp_stamp_join(cm, strlen(cm), stamp)
+                                           : aicp_stamp_join(have_cm, hlen, stamp));
         if (json_object_size(body) == 0 && !split)
             goto done;
         plan = json_pack("{s:s, s:O, s:O, s:b}", "action", "modify", "uuid",

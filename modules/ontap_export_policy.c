@@ -33,10 +33,12 @@ static const struct aicp_arg_spec ep_args[] = {
      .help = "The SVM of the policy."},
     {.name = "rules",
      .type = AICP_ARG_LIST,
-     .help = "Every rule of the policy, in any order: each {clients (list or \"a,b\"), "
-             "protocols (default [any]), ro_rule (default [sys]), rw_rule (default [sys]), "
-             "superuser (default [none]), anonymous_user}. Rules not listed are deleted. "
-             "Absent: the rules are left alone."},
+     .help = "Every rule of the policy, in the order ONTAP evaluates them (the first that "
+             "matches a client wins): each {clients (list or \"a,b\"), protocols (default "
+             "[any]), ro_rule (default [sys]), rw_rule (default [sys]), superuser (default "
+             "[none]), anonymous_user (default \"65534\", as ONTAP's)}. Rules out of order are "
+             "rewritten in place; rules not listed are deleted. Absent: the rules are left "
+             "alone."},
     {.name = "state",
      .type = AICP_ARG_STR,
      .def = "present",
@@ -161,6 +163,10 @@ static int norm_rule(const json_t *r, int wanted, size_t n, json_t **out, struct
             json_object_set_new(o, rule_lists[i], l);
     }
     json_t *a = anon_str(json_object_get(r, "anonymous_user"));
+    /* ONTAP's default, so that a rule written without it compares (and
+     * shows in a diff) as what the cluster returns. */
+    if (a == NULL && wanted)
+        a = json_string("65534");
     if (a != NULL)
         json_object_set_new(o, "anonymous_user", a);
     if (wanted) {
@@ -219,20 +225,74 @@ static json_t *without_index(const json_t *rules)
     return out;
 }
 
-/* current: {"policy": {"id", "name"}|null, "rules": [normalised ONTAP rules]} */
+/* ONTAP returns rules in index order; sorted here all the same, since
+ * the order is what a policy means. */
+static void sort_by_index(json_t *rules)
+{
+    size_t n = json_array_size(rules);
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i; j > 0; j--) {
+            json_t *a = json_array_get(rules, j - 1), *b = json_array_get(rules, j);
+            if (json_integer_value(json_object_get(a, "index")) <=
+                json_integer_value(json_object_get(b, "index")))
+                break;
+            json_incref(a);
+            json_array_set(rules, j - 1, b);
+            json_array_set_new(rules, j, a);
+        }
+    }
+}
+
+/* The names of the volumes that use the policy, into out. */
+static int policy_users(struct aicp_ontap *o, const struct aicp_args *args, json_t *out,
+                        struct aicp_err *err)
+{
+    struct aicp_buf q = AICP_BUF_INIT;
+    json_t *vols = NULL, *v;
+    size_t i;
+    int rc;
+
+    if (aicp_ontap_qadd(&q, "nas.export_policy.name", aicp_args_str(args, "name")) != 0 ||
+        aicp_ontap_qadd(&q, "svm.name", aicp_args_str(args, "vserver")) != 0) {
+        aicp_buf_free(&q);
+        return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
+    rc = aicp_ontap_list(o, "/api/storage/volumes", q.data, "name,nas.export_policy.name", &vols,
+                         err);
+    json_array_foreach(vols, i, v) {
+        const char *pn =
+            json_string_value(json_object_get(json_object_get(json_object_get(v, "nas"),
+                                                              "export_policy"),
+                                              "name"));
+        /* A cluster that ignores the filter must not name every volume. */
+        if (pn != NULL && strcmp(pn, aicp_args_str(args, "name")) == 0 &&
+            json_object_get(v, "name") != NULL)
+            json_array_append(out, json_object_get(v, "name"));
+    }
+    json_decref(vols);
+    aicp_buf_free(&q);
+    return rc;
+}
+
+/* current: {"policy": {"id", "name"}|null, "rules": [normalised ONTAP
+ * rules, in index order], "users": [volumes using it, read for state:
+ * absent]} */
 static int ep_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t **current,
                     struct aicp_err *err)
 {
     struct aicp_ontap *o = NULL;
     struct aicp_buf q = AICP_BUF_INIT, path = AICP_BUF_INIT;
-    json_t *pol = NULL, *raw = NULL, *rules = json_array();
+    json_t *pol = NULL, *raw = NULL, *rules = json_array(), *users = json_array();
     size_t i;
     json_t *r;
     int rc;
 
     *current = NULL;
-    if (rules == NULL)
+    if (rules == NULL || users == NULL) {
+        json_decref(rules);
+        json_decref(users);
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
     if ((rc = aicp_ou_client(ctx, args, &o, err)) != 0)
         goto out;
     if (aicp_ontap_qadd(&q, "name", aicp_args_str(args, "name")) != 0 ||
@@ -260,6 +320,11 @@ static int ep_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t *
             if (n != NULL)
                 json_array_append_new(rules, n);
         }
+        sort_by_index(rules);
+        /* ONTAP refuses to delete a policy volumes use (1703957): a
+         * --check must say so too, not predict a deletion. */
+        if (is_absent(args) && (rc = policy_users(o, args, users, err)) != 0)
+            goto out;
     }
     if (ctx->result != NULL) {
         json_object_set_new(ctx->result, "export_policy",
@@ -268,7 +333,7 @@ static int ep_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t *
                                             without_index(rules))
                                 : json_null());
     }
-    *current = json_pack("{s:o?, s:O}", "policy", pol, "rules", rules);
+    *current = json_pack("{s:o?, s:O, s:O}", "policy", pol, "rules", rules, "users", users);
     pol = NULL;
     if (*current == NULL)
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
@@ -278,6 +343,7 @@ out:
     json_decref(pol);
     json_decref(raw);
     json_decref(rules);
+    json_decref(users);
     return rc;
 }
 
@@ -292,7 +358,6 @@ static int ep_diff(const json_t *current, const struct aicp_args *args,
     const json_t *given = aicp_args_get(args, "rules");
     json_t *want = json_array(), *ops = json_array(), *before = json_object(),
            *after = json_object();
-    unsigned char used_h[256] = {0}, used_w[256] = {0};
     size_t i, j;
     json_t *r;
     int rc;
@@ -317,6 +382,22 @@ static int ep_diff(const json_t *current, const struct aicp_args *args,
     if (is_absent(args)) {
         if (!json_is_object(pol))
             goto done;
+        const json_t *users = json_object_get(current, "users");
+        if (json_array_size(users) > 0) {
+            rc = aicp_err_set(err, AICP_EFAILED,
+                              "export policy %s in SVM %s is in use by volume %s%s: give those "
+                              "volumes another policy first (ONTAP refuses the delete: 1703957)",
+                              aicp_args_str(args, "name"), aicp_args_str(args, "vserver"),
+                              json_string_value(json_array_get(users, 0)),
+                              json_array_size(users) > 1 ? " and others" : "");
+            goto out;
+        }
+        if (strcmp(aicp_args_str(args, "name"), "default") == 0) {
+            rc = aicp_err_set(err, AICP_EFAILED,
+                              "export policy default of SVM %s cannot be deleted (ONTAP keeps it)",
+                              aicp_args_str(args, "vserver"));
+            goto out;
+        }
         json_object_set_new(before, "state", json_string("present"));
         json_object_set_new(after, "state", json_string("absent"));
         c->plan = json_pack("{s:s, s:O}", "action", "delete", "id", json_object_get(pol, "id"));
@@ -331,38 +412,26 @@ static int ep_diff(const json_t *current, const struct aicp_args *args,
     } else {
         if (given == NULL)
             goto done;
-        /* Pair equal rules first; the rest are modified pairwise, then
-         * created or deleted. */
-        json_array_foreach(want, i, r) {
-            for (j = 0; j < json_array_size(have); j++) {
-                if (!used_h[j] && rule_match(r, json_array_get(have, j))) {
-                    used_h[j] = used_w[i] = 1;
-                    break;
-                }
-            }
-        }
-        j = 0;
-        json_array_foreach(want, i, r) {
-            if (used_w[i])
+        /* ONTAP evaluates rules in index order, so the n-th wanted rule
+         * must be the n-th rule: a rule that differs at its position is
+         * rewritten in place (which also reorders), rules past the end
+         * are appended, surplus ones deleted. */
+        size_t nw = json_array_size(want), nh = json_array_size(have);
+        for (i = 0; i < nw && i < nh; i++) {
+            const json_t *h = json_array_get(have, i);
+            if (rule_match(json_array_get(want, i), h))
                 continue;
-            while (j < json_array_size(have) && used_h[j])
-                j++;
-            if (j < json_array_size(have)) {
-                used_h[j] = 1;
-                json_array_append_new(ops, json_pack("{s:s, s:O, s:o}", "op", "patch", "index",
-                                                     json_object_get(json_array_get(have, j),
-                                                                     "index"),
-                                                     "body", rule_body(r)));
-            } else {
-                json_array_append_new(ops, json_pack("{s:s, s:o}", "op", "post", "body",
-                                                     rule_body(r)));
-            }
+            json_array_append_new(ops, json_pack("{s:s, s:O, s:o}", "op", "patch", "index",
+                                                 json_object_get(h, "index"), "body",
+                                                 rule_body(json_array_get(want, i))));
         }
-        for (j = 0; j < json_array_size(have); j++)
-            if (!used_h[j])
-                json_array_append_new(ops, json_pack("{s:s, s:O}", "op", "delete", "index",
-                                                     json_object_get(json_array_get(have, j),
-                                                                     "index")));
+        for (i = nh; i < nw; i++)
+            json_array_append_new(ops, json_pack("{s:s, s:o}", "op", "post", "body",
+                                                 rule_body(json_array_get(want, i))));
+        for (j = nh; j > nw; j--)
+            json_array_append_new(ops, json_pack("{s:s, s:O}", "op", "delete", "index",
+                                                 json_object_get(json_array_get(have, j - 1),
+                                                                 "index")));
         if (json_array_size(ops) == 0)
             goto done;
         json_object_set_new(before, "rules", without_index(have));
@@ -483,7 +552,7 @@ static const struct aicp_module_ops ep_ops = {
 
 const struct aicp_module aicp_mod_ontap_export_policy = {
     .name = "ontap_export_policy",
-    .summary = "ONTAP NFS export policy and its rules, compared as a set",
+    .summary = "ONTAP NFS export policy and its rules, in the order ONTAP evaluates them",
     .args = ep_args,
     .flags = AICP_MOD_NEEDS_ONTAP,
     .ops = &ep_ops,

@@ -1,8 +1,11 @@
 /* The ontap_info module: facts about a cluster (the cluster itself, SVMs,
  * aggregates, volumes, export policies, SnapMirror relationships) read
- * over the REST API into the result key `ontap_info`, as the netapp.ontap
- * collection's na_ontap_rest_info returns them, so a task can register
- * them and later tasks and templates use them. It never changes anything:
+ * over the REST API into the result key `ontap_info`, twice over: under
+ * aicp's short keys (volumes: [...]) that this project's playbooks use,
+ * and under na_ontap_rest_info's keys and shape ("storage/volumes":
+ * {records: [...], num_records: n}) so that tasks written for the
+ * netapp.ontap collection port over. A task registers them and later
+ * tasks and templates use them. It never changes anything:
  * all of its work is in check, and diff never finds a change. Subsets are
  * named plainly (volumes) or as the collection names them
  * (storage/volumes, volume_info). */
@@ -35,6 +38,7 @@ static const struct aicp_arg_spec info_args[] = {
  * and the query field that filters it by SVM. */
 struct info_subset {
     const char *key;
+    const char *rest_key; /* na_ontap_rest_info's key */
     const char *names; /* '|'-separated aliases */
     const char *path;
     const char *fields;
@@ -42,22 +46,22 @@ struct info_subset {
 };
 
 static const struct info_subset subsets[] = {
-    {"cluster", "cluster|cluster_identity_info|cluster/cluster", "/api/cluster",
+    {"cluster", "cluster", "cluster|cluster_identity_info|cluster/cluster", "/api/cluster",
      "name,uuid,version", NULL},
-    {"svms", "svms|svm|svm/svms|vserver_info", "/api/svm/svms", "name,uuid,state", "name"},
-    {"aggregates", "aggregates|aggregate|storage/aggregates|aggregate_info",
+    {"svms", "svm/svms", "svms|svm|svm/svms|vserver_info", "/api/svm/svms", "name,uuid,state", "name"},
+    {"aggregates", "storage/aggregates", "aggregates|aggregate|storage/aggregates|aggregate_info",
      "/api/storage/aggregates", "name,uuid,state,space.block_storage.size,"
                                 "space.block_storage.available",
      NULL},
-    {"volumes", "volumes|volume|storage/volumes|volume_info", "/api/storage/volumes",
+    {"volumes", "storage/volumes", "volumes|volume|storage/volumes|volume_info", "/api/storage/volumes",
      "uuid,name,svm.name,style,size,state,type,aggregates.name,nas.path,nas.export_policy.name,"
      "snapshot_policy.name,space.snapshot.reserve_percent,guarantee.type,comment,"
      "clone.is_flexclone,clone.parent_volume.name",
      "svm.name"},
-    {"export_policies",
+    {"export_policies", "protocols/nfs/export-policies",
      "export_policies|export_policy|protocols/nfs/export-policies|export_policy_info",
      "/api/protocols/nfs/export-policies", "id,name,svm.name", "svm.name"},
-    {"snapmirror", "snapmirror|snapmirror/relationships|snapmirror_info",
+    {"snapmirror", "snapmirror/relationships", "snapmirror|snapmirror/relationships|snapmirror_info",
      "/api/snapmirror/relationships", "uuid,source.path,destination.path,state,healthy,lag_time,"
                                       "policy.name",
      NULL},
@@ -168,6 +172,10 @@ static int info_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
             aicp_err_prefix(err, "ontap_info %s", s->key);
             goto out;
         }
+        if (json_is_array(v))
+            json_object_set_new(info, s->rest_key,
+                                json_pack("{s:O, s:I}", "records", v, "num_records",
+                                          (json_int_t)json_array_size(v)));
         json_object_set_new(info, s->key, v ? v : json_null());
     }
     if (ctx->result != NULL)

@@ -8,10 +8,15 @@
  * first, as the collection does; ONTAP releases the source side when it
  * deletes at the destination). Each transition waits until ONTAP reports
  * the state it leads to, so the executor's re-check sees a converged
- * relationship. Lag and health are read, reported in the result, and are
- * drift only when the task sets max_lag. Unlike the collection's
- * `update: true`, nothing is "always changed" unless the task asks for an
- * unconditional transfer. */
+ * relationship. Lag and health are read and always reported in the
+ * result; a relationship that should be snapmirrored or paused and is
+ * unhealthy is drift, and so is a snapmirrored one lagging more than
+ * max_lag. Apply heals a snapmirrored one with an update transfer (once
+ * any running transfer ends) and fails with ONTAP's reason when that does
+ * not make it healthy; a paused one is not transferred to (that would undo
+ * the pause): its unhealthiness fails the task with the reason. Unlike
+ * the collection's `update: true`, nothing is "always changed" unless the
+ * task asks for an unconditional transfer. */
 #include "config.h"
 
 #include <ctype.h>
@@ -23,6 +28,7 @@
 #include "err.h"
 #include "module.h"
 #include "ontap.h"
+#include "ontap_stamp.h"
 #include "ontaputil.h"
 #include "util.h"
 
@@ -59,7 +65,8 @@ static const struct aicp_arg_spec sm_args[] = {
      .help = "Transfer schedule (ONTAP 9.11 or later over REST); changed in place."},
     {.name = "max_transfer_rate",
      .type = AICP_ARG_INT,
-     .help = "Throttle in KB/s (0: unlimited); changed in place."},
+     .help = "Throttle in KB/s (0: unlimited); changed in place (ONTAP 9.8 or later over "
+             "REST)."},
     {.name = "identity_preservation",
      .type = AICP_ARG_STR,
      .choices = "full|exclude_network_config|exclude_network_and_protocol_config",
@@ -67,7 +74,11 @@ static const struct aicp_arg_spec sm_args[] = {
     {.name = "create_destination",
      .type = AICP_ARG_DICT,
      .help = "{enabled: true, storage_service: {...}, tiering: {...}}: ONTAP creates the "
-             "destination (DP) volume with the relationship."},
+             "destination (DP) volume with the relationship (ONTAP 9.7 or later)."},
+    {.name = "provenance",
+     .type = AICP_ARG_STR,
+     .help = "Who creates the relationship (\"site=NAME run=ID\"): the destination volume "
+             "that create_destination makes gets the comment \"[aicp site=NAME run=ID]\"."},
     {.name = "initialize",
      .type = AICP_ARG_BOOL,
      .def = "yes",
@@ -87,12 +98,13 @@ static const struct aicp_arg_spec sm_args[] = {
     {.name = "update",
      .type = AICP_ARG_BOOL,
      .def = "no",
-     .help = "Start a transfer when the relationship is snapmirrored: with max_lag only when "
-             "the lag exceeds it, else on every run (reported changed)."},
+     .help = "Without max_lag: start a transfer on every run when the relationship is "
+             "snapmirrored (reported changed). With max_lag it adds nothing: a lag past it is "
+             "healed by a transfer anyway."},
     {.name = "max_lag",
      .type = AICP_ARG_STR,
      .help = "Largest acceptable lag (\"PT1H\", \"3600\" seconds): a snapmirrored relationship "
-             "lagging more is drift, and with update a transfer."},
+             "lagging more is drift, and apply starts a transfer."},
     {.name = "transferring_time_out",
      .type = AICP_ARG_INT,
      .def = "300",
@@ -274,6 +286,54 @@ static void set_or_del(json_t *o, const char *k, const json_t *v)
         json_object_del(o, k);
 }
 
+static void set_or_null(json_t *o, const char *k, const json_t *v)
+{
+    json_object_set(o, k, v != NULL ? (json_t *)v : json_null());
+}
+
+/* ONTAP's unhealthy_reason ([{message, code}...], outermost first) as one
+ * line, into buf. */
+static void reason_text(const json_t *rel, char *buf, size_t cap)
+{
+    const json_t *r = json_object_get(rel, "unhealthy_reason");
+    size_t used = 0, i;
+    json_t *e;
+
+    buf[0] = '\0';
+    if (json_is_string(r)) {
+        snprintf(buf, cap, "%s", json_string_value(r));
+        return;
+    }
+    json_array_foreach(r, i, e) {
+        const char *m = json_is_string(e) ? json_string_value(e) : jstr(e, "message");
+        const char *code = jstr(e, "code");
+        int w;
+        if (m == NULL)
+            continue;
+        w = snprintf(buf + used, cap - used, "%s%s%s%s%s", used ? "; " : "", m,
+                     code ? " (" : "", code ? code : "", code ? ")" : "");
+        if (w < 0 || (size_t)w >= cap - used)
+            break;
+        used += (size_t)w;
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, cap, "ONTAP gave no reason");
+}
+
+static int is_unhealthy(const json_t *rel)
+{
+    return rel != NULL && json_is_false(json_object_get(rel, "healthy"));
+}
+
+/* 1 when the task sets max_lag and the relationship lags more. */
+static int lag_exceeded(const struct aicp_args *args, const json_t *rel)
+{
+    const char *max_lag = aicp_args_str(args, "max_lag");
+    const char *lag = jstr(rel, "lag_time");
+    double lim = max_lag ? duration_s(max_lag) : -1;
+    return lim >= 0 && lag != NULL && duration_s(lag) > lim;
+}
+
 /* Sets the result keys from a relationship record (NULL: none). */
 static void set_result(json_t *result, const json_t *rel, const json_t *actions)
 {
@@ -285,8 +345,11 @@ static void set_result(json_t *result, const json_t *rel, const json_t *actions)
         json_object_set_new(result, "state", json_string(rel ? "unknown" : "absent"));
     json_object_set(result, "relationship", rel ? (json_t *)rel : json_null());
     set_or_del(result, "uuid", json_object_get(rel, "uuid"));
-    set_or_del(result, "healthy", json_object_get(rel, "healthy"));
-    set_or_del(result, "lag_time", json_object_get(rel, "lag_time"));
+    /* Health and lag are always there (null when ONTAP does not say), so
+     * that a drift report and a `register` can rely on them. */
+    set_or_null(result, "healthy", json_object_get(rel, "healthy"));
+    set_or_null(result, "unhealthy_reason", json_object_get(rel, "unhealthy_reason"));
+    set_or_null(result, "lag_time", json_object_get(rel, "lag_time"));
     set_or_del(result, "transfer_state", jpath(rel, "transfer", "state"));
     if (actions != NULL)
         json_object_set(result, "actions", (json_t *)actions);
@@ -318,13 +381,14 @@ static int sm_read(struct aicp_ontap *o, const struct aicp_args *args, const cha
     return rc;
 }
 
-/* current: {destination, source, relationship: rec|null}. */
+/* current: {destination, source, relationship: rec|null, stamp: the
+ * comment for a destination volume create_destination makes}. */
 static int sm_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t **current,
                     struct aicp_err *err)
 {
     struct aicp_ontap *o = NULL;
     json_t *rel = NULL;
-    char dest[512], src[512];
+    char dest[512], src[512], stamp[AICP_STAMP_MAX];
     int have_src, rc;
 
     *current = NULL;
@@ -346,10 +410,21 @@ static int sm_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t *
     if (aicp_args_get(args, "identity_preservation") != NULL &&
         (rc = aicp_ontap_require(o, 9, 11, "snapmirror identity_preservation", err)) != 0)
         return rc;
+    if (!aicp_ontap_enum_eq(aicp_args_str(args, "state"), "absent")) {
+        const json_t *cd = aicp_args_get(args, "create_destination");
+        if (json_is_true(json_object_get(cd, "enabled")) &&
+            (rc = aicp_ontap_require(o, 9, 7, "snapmirror create_destination", err)) != 0)
+            return rc;
+        if (aicp_args_get(args, "max_transfer_rate") != NULL &&
+            (rc = aicp_ontap_require(o, 9, 8, "snapmirror max_transfer_rate (throttle)", err)) !=
+                0)
+            return rc;
+    }
+    aicp_stamp_make(ctx, args, stamp, sizeof(stamp));
     if ((rc = sm_read(o, args, dest, &rel, err)) != 0)
         return rc;
-    *current = json_pack("{s:s, s:s?, s:o?}", "destination", dest, "source",
-                         have_src ? src : NULL, "relationship", rel);
+    *current = json_pack("{s:s, s:s?, s:o?, s:s}", "destination", dest, "source",
+                         have_src ? src : NULL, "relationship", rel, "stamp", stamp);
     if (*current == NULL)
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
     set_result(ctx->result, rel, NULL);
@@ -485,21 +560,35 @@ static int sm_diff(const json_t *current, const struct aicp_args *args,
         if (json_object_size(modify) > 0)
             json_array_insert_new(actions, 0, json_string("modify"));
     }
+    if (max_lag != NULL && duration_s(max_lag) < 0) {
+        rc = aicp_err_set(err, AICP_EINVAL, "max_lag '%s' is not a duration (\"PT1H\" or seconds)",
+                          max_lag);
+        goto out;
+    }
+    /* Health: a relationship that should mirror (snapmirrored or paused)
+     * and is unhealthy is drift, with ONTAP's reason. A snapmirrored one
+     * is healed by a transfer; a paused one fails (see sm_apply). */
+    if (is_unhealthy(rel) &&
+        (strcmp(tgt, "snapmirrored") == 0 || strcmp(tgt, "paused") == 0)) {
+        char why[512];
+        reason_text(rel, why, sizeof(why));
+        json_object_set_new(before, "healthy", json_false());
+        json_object_set_new(before, "unhealthy_reason", json_string(why));
+        json_object_set_new(after, "healthy", json_true());
+        /* An unconditional update (below) is the transfer that heals. */
+        if (!(strcmp(tgt, "snapmirrored") == 0 && update && max_lag == NULL))
+            json_array_append_new(actions,
+                                  json_string(strcmp(tgt, "paused") == 0 ? "unhealthy" : "heal"));
+    }
     /* Lag: drift only when declared and exceeded on a mirror that should
-     * be transferring; with update it also starts a transfer. */
+     * be transferring; apply heals it with a transfer. */
     if (strcmp(tgt, "snapmirrored") == 0 && strcmp(cur, "snapmirrored") == 0) {
         const char *lag = jstr(rel, "lag_time");
-        double lim = max_lag ? duration_s(max_lag) : -1;
-        if (max_lag != NULL && lim < 0) {
-            rc = aicp_err_set(err, AICP_EINVAL,
-                              "max_lag '%s' is not a duration (\"PT1H\" or seconds)", max_lag);
-            goto out;
-        }
-        if (max_lag != NULL && lag != NULL && duration_s(lag) > lim) {
+        if (lag_exceeded(args, rel)) {
             json_object_set_new(before, "lag_time", json_string(lag));
             json_object_set_new(after, "lag_time", json_sprintf("<= %s", max_lag));
-            if (update)
-                json_array_append_new(actions, json_string("update"));
+            if (!is_unhealthy(rel))
+                json_array_append_new(actions, json_string("heal"));
         } else if (update && max_lag == NULL) {
             /* Asked for unconditionally: an action, not a state. */
             json_object_set_new(before, "transfer", json_string("none"));
@@ -514,10 +603,12 @@ static int sm_diff(const json_t *current, const struct aicp_args *args,
         c->after = after;
         before = after = NULL;
     }
-    c->plan = json_pack("{s:O, s:s, s:O?, s:O?, s:O?, s:s, s:b, s:{s:O}}", "actions", actions,
-                        "destination", dest, "uuid", rel ? json_object_get(rel, "uuid") : NULL,
-                        "modify", json_object_size(modify) ? modify : NULL, "create", create,
-                        "target", tgt, "no_verify", no_verify, "result", "actions", actions);
+    c->plan = json_pack("{s:O, s:s, s:O?, s:O?, s:O?, s:s, s:b, s:{s:O}, s:O?}", "actions",
+                        actions, "destination", dest, "uuid",
+                        rel ? json_object_get(rel, "uuid") : NULL, "modify",
+                        json_object_size(modify) ? modify : NULL, "create", create, "target", tgt,
+                        "no_verify", no_verify, "result", "actions", actions, "stamp",
+                        json_object_get(current, "stamp"));
     if (c->plan == NULL) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
@@ -572,6 +663,100 @@ static int sm_wait(struct aicp_ontap *o, const struct aicp_args *args, const cha
         sleep_s(nap);
         nap = nap * 2 > 1.0 ? 1.0 : nap * 2;
     }
+}
+
+/* heal: waits for a running transfer to end; when the relationship is
+ * then still unhealthy or lagging past max_lag, starts an update transfer
+ * and waits for it; fails with ONTAP's reason when that did not make it
+ * healthy. transfer 0 (a paused relationship, action "unhealthy"): no
+ * transfer (it would undo the pause), only the failure with the reason. */
+static int sm_heal(struct aicp_ontap *o, const struct aicp_args *args, const char *dest,
+                   const char *uuid, int transfer, double timeout, json_t **rel,
+                   struct aicp_err *err)
+{
+    char path[512], why[512];
+    int rc;
+
+    if ((rc = sm_wait(o, args, dest, NULL, 0, 1, timeout, rel, err)) != 0)
+        return rc;
+    if (!is_unhealthy(*rel) && !lag_exceeded(args, *rel))
+        return 0;
+    if (transfer) {
+        snprintf(path, sizeof(path), "%s/%s/transfers", SM_PATH, uuid);
+        rc = aicp_ontap_call(o, "POST", path, NULL, NULL, timeout, NULL, err);
+        if (rc != 0 && rc != AICP_ENOTFOUND) {
+            aicp_err_prefix(err, "SnapMirror relationship to %s is %s; the update transfer that "
+                                 "should heal it",
+                            dest, is_unhealthy(*rel) ? "unhealthy" : "lagging");
+            return rc;
+        }
+        aicp_err_clear(err);
+        if ((rc = sm_wait(o, args, dest, NULL, 0, 1, timeout, rel, err)) != 0)
+            return rc;
+    }
+    if (is_unhealthy(*rel)) {
+        reason_text(*rel, why, sizeof(why));
+        return aicp_err_set(err, AICP_EFAILED,
+                            transfer ? "SnapMirror relationship to %s is still unhealthy after an "
+                                       "update transfer: %s"
+                                     : "SnapMirror relationship to %s is paused and unhealthy: %s "
+                                       "(resume it with state: snapmirrored, so that a transfer "
+                                       "can heal it)",
+                            dest, why);
+    }
+    if (lag_exceeded(args, *rel))
+        return aicp_err_set(err, AICP_EFAILED,
+                            "SnapMirror relationship to %s still lags %s after an update "
+                            "transfer (max_lag %s)",
+                            dest, jstr(*rel, "lag_time"), aicp_args_str(args, "max_lag"));
+    return 0;
+}
+
+/* After a create with create_destination: the destination volume ONTAP
+ * made gets the provenance stamp as its comment, so that a drift report
+ * can say who made it. Best effort: the relationship is what the task
+ * asked for, so a refusal is a warning, not a failure. */
+static void stamp_destination(struct aicp_ctx *ctx, struct aicp_ontap *o,
+                              const struct aicp_args *args, const json_t *plan, const char *dest,
+                              double timeout)
+{
+    const char *stamp = jstr(plan, "stamp");
+    struct aicp_buf q = AICP_BUF_INIT;
+    struct aicp_err e = {0};
+    json_t *vol = NULL, *body = NULL;
+    char svm[256], path[256];
+    const char *colon = strchr(dest, ':');
+    int rc;
+
+    if (stamp == NULL || stamp[0] == '\0' || colon == NULL ||
+        !json_is_true(json_object_get(aicp_args_get(args, "create_destination"), "enabled")))
+        return;
+    snprintf(svm, sizeof(svm), "%.*s", (int)(colon - dest), dest);
+    if (aicp_ontap_qadd(&q, "name", colon + 1) != 0 || aicp_ontap_qadd(&q, "svm.name", svm) != 0) {
+        aicp_buf_free(&q);
+        return;
+    }
+    rc = aicp_ontap_get_one(o, "/api/storage/volumes", q.data, "uuid,comment", "volume", &vol, &e);
+    if (rc == 0 && jstr(vol, "uuid") != NULL) {
+        snprintf(path, sizeof(path), "/api/storage/volumes/%s", jstr(vol, "uuid"));
+        body = json_pack("{s:s}", "comment", stamp);
+        rc = aicp_ontap_call(o, "PATCH", path, NULL, body, timeout, NULL, &e);
+        if (rc == AICP_ENOTFOUND)
+            rc = 0; /* a vanished job: the comment is not worth failing over */
+    }
+    if (rc != 0 && ctx->result != NULL) {
+        json_t *w = json_object_get(ctx->result, "warnings");
+        if (!json_is_array(w)) {
+            w = json_array();
+            json_object_set_new(ctx->result, "warnings", w);
+        }
+        json_array_append_new(w, json_sprintf("destination volume %s: could not set its "
+                                              "provenance comment: %s",
+                                              dest, e.msg));
+    }
+    aicp_buf_free(&q);
+    json_decref(vol);
+    json_decref(body);
 }
 
 static int sm_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
@@ -631,6 +816,12 @@ static int sm_apply(struct aicp_ctx *ctx, const struct aicp_change *change, stru
             method = NULL;
             want = "snapmirrored";
             idle = 1;
+        } else if (strcmp(act, "heal") == 0 || strcmp(act, "unhealthy") == 0) {
+            if ((rc = sm_heal(o, args, dest, uuid, strcmp(act, "heal") == 0, timeout, &rel,
+                              err)) != 0)
+                goto out;
+            json_array_append_new(done, json_string(act));
+            continue;
         }
         if (method != NULL && strcmp(act, "create") != 0 && uuid[0] == '\0') {
             json_decref(body);
@@ -665,6 +856,17 @@ static int sm_apply(struct aicp_ctx *ctx, const struct aicp_change *change, stru
         if (rel != NULL && jstr(rel, "uuid") != NULL)
             snprintf(uuid, sizeof(uuid), "%s", jstr(rel, "uuid"));
         json_array_append_new(done, json_string(act));
+        if (strcmp(act, "update") == 0 && is_unhealthy(rel)) {
+            char why[512];
+            reason_text(rel, why, sizeof(why));
+            rc = aicp_err_set(err, AICP_EFAILED,
+                              "SnapMirror relationship to %s is unhealthy after an update "
+                              "transfer: %s",
+                              dest, why);
+            goto out;
+        }
+        if (strcmp(act, "create") == 0)
+            stamp_destination(ctx, o, args, plan, dest, timeout);
     }
     rc = 0;
 out:

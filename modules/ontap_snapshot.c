@@ -18,6 +18,7 @@
 #include "err.h"
 #include "module.h"
 #include "ontap.h"
+#include "ontap_stamp.h"
 #include "ontaputil.h"
 #include "util.h"
 
@@ -42,8 +43,14 @@ static const struct aicp_arg_spec snap_args[] = {
      .help = "The SVM of the volume."},
     {.name = "comment",
      .type = AICP_ARG_STR,
-     .help = "Comment (at most 255 characters). On create, aicp's provenance "
-             "(\"aicp site=... run=...\") when not given."},
+     .help = "Comment (at most 255 characters with the stamp). Compared without aicp's "
+             "provenance stamp (\" [aicp ...]\"). Without provenance it is written as given; "
+             "when absent, a new snapshot gets the run's stamp."},
+    {.name = "provenance",
+     .type = AICP_ARG_STR,
+     .help = "Who changes the snapshot (\"site=NAME run=ID\"): written after the comment as "
+             "\" [aicp site=NAME run=ID]\" on create and with every other change; never a "
+             "change on its own."},
     {.name = "snapmirror_label",
      .type = AICP_ARG_STR,
      .help = "SnapMirror label (at most 31 characters; ONTAP 9.7 or later)."},
@@ -129,12 +136,21 @@ static void drift_field(const struct aicp_args *args, const char *arg, const jso
     const json_t *hv = json_object_get(rec, arg);
     const char *have = hv != NULL ? json_string_value(hv) : "";
 
+    size_t hlen = have != NULL ? strlen(have) : 0;
+
     if (want == NULL)
         return;
-    if (strcmp(arg, "expiry_time") == 0 ? expiry_same(want, have)
-                                        : (have != NULL && strcmp(want, have) == 0))
+    /* A comment is the user's part: aicp's stamp is not compared. */
+    if (strcmp(arg, "comment") == 0 && have != NULL)
+        hlen = aicp_stamp_split(have, NULL, 0);
+    if (strcmp(arg, "expiry_time") == 0
+            ? expiry_same(want, have)
+            : (have != NULL && strlen(want) == hlen && strncmp(want, have, hlen) == 0))
         return;
-    json_object_set(before, arg, hv != NULL ? (json_t *)hv : json_null());
+    if (strcmp(arg, "comment") == 0 && have != NULL)
+        json_object_set_new(before, arg, json_stringn(have, hlen));
+    else
+        json_object_set(before, arg, hv != NULL ? (json_t *)hv : json_null());
     json_object_set_new(after, arg, json_string(want));
     json_object_set_new(patch, arg, json_string(want));
 }
@@ -185,7 +201,7 @@ static int snap_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     json_t *vol = NULL, *snap = NULL, *from = NULL;
     const char *name = aicp_args_str(args, "snapshot");
     const char *from_name = aicp_args_str(args, "from_name");
-    char prov[256];
+    char stamp[AICP_STAMP_MAX];
     int rc;
 
     *current = NULL;
@@ -209,9 +225,9 @@ static int snap_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
             (rc = snap_lookup(o, vu, from_name, &from, err)) != 0)
             goto out;
     }
-    aicp_ou_provenance(ctx, prov, sizeof(prov));
+    aicp_stamp_make(ctx, args, stamp, sizeof(stamp));
     *current = json_pack("{s:O?, s:O?, s:O?, s:s}", "volume_uuid", json_object_get(vol, "uuid"),
-                         "snapshot", snap, "from", from, "provenance", prov);
+                         "snapshot", snap, "from", from, "stamp", stamp);
     if (*current == NULL) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;
@@ -221,6 +237,7 @@ static int snap_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
             json_object_set(ctx->result, "snapshot", snap);
         else
             json_object_del(ctx->result, "snapshot");
+        aicp_stamp_report(ctx->result, jstr(snap, "comment"));
     }
     rc = 0;
 out:
@@ -294,12 +311,30 @@ static int snap_diff(const json_t *current, const struct aicp_args *args,
         for (int i = 0; keys[i] != NULL; i++)
             if (aicp_args_str(args, keys[i]) != NULL)
                 json_object_set_new(body, keys[i], json_string(aicp_args_str(args, keys[i])));
-        if (json_object_get(body, "comment") == NULL && jstr(current, "provenance") != NULL &&
-            jstr(current, "provenance")[0] != '\0')
-            json_object_set(body, "comment", json_object_get(current, "provenance"));
+        {
+            const char *cm = aicp_args_str(args, "comment");
+            json_t *cj = aicp_stamp_join(cm, cm ? strlen(cm) : 0, jstr(current, "stamp"));
+            if (cj != NULL && json_string_length(cj) > 0)
+                json_object_set_new(body, "comment", cj);
+            else
+                json_decref(cj);
+        }
         json_object_set_new(before, "state", json_string("absent"));
         json_object_set_new(after, "state", json_string("present"));
         json_object_update(after, body);
+    }
+    /* A change renews the stamp, keeping the user's part of the comment
+     * (only with provenance: without it a change is not stamped, as before
+     * the argument existed). */
+    if (action != NULL && (strcmp(action, "modify") == 0 || strcmp(action, "rename") == 0) &&
+        aicp_args_str(args, "provenance") != NULL &&
+        jstr(current, "stamp") != NULL && jstr(current, "stamp")[0] != '\0') {
+        const json_t *rec = strcmp(action, "modify") == 0 ? snap : from;
+        const char *cm = json_object_get(body, "comment") != NULL ? jstr(body, "comment")
+                                                                   : jstr(rec, "comment");
+        size_t len = json_object_get(body, "comment") != NULL ? strlen(cm)
+                                                               : aicp_stamp_split(cm, NULL, 0);
+        json_object_set_new(body, "comment", aicp_stamp_join(cm, len, jstr(current, "stamp")));
     }
     if (action != NULL) {
         c->needed = 1;
@@ -413,6 +448,7 @@ static int snap_apply(struct aicp_ctx *ctx, const struct aicp_change *change, st
             json_object_set(ctx->result, "snapshot", rec);
         else
             json_object_del(ctx->result, "snapshot");
+        aicp_stamp_report(ctx->result, jstr(rec, "comment"));
     }
     rc = 0;
 out:

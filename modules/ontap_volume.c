@@ -10,13 +10,16 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "module.h"
 #include "ontap.h"
+#include "ontap_stamp.h"
 #include "ontaputil.h"
 #include "util.h"
 
@@ -96,7 +99,14 @@ static const struct aicp_arg_spec vol_args[] = {
      .help = "FabricPool tiering policy."},
     {.name = "comment",
      .type = AICP_ARG_STR,
-     .help = "Comment. On create, when absent: aicp's provenance (site and run id)."},
+     .help = "Comment. Compared without aicp's provenance stamp (\" [aicp ...]\"). Without "
+             "provenance it is written as given; when absent, a new volume gets the run's "
+             "stamp."},
+    {.name = "provenance",
+     .type = AICP_ARG_STR,
+     .help = "Who changes the volume (\"site=NAME run=ID\"): written after the comment as "
+             "\" [aicp site=NAME run=ID]\" on create and with every other change; never a "
+             "change on its own."},
     {.name = "is_online",
      .type = AICP_ARG_BOOL,
      .def = "yes",
@@ -116,8 +126,9 @@ static const struct aicp_arg_spec vol_args[] = {
     {.name = NULL},
 };
 
-/* Enum arguments and their values, matched as ONTAP matches them (case
- * and '-' vs '_' do not matter), so no arg-table choices for them. */
+/* Enum arguments and their values in ONTAP's spelling: a task may write
+ * them in any case and with '-' for '_' (so no arg-table choices), but
+ * what is sent is the spelling here, as ONTAP rejects any other (262186). */
 static const struct {
     const char *arg;
     const char *values[6];
@@ -127,6 +138,20 @@ static const struct {
     {"tiering_policy", {"snapshot_only", "auto", "backup", "none", "all", NULL}},
     {"type", {"rw", "dp", NULL}},
 };
+
+/* ONTAP's spelling of the value v of the enum argument arg (v itself
+ * when arg is no enum or v none of its values). Borrowed. */
+static const char *canonical_enum(const char *arg, const char *v)
+{
+    for (size_t i = 0; v != NULL && i < sizeof(vol_enums) / sizeof(vol_enums[0]); i++) {
+        if (strcmp(vol_enums[i].arg, arg) != 0)
+            continue;
+        for (size_t k = 0; vol_enums[i].values[k] != NULL; k++)
+            if (aicp_ontap_enum_eq(v, vol_enums[i].values[k]))
+                return vol_enums[i].values[k];
+    }
+    return v;
+}
 
 static int check_enums(const struct aicp_args *args, struct aicp_err *err)
 {
@@ -168,7 +193,6 @@ static const struct vol_field vol_fields[] = {
     {"unix_permissions", "nas.unix_permissions", VK_PERM},
     {"space_guarantee", "guarantee.type", VK_ENUM},
     {"tiering_policy", "tiering.policy", VK_ENUM},
-    {"comment", "comment", VK_STR},
     {"is_online", "state", VK_ONLINE},
 };
 
@@ -188,6 +212,11 @@ static const json_t *jpath(const json_t *o, const char *path)
         p = dot ? dot + 1 : p + n;
     }
     return o;
+}
+
+static const char *jstr_of(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
 }
 
 /* Sets v (stolen) at a dotted path of o, creating the objects between. */
@@ -340,6 +369,7 @@ static void set_results(struct aicp_ctx *ctx, const json_t *rec)
     json_object_set_new(ctx->result, "uuid", json_incref(json_object_get(rec, "uuid")));
     if (json_object_get(ctx->result, "uuid") == NULL)
         json_object_set_new(ctx->result, "uuid", json_null());
+    aicp_stamp_report(ctx->result, json_string_value(json_object_get(rec, "comment")));
 }
 
 static int read_volume(struct aicp_ontap *o, const struct aicp_args *args, json_t **rec,
@@ -357,21 +387,68 @@ static int read_volume(struct aicp_ontap *o, const struct aicp_args *args, json_
     return rc;
 }
 
+/* The SnapMirror relationships the volume is an end of, as sentences for
+ * the message that refuses to delete it: ONTAP refuses to delete a
+ * destination (917947) only after aicp would have unmounted it and taken
+ * it offline, and deleting a source breaks its mirror's next transfer. */
+static int mirrors_of(struct aicp_ontap *o, const struct aicp_args *args, json_t *out,
+                      struct aicp_err *err)
+{
+    static const char *const ends[] = {"destination", "source"};
+    char path[512];
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s:%s", aicp_args_str(args, "vserver"),
+             aicp_args_str(args, "name"));
+    for (size_t e = 0; e < 2 && rc == 0; e++) {
+        struct aicp_buf q = AICP_BUF_INIT;
+        char key[32];
+        json_t *recs = NULL, *r;
+        size_t i;
+        snprintf(key, sizeof(key), "%s.path", ends[e]);
+        if (aicp_ontap_qadd(&q, key, path) != 0) {
+            aicp_buf_free(&q);
+            return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+        }
+        rc = aicp_ontap_list(o, "/api/snapmirror/relationships", q.data,
+                             "uuid,source.path,destination.path,state", &recs, err);
+        aicp_buf_free(&q);
+        json_array_foreach(recs, i, r) {
+            const char *sp = json_string_value(jpath(r, "source.path"));
+            const char *dp = json_string_value(jpath(r, "destination.path"));
+            const char *mine = e == 0 ? dp : sp;
+            /* A cluster that ignores the filter must not name others. */
+            if (mine == NULL || strcmp(mine, path) != 0)
+                continue;
+            json_array_append_new(out, json_sprintf("the %s of SnapMirror relationship %s -> %s (%s)",
+                                                    ends[e], sp ? sp : "?", dp ? dp : "?",
+                                                    jstr_of(r, "state") ? jstr_of(r, "state")
+                                                                        : "state unknown"));
+        }
+        json_decref(recs);
+    }
+    return rc;
+}
+
 /* current: {"record": {...}|null, "children": [names of FlexClones of it],
- * "provenance": "..."} */
+ * "stamp": "[aicp ...]" or "", "mirrors": [relationships it is an end of,
+ * read for state: absent]} */
 static int vol_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t **current,
                      struct aicp_err *err)
 {
     struct aicp_ontap *o = NULL;
-    json_t *rec = NULL, *kids = NULL, *names = json_array();
+    json_t *rec = NULL, *kids = NULL, *names = json_array(), *mirrors = json_array();
     struct aicp_buf q = AICP_BUF_INIT;
-    char prov[256];
+    char stamp[AICP_STAMP_MAX];
     long long bytes;
     int rc;
 
     *current = NULL;
-    if (names == NULL)
+    if (names == NULL || mirrors == NULL) {
+        json_decref(names);
+        json_decref(mirrors);
         return aicp_err_set(err, AICP_ENOMEM, "out of memory");
+    }
     if ((rc = check_enums(args, err)) != 0 || (rc = wanted_size(args, &bytes, err)) != 0 ||
         (rc = aicp_ou_client(ctx, args, &o, err)) != 0)
         goto out;
@@ -402,9 +479,12 @@ static int vol_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t 
                 json_array_append_new(names, json_string(kn));
         }
     }
-    aicp_ou_provenance(ctx, prov, sizeof(prov));
+    if (rec != NULL && is_absent(args) && (rc = mirrors_of(o, args, mirrors, err)) != 0)
+        goto out;
+    aicp_stamp_make(ctx, args, stamp, sizeof(stamp));
     set_results(ctx, rec);
-    *current = json_pack("{s:o?, s:O, s:s}", "record", rec, "children", names, "provenance", prov);
+    *current = json_pack("{s:o?, s:O, s:s, s:O}", "record", rec, "children", names, "stamp", stamp,
+                         "mirrors", mirrors);
     rec = NULL;
     if (*current == NULL)
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
@@ -413,6 +493,7 @@ out:
     json_decref(rec);
     json_decref(kids);
     json_decref(names);
+    json_decref(mirrors);
     return rc;
 }
 
@@ -465,13 +546,9 @@ static int create_body(const struct aicp_args *args, const json_t *current, json
     if (style != NULL)
         json_object_set_new(b, "style", json_string(style));
     json_object_set_new(b, "size", json_integer(bytes));
-    if (aicp_args_str(args, "type") != NULL) {
-        char t[4];
-        snprintf(t, sizeof(t), "%s", aicp_args_str(args, "type"));
-        t[0] = (char)tolower((unsigned char)t[0]);
-        t[1] = (char)tolower((unsigned char)t[1]);
-        json_object_set_new(b, "type", json_string(t));
-    }
+    if (aicp_args_str(args, "type") != NULL)
+        json_object_set_new(b, "type",
+                            json_string(canonical_enum("type", aicp_args_str(args, "type"))));
     for (i = 0; i < sizeof(vol_fields) / sizeof(vol_fields[0]); i++) {
         const struct vol_field *f = &vol_fields[i];
         const json_t *v = aicp_args_get(args, f->arg);
@@ -490,12 +567,28 @@ static int create_body(const struct aicp_args *args, const json_t *current, json
             jset(b, f->path, perm_json(m));
         } else if (f->kind == VK_INT) {
             jset(b, f->path, json_integer(aicp_args_int(args, f->arg, 0)));
+        } else if (f->kind == VK_ENUM) {
+            jset(b, f->path, json_string(canonical_enum(f->arg, json_string_value(v))));
         } else {
             jset(b, f->path, json_incref((json_t *)v));
         }
     }
-    if (json_object_get(b, "comment") == NULL)
-        json_object_set(b, "comment", json_object_get(current, "provenance"));
+    {
+        const char *cm = aicp_args_str(args, "comment");
+        json_t *c = aicp_stamp_join(cm, cm ? strlen(cm) : 0, jstr_of(current, "stamp"));
+        if (c != NULL && json_string_length(c) > 0)
+            json_object_set_new(b, "comment", c);
+        else
+            json_decref(c);
+    }
+    if (!aicp_args_bool(args, "is_online", 1) && json_is_string(jpath(b, "nas.path")) &&
+        json_string_length(jpath(b, "nas.path")) > 0) {
+        rc = aicp_err_set(err, AICP_EINVAL,
+                          "volume %s: an offline volume cannot be mounted: give junction_path: "
+                          "\"\" or is_online: true",
+                          name);
+        goto out;
+    }
     *out = b;
     b = NULL;
     rc = 0;
@@ -528,8 +621,8 @@ static int field_equal(const struct vol_field *f, const struct aicp_args *args, 
 
 /* The PATCH of an existing volume: drifted fields into body (ONTAP's
  * form), before/after (dotted paths). */
-static int modify_plan(const json_t *rec, const struct aicp_args *args, json_t *body,
-                       json_t *before, json_t *after, struct aicp_err *err)
+static int modify_plan(const json_t *rec, const struct aicp_args *args, const char *stamp,
+                       json_t *body, json_t *before, json_t *after, struct aicp_err *err)
 {
     const char *name = aicp_args_str(args, "name");
     const char *style = wanted_style(args);
@@ -602,12 +695,50 @@ static int modify_plan(const json_t *rec, const struct aicp_args *args, json_t *
             nv = json_string(aicp_args_bool(args, f->arg, 1) ? "online" : "offline");
         } else if (f->kind == VK_INT) {
             nv = json_integer(aicp_args_int(args, f->arg, 0));
+        } else if (f->kind == VK_ENUM) {
+            nv = json_string(canonical_enum(f->arg, json_string_value(v)));
         } else {
             nv = json_incref((json_t *)v);
         }
         jset(body, f->path, json_incref(nv));
         json_object_set_new(before, f->path, (json_t *)h);
         json_object_set_new(after, f->path, nv);
+    }
+    /* ONTAP takes only an unmounted volume offline: unmount it in the same
+     * change, as state: absent does, unless the task mounts it. */
+    if (!aicp_args_bool(args, "is_online", 1)) {
+        const char *jp = aicp_args_str(args, "junction_path");
+        const json_t *hp = jpath(rec, "nas.path");
+        if (jp != NULL && jp[0] != '\0')
+            return aicp_err_set(err, AICP_EINVAL,
+                                "volume %s: an offline volume cannot be mounted: give "
+                                "junction_path: \"\" or is_online: true",
+                                name);
+        if (jp == NULL && json_is_string(hp) && json_string_length(hp) > 0) {
+            jset(body, "nas.path", json_string(""));
+            json_object_set(before, "nas.path", (json_t *)hp);
+            json_object_set_new(after, "nas.path", json_string(""));
+        }
+    }
+    /* The comment: the user's part is compared, aicp's stamp never; the
+     * stamp is renewed with any change the volume gets. */
+    {
+        const char *cm = aicp_args_str(args, "comment");
+        const char *hc = json_string_value(json_object_get(rec, "comment"));
+        size_t hlen = aicp_stamp_split(hc, NULL, 0);
+        int differs = cm != NULL && (strlen(cm) != hlen || strncmp(cm, hc ? hc : "", hlen) != 0);
+        if (differs) {
+            json_object_set_new(before, "comment", json_stringn(hc ? hc : "", hlen));
+            json_object_set_new(after, "comment", json_string(cm));
+        }
+        if (differs || json_object_size(body) > 0) {
+            json_t *c = cm != NULL ? aicp_stamp_join(cm, strlen(cm), stamp)
+                                   : aicp_stamp_join(hc, hlen, stamp);
+            if (differs || (stamp != NULL && stamp[0] != '\0'))
+                json_object_set_new(body, "comment", c);
+            else
+                json_decref(c);
+        }
     }
     return 0;
 }
@@ -644,6 +775,14 @@ static int vol_diff(const json_t *current, const struct aicp_args *args,
             aicp_buf_free(&l);
             goto out;
         }
+        const json_t *mir = json_object_get(current, "mirrors");
+        if (json_array_size(mir) > 0) {
+            rc = aicp_err_set(err, AICP_EFAILED,
+                              "volume %s is %s: delete the relationship first (ontap_snapmirror "
+                              "state: absent); nothing was changed",
+                              name, json_string_value(json_array_get(mir, 0)));
+            goto out;
+        }
         c->needed = 1;
         json_object_set_new(before, "state", json_string("present"));
         json_object_set_new(after, "state", json_string("absent"));
@@ -660,7 +799,11 @@ static int vol_diff(const json_t *current, const struct aicp_args *args,
         c->plan = json_pack("{s:s, s:O}", "action", "create", "body", body);
     } else {
         body = json_object();
-        if ((rc = modify_plan(rec, args, body, before, after, err)) != 0)
+        /* Without provenance a change is stamped as before it existed:
+         * not at all (the run's stamp goes only on what aicp creates). */
+        if ((rc = modify_plan(rec, args,
+                              aicp_args_str(args, "provenance") ? jstr_of(current, "stamp") : "",
+                              body, before, after, err)) != 0)
             goto out;
         if (json_object_size(body) == 0)
             goto done;
@@ -688,17 +831,100 @@ out:
     return rc;
 }
 
-/* One call; a job that vanished is not an error here: the verify re-check
- * reads the volume and decides from its state. */
+/* One call. A job that vanished (the cluster purged it, or it was lost)
+ * is not an error here: its message is kept in vanished (the first one
+ * only) and the re-read after the change decides from the volume's
+ * state. */
 static int call(struct aicp_ontap *o, const char *method, const char *path, const char *query,
-                const json_t *body, double tmo, struct aicp_err *err)
+                const json_t *body, double tmo, char *vanished, size_t vcap, struct aicp_err *err)
 {
     int rc = aicp_ontap_call(o, method, path, query, body, tmo, NULL, err);
     if (rc == AICP_ENOTFOUND && strcmp(method, "DELETE") != 0) {
+        if (vanished[0] == '\0')
+            snprintf(vanished, vcap, "%.500s", err != NULL ? err->msg : "a job vanished");
         aicp_err_clear(err);
         return 0;
     }
     return rc;
+}
+
+static void nap(double s)
+{
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* What still differs between rec and the task ("" when nothing), into
+ * buf: the fields a fresh plan would change. */
+static void still_differs(const json_t *rec, const struct aicp_args *args, char *buf, size_t cap)
+{
+    json_t *body = json_object(), *before = json_object(), *after = json_object();
+    struct aicp_err e = {0};
+    size_t used = 0;
+    const char *k;
+    json_t *v;
+
+    buf[0] = '\0';
+    if (modify_plan(rec, args, "", body, before, after, &e) != 0) {
+        snprintf(buf, cap, "%.400s", e.msg);
+    } else {
+        json_object_foreach(after, k, v) {
+            int w = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", k);
+            if (w < 0 || (size_t)w >= cap - used)
+                break;
+            used += (size_t)w;
+        }
+    }
+    json_decref(body);
+    json_decref(before);
+    json_decref(after);
+}
+
+/* Waits between re-reads after a vanished job: the change may still be
+ * landing (about 5 s in all). */
+static const double reread_waits[] = {0.25, 0.5, 1.0, 1.25, 2.0};
+#define REREAD_N (sizeof(reread_waits) / sizeof(reread_waits[0]))
+
+/* The re-read after a change: one read; after a vanished job, reads with
+ * a short bounded backoff until the volume is as the task wants (gone
+ * when want_gone), and if it never is, an error that names the job and
+ * says what the last read found. *rec: the last record (NULL: none). */
+static int reread(struct aicp_ontap *o, const struct aicp_args *args, const char *vanished,
+                  int want_gone, json_t **rec, struct aicp_err *err)
+{
+    char differs[512] = "";
+    double waited = 0;
+    int rc;
+
+    for (size_t i = 0;; i++) {
+        json_decref(*rec);
+        *rec = NULL;
+        if ((rc = read_volume(o, args, rec, err)) != 0)
+            return rc;
+        if (vanished[0] == '\0')
+            return 0;
+        if (want_gone ? *rec == NULL : *rec != NULL) {
+            if (want_gone)
+                return 0;
+            still_differs(*rec, args, differs, sizeof(differs));
+            if (differs[0] == '\0')
+                return 0;
+        }
+        if (i >= REREAD_N)
+            break;
+        nap(reread_waits[i]);
+        waited += reread_waits[i];
+    }
+    if (want_gone)
+        return aicp_err_set(err, AICP_EREMOTE,
+                            "%s; re-read for %.1f s: the volume is still there", vanished, waited);
+    if (*rec == NULL)
+        return aicp_err_set(err, AICP_EREMOTE, "%s; re-read for %.1f s: the volume is not in SVM %s",
+                            vanished, waited, aicp_args_str(args, "vserver"));
+    return aicp_err_set(err, AICP_EREMOTE,
+                        "%s; re-read for %.1f s: the volume is there but still differs in: %s",
+                        vanished, waited, differs);
 }
 
 static int vol_apply(struct aicp_ctx *ctx, const struct aicp_change *change, struct aicp_err *err)
@@ -712,6 +938,7 @@ static int vol_apply(struct aicp_ctx *ctx, const struct aicp_change *change, str
     struct aicp_ontap *o = NULL;
     struct aicp_buf path = AICP_BUF_INIT, q = AICP_BUF_INIT;
     json_t *rec = NULL, *body = NULL;
+    char vanished[600] = "";
     int rc;
 
     if (!change->needed || action == NULL)
@@ -723,29 +950,28 @@ static int vol_apply(struct aicp_ctx *ctx, const struct aicp_change *change, str
         goto out;
     }
     if (strcmp(action, "create") == 0) {
-        rc = call(o, "POST", VOL_API, NULL, json_object_get(plan, "body"), tmo, err);
+        rc = call(o, "POST", VOL_API, NULL, json_object_get(plan, "body"), tmo, vanished, sizeof(vanished), err);
     } else if (strcmp(action, "delete") == 0) {
         /* ONTAP deletes only an unmounted, offline volume. */
         const char *jp = json_string_value(json_object_get(plan, "path"));
         const char *st = json_string_value(json_object_get(plan, "online"));
         if (jp != NULL && *jp != '\0') {
             body = json_pack("{s:{s:s}}", "nas", "path", "");
-            if ((rc = call(o, "PATCH", path.data, NULL, body, tmo, err)) != 0)
+            if ((rc = call(o, "PATCH", path.data, NULL, body, tmo, vanished, sizeof(vanished), err)) != 0)
                 goto out;
         }
         if (st == NULL || !aicp_ontap_enum_eq(st, "offline")) {
             json_decref(body);
             body = json_pack("{s:s}", "state", "offline");
-            if ((rc = call(o, "PATCH", path.data, NULL, body, tmo, err)) != 0)
+            if ((rc = call(o, "PATCH", path.data, NULL, body, tmo, vanished, sizeof(vanished), err)) != 0)
                 goto out;
         }
         rc = aicp_ontap_call(o, "DELETE", path.data, NULL, NULL, tmo, NULL, err);
         if (rc == AICP_ENOTFOUND) {
             /* The job vanished: gone is what was asked; anything else fails. */
+            snprintf(vanished, sizeof(vanished), "%.500s", err != NULL ? err->msg : "a job vanished");
             aicp_err_clear(err);
-            if ((rc = read_volume(o, args, &rec, err)) == 0 && rec != NULL)
-                rc = aicp_err_set(err, AICP_EREMOTE,
-                                  "the delete job vanished and the volume is still there");
+            rc = reread(o, args, vanished, 1, &rec, err);
         }
         if (rc == 0)
             set_results(ctx, NULL);
@@ -766,22 +992,22 @@ static int vol_apply(struct aicp_ctx *ctx, const struct aicp_change *change, str
             json_t *st = json_pack("{s:s}", "state", want_state);
             json_object_del(body, "state");
             if (strcmp(want_state, "online") == 0) {
-                rc = call(o, "PATCH", path.data, NULL, st, tmo, err);
+                rc = call(o, "PATCH", path.data, NULL, st, tmo, vanished, sizeof(vanished), err);
                 if (rc == 0)
-                    rc = call(o, "PATCH", path.data, q.data, body, tmo, err);
+                    rc = call(o, "PATCH", path.data, q.data, body, tmo, vanished, sizeof(vanished), err);
             } else {
-                rc = call(o, "PATCH", path.data, q.data, body, tmo, err);
+                rc = call(o, "PATCH", path.data, q.data, body, tmo, vanished, sizeof(vanished), err);
                 if (rc == 0)
-                    rc = call(o, "PATCH", path.data, NULL, st, tmo, err);
+                    rc = call(o, "PATCH", path.data, NULL, st, tmo, vanished, sizeof(vanished), err);
             }
             json_decref(st);
         } else {
-            rc = call(o, "PATCH", path.data, q.data, body, tmo, err);
+            rc = call(o, "PATCH", path.data, q.data, body, tmo, vanished, sizeof(vanished), err);
         }
     }
     if (rc != 0)
         goto out;
-    if ((rc = read_volume(o, args, &rec, err)) != 0)
+    if ((rc = reread(o, args, vanished, 0, &rec, err)) != 0)
         goto out;
     if (rec == NULL) {
         rc = aicp_err_set(err, AICP_EREMOTE, "not in SVM %s after the change",

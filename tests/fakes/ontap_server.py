@@ -332,11 +332,13 @@ def check_allowed(body, allowed, what):
 
 
 def check_enum(field, value):
+    """ONTAP takes an enum only as it spells it: "UNIX" or "snapshot-only"
+    is refused (262186) as a real cluster refuses it."""
     allowed = ENUMS[field]
-    if not isinstance(value, str) or value.lower() not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise bad('The value "%s" is invalid for field "%s" (valid values: %s).'
                   % (value, field, ", ".join(allowed)), E_INVALID_VALUE, field)
-    return value.lower()
+    return value
 
 
 def parse_size(value, field="size"):
@@ -471,6 +473,10 @@ class Store:
                 setattr(self, k, data[k])
         self.policies = {int(k): v for k, v in self.policies.items()}
         # The version is the command line's, not the saved one.
+        self.set_version(self.version)
+
+    def set_version(self, version):
+        self.version = tuple(version)
         gen, major, minor = self.version
         self.cluster["version"] = {
             "full": "NetApp Release %d.%d.%d: Mon Jan 06 12:00:00 UTC 2025" % (gen, major, minor),
@@ -594,6 +600,14 @@ class OntapFake(FakeServer):
         p, m = req.path.rstrip("/"), req.method
         if p == "/_fake/config" and m in ("POST", "PATCH"):
             with s.lock:
+                if "version" in body:
+                    # The version the cluster reports from now on (tests of
+                    # version gating without a second fake): "9.6.0".
+                    try:
+                        s.set_version(parse_version(str(body["version"])))
+                    except argparse.ArgumentTypeError as e:
+                        return Response(400, json={"message": str(e)})
+                    body = {k: v for k, v in body.items() if k != "version"}
                 for k, v in body.items():
                     if k not in s.config:
                         return Response(400, json={"message": "unknown config key " + k})
@@ -1513,11 +1527,11 @@ class OntapFake(FakeServer):
             val = b.get(k, dflt)
             if isinstance(val, str):
                 val = [val]
-            if not isinstance(val, list) or not all(isinstance(x, str) and x.lower() in allowed
+            if not isinstance(val, list) or not all(isinstance(x, str) and x in allowed
                                                     for x in val):
                 raise bad('The value "%s" is invalid for field "%s" (valid values: %s).'
                           % (val, k, ", ".join(allowed)), E_INVALID_VALUE, k)
-            rule[k] = [x.lower() for x in val]
+            rule[k] = list(val)
         rule["anonymous_user"] = str(b.get("anonymous_user", "65534"))
         rule["allow_suid"] = bool(b.get("allow_suid", True))
         rule["allow_device_creation"] = bool(b.get("allow_device_creation", True))
@@ -1734,6 +1748,7 @@ class OntapFake(FakeServer):
             if create and s.version < (9, 7, 0):
                 raise bad('Field "create_destination" requires ONTAP 9.7 or later.',
                           E_VERSION, "create_destination")
+            throttle = self.check_throttle(b)
             policy = get_path(b, "policy.name") or "MirrorAllSnapshots"
             if policy not in SM_POLICIES:
                 raise bad('SnapMirror policy "%s" does not exist.' % policy, E_SM_POLICY,
@@ -1803,6 +1818,7 @@ class OntapFake(FakeServer):
                     r["transfer_schedule"] = {"name": get_path(b, "transfer_schedule.name")}
                 if b.get("identity_preservation"):
                     r["identity_preservation"] = b["identity_preservation"]
+                r["throttle"] = throttle if throttle is not None else 0
                 s.relationships[ruuid] = r
                 s.transfers[ruuid] = {}
                 if want in ("snapmirrored", "in_sync"):
@@ -1882,11 +1898,25 @@ class OntapFake(FakeServer):
         if r["state"] in ("uninitialized", "broken_off"):
             r["state"] = r.get("_fake_final", "snapmirrored")
 
+    def check_throttle(self, b):
+        """The relationship's throttle (KB/s, 0: unlimited): aicp gates it
+        at 9.8, and so does the fake. None when the body has none."""
+        if "throttle" not in b:
+            return None
+        if self.store.version < (9, 8, 0):
+            raise bad('Field "throttle" requires ONTAP 9.8 or later.', E_VERSION, "throttle")
+        t = b["throttle"]
+        if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+            raise bad('The value "%s" is invalid for field "throttle".' % (t,), E_INVALID_VALUE,
+                      "throttle")
+        return t
+
     def h_relationship_patch(self, req, ruuid):
         s = self.store
         b = req.obj
         check_allowed(b, {"state", "policy", "transfer_schedule", "throttle", "backoff_level"},
                       "relationship")
+        throttle = self.check_throttle(b)
         with s.lock:
             self.relationship(ruuid)
             want = b.get("state")
@@ -1910,6 +1940,8 @@ class OntapFake(FakeServer):
                 if get_path(b, "policy.name"):
                     r["policy"] = {"name": b["policy"]["name"],
                                    "type": SM_POLICIES[b["policy"]["name"]]}
+                if throttle is not None:
+                    r["throttle"] = throttle
                 if "transfer_schedule" in b:
                     if get_path(b, "transfer_schedule.name"):
                         r["transfer_schedule"] = {"name": b["transfer_schedule"]["name"]}

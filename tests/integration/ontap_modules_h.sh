@@ -30,7 +30,7 @@ ontap_step "volume create" 2 <"$H"
 [ "$(vfield h_vol1 size)" = 10737418240 ] || fail "volume: h_vol1 is not 10 GiB"
 [ "$(vfield h_vol1 nas.path)" = /h_vol1 ] || fail "volume: h_vol1 is not mounted at /h_vol1"
 case $(vfield h_vol1 comment) in
-"aicp site="*) ;;
+"[aicp site="*"]") ;;
 *) fail "volume: a new volume without a comment has no provenance: $(vfield h_vol1 comment)" ;;
 esac
 ontap_step "volume again" 0 <"$H"
@@ -49,6 +49,76 @@ vol h_vol1 'state: absent' >"$H"
 ontap_step "volume delete" 2 <"$H"
 [ "$(ontap_count "$VOLQ&name=h_vol1")" = 0 ] || fail "volume: state absent left h_vol1"
 ontap_step "volume delete again" 0 <"$H"
+
+# ---- provenance: "COMMENT [aicp site=NAME run=ID]", never a change alone ----
+vol h_prov 'aggregate_name: aggr1, size: 1, provenance: "site=h-site run=h-run1"' >"$H"
+ontap_step "provenance create" 2 <"$H"
+[ "$(vfield h_prov comment)" = "[aicp site=h-site run=h-run1]" ] ||
+    fail "provenance: h_prov's comment is '$(vfield h_prov comment)'"
+# Another run, nothing else to change: the old stamp stays, no change.
+vol h_prov 'aggregate_name: aggr1, size: 1, provenance: "site=h-site run=h-run2"' >"$H"
+ontap_step "provenance alone is no change" 0 <"$H"
+[ "$(vfield h_prov comment)" = "[aicp site=h-site run=h-run1]" ] ||
+    fail "provenance: a stamp alone rewrote the comment: $(vfield h_prov comment)"
+# A change for another reason renews the stamp in the same PATCH, and the
+# user's comment goes before it.
+vol h_prov 'aggregate_name: aggr1, size: 2, comment: "team data", provenance: "site=h-site run=h-run3"' >"$H"
+ontap_step "provenance renewed with a change" 2 <"$H"
+[ "$(vfield h_prov comment)" = "team data [aicp site=h-site run=h-run3]" ] ||
+    fail "provenance: h_prov's comment is '$(vfield h_prov comment)'"
+# The comment is compared without the stamp; the result (--check's too:
+# drift reports read it) names who changed it last.
+{ vol h_prov 'aggregate_name: aggr1, size: 2, comment: "team data", provenance: "site=h-site run=h-run4"'
+  printf '  register: hp\n- assert: {that: ["hp.last_changed_by == \x27site=h-site run=h-run3\x27"]}\n'; } >"$H"
+ontap_step "provenance: same comment, another run" 0 <"$H"
+# A plain comment (no provenance) is written as given, as before.
+vol h_prov 'comment: plain' >"$H"
+ontap_step "plain comment" 2 <"$H"
+[ "$(vfield h_prov comment)" = plain ] || fail "provenance: a plain comment became '$(vfield h_prov comment)'"
+vol h_prov 'state: absent' >"$H"
+ontap_step "provenance volume delete" 2 <"$H"
+
+# ---- enums go out in ONTAP's spelling (the fake refuses any other) ----------
+vol h_enum 'aggregate_name: aggr1, size: 1, tiering_policy: snapshot-only, volume_security_style: UNIX, space_guarantee: NONE' >"$H"
+ontap_step "enums in other spellings, create" 2 <"$H"
+[ "$(vfield h_enum tiering.policy)" = snapshot_only ] || fail "enum: tiering.policy is $(vfield h_enum tiering.policy)"
+[ "$(vfield h_enum nas.security_style)" = unix ] || fail "enum: security style is $(vfield h_enum nas.security_style)"
+ontap_step "enums in other spellings, again" 0 <"$H"
+vol h_enum 'tiering_policy: AUTO, volume_security_style: Mixed' >"$H"
+ontap_step "enums in other spellings, changed" 2 <"$H"
+[ "$(vfield h_enum tiering.policy)" = auto ] || fail "enum: tiering.policy is $(vfield h_enum tiering.policy)"
+[ "$(vfield h_enum nas.security_style)" = mixed ] || fail "enum: security style is $(vfield h_enum nas.security_style)"
+
+# ---- offline: a mounted volume is unmounted in the same change ---------------
+vol h_enum 'junction_path: /h_enum' >"$H"
+ontap_step "volume mounted" 2 <"$H"
+vol h_enum 'is_online: false' >"$H"
+ontap_step "mounted volume taken offline" 2 <"$H"
+[ "$(vfield h_enum state)" = offline ] || fail "offline: h_enum is $(vfield h_enum state)"
+[ "$(vfield h_enum nas.path)" = "" ] || fail "offline: h_enum is still mounted at $(vfield h_enum nas.path)"
+ontap_step "offline again" 0 <"$H"
+vol h_enum 'is_online: false, junction_path: /h_enum' >"$H"
+ontap_step "offline and mounted is refused" 1 <"$H"
+ontap_expect_out "an offline volume cannot be mounted"
+vol h_enum 'state: absent' >"$H"
+ontap_step "enum volume delete" 2 <"$H"
+
+# ---- a vanished job: re-read with a short backoff, then say so ---------------
+# The job is 404 at once and the volume appears 1.5 s later: the re-reads
+# find it.
+ontap_fault '{"path_regex": "^/api/storage/volumes$", "method": "POST", "job": "vanish", "delay": 1.5, "count": 1}'
+vol h_jn 'aggregate_name: aggr1, size: 1' >"$H"
+ontap_run 2 <"$H"
+[ "$(ontap_count "$VOLQ&name=h_jn")" = 1 ] || fail "vanished job: h_jn was not made"
+# The job vanished and nothing happened: the error says so and what the
+# re-read found.
+ontap_fault '{"path_regex": "^/api/storage/volumes/", "method": "PATCH", "job": "vanish", "apply": false, "count": 1}'
+vol h_jn 'size: 3' >"$H"
+ontap_run 1 <"$H"
+ontap_expect_out "vanished"
+ontap_expect_out "still differs in: size"
+vol h_jn 'state: absent' >"$H"
+ontap_run 2 <"$H"
 
 # ---- ontap_volume: permissions, offline and back, resize threshold ---------
 vol h_vol2 'aggregate_name: aggr1, size: 100, junction_path: /h_vol2, unix_permissions: "0755", volume_security_style: unix' >"$H"
@@ -145,9 +215,20 @@ PID=$(ontap_field "/api/protocols/nfs/export-policies?svm.name=$SVM&name=h_pol&f
 [ "$(ontap_count "/api/protocols/nfs/export-policies/$PID/rules")" = 2 ] ||
     fail "export policy: h_pol does not have 2 rules"
 ontap_step "export policy again" 0 <"$H"
-# The same rules in another order, lists reordered, enums in upper case.
-pol 'rules: [{clients: 10.61.218.0/24, rw_rule: [NEVER], ro_rule: [sys]}, {clients: "192.168.12.0/24, 192.168.11.0/24", protocols: [nfs4, NFS3], superuser: [SYS]}]' >"$H"
-ontap_step "export policy reordered unchanged" 0 <"$H"
+# Lists inside a rule reordered and enums in upper case: no change.
+pol 'rules: [{clients: "192.168.12.0/24, 192.168.11.0/24", protocols: [nfs4, NFS3], superuser: [SYS]}, {clients: 10.61.218.0/24, rw_rule: [NEVER], ro_rule: [sys]}]' >"$H"
+ontap_step "export policy lists reordered unchanged" 0 <"$H"
+# The rules in another order: ONTAP evaluates them by index, so that is a
+# change, made in place.
+pol 'rules: [{clients: 10.61.218.0/24, rw_rule: [never]}, {clients: [192.168.11.0/24, 192.168.12.0/24], protocols: [nfs3, nfs4], superuser: [sys]}]' >"$H"
+ontap_step "export policy rules reordered" 2 <"$H"
+[ "$(ontap_field "/api/protocols/nfs/export-policies/$PID/rules?fields=clients,index" records.0.clients.0.match)" = 10.61.218.0/24 ] ||
+    fail "export policy: the first rule is not 10.61.218.0/24 after the reorder"
+ontap_step "export policy rules reordered again" 0 <"$H"
+# One field of one rule: the diff shows that field, not ONTAP's defaults.
+pol 'rules: [{clients: 10.61.218.0/24, rw_rule: [krb5]}, {clients: [192.168.11.0/24, 192.168.12.0/24], protocols: [nfs3, nfs4], superuser: [sys]}]' >"$H"
+ontap_step "export policy one field" 2 --diff <"$H"
+if grep -q -E '^-.*"anonymous_user"' "$OUT"; then cat "$OUT" >&2; fail "export policy: the diff shows anonymous_user as removed"; fi
 pol 'rules: [{clients: [192.168.11.0/24, 192.168.12.0/24], protocols: [nfs3, nfs4], superuser: [sys]}, {clients: 10.61.218.0/24, rw_rule: [sys]}, {clients: 10.0.0.1}]' >"$H"
 ontap_step "export policy different" 2 --diff <"$H"
 [ "$(ontap_count "/api/protocols/nfs/export-policies/$PID/rules")" = 3 ] ||
@@ -156,6 +237,16 @@ pol 'rules: [{clients: 10.0.0.1}]' >"$H"
 ontap_step "export policy rules removed" 2 <"$H"
 [ "$(ontap_count "/api/protocols/nfs/export-policies/$PID/rules")" = 1 ] ||
     fail "export policy: h_pol does not have 1 rule"
+# In use by a volume: --check fails as the real delete does (1703957).
+vol h_polvol "aggregate_name: aggr1, size: 1, export_policy: h_pol" >"$H"
+ontap_step "volume using h_pol" 2 <"$H"
+pol 'state: absent' >"$H"
+ontap_step "export policy in use is not deleted" 1 <"$H"
+ontap_expect_out "in use by volume h_polvol"
+[ "$(ontap_count "/api/protocols/nfs/export-policies?svm.name=$SVM&name=h_pol")" = 1 ] ||
+    fail "export policy: h_pol went while in use"
+vol h_polvol 'state: absent' >"$H"
+ontap_step "volume using h_pol delete" 2 <"$H"
 pol 'state: absent' >"$H"
 ontap_step "export policy delete" 2 <"$H"
 ontap_step "export policy delete again" 0 <"$H"
@@ -170,6 +261,16 @@ EOF
 ontap_step "ontap_info" 0 <"$H"
 ontap_expect_out "cluster=fake-cluster"
 ontap_expect_out "h_vol2"
+# na_ontap_rest_info's shape too.
+cat >"$H" <<EOF
+- ontap_info: {$CONN, vserver: $SVM, gather_subset: [storage/volumes, svm/svms]}
+  register: facts
+- debug:
+    msg: "n={{ facts.ontap_info['storage/volumes'].num_records }} rest={{ facts.ontap_info['storage/volumes'].records | map(attribute='name') | join(',') }} svm={{ facts.ontap_info['svm/svms'].records[0].name }}"
+EOF
+ontap_step "ontap_info, na_ontap_rest_info keys" 0 <"$H"
+ontap_expect_out "svm=$SVM"
+grep -q -E 'rest=[^"]*h_vol2' "$OUT" || { cat "$OUT" >&2; fail "ontap_info: storage/volumes.records has no h_vol2"; }
 cat >"$H" <<EOF
 - ontap_info: {$CONN, gather_subset: [nothing]}
 EOF

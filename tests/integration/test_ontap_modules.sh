@@ -242,7 +242,17 @@ snap i_s1 'state: absent' >"$T" && ontap_step "snapshot delete" 2 <"$T"
 snap i_s1 'state: absent' >"$T" && ontap_step "snapshot delete again" 0 <"$T"
 # No comment: the provenance.
 snap i_p 'snapmirror_label: weekly' >"$T" && ontap_run 2 <"$T"
-snap_field i_p comment | grep -q '^aicp site=.* run=' || fail "snapshot: no provenance comment"
+snap_field i_p comment | grep -q '^\[aicp site=.* run=.*\]$' || fail "snapshot: no provenance comment"
+# provenance: the stamp follows the comment, is renewed with a change, and
+# is never a change on its own.
+snap i_p 'snapmirror_label: weekly, comment: kept, provenance: "site=i-site run=i-1"' >"$T" &&
+    ontap_step "snapshot comment with provenance" 2 <"$T"
+[ "$(snap_field i_p comment)" = "kept [aicp site=i-site run=i-1]" ] || fail "snapshot: comment is '$(snap_field i_p comment)'"
+snap i_p 'snapmirror_label: weekly, comment: kept, provenance: "site=i-site run=i-2"' >"$T" &&
+    ontap_step "snapshot provenance alone" 0 <"$T"
+snap i_p 'snapmirror_label: daily, provenance: "site=i-site run=i-3"' >"$T" &&
+    ontap_step "snapshot label change renews the stamp" 2 <"$T"
+[ "$(snap_field i_p comment)" = "kept [aicp site=i-site run=i-3]" ] || fail "snapshot: comment is '$(snap_field i_p comment)'"
 
 # Rename.
 snap i_r1 'comment: before rename' >"$T" && ontap_run 2 <"$T"
@@ -310,11 +320,53 @@ sm snapmirrored >"$T" && ontap_step "snapmirror create + initialize" 2 <"$T"
 [ "$(ontap_field "/api/storage/volumes?name=i_dst&svm.name=svm_dr&fields=type" type)" = dp ] ||
     fail "snapmirror: create_destination made no DP volume i_dst"
 sm snapmirrored >"$T" && ontap_step "snapmirror again" 0 <"$T"
-{ sm snapmirrored; printf -- '- assert: {that: ["m.state == \x27snapmirrored\x27", "m.healthy", "m.lag_time is defined"]}\n'; } >"$T"
+{ sm snapmirrored; printf -- '- assert: {that: ["m.state == \x27snapmirrored\x27", "m.healthy", "m.lag_time is defined", "m.unhealthy_reason is none"]}\n'; } >"$T"
 ontap_run 0 <"$T"
+# The destination volume create_destination made carries the provenance.
+case $(ontap_field "/api/storage/volumes?name=i_dst&svm.name=svm_dr&fields=comment" comment) in
+"[aicp site="*"]") ;;
+*) fail "snapmirror: the destination i_dst has no provenance comment" ;;
+esac
+# Health: an unhealthy relationship (a failed transfer) is drift, with
+# ONTAP's reason, even without max_lag; apply heals it with a transfer.
+ontap_api PATCH /_fake/snapmirror '{"destination": "svm_dr:i_dst", "set": {"lag_seconds": 90000, "healthy": false, "unhealthy_reason": "i-injected: Transfer failed.", "transfer_state": "failed"}}' \
+    >/dev/null || fail "making i_dst unhealthy"
+{ sm snapmirrored; printf -- '- assert: {that: ["not m.healthy", "m.unhealthy_reason | length > 0", "m.lag_time is defined"]}\n'; } >"$T"
+ontap_run 2 --check --diff <"$T"
+ontap_expect_out "i-injected: Transfer failed."
+sm snapmirrored >"$T" && ontap_step "snapmirror unhealthy healed by a transfer" 2 <"$T"
+[ "$(ontap_field "$RQ" healthy)" = true ] || fail "snapmirror: still unhealthy after the heal"
+sm snapmirrored >"$T" && ontap_step "snapmirror healthy again" 0 <"$T"
+# The volume at either end of a relationship is not deleted (nor unmounted
+# or taken offline first): --check says so too.
+printf -- '- ontap_volume: {name: i_dst, vserver: svm_dr, state: absent, %s}\n' "$CONN" >"$T"
+ontap_step "volume absent on a SnapMirror destination" 1 <"$T"
+ontap_expect_out "destination of SnapMirror relationship ontapai_nfs:i_src -> svm_dr:i_dst"
+[ "$(ontap_field "/api/storage/volumes?name=i_dst&svm.name=svm_dr&fields=state" state)" = online ] ||
+    fail "volume: the refused delete took i_dst offline"
+printf -- '- ontap_volume: {name: i_src, vserver: ontapai_nfs, state: absent, %s}\n' "$CONN" >"$T"
+ontap_step "volume absent on a SnapMirror source" 1 <"$T"
+ontap_expect_out "source of SnapMirror relationship"
+[ "$(ontap_field "/api/storage/volumes?name=i_src&svm.name=ontapai_nfs&fields=nas.path" nas.path)" = /i_src ] ||
+    fail "volume: the refused delete unmounted i_src"
+# max_transfer_rate (throttle) converges both ways.
+sm snapmirrored 'max_transfer_rate: 10240' >"$T" && ontap_step "snapmirror throttle set" 2 <"$T"
+[ "$(ontap_field "/api/snapmirror/relationships?destination.path=svm_dr:i_dst&fields=throttle" throttle)" = 10240 ] || fail "snapmirror: throttle is not 10240"
+sm snapmirrored 'max_transfer_rate: 10240' >"$T" && ontap_step "snapmirror throttle again" 0 <"$T"
+sm snapmirrored 'max_transfer_rate: 0' >"$T" && ontap_step "snapmirror throttle unlimited" 2 <"$T"
+[ "$(ontap_field "/api/snapmirror/relationships?destination.path=svm_dr:i_dst&fields=throttle" throttle)" = 0 ] || fail "snapmirror: throttle is not 0"
 sm paused >"$T" && ontap_step "snapmirror paused (quiesce)" 2 --diff <"$T"
 [ "$(sm_state)" = paused ] || fail "snapmirror: state $(sm_state), not paused"
 sm paused >"$T" && ontap_step "snapmirror paused again" 0 <"$T"
+# Paused and unhealthy: drift, and apply fails with the reason (a transfer
+# would undo the pause).
+ontap_api PATCH /_fake/snapmirror '{"destination": "svm_dr:i_dst", "set": {"healthy": false, "unhealthy_reason": "i-injected: paused badly."}}' \
+    >/dev/null || fail "making i_dst unhealthy"
+sm paused >"$T" && ontap_run 2 --check <"$T"
+ontap_run 1 <"$T"
+ontap_expect_out "paused and unhealthy: i-injected: paused badly."
+ontap_api PATCH /_fake/snapmirror '{"destination": "svm_dr:i_dst", "set": {"healthy": true}}' \
+    >/dev/null || fail "making i_dst healthy"
 sm broken_off >"$T" && ontap_step "snapmirror broken_off (break)" 2 <"$T"
 [ "$(sm_state)" = broken_off ] || fail "snapmirror: state $(sm_state), not broken_off"
 sm broken_off >"$T" && ontap_step "snapmirror broken_off again" 0 <"$T"
@@ -335,6 +387,10 @@ sm snapmirrored 'max_lag: PT1H' >"$T" && ontap_run 2 --check <"$T"
 sm snapmirrored 'max_lag: PT1H
     update: true' >"$T" && ontap_step "snapmirror lag past max_lag, update" 2 <"$T"
 sm snapmirrored 'max_lag: PT1H' >"$T" && ontap_step "snapmirror lag within max_lag after update" 0 <"$T"
+# Without update too: a lag past max_lag is healed by a transfer.
+ontap_api PATCH /_fake/snapmirror '{"destination": "svm_dr:i_dst", "set": {"lag_seconds": 7200}}' \
+    >/dev/null || fail "setting the lag"
+sm snapmirrored 'max_lag: PT1H' >"$T" && ontap_step "snapmirror lag past max_lag healed" 2 <"$T"
 # (an action, not a state: a --check after it still predicts a transfer)
 sm snapmirrored 'update: true' >"$T" && ontap_run 2 <"$T"
 ontap_run 2 --check <"$T"
@@ -356,6 +412,16 @@ sm present 'initialize: false' >"$T" && ontap_step "snapmirror create uninitiali
 sm present 'initialize: false' >"$T" && ontap_step "snapmirror uninitialized again" 0 <"$T"
 sm broken_off >"$T" && ontap_step "snapmirror uninitialized to broken_off" 2 <"$T"
 sm absent >"$T" && ontap_step "snapmirror delete broken_off" 2 <"$T"
+
+# ---- version gating: fields ONTAP 9.6 lacks fail before anything is sent ---
+ontap_config '{"version": "9.6.0"}'
+printf -- '- ontap_snapmirror: {source_path: "ontapai_nfs:i_src", destination_path: "svm_dr:i_dst9", create_destination: {enabled: true}, %s}\n' "$CONN" >"$T"
+ontap_step "create_destination on 9.6" 1 <"$T"
+ontap_expect_out "ONTAP 9.6 does not support snapmirror create_destination (needs 9.7 or later)"
+printf -- '- ontap_snapmirror: {source_path: "ontapai_nfs:i_src", destination_path: "svm_dr:i_dst9", max_transfer_rate: 100, %s}\n' "$CONN" >"$T"
+ontap_step "max_transfer_rate on 9.6" 1 <"$T"
+ontap_expect_out "ONTAP 9.6 does not support snapmirror max_transfer_rate (throttle) (needs 9.8 or later)"
+ontap_config '{"version": "9.8.0"}'
 
 for f in "$OT"/*.out "$OT"/*.json; do
     ontap_no_leak "$f"

@@ -127,6 +127,7 @@ expect "ONTAP volume ontapai_nfs:ds_r1 (lab), 2 GiB"
 expect "used as: pvc ml/dataset, dataset"
 expect "snapshot baseline-r1 [baseline], created "
 expect "\"aicp run r1: dataset baseline\""
+expect "\"aicp run r1: dataset baseline\", by aicp site=trace-lab run="
 expect "clone ontapai_nfs:ds_r1_ws (lab), 2 GiB, created "
 expect "a FlexClone of ontapai_nfs:ds_r1@baseline-r1"
 expect "snapshot model-r1-pre [model-pre]"
@@ -162,7 +163,7 @@ assert ds_vol["size"] == 2 * 1024 ** 3 and ds_vol["uuid"], ds_vol
 assert "dataset" in ds_vol["roles"] and "pvc ml/dataset" in ds_vol["roles"], ds_vol
 [snap] = ds_vol["snapshots"]
 assert snap["name"] == "baseline-r1" and snap["role"] == "baseline", snap
-assert snap["comment"] == "aicp run r1: dataset baseline" and snap["create_time"], snap
+assert snap["comment"].startswith("aicp run r1: dataset baseline [aicp site=trace-lab run=") and snap["create_time"], snap
 [clone] = snap["clones"]
 assert (clone["svm"], clone["name"]) == ("ontapai_nfs", "ds_r1_ws") and clone["created"], clone
 assert vols["ds_r1_ws"]["clone_of"] == \
