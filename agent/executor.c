@@ -54,6 +54,9 @@ struct host {
     int failed;            /* for the rest of the run */
     int ended;             /* end_host / end_play / any_errors_fatal: this play only */
     int in_play;           /* selected by the current play */
+    int in_batch;          /* in the current serial batch (even when down since an earlier play) */
+    int down_before;       /* failed or unreachable before this batch began */
+    int batch_failed;      /* failed for good in this batch: max_fail_percentage counts it */
     int seen;              /* appears in the recap */
     struct aicp_stats st;
     json_t *notified;      /* handler name -> true */
@@ -64,6 +67,7 @@ struct scope {
     const struct scope *parent;
     const struct aicp_task *block;  /* NULL at play level */
     int rescuable;                  /* inside the block part of a block with rescue */
+    int always_next;                /* a failure here still runs an always section */
     const char *item_var;           /* include_tasks loop binding */
     json_t *item;
 };
@@ -81,6 +85,9 @@ struct run {
     json_t *play_vars;      /* play vars + vars_files */
     json_t *play_hosts;     /* names in the current batch */
     int play_ended;
+    int stopped;            /* any_errors_fatal or max_fail_percentage fired, or a whole
+                             * batch failed: no later batch or play runs (Ansible's
+                             * break_play) */
     int any_changed;
     unsigned clear_epoch;   /* bumped by meta: clear_host_errors */
     struct aicp_hostkey_policy hostkeys;
@@ -353,6 +360,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     aicp_task_strip_omitted(rendered);
     if ((rc = aicp_args_validate(&args, mod, rendered, 0, &err)) != 0)
         goto fail;
+    aicp_task_keep_explicit_nulls(&args, rendered);
     int secret = secret_call(j->r->opts->secrets, &args);
     /* A command line is every process's to read (ps): say so when a
      * secret is on one, as the operator can pass it on stdin instead. */
@@ -423,7 +431,12 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         o->diff_text = aicp_strdup(change->diff_text);
     else
         o->diff_text = aicp_task_diff_text(change->before, change->after);
-    if ((change->before || change->after) && !secret)
+    /* An empty before and after (a command's) says nothing: no diff key,
+     * as Ansible's command module has none. */
+    if ((json_object_size(change->before) || json_object_size(change->after) ||
+         (change->before && !json_is_object(change->before)) ||
+         (change->after && !json_is_object(change->after))) &&
+        !secret)
         json_object_set_new(result, "diff", json_pack("{s:O?, s:O?}", "before", change->before,
                                                       "after", change->after));
     if (change->needed && check) {
@@ -437,7 +450,14 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         } else {
             o->st = AICP_ST_CHANGED;
             update_from(result, json_object_get(change->plan, "result"));
+            if (mod->flags & AICP_MOD_CHECK_SKIPS)
+                json_object_set_new(result, "msg",
+                                    json_string("Command would have run if not in check mode"));
         }
+        if (mod->flags & AICP_MOD_CHECK_SKIPS)
+            aicp_task_unrun_command_keys(result, change->plan, check);
+    } else if (!change->needed && (mod->flags & AICP_MOD_CHECK_SKIPS)) {
+        aicp_task_unrun_command_keys(result, change->plan, check);
     } else if (change->needed) {
         change->args = &args;
         if (mod->ops->apply == NULL) {
@@ -486,13 +506,15 @@ fail:
             json_object_set_new(result, "unreachable", json_true());
     }
     json_object_set_new(result, "changed", json_boolean(o->st == AICP_ST_CHANGED || ran_and_failed));
-    if (o->st == AICP_ST_FAILED)
-        json_object_set_new(result, "failed", json_true());
+    /* Ansible's results always say whether they failed (`when: not
+     * r.failed`), except an unreachable host's. */
+    if (o->st != AICP_ST_UNREACHABLE)
+        json_object_set_new(result, "failed", json_boolean(o->st == AICP_ST_FAILED));
     if (o->st == AICP_ST_SKIPPED)
         json_object_set_new(result, "skipped", json_true());
     if (prelude_conn != NULL)
         aicp_conn_set_prelude(prelude_conn, NULL);
-    free(prelude);
+    aicp_free_secret(prelude);
     o->result = result;
     o->secs = aicp_now() - t0;
     json_decref(rendered);
@@ -531,7 +553,7 @@ static void apply_conditions(struct job *j, json_t *vars, struct outcome *o)
             o->st = AICP_ST_FAILED;
             json_object_set_new(o->result, "failed", json_true());
         } else {
-            json_object_del(o->result, "failed");
+            json_object_set_new(o->result, "failed", json_false());
             if (o->st == AICP_ST_FAILED)
                 o->st = json_is_true(json_object_get(o->result, "changed")) ? AICP_ST_CHANGED
                                                                            : AICP_ST_OK;
@@ -628,7 +650,7 @@ static void prefetch(struct job *j)
                     current = NULL;
                     aicp_conn_set_prelude(h->conn, NULL);
                 }
-                free(prelude);
+                aicp_free_secret(prelude);
                 json_decref(ctx.result);
             }
             aicp_args_clear(&args);
@@ -667,27 +689,15 @@ static void run_job(struct job *j)
             where_prefix(t, &err);
             goto fail;
         }
-        if (json_is_object(items) && (json_object_get(items, "__with_together") ||
-                                      json_object_get(items, "__with_nested"))) {
-            json_t *list = aicp_task_combine_lists(items);
-            json_decref(items);
-            items = list;
-        } else if (json_is_object(items) && json_object_get(items, "__with_dict")) {
-            json_t *d = json_object_get(items, "__with_dict"), *list = json_array();
-            const char *k;
-            json_t *v;
-            json_object_foreach(d, k, v) {
-                json_array_append_new(list, json_pack("{s:s, s:O}", "key", k, "value", v));
-            }
-            json_decref(items);
-            items = list;
-        }
-        if (!json_is_array(items)) {
+        json_t *list = aicp_task_loop_items(items);
+        if (list == NULL) {
             aicp_err_set(&err, AICP_EINVAL,
                          "Invalid data passed to 'loop', it requires a list, got this instead: %s",
                          json_is_string(items) ? json_string_value(items) : "a non-list value");
             goto fail;
         }
+        json_decref(items);
+        items = list;
     } else {
         items = json_pack("[n]");
     }
@@ -774,19 +784,27 @@ static void run_job(struct job *j)
         j->total.result = json_incref(j->items[0].result);
         json_decref(results);
     } else {
+        /* Ansible's loop result: "skipped" always, "failed" only when
+         * an item failed; no items at all is a skip. */
+        all_skipped |= n == 0;
         j->total.st = any_failed ? AICP_ST_FAILED
                       : all_skipped ? AICP_ST_SKIPPED
                       : any_changed ? AICP_ST_CHANGED
                                     : AICP_ST_OK;
-        j->total.result = json_pack("{s:o, s:b, s:s}", "results", results, "changed", any_changed,
-                                    "msg", any_failed ? "One or more items failed"
-                                                      : "All items completed");
+        j->total.result = json_pack("{s:o, s:b, s:b}", "results", results, "changed", any_changed,
+                                    "skipped", all_skipped);
         if (any_failed)
             json_object_set_new(j->total.result, "failed", json_true());
+        if (n == 0)
+            json_object_set_new(j->total.result, "skipped_reason",
+                                json_string("No items in the list"));
+        else
+            json_object_set_new(j->total.result, "msg",
+                                json_string(all_skipped  ? "All items skipped"
+                                            : any_failed ? "One or more items failed"
+                                                         : "All items completed"));
         if (loop_facts != NULL)
             json_object_set(j->total.result, "ansible_facts", loop_facts);
-        if (all_skipped)
-            json_object_set_new(j->total.result, "skipped", json_true());
     }
     goto out;
 fail:
@@ -856,11 +874,22 @@ static int host_active(const struct host *h)
     return h->in_play && !h->unreachable && !h->failed && !h->ended;
 }
 
+/* A failure that a rescue or always section of an enclosing block still
+ * handles: for Ansible the host is not failed yet, so any_errors_fatal and
+ * max_fail_percentage do not see it. */
+static int failure_handled(const struct scope *sc)
+{
+    for (; sc; sc = sc->parent)
+        if (sc->rescuable || sc->always_next)
+            return 1;
+    return 0;
+}
+
 static void record(struct run *r, struct job *j)
 {
     const struct aicp_task *t = j->t;
     struct host *h = j->h;
-    if (j->is_loop && j->total.st != AICP_ST_UNREACHABLE) {
+    if (j->is_loop && j->total.st != AICP_ST_UNREACHABLE && j->nitems > 0) {
         for (size_t i = 0; i < j->nitems; i++) {
             struct outcome *o = &j->items[i];
             aicp_output_result(r->out, h->name, o->st, o->result, o->label ? o->label : "",
@@ -909,11 +938,13 @@ static void record(struct run *r, struct job *j)
                 rescuable |= s->rescuable;
             if (!rescuable)
                 h->st.failed++;
+            if (!failure_handled(j->sc))
+                h->batch_failed = 1;
             /* What a rescue section sees of the failure, as in Ansible. */
             json_object_set(h->set_vars, "ansible_failed_result", j->total.result);
             json_object_set_new(h->set_vars, "ansible_failed_task",
-                                json_pack("{s:s, s:s}", "name", task_display_name(t), "action",
-                                          t->action ? t->action : ""));
+                                json_pack("{s:s, s:s}", "name", t->name ? t->name : "",
+                                          "action", t->action ? t->action : ""));
         }
         break;
     }
@@ -986,6 +1017,52 @@ static int any_fatal(const struct run *r, const struct aicp_task *t, const struc
     return inherit_int(t, sc, offsetof(struct aicp_task, any_errors_fatal), r->play->any_errors_fatal);
 }
 
+/* What Ansible's linear strategy checks after each task. any_errors_fatal:
+ * a failure (one no rescue or always handles) or an unreachable host ends
+ * the play for every host of the batch and, after the play, the playbook.
+ * max_fail_percentage: more of the batch failed than allowed ends both at
+ * once. Either way the hosts that did not fail are not counted failed.
+ * fatal is the task's any_errors_fatal; hard and unreachable count its
+ * hosts that failed (unhandled) and were unreachable. */
+static void after_task(struct run *r, int fatal, const struct scope *sc, size_t hard,
+                       size_t unreachable)
+{
+    if (fatal && (hard || unreachable)) {
+        int handled = failure_handled(sc), pending = 0;
+        for (size_t i = 0; i < r->nhosts; i++) {
+            struct host *h = &r->hosts[i];
+            if (!h->in_batch || h->unreachable)
+                continue;
+            if (!h->failed)
+                h->ended = 1;
+            else if (handled && !h->down_before && !h->batch_failed)
+                pending = 1; /* still goes through its rescue or always */
+        }
+        r->stopped = 1;
+        if (!pending)
+            aicp_output_no_more_hosts(r->out);
+    }
+    int pct = r->play->max_fail_percentage;
+    if (pct >= 0 && !r->play_ended) {
+        size_t nfailed = 0, size = 0;
+        for (size_t i = 0; i < r->nhosts; i++) {
+            size += r->hosts[i].in_batch != 0;
+            nfailed += r->hosts[i].in_batch && r->hosts[i].batch_failed;
+        }
+        if (size && nfailed * 100 > (size_t)pct * size) {
+            for (size_t i = 0; i < r->nhosts; i++)
+                if (r->hosts[i].in_batch)
+                    r->hosts[i].ended = 1;
+            r->play_ended = 1;
+            r->stopped = 1;
+            /* Twice, as ansible-playbook prints it: once for the
+             * percentage, once because no host is left. */
+            aicp_output_no_more_hosts(r->out);
+            aicp_output_no_more_hosts(r->out);
+        }
+    }
+}
+
 static void run_module_task(struct run *r, const struct aicp_task *t, const struct scope *sc,
                             const char *kind, const struct aicp_task *const *window,
                             size_t nwindow)
@@ -1011,23 +1088,20 @@ static void run_module_task(struct run *r, const struct aicp_task *t, const stru
     }
     print_task_banner(r, t, sc, kind); /* no [CHECK MODE]: Ansible marks it only on request */
     pool_run(r, jobs, n, run_job);
-    int failures = 0;
+    size_t hard = 0, unreachable = 0;
+    int handled = failure_handled(sc);
     for (size_t i = 0; i < n; i++) {
         record(r, &jobs[i]);
-        if (jobs[i].total.st == AICP_ST_FAILED && !jobs[i].total.ignored)
-            failures++;
+        if (jobs[i].total.st == AICP_ST_FAILED && !jobs[i].total.ignored && !handled)
+            hard++;
+        if (jobs[i].total.st == AICP_ST_UNREACHABLE)
+            unreachable++;
         for (size_t k = 0; k < jobs[i].nitems; k++)
             outcome_clear(&jobs[i].items[k]);
         free(jobs[i].items);
         outcome_clear(&jobs[i].total);
     }
-    /* any_errors_fatal: every other host stops here; the failed ones still
-     * go through their blocks' rescue and always sections, as in Ansible. */
-    if (failures && any_fatal(r, t, sc)) {
-        for (size_t i = 0; i < r->nhosts; i++)
-            if (host_active(&r->hosts[i]))
-                r->hosts[i].ended = 1;
-    }
+    after_task(r, any_fatal(r, t, sc), sc, hard, unreachable);
     free(jobs);
 }
 
@@ -1058,8 +1132,10 @@ static void run_meta(struct run *r, const struct aicp_task *t)
     } else if (strcmp(verb, "clear_host_errors") == 0) {
         r->clear_epoch++;
         for (size_t i = 0; i < r->nhosts; i++)
-            if (r->hosts[i].in_play && !r->hosts[i].unreachable)
+            if (r->hosts[i].in_play && !r->hosts[i].unreachable) {
                 r->hosts[i].failed = 0;
+                r->hosts[i].batch_failed = 0;
+            }
     }
 }
 
@@ -1072,7 +1148,8 @@ static void run_block(struct run *r, const struct aicp_task *b, const struct sco
     char *failed_in_block = calloc(r->nhosts ? r->nhosts : 1, 1);
     if (in == NULL || failed_in_block == NULL)
         goto out;
-    struct scope inner = {.parent = sc, .block = b, .rescuable = b->rescue.n > 0};
+    struct scope inner = {.parent = sc, .block = b, .rescuable = b->rescue.n > 0,
+                          .always_next = b->always.n > 0};
     for (size_t i = 0; i < r->nhosts; i++)
         in[i] = (char)host_active(&r->hosts[i]);
     run_list(r, &b->block, &inner, kind);
@@ -1090,7 +1167,7 @@ static void run_block(struct run *r, const struct aicp_task *b, const struct sco
         /* Only hosts that failed run the rescue section. */
         char *save_play = calloc(r->nhosts ? r->nhosts : 1, 1);
         if (save_play && any) {
-            struct scope rs = {.parent = sc, .block = b};
+            struct scope rs = {.parent = sc, .block = b, .always_next = b->always.n > 0};
             run_list(r, &b->rescue, &rs, kind);
             for (size_t i = 0; i < r->nhosts; i++)
                 if (failed_in_block[i] && !r->hosts[i].failed && !r->hosts[i].unreachable)
@@ -1185,10 +1262,9 @@ static int run_list(struct run *r, const struct aicp_task_list *l, const struct 
             else if (t->loop)
                 aicp_tmpl_render(&items, t->loop, vars, NULL);
             json_decref(vars);
-            if (!json_is_array(items)) {
-                json_decref(items);
-                items = json_pack("[n]");
-            }
+            json_t *list = t->loop ? aicp_task_loop_items(items) : NULL;
+            json_decref(items);
+            items = list ? list : json_pack("[n]");
             /* As Ansible: the include's banner, an "included:" line per
              * item (counted ok for each host), then the tasks per item. */
             print_task_banner(r, t, sc, kind);
@@ -1338,6 +1414,7 @@ static void gather_facts(struct run *r)
         aicp_output_task(r->out, "TASK", "Gathering Facts", 0);
         pool_run(r, jobs, n, gather_job);
     }
+    size_t failed = 0, unreachable = 0;
     for (size_t i = 0; i < n; i++) {
         struct host *h = jobs[i].h;
         json_t *shown = json_deep_copy(jobs[i].total.result);
@@ -1352,13 +1429,18 @@ static void gather_facts(struct run *r)
         else if (jobs[i].total.st == AICP_ST_UNREACHABLE) {
             h->st.unreachable++;
             h->unreachable = 1;
+            unreachable++;
         } else {
             h->st.failed++;
             h->failed = 1;
+            h->batch_failed = 1;
+            failed++;
         }
         host_refresh_view(r, h);
         outcome_clear(&jobs[i].total);
     }
+    if (n)
+        after_task(r, r->play->any_errors_fatal, NULL, failed, unreachable);
     free(jobs);
 }
 
@@ -1478,37 +1560,42 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
         json_array_append_new(matched, json_string("localhost"));
 
     const char *pname = p->name ? p->name : pattern;
-    aicp_output_play(r->out, pname, 0);
-    /* Hosts that failed or were unreachable in earlier plays stay out. */
-    json_t *eligible = json_array();
+    /* As Ansible, the batches are cut from every matched host: one that
+     * failed or was unreachable in an earlier play counts in its batch but
+     * runs nothing. */
+    json_t *batchable = json_array();
     size_t i;
     json_t *name;
     json_array_foreach(matched, i, name) {
         struct host *h = find_host(r, json_string_value(name));
-        if (h && !h->failed && !h->unreachable)
-            json_array_append(eligible, name);
-        if (h)
+        if (h) {
+            json_array_append(batchable, name);
             h->seen = 1;
+        }
     }
-    if (json_array_size(eligible) == 0) {
+    if (json_array_size(batchable) == 0) {
+        aicp_output_play(r->out, pname, 0);
         aicp_output_no_hosts(r->out);
-        json_decref(eligible);
-        goto out;
     }
-    size_t total = json_array_size(eligible), done = 0;
-    for (size_t batch = 0; done < total && !r->play_ended; batch++) {
+    size_t total = json_array_size(batchable), done = 0;
+    for (size_t batch = 0; done < total && !r->play_ended && !r->stopped; batch++) {
         size_t bs = batch_size(p->serial, batch, total);
         if (bs > total - done)
             bs = total - done;
+        aicp_output_play(r->out, pname, 0); /* each batch, as ansible-playbook prints it */
         json_decref(r->play_hosts);
         r->play_hosts = json_array();
         for (size_t k = 0; k < r->nhosts; k++) {
-            r->hosts[k].in_play = 0;
-            r->hosts[k].ended = 0;
-            json_object_clear(r->hosts[k].notified);
+            struct host *h = &r->hosts[k];
+            h->in_play = h->in_batch = h->ended = h->batch_failed = 0;
+            h->down_before = h->failed || h->unreachable;
+            json_object_clear(h->notified);
         }
         for (size_t k = done; k < done + bs; k++) {
-            struct host *h = find_host(r, json_string_value(json_array_get(eligible, k)));
+            struct host *h = find_host(r, json_string_value(json_array_get(batchable, k)));
+            h->in_batch = 1;
+            if (h->down_before)
+                continue;
             h->in_play = 1;
             json_array_append_new(r->play_hosts, json_string(h->name));
         }
@@ -1523,26 +1610,17 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
         flush_handlers(r);
         run_list(r, &p->post_tasks, NULL, "TASK");
         flush_handlers(r);
-        if (p->max_fail_percentage >= 0) {
-            size_t nfailed = 0;
-            for (size_t k = 0; k < r->nhosts; k++)
-                if (r->hosts[k].in_play && (r->hosts[k].failed || r->hosts[k].unreachable))
-                    nfailed++;
-            if ((double)nfailed * 100.0 / (double)bs > (double)p->max_fail_percentage) {
-                aicp_output_no_more_hosts(r->out);
-                r->play_ended = 1;
-            }
-        } else {
-            /* With serial, a batch where every host failed stops the play. */
-            size_t alive = 0;
-            for (size_t k = 0; k < r->nhosts; k++)
-                if (r->hosts[k].in_play && !r->hosts[k].failed && !r->hosts[k].unreachable)
-                    alive++;
-            if (alive == 0 && done < total)
-                r->play_ended = 1;
+        /* A batch whose every host failed or became unreachable ends the
+         * playbook (serial or not), as ansible-playbook does. */
+        size_t newly_down = 0;
+        for (size_t k = 0; k < r->nhosts; k++) {
+            const struct host *h = &r->hosts[k];
+            newly_down += h->in_batch && !h->down_before && (h->failed || h->unreachable);
         }
+        if (newly_down == bs)
+            r->stopped = 1;
     }
-    json_decref(eligible);
+    json_decref(batchable);
 out:
     json_decref(rp);
     json_decref(matched);
@@ -1672,7 +1750,7 @@ int aicp_run_playbook(int *exit_status, const char *playbook, const struct aicp_
     if (!r.hostkeys.checking)
         fprintf(stderr, "[WARNING]: SSH host key checking is off (%s): any host answering to a "
                         "host's address is trusted\n", why);
-    for (size_t i = 0; i < r.pb->nplays; i++) {
+    for (size_t i = 0; i < r.pb->nplays && !r.stopped; i++) {
         if ((rc = run_play(&r, r.pb->plays[i], err)) != 0)
             goto out;
     }

@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "output.h"
+#include "taskutil.h"
 #include "secret.h"
 #include "util.h"
 
@@ -177,9 +178,15 @@ static char *dump_shown(const struct aicp_output *o, const json_t *result, int i
 }
 
 void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_status st,
-                        const json_t *result, const char *item_label, const char *diff_text,
+                        const json_t *full, const char *item_label, const char *diff_text,
                         int no_log, int ignored, double seconds)
 {
+    /* The line shows the result as Ansible's callbacks get it
+     * (TaskResult.clean_copy: the status is in the line, so "failed" and
+     * "skipped" are left out); the JSON report keeps the whole result, as
+     * Ansible's json callback does. */
+    json_t *result = aicp_task_shown_result(full);
+
     if (o->diff && diff_text && *diff_text && !no_log && st != AICP_ST_SKIPPED)
         say(o, o->fp, "%s", diff_text);
     size_t wi;
@@ -225,6 +232,8 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
     }
     free(dump);
     fflush(o->fp);
+    json_decref(result);
+    result = NULL;
 
     if (o->cur_task == NULL)
         return;
@@ -238,17 +247,17 @@ void aicp_output_result(struct aicp_output *o, const char *host, enum aicp_statu
     if (no_log) {
         json_object_set_new(entry, "censored", json_string(AICP_NO_LOG_MSG));
     } else {
-        const json_t *msg = json_object_get(result, "msg");
+        const json_t *msg = json_object_get(full, "msg");
         if (msg)
             json_object_set(entry, "msg", (json_t *)msg);
-        const json_t *diff = json_object_get(result, "diff");
+        const json_t *diff = json_object_get(full, "diff");
         if (diff)
             json_object_set(entry, "diff", (json_t *)diff);
         else if (diff_text)
             json_object_set_new(entry, "diff", json_string(diff_text));
         /* The whole result, as Ansible's json callback gives it (the
          * report is masked when written): what `aicp validate` reads. */
-        json_t *copy = result ? json_deep_copy(result) : NULL;
+        json_t *copy = full ? json_deep_copy(full) : NULL;
         if (copy != NULL) {
             const char *k;
             json_t *v;

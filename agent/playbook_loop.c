@@ -141,10 +141,10 @@ out:
     return rc;
 }
 
-/* The loop keywords. with_items flattens one level (done here for literal
- * lists; a templated one is kept as a plain loop). with_dict, with_together
- * and with_nested are stored as {"__with_dict": X}, {"__with_together": X}
- * and {"__with_nested": X} for the executor. */
+/* The loop keywords. with_items, with_dict, with_together and with_nested
+ * are stored as {"__with_items": X}, {"__with_dict": X}, ... for the
+ * executor, which renders X first: with_items flattens one level what the
+ * templates give (`["{{ pkgs }}", c]`), as Ansible's items lookup. */
 int aicp_playbook_parse_loop(struct loader *L, struct aicp_task *t, const char *key,
                              const json_t *v, const struct aicp_loc *loc)
 {
@@ -169,6 +169,14 @@ int aicp_playbook_parse_loop(struct loader *L, struct aicp_task *t, const char *
         t->loop = json_pack("{s:O}", key[5] == 't' ? "__with_together" : "__with_nested", v);
         return t->loop ? 0 : oom(L);
     }
+    if (strcmp(key, "with_items") == 0) {
+        if (!json_is_array(v) && !json_is_string(v))
+            return aicp_playbook_fail_at(
+                L, loc, "Invalid data passed to 'with_items', it requires a list, got %s",
+                aicp_playbook_type_word(v));
+        t->loop = json_pack("{s:O}", "__with_items", v);
+        return t->loop ? 0 : oom(L);
+    }
     if (json_is_string(v)) {
         if (aicp_tmpl_is_template(json_string_value(v))) {
             t->loop = json_incref((json_t *)v);
@@ -185,21 +193,8 @@ int aicp_playbook_parse_loop(struct loader *L, struct aicp_task *t, const char *
         return aicp_playbook_fail_at(L, loc,
                                      "Invalid data passed to '%s', it requires a list, got %s", key,
                                      aicp_playbook_type_word(v));
-    if (strcmp(key, "with_items") != 0) {
-        t->loop = json_copy((json_t *)v);
-        return t->loop ? 0 : oom(L);
-    }
-    json_t *flat = json_array();
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item) {
-        if (json_is_array(item))
-            json_array_extend(flat, item);
-        else
-            json_array_append(flat, item);
-    }
-    t->loop = flat;
-    return flat ? 0 : oom(L);
+    t->loop = json_copy((json_t *)v);
+    return t->loop ? 0 : oom(L);
 }
 
 int aicp_playbook_parse_loop_control(struct loader *L, struct aicp_task *t, const json_t *v,

@@ -1,6 +1,7 @@
 /* The executor's pure helpers for one task: keyword booleans, omit,
- * conditions, the --diff text of a before/after pair, and the item lists of
- * with_together and with_nested. */
+ * conditions, the --diff text of a before/after pair, the item lists of the
+ * loop keywords (with_items, with_dict, with_together, with_nested), and the
+ * result keys that Ansible's modules and callbacks give. */
 #include "config.h"
 
 #include <stdio.h>
@@ -160,6 +161,112 @@ json_t *aicp_task_combine_lists(const json_t *spec)
     return n ? out : (json_decref(out), json_array());
 }
 
+/* Ansible's items lookup: each term that is a list gives its elements, any
+ * other term itself (one level only; `loop` never flattens). */
+static json_t *flatten_items(const json_t *terms)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *x;
+    if (out == NULL)
+        return NULL;
+    if (!json_is_array(terms)) {
+        json_array_append(out, (json_t *)terms);
+        return out;
+    }
+    json_array_foreach(terms, i, x) {
+        if (json_is_array(x))
+            json_array_extend(out, x);
+        else
+            json_array_append(out, x);
+    }
+    return out;
+}
+
+json_t *aicp_task_loop_items(const json_t *rendered)
+{
+    const json_t *v;
+    if (!json_is_object(rendered))
+        return json_is_array(rendered) ? json_incref((json_t *)rendered) : NULL;
+    if ((v = json_object_get(rendered, "__with_items")) != NULL)
+        return flatten_items(v);
+    if (json_object_get(rendered, "__with_together") || json_object_get(rendered, "__with_nested"))
+        return aicp_task_combine_lists(rendered);
+    if ((v = json_object_get(rendered, "__with_dict")) != NULL) {
+        json_t *list = json_array();
+        const char *k;
+        json_t *val;
+        if (!json_is_object(v) || list == NULL) {
+            json_decref(list);
+            return NULL;
+        }
+        json_object_foreach((json_t *)v, k, val) {
+            json_array_append_new(list, json_pack("{s:s, s:O}", "key", k, "value", val));
+        }
+        return list;
+    }
+    return NULL;
+}
+
+/* ---- result keys, as Ansible's ----------------------------------------- */
+
+/* Ansible's action plugins (debug, fail) read their raw arguments: an
+ * explicit `msg: null` (or a template that gives none) is shown as null,
+ * where a module's null argument means its default. */
+void aicp_task_keep_explicit_nulls(struct aicp_args *args, const json_t *rendered)
+{
+    if (!(args->mod->flags & AICP_MOD_ACTION))
+        return;
+    for (const struct aicp_arg_spec *a = args->mod->args; a && a->name; a++)
+        if (a->type == AICP_ARG_RAW && a->def != NULL &&
+            json_is_null(json_object_get(rendered, a->name)))
+            json_object_set_new(args->v, a->name, json_null());
+}
+
+static void set_absent(json_t *obj, const char *key, json_t *v)
+{
+    if (json_object_get(obj, key) == NULL)
+        json_object_set(obj, key, v);
+    json_decref(v);
+}
+
+/* The keys Ansible's command module returns when the command does not run
+ * (check mode: skipped, or a predicted change with creates or removes; or
+ * creates/removes said no), so that `r.rc` and `r.stdout_lines` read as
+ * after a real run. Keys the module set already stay, worded for check
+ * mode as Ansible does. */
+void aicp_task_unrun_command_keys(json_t *result, const json_t *plan, int check)
+{
+    const json_t *cmd = json_object_get(plan, "cmd");
+    const char *msg = json_string_value(json_object_get(result, "msg"));
+    if (check && msg != NULL && strncmp(msg, "Did not run command", 19) == 0) {
+        struct aicp_buf b = AICP_BUF_INIT;
+        if (aicp_buf_printf(&b, "Would%s", msg + 3) == 0)
+            json_object_set_new(result, "msg", json_string(b.data));
+        aicp_buf_free(&b);
+    }
+    set_absent(result, "cmd", cmd ? json_incref((json_t *)cmd) : json_null());
+    set_absent(result, "rc", json_integer(0));
+    set_absent(result, "stdout", json_string(""));
+    set_absent(result, "stderr", json_string(""));
+    set_absent(result, "stdout_lines", json_array());
+    set_absent(result, "stderr_lines", json_array());
+    set_absent(result, "start", json_null());
+    set_absent(result, "end", json_null());
+    set_absent(result, "delta", json_null());
+    set_absent(result, "msg", json_string(""));
+}
+
+/* A result as Ansible's callbacks get it (TaskResult.clean_copy): the
+ * status is in the line, so "failed" and "skipped" are left out. */
+json_t *aicp_task_shown_result(const json_t *result)
+{
+    json_t *c = json_copy((json_t *)result);
+    json_object_del(c, "failed");
+    json_object_del(c, "skipped");
+    return c;
+}
+
 /* A leading ~ in a path argument means the remote user's home, as Ansible
  * expands it on the host (the become user's under become). */
 int aicp_task_expand_home(struct aicp_args *args, struct aicp_conn *conn, int become,
@@ -226,12 +333,12 @@ int aicp_task_env_prelude(char **out, const json_t *const *layers, size_t n, con
         rc = str ? aicp_buf_printf(&b, "export %s=", k) : AICP_ENOMEM;
         rc = rc ? rc : aicp_buf_shquote(&b, str);
         rc = rc ? rc : aicp_buf_puts(&b, "\n");
-        free(str);
+        aicp_free_secret(str);
     }
     json_decref(env);
     if (rc == 0)
         *out = b.data;
     else
-        aicp_buf_free(&b);
+        aicp_buf_free_secret(&b);
     return rc;
 }

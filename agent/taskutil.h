@@ -29,13 +29,35 @@ char *aicp_task_diff_text(const json_t *before, const json_t *after);
  * reference. */
 json_t *aicp_task_combine_lists(const json_t *spec);
 
+/* The items of a rendered loop: a list as it is; {"__with_items": X}
+ * flattened one level (Ansible's items lookup; a non-list X is one item);
+ * {"__with_dict": D} as {key, value} items; {"__with_together"} and
+ * {"__with_nested"} combined. NULL when that is not a list of items. New
+ * reference. */
+json_t *aicp_task_loop_items(const json_t *rendered);
+
+/* Ansible's debug and fail actions read their raw arguments: a RAW
+ * argument with a default that the task gives as null stays null (debug
+ * `msg: "{{ none }}"` prints null), where validation dropped it. */
+void aicp_task_keep_explicit_nulls(struct aicp_args *args, const json_t *rendered);
+
+/* Fills the keys Ansible's command module returns when the command does
+ * not run (check mode, or creates/removes said no) from the change's plan
+ * ("cmd"): rc, stdout/stderr and their _lines, start/end/delta, msg. */
+void aicp_task_unrun_command_keys(json_t *result, const json_t *plan, int check);
+
+/* A copy of a result without "failed" and "skipped", as Ansible's
+ * callbacks show it. New reference. */
+json_t *aicp_task_shown_result(const json_t *result);
+
 /* A leading ~ in the managed host's path arguments becomes the remote
  * user's home (the become user's with become). */
 int aicp_task_expand_home(struct aicp_args *args, struct aicp_conn *conn, int become,
                           struct aicp_err *err);
 
 /* environment layers (layers[0], the task's, wins; the last is the play's),
- * rendered with vars, as `export K='v'` lines; *out NULL when n is 0. */
+ * rendered with vars, as `export K='v'` lines; *out NULL when n is 0. The
+ * values may be secrets: free *out with aicp_free_secret. */
 int aicp_task_env_prelude(char **out, const json_t *const *layers, size_t n, const json_t *vars,
                           struct aicp_err *err);
 

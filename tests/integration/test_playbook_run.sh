@@ -1,7 +1,8 @@
 #!/bin/sh
 # Playbooks on lab hosts: keywords (tests/data/run/features.yml asserts them
 # from inside), handlers, tags, --limit, --check predicting the real run, the
-# JSON report, and the node preparation playbook converging then idempotent.
+# JSON report, the node preparation playbook converging then idempotent,
+# what ends a playbook, and the keys of registered results.
 . "$top_srcdir/tests/integration/lib.sh"
 need_lab
 lab_up 2
@@ -111,4 +112,48 @@ rc=$?
 echo "$out"
 check "max_fail_percentage: exit 1" [ "$rc" -eq 1 ]
 check "max_fail_percentage: the second batch never started" sh -c "! printf '%s' \"\$1\" | grep -q 'second batch ran'" _ "$out"
+# any_errors_fatal, max_fail_percentage and a play whose every host failed
+# end the playbook, not only the play, as ansible-playbook does.
+out=$("$AICP" run "$top_srcdir/tests/data/run/stop.yml" -i "$inv" 2>&1)
+rc=$?
+echo "$out"
+check "any_errors_fatal: exit 1" [ "$rc" -eq 1 ]
+check "any_errors_fatal: NO MORE HOSTS LEFT" sh -c "printf '%s' \"\$1\" | grep -q '^NO MORE HOSTS LEFT'" _ "$out"
+check "any_errors_fatal: node01 stopped in the play" sh -c "! printf '%s' \"\$1\" | grep -q 'same play ran on'" _ "$out"
+check "any_errors_fatal: no later play ran" sh -c "! printf '%s' \"\$1\" | grep -q 'second play ran'" _ "$out"
+check "any_errors_fatal: node01 is not counted failed" sh -c "printf '%s' \"\$1\" | grep -q '^node01 .* failed=0 '" _ "$out"
+out=$("$AICP" run "$top_srcdir/tests/data/run/stop_maxfail.yml" -i "$inv" 2>&1)
+rc=$?
+echo "$out"
+check "max_fail_percentage (serial [1,2]): exit 1" [ "$rc" -eq 1 ]
+check "max_fail_percentage: the first batch ran" sh -c "printf '%s' \"\$1\" | grep -q 'rest of the batch ran on node01'" _ "$out"
+check "max_fail_percentage: node02's batch stopped" sh -c "! printf '%s' \"\$1\" | grep -q 'rest of the batch ran on node02'" _ "$out"
+check "max_fail_percentage: no later play ran" sh -c "! printf '%s' \"\$1\" | grep -q 'second play ran'" _ "$out"
+check "max_fail_percentage: NO MORE HOSTS LEFT twice, as Ansible" [ "$(printf '%s\n' "$out" | grep -c '^NO MORE HOSTS LEFT')" -eq 2 ]
+check "serial: a PLAY banner per batch" [ "$(printf '%s\n' "$out" | grep -c '^PLAY \[batches\]')" -eq 2 ]
+out=$("$AICP" run "$top_srcdir/tests/data/run/stop_failed_hosts.yml" -i "$inv" 2>&1)
+rc=$?
+echo "$out"
+check "failed hosts: exit 1" [ "$rc" -eq 1 ]
+check "any_errors_fatal: a rescued failure stops no host" sh -c "printf '%s' \"\$1\" | grep -q 'after the rescue on node01' && printf '%s' \"\$1\" | grep -q 'after the rescue on node02'" _ "$out"
+check "failed hosts: a failed host runs no later play" sh -c "! printf '%s' \"\$1\" | grep -q 'failed host ran again'" _ "$out"
+check "failed hosts: its play shows the banner only" sh -c "printf '%s' \"\$1\" | grep -A2 '^PLAY \[only node02\]' | grep -q '^PLAY \[survivors\]'" _ "$out"
+check "failed hosts: the others go on" sh -c "printf '%s' \"\$1\" | grep -q 'survivor node01'" _ "$out"
+check "every host of a play failed: the playbook ends" sh -c "! printf '%s' \"\$1\" | grep -q 'ran after everyone failed'" _ "$out"
+check "every host of a play failed: no NO MORE HOSTS LEFT" sh -c "! printf '%s' \"\$1\" | grep -q 'NO MORE HOSTS LEFT'" _ "$out"
+
+# Registered results have Ansible's keys (failed: false, a loop's skipped,
+# check mode's command keys); with_items flattens what its templates give;
+# debug msg null; an unnamed task's ansible_failed_task.name. The playbooks
+# assert it from inside.
+out=$("$AICP" run "$top_srcdir/tests/data/run/results.yml" -i "$inv" 2>&1)
+rc=$?
+echo "$out"
+check "results: exit 2, every assertion held" sh -c "[ $rc -eq 2 ] && printf '%s' \"\$1\" | grep -q '^node01 .* failed=0 '" _ "$out"
+check "results: debug msg null prints null" sh -c "printf '%s' \"\$1\" | grep -A2 'TASK \[a null message\]' | grep -q '\"msg\": null'" _ "$out"
+check "results: a result line has no failed key, as Ansible's callback" sh -c "! printf '%s' \"\$1\" | grep -q '\"failed\": true, \"msg\": \"non-zero return code\"'" _ "$out"
+out=$("$AICP" run "$top_srcdir/tests/data/run/results_check.yml" -i "$inv" --check 2>&1)
+rc=$?
+echo "$out"
+check "results --check: exit 2, every assertion held" sh -c "[ $rc -eq 2 ] && printf '%s' \"\$1\" | grep -q '^node01 .* failed=0 '" _ "$out"
 exit $fail

@@ -17,6 +17,7 @@
 #include "err.h"
 #include "module.h"
 #include "playbook.h"
+#include "taskutil.h"
 
 #define DATA AICP_SRCDIR "/tests/data/playbooks/"
 
@@ -169,11 +170,16 @@ static void test_valid_task_keywords(void **state)
     assert_string_equal(t->index_var, "idx");
     assert_string_equal(json_string_value(t->loop_label), "{{ port }}");
 
-    t = p->tasks.items[3]; /* with_items flattens one level */
+    /* with_items is kept as written; the executor flattens it one level
+     * once rendered */
+    t = p->tasks.items[3];
     assert_string_equal(t->loop_var, "item");
     assert_string_equal(jstr(t->args, "var"), "item");
-    assert_int_equal(json_array_size(t->loop), 3);
-    assert_int_equal(json_integer_value(json_array_get(t->loop, 2)), 3);
+    assert_int_equal(json_array_size(json_object_get(t->loop, "__with_items")), 2);
+    json_t *items = aicp_task_loop_items(t->loop);
+    assert_int_equal(json_array_size(items), 3);
+    assert_int_equal(json_integer_value(json_array_get(items, 2)), 3);
+    json_decref(items);
 
     t = p->tasks.items[4];
     assert_int_equal(json_integer_value(json_object_get(json_object_get(t->loop, "__with_dict"), "b")),
@@ -194,6 +200,52 @@ static void test_valid_task_keywords(void **state)
     assert_string_equal(jstr(t->args, "msg"), "local");
     assert_string_equal(t->delegate_to, "localhost");
     aicp_playbook_free(pb);
+}
+
+/* The items of rendered loops: with_items flattens one level whatever the
+ * templates gave, `loop` never flattens. */
+static void test_loop_items(void **state)
+{
+    (void)state;
+    struct {
+        const char *loop, *items;
+    } cases[] = {
+        /* with_items: ["{{ pkgs }}", c] with pkgs: [a, b] */
+        {"{\"__with_items\": [[\"a\", \"b\"], \"c\"]}", "[\"a\", \"b\", \"c\"]"},
+        /* with_items: "{{ [[1,2],3] }}" */
+        {"{\"__with_items\": [[1, 2], 3]}", "[1, 2, 3]"},
+        /* one level only */
+        {"{\"__with_items\": [[1, [2, 3]], 4]}", "[1, [2, 3], 4]"},
+        /* a template that gave a string is one item */
+        {"{\"__with_items\": \"plain\"}", "[\"plain\"]"},
+        {"{\"__with_items\": []}", "[]"},
+        /* loop: ["{{ pkgs }}", c] */
+        {"[[\"a\", \"b\"], \"c\"]", "[[\"a\", \"b\"], \"c\"]"},
+        {"{\"__with_dict\": {\"k\": 1}}", "[{\"key\": \"k\", \"value\": 1}]"},
+        {"{\"__with_together\": [[1, 2], [3]]}", "[[1, 3], [2, null]]"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *loop = json_loads(cases[i].loop, 0, NULL);
+        json_t *want = json_loads(cases[i].items, 0, NULL);
+        json_t *got = aicp_task_loop_items(loop);
+        if (!json_equal(got, want)) {
+            char *g = got ? json_dumps(got, 0) : NULL;
+            fprintf(stderr, "loop %s: got %s, want %s\n", cases[i].loop, g ? g : "NULL",
+                    cases[i].items);
+            free(g);
+        }
+        assert_true(json_equal(got, want));
+        json_decref(loop);
+        json_decref(want);
+        json_decref(got);
+    }
+    /* not a list of items: the executor says so */
+    json_t *bad = json_loads("{\"__with_dict\": [1]}", 0, NULL);
+    assert_null(aicp_task_loop_items(bad));
+    json_decref(bad);
+    bad = json_string("a string");
+    assert_null(aicp_task_loop_items(bad));
+    json_decref(bad);
 }
 
 static void test_valid_blocks_and_includes(void **state)
@@ -374,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_valid_roles_and_handlers),
         cmocka_unit_test(test_valid_task_keywords),
         cmocka_unit_test(test_valid_blocks_and_includes),
+        cmocka_unit_test(test_loop_items),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_yaml_errors),
         cmocka_unit_test(test_missing_file),
