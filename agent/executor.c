@@ -720,11 +720,19 @@ static void run_job(struct job *j)
                 json_object_set_new(vars, t->index_var, json_integer((json_int_t)i));
             o->label = item_label(t, vars, item);
         }
-        int ok = 1, rc = aicp_task_conditions(&ok, t->when, vars, &err);
-        /* A block's `when` applies to every task in it, as in Ansible. */
-        for (const struct scope *s = j->sc; rc == 0 && ok && s; s = s->parent)
+        /* A block's `when` applies to every task in it and, as in
+         * Ansible, is evaluated before the task's own: outermost block
+         * first, so `w is defined` on a block guards `w == 2` inside. */
+        const struct scope *outer[32];
+        size_t nouter = 0;
+        for (const struct scope *s = j->sc; s && nouter < 32; s = s->parent)
             if (s->block)
-                rc = aicp_task_conditions(&ok, s->block->when, vars, &err);
+                outer[nouter++] = s;
+        int ok = 1, rc = 0;
+        while (rc == 0 && ok && nouter > 0)
+            rc = aicp_task_conditions(&ok, outer[--nouter]->block->when, vars, &err);
+        if (rc == 0 && ok)
+            rc = aicp_task_conditions(&ok, t->when, vars, &err);
         if (rc != 0) {
             where_prefix(t, &err);
             o->st = AICP_ST_FAILED;

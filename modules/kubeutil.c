@@ -695,12 +695,17 @@ static int apply_one(struct aicp_kube *k, const json_t *e, const json_t *opts, i
     }
     case KU_DELETE:
         return aicp_kube_delete(k, &r, prop ? prop : "Background", 0, wait_s, NULL, err);
-    case KU_MERGE:
-        if ((patch = merge_body(desired)) == NULL)
+    case KU_MERGE: {
+        /* Stamped like an apply, so the object says who changed it. */
+        json_t *m = with_provenance(desired, ctx);
+        patch = m != NULL ? merge_body(m) : NULL;
+        json_decref(m);
+        if (patch == NULL)
             return aicp_err_set(err, AICP_ENOMEM, "out of memory");
         rc = aicp_kube_merge_patch(k, &r, patch, 0, obj, err);
         json_decref(patch);
         return rc;
+    }
     case KU_REPLACE:
         /* Foreground: dependents (a Job's pods) are gone before the new
          * object with the same name appears. */
