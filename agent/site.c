@@ -1157,10 +1157,20 @@ static int build_graph(struct loader *L)
     struct aicp_site *s = L->s;
     long default_sc = -1;
     int rc;
-    for (size_t i = 0; i < s->nres; i++)
-        if (strcmp(s->res[i].mod->name, "storage_class") == 0 &&
-            aicp_task_bool(json_object_get(s->res[i].args, "default")))
-            default_sc = (long)i;
+    for (size_t i = 0; i < s->nres; i++) {
+        if (strcmp(s->res[i].mod->name, "storage_class") != 0 ||
+            !aicp_task_bool(json_object_get(s->res[i].args, "default")))
+            continue;
+        /* A cluster has one default class: two would take the annotation
+         * from each other on every apply. */
+        if (default_sc >= 0)
+            return fail_at(L, json_object_get(L->aux[i].entry, "default"), L->aux[i].entry,
+                           AICP_EINVAL,
+                           "storage class '%s' is default: true, and so is '%s': a cluster "
+                           "has one default class",
+                           s->res[i].name, s->res[default_sc].name);
+        default_sc = (long)i;
+    }
     for (size_t i = 0; i < s->nres; i++) {
         struct aicp_site_res *r = &s->res[i];
         const char *m = r->mod->name;

@@ -466,6 +466,9 @@ static void t_errors(void **state)
         {"helm_releases:\n  - {name: a, chart: c/a, depends_on: [pvc/nope]}\n", AICP_EINVAL,
          "site.yml:2:40: depends_on: no resource 'pvc/nope' in this site"},
         {"helm_releases:\n  - {name: a, chart: c/a, state: gone}\n", AICP_EINVAL, "site.yml:2:5: "},
+        {"storage_classes:\n  - {name: a, backend_type: ontap-nas, default: true}\n"
+         "  - {name: b, backend_type: ontap-nas, default: true}\n",
+         AICP_EINVAL, "site.yml:3:5: storage class 'b' is default: true, and so is 'a'"},
         {"inventory: {a: b}\n", AICP_EINVAL,
          "site.yml:1:12: inventory must be an inventory file or a list of them"},
         {"kubernetes: {version: \"1.18\"}\n", AICP_EINVAL,
