@@ -8,7 +8,6 @@
  * 65 with file:line:col and nothing half-done. The schema is docs/site.md. */
 #include "config.h"
 
-#include <fnmatch.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,22 +20,14 @@
 #include "registry.h"
 #include "secret.h"
 #include "site.h"
+#include "site_int.h"
 #include "taskutil.h"
 #include "template.h"
 #include "util.h"
 #include "yaml.h"
 
 /* The sections that are lists of module calls, in the order they load. */
-struct section {
-    const char *key;    /* as written in the site file ("trident.backends") */
-    const char *module; /* "trident_backend" */
-    const char *alias;  /* another word --only accepts, or NULL */
-    const char *alias2;
-    int namespaced; /* its objects live in a namespace */
-    int ontap;      /* works on an ONTAP cluster (`ontap: NAME`, default the only one) */
-};
-
-static const struct section sections[] = {
+const struct section aicp_site_sections[] = {
     {"namespaces", "namespace", "namespace", NULL, 0, 0},
     {"secrets", "secret", "secret", NULL, 1, 0},
     /* The storage comes first in the file order: Kubernetes imports it. */
@@ -54,7 +45,7 @@ static const struct section sections[] = {
     {"readiness", "k8s_wait", "ready", "wait", 1, 0},
     {"nodes", "k8s_node", "node", NULL, 0, 0},
 };
-#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+const size_t aicp_site_nsections = sizeof(aicp_site_sections) / sizeof(aicp_site_sections[0]);
 
 /* Top-level keys that later versions act on: refused, never ignored. */
 static const struct {
@@ -62,32 +53,6 @@ static const struct {
     const char *what;
 } later_keys[] = {
     {"", ""},
-};
-
-/* What the loader knows about a resource besides its module call. */
-struct aux {
-    const json_t *entry;      /* the entry as written (positions) */
-    const char *provides_ns;  /* a namespace it creates (borrowed from args) */
-    const char *backend_hint; /* storage class `backend:` (borrowed from hints) */
-    json_t *hints;            /* site-only keys, rendered */
-    size_t sec;               /* index into sections */
-};
-
-struct loader {
-    struct aicp_site *s;
-    const struct aicp_site_load_opts *o;
-    const struct aicp_module *(*find)(const char *);
-    struct aicp_err *err;
-    json_t *ontap; /* cluster name -> rendered settings */
-    const json_t *ontap_raw;
-    const char *trident_ns;
-    json_t *trident_ns_v; /* holds trident_ns when the site sets it */
-    /* Entries the site's settings add (site_cluster.c): section key -> list;
-     * loaded after the file's own, kept alive as long as the loader. */
-    json_t *synth;
-    const json_t *kube_node; /* the kubernetes mapping: where they are from */
-    struct aux *aux;
-    size_t cap;
 };
 
 /* ---- errors with positions ----------------------------------------------- */
@@ -101,9 +66,8 @@ static const struct aicp_loc *loc_of(const struct loader *L, const json_t *node,
     return l;
 }
 
-__attribute__((format(printf, 5, 6))) static int fail_at(struct loader *L, const json_t *node,
-                                                         const json_t *fallback, int code,
-                                                         const char *fmt, ...)
+int aicp_site_fail_at(struct loader *L, const json_t *node, const json_t *fallback, int code,
+                      const char *fmt, ...)
 {
     char msg[900];
     va_list ap;
@@ -127,14 +91,6 @@ static void prefix_at(struct loader *L, const json_t *node, const json_t *fallba
 }
 
 /* ---- small helpers ---------------------------------------------------------- */
-
-static int in_list(const char *k, const char *const *list)
-{
-    for (; list && *list; list++)
-        if (strcmp(*list, k) == 0)
-            return 1;
-    return 0;
-}
 
 /* The module's argument (by name or alias), or NULL. */
 static const struct aicp_arg_spec *mod_arg(const struct aicp_module *mod, const char *k)
@@ -204,15 +160,10 @@ static int check_flat_keys(struct loader *L, const struct aicp_module *mod, cons
     }
     if (!good || bad == NULL)
         return 0;
-    return fail_at(L, badv, v, AICP_EINVAL,
-                   "unknown key '%s' in %s (the %s module has no "
-                   "argument %s_%s or %s)",
-                   bad, k, mod->name, k, bad, bad);
-}
-
-static const char *str_of(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
+    return aicp_site_fail_at(L, badv, v, AICP_EINVAL,
+                             "unknown key '%s' in %s (the %s module has no "
+                             "argument %s_%s or %s)",
+                             bad, k, mod->name, k, bad, bad);
 }
 
 static int holds_secret(const struct aicp_secrets *secrets, const json_t *v)
@@ -275,7 +226,7 @@ static int load_vars(struct loader *L, const json_t *doc)
     L->s->vars = acc;
     if (vars != NULL && !json_is_null(vars)) {
         if (!json_is_object(vars))
-            return fail_at(L, vars, doc, AICP_EINVAL, "vars must be a mapping");
+            return aicp_site_fail_at(L, vars, doc, AICP_EINVAL, "vars must be a mapping");
         json_object_update(acc, (json_t *)vars);
     }
     /* Extra vars win over everything; they may name the vars files. */
@@ -285,7 +236,8 @@ static int load_vars(struct loader *L, const json_t *doc)
         size_t i;
         const json_t *f;
         if (!json_is_array(files) && !json_is_string(files))
-            return fail_at(L, files, doc, AICP_EINVAL, "vars_files must be a list of files");
+            return aicp_site_fail_at(L, files, doc, AICP_EINVAL,
+                                     "vars_files must be a list of files");
         json_t *list =
             json_is_array(files) ? json_incref((json_t *)files) : json_pack("[O]", files);
         json_array_foreach(list, i, f)
@@ -293,7 +245,8 @@ static int load_vars(struct loader *L, const json_t *doc)
             json_t *name = NULL, *v = NULL;
             char *path = NULL;
             if (!json_is_string(f)) {
-                rc = fail_at(L, f, files, AICP_EINVAL, "vars_files entries must be file names");
+                rc = aicp_site_fail_at(L, f, files, AICP_EINVAL,
+                                       "vars_files entries must be file names");
                 break;
             }
             if ((rc = render(L, &name, f, files)) != 0)
@@ -301,15 +254,17 @@ static int load_vars(struct loader *L, const json_t *doc)
             if (!json_is_string(name) ||
                 (path = site_path(L->s, json_string_value(name))) == NULL) {
                 json_decref(name);
-                rc = fail_at(L, f, files, AICP_EINVAL, "vars_files entries must be file names");
+                rc = aicp_site_fail_at(L, f, files, AICP_EINVAL,
+                                       "vars_files entries must be file names");
                 break;
             }
             rc = aicp_yaml_load_file(&v, path, L->s->map, L->err);
             if (rc == AICP_EIO) {
                 aicp_err_clear(L->err);
-                rc = fail_at(L, f, files, AICP_EINVAL, "cannot read vars file %s", path);
+                rc = aicp_site_fail_at(L, f, files, AICP_EINVAL, "cannot read vars file %s", path);
             } else if (rc == 0 && !json_is_object(v) && !json_is_null(v)) {
-                rc = fail_at(L, f, files, AICP_EINVAL, "vars file %s must hold a mapping", path);
+                rc = aicp_site_fail_at(L, f, files, AICP_EINVAL, "vars file %s must hold a mapping",
+                                       path);
             } else if (rc == 0 && json_is_object(v)) {
                 json_object_update(acc, v);
             }
@@ -340,11 +295,12 @@ static int check_keys(struct loader *L, const json_t *obj, const char *what,
         if (in_list(k, known))
             continue;
         if (in_list(k, later))
-            return fail_at(L, v, obj, AICP_EINVAL,
-                           "%s.%s is not supported yet (%s come with a later version of aicp); "
-                           "remove it from the site file",
-                           what, k, later_why);
-        return fail_at(L, v, obj, AICP_EINVAL, "unknown key '%s' in %s", k, what);
+            return aicp_site_fail_at(
+                L, v, obj, AICP_EINVAL,
+                "%s.%s is not supported yet (%s come with a later version of aicp); "
+                "remove it from the site file",
+                what, k, later_why);
+        return aicp_site_fail_at(L, v, obj, AICP_EINVAL, "unknown key '%s' in %s", k, what);
     }
     return 0;
 }
@@ -366,7 +322,7 @@ static int load_kubernetes(struct loader *L, const json_t *doc)
     if (k == NULL || json_is_null(k))
         return 0;
     if (!json_is_object(k))
-        return fail_at(L, k, doc, AICP_EINVAL, "kubernetes must be a mapping");
+        return aicp_site_fail_at(L, k, doc, AICP_EINVAL, "kubernetes must be a mapping");
     if ((rc = check_keys(L, k, "kubernetes", known, later, "cluster installation and nodes")) != 0)
         return rc;
     if ((rc = render(L, &r, k, doc)) != 0)
@@ -374,11 +330,12 @@ static int load_kubernetes(struct loader *L, const json_t *doc)
     const json_t *cfg = json_object_get(r, "kubeconfig"), *ctx = json_object_get(r, "context");
     const json_t *force = json_object_get(r, "force_conflicts");
     if (force && !json_is_boolean(force) && !json_is_string(force)) {
-        rc = fail_at(L, json_object_get(k, "force_conflicts"), k, AICP_EINVAL,
-                     "kubernetes.force_conflicts is true or false");
+        rc = aicp_site_fail_at(L, json_object_get(k, "force_conflicts"), k, AICP_EINVAL,
+                               "kubernetes.force_conflicts is true or false");
     } else if ((cfg && !json_is_string(cfg)) || (ctx && !json_is_string(ctx))) {
-        rc = fail_at(L, json_object_get(k, cfg && !json_is_string(cfg) ? "kubeconfig" : "context"),
-                     k, AICP_EINVAL, "kubernetes.kubeconfig and kubernetes.context are strings");
+        rc = aicp_site_fail_at(
+            L, json_object_get(k, cfg && !json_is_string(cfg) ? "kubeconfig" : "context"), k,
+            AICP_EINVAL, "kubernetes.kubeconfig and kubernetes.context are strings");
     } else {
         if (cfg)
             L->s->kubeconfig = site_path(L->s, json_string_value(cfg));
@@ -406,22 +363,22 @@ static int load_ontap(struct loader *L, const json_t *doc)
     if (o == NULL || json_is_null(o))
         return 0;
     if (!json_is_object(o))
-        return fail_at(L, o, doc, AICP_EINVAL,
-                       "ontap must be a mapping of cluster names to settings");
+        return aicp_site_fail_at(L, o, doc, AICP_EINVAL,
+                                 "ontap must be a mapping of cluster names to settings");
     json_object_foreach((json_t *)o, name, c)
     {
         char what[300];
         json_t *r = NULL;
         snprintf(what, sizeof(what), "ontap.%s", name);
         if (!json_is_object(c))
-            return fail_at(L, c, o, AICP_EINVAL,
-                           "%s must be a mapping (management_lif, username, "
-                           "password)",
-                           what);
+            return aicp_site_fail_at(L, c, o, AICP_EINVAL,
+                                     "%s must be a mapping (management_lif, username, "
+                                     "password)",
+                                     what);
         if ((rc = check_keys(L, c, what, known, NULL, NULL)) != 0)
             return rc;
         if (json_object_get(c, "management_lif") == NULL)
-            return fail_at(L, c, o, AICP_EINVAL, "%s has no management_lif", what);
+            return aicp_site_fail_at(L, c, o, AICP_EINVAL, "%s has no management_lif", what);
         if ((rc = render(L, &r, c, o)) != 0)
             return rc;
         /* The password is secret wherever it goes, even if no backend uses it. */
@@ -429,8 +386,8 @@ static int load_ontap(struct loader *L, const json_t *doc)
         const json_t *ca = json_object_get(r, "ca_file");
         if (ca != NULL && !json_is_string(ca)) {
             json_decref(r);
-            return fail_at(L, json_object_get(c, "ca_file"), c, AICP_EINVAL,
-                           "%s.ca_file must be a file name", what);
+            return aicp_site_fail_at(L, json_object_get(c, "ca_file"), c, AICP_EINVAL,
+                                     "%s.ca_file must be a file name", what);
         }
         if (ca != NULL && json_string_length(ca) == 0) {
             /* "{{ ontap_ca_file | default('') }}": the system store. */
@@ -449,8 +406,8 @@ static int load_ontap(struct loader *L, const json_t *doc)
         }
         if (!json_is_string(json_object_get(r, "management_lif"))) {
             json_decref(r);
-            return fail_at(L, json_object_get(c, "management_lif"), c, AICP_EINVAL,
-                           "%s.management_lif must be an address or name", what);
+            return aicp_site_fail_at(L, json_object_get(c, "management_lif"), c, AICP_EINVAL,
+                                     "%s.management_lif must be an address or name", what);
         }
         json_object_set_new(L->ontap, name, r);
     }
@@ -471,13 +428,14 @@ static const char *const wait_site_keys[] = {"gate", "aicp_role", NULL};
 
 static const char *const *site_keys_of(size_t sec)
 {
-    if (strcmp(sections[sec].module, "trident_backend") == 0 || sections[sec].ontap)
+    if (strcmp(aicp_site_sections[sec].module, "trident_backend") == 0 ||
+        aicp_site_sections[sec].ontap)
         return backend_site_keys;
-    if (strcmp(sections[sec].module, "storage_class") == 0)
+    if (strcmp(aicp_site_sections[sec].module, "storage_class") == 0)
         return sc_site_keys;
-    if (strcmp(sections[sec].module, "helm_release") == 0)
+    if (strcmp(aicp_site_sections[sec].module, "helm_release") == 0)
         return helm_site_keys;
-    if (strcmp(sections[sec].module, "k8s_wait") == 0)
+    if (strcmp(aicp_site_sections[sec].module, "k8s_wait") == 0)
         return wait_site_keys;
     return NULL;
 }
@@ -520,8 +478,9 @@ static int expand_ontap(struct loader *L, struct aicp_site_res *r, json_t *args,
         if (n == 0)
             return 0; /* the entry gives hostname & co. itself */
         if (n > 1)
-            return fail_at(L, entry, NULL, AICP_EINVAL,
-                           "name the ONTAP cluster with ontap: (the ontap section has %zu)", n);
+            return aicp_site_fail_at(
+                L, entry, NULL, AICP_EINVAL,
+                "name the ONTAP cluster with ontap: (the ontap section has %zu)", n);
         void *it = json_object_iter(L->ontap);
         const char *only = json_object_iter_key(it);
         r->ontap = aicp_strdup(only);
@@ -533,8 +492,8 @@ static int expand_ontap(struct loader *L, struct aicp_site_res *r, json_t *args,
     if (cl == NULL)
         return 0;
     if (!json_is_string(cl))
-        return fail_at(L, raw, entry, AICP_EINVAL,
-                       "ontap must name a cluster of the ontap section");
+        return aicp_site_fail_at(L, raw, entry, AICP_EINVAL,
+                                 "ontap must name a cluster of the ontap section");
     const json_t *c = json_object_get(L->ontap, json_string_value(cl));
     if (c == NULL) {
         struct aicp_buf names = AICP_BUF_INIT;
@@ -544,10 +503,10 @@ static int expand_ontap(struct loader *L, struct aicp_site_res *r, json_t *args,
         {
             aicp_buf_printf(&names, "%s%s", names.len ? ", " : "", k);
         }
-        int rc =
-            fail_at(L, raw, entry, AICP_EINVAL, "no ONTAP cluster '%s' in the ontap section%s%s%s",
-                    json_string_value(cl), names.len ? " (it names: " : "",
-                    names.len ? names.data : "", names.len ? ")" : "");
+        int rc = aicp_site_fail_at(L, raw, entry, AICP_EINVAL,
+                                   "no ONTAP cluster '%s' in the ontap section%s%s%s",
+                                   json_string_value(cl), names.len ? " (it names: " : "",
+                                   names.len ? names.data : "", names.len ? ")" : "");
         aicp_buf_free(&names);
         return rc;
     }
@@ -583,7 +542,7 @@ static const char *manifest_arg(const struct aicp_module *mod)
 
 static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, const json_t *args)
 {
-    const struct section *sec = &sections[x->sec];
+    const struct section *sec = &aicp_site_sections[x->sec];
     const char *name = str_of(args, "name");
     const char *ns = str_of(args, "namespace");
     if (strcmp(sec->module, "helm_release") == 0)
@@ -596,7 +555,8 @@ static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, c
         if (rc == AICP_ENOMEM)
             return aicp_err_set(L->err, rc, "out of memory");
         if (rc != 0)
-            return fail_at(L, x->entry, NULL, AICP_EINVAL, "%s entry has no name", sec->key);
+            return aicp_site_fail_at(L, x->entry, NULL, AICP_EINVAL, "%s entry has no name",
+                                     sec->key);
         goto dup;
     }
     if (strcmp(sec->module, "k8s") == 0) {
@@ -618,7 +578,7 @@ static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, c
     }
     if (name == NULL || *name == '\0') {
         aicp_buf_free(&nm);
-        return fail_at(L, x->entry, NULL, AICP_EINVAL, "%s entry has no name", sec->key);
+        return aicp_site_fail_at(L, x->entry, NULL, AICP_EINVAL, "%s entry has no name", sec->key);
     }
     if (strcmp(sec->module, "namespace") == 0)
         x->provides_ns = str_of(args, "name");
@@ -639,8 +599,9 @@ static int res_names(struct loader *L, struct aicp_site_res *r, struct aux *x, c
 dup:
     for (size_t i = 0; i + 1 < L->s->nres; i++)
         if (strcmp(L->s->res[i].id, r->id) == 0)
-            return fail_at(L, x->entry, NULL, AICP_EINVAL,
-                           "%s is declared twice (first at line %d)", r->id, L->s->res[i].loc.line);
+            return aicp_site_fail_at(L, x->entry, NULL, AICP_EINVAL,
+                                     "%s is declared twice (first at line %d)", r->id,
+                                     L->s->res[i].loc.line);
     return 0;
 }
 
@@ -658,8 +619,8 @@ static int helm_args(struct loader *L, struct aicp_site_res *r, json_t *args, js
         if (v == NULL)
             continue;
         if (json_object_get(args, renames[i][1]) != NULL)
-            return fail_at(L, json_object_get(e, renames[i][0]), e, AICP_EINVAL,
-                           "give %s or %s, not both", renames[i][0], renames[i][1]);
+            return aicp_site_fail_at(L, json_object_get(e, renames[i][0]), e, AICP_EINVAL,
+                                     "give %s or %s, not both", renames[i][0], renames[i][1]);
         /* 1.2 in YAML is a number; a chart version or timeout is a string. */
         if (json_is_number(v)) {
             char num[64];
@@ -675,8 +636,9 @@ static int helm_args(struct loader *L, struct aicp_site_res *r, json_t *args, js
     }
     const json_t *gate = json_object_get(hints, "requires_default_storage_class");
     if (gate != NULL && !json_is_boolean(gate))
-        return fail_at(L, json_object_get(e, "requires_default_storage_class"), e, AICP_EINVAL,
-                       "requires_default_storage_class must be true or false");
+        return aicp_site_fail_at(L, json_object_get(e, "requires_default_storage_class"), e,
+                                 AICP_EINVAL,
+                                 "requires_default_storage_class must be true or false");
     r->needs_default_sc = json_is_true(gate);
     if (json_object_get(args, "release_namespace") == NULL &&
         json_object_get(args, "namespace") == NULL)
@@ -710,8 +672,8 @@ static int helm_args(struct loader *L, struct aicp_site_res *r, json_t *args, js
     json_array_foreach(files, i, f)
     {
         if (!json_is_string(f))
-            return fail_at(L, json_object_get(e, "values_files"), e, AICP_EINVAL,
-                           "values_files must be a list of file names");
+            return aicp_site_fail_at(L, json_object_get(e, "values_files"), e, AICP_EINVAL,
+                                     "values_files must be a list of file names");
         char *p = site_path(L->s, json_string_value(f));
         if (p == NULL || json_array_set_new(files, i, json_string(p)) != 0) {
             free(p);
@@ -758,19 +720,20 @@ out:
 
 static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_t *list)
 {
-    const struct section *S = &sections[sec];
+    const struct section *S = &aicp_site_sections[sec];
     const struct aicp_module *mod = L->find(S->module);
     json_t *rendered = NULL, *args = NULL, *hints = NULL, *own = NULL;
     struct aicp_args valid = {0};
     int rc;
     if (mod == NULL)
-        return fail_at(L, e, list, AICP_EINVAL, "%s needs the module '%s', which this aicp lacks",
-                       S->key, S->module);
+        return aicp_site_fail_at(L, e, list, AICP_EINVAL,
+                                 "%s needs the module '%s', which this aicp lacks", S->key,
+                                 S->module);
     if (json_is_string(e) && strcmp(S->module, "namespace") == 0)
         e = own = json_pack("{s:O}", "name", e);
     if (!json_is_object(e)) {
         json_decref(own);
-        return fail_at(L, e, list, AICP_EINVAL, "%s entries must be mappings", S->key);
+        return aicp_site_fail_at(L, e, list, AICP_EINVAL, "%s entries must be mappings", S->key);
     }
     if ((rc = grow(L)) != 0)
         goto out;
@@ -799,17 +762,18 @@ static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_
                 continue;
             if ((rc = check_flat_keys(L, mod, k, v)) != 0)
                 goto out;
-            rc = fail_at(L, v, e, AICP_EINVAL,
-                         "unknown key '%s' in a %s entry (the %s module has no such argument: "
-                         "aicp modules %s lists them)",
-                         k, S->key, mod->name, mod->name);
+            rc = aicp_site_fail_at(
+                L, v, e, AICP_EINVAL,
+                "unknown key '%s' in a %s entry (the %s module has no such argument: "
+                "aicp modules %s lists them)",
+                k, S->key, mod->name, mod->name);
             goto out;
         }
     }
     if ((rc = render(L, &rendered, e, list)) != 0)
         goto out;
     if (!json_is_object(rendered)) {
-        rc = fail_at(L, e, list, AICP_EINVAL, "%s entries must be mappings", S->key);
+        rc = aicp_site_fail_at(L, e, list, AICP_EINVAL, "%s entries must be mappings", S->key);
         goto out;
     }
     args = json_object();
@@ -861,8 +825,8 @@ static int load_entry(struct loader *L, size_t sec, const json_t *e, const json_
     hints = NULL;
     x->backend_hint = str_of(x->hints, "backend");
     if (json_object_get(x->hints, "backend") && x->backend_hint == NULL) {
-        rc = fail_at(L, json_object_get(e, "backend"), e, AICP_EINVAL,
-                     "backend must name a backend");
+        rc = aicp_site_fail_at(L, json_object_get(e, "backend"), e, AICP_EINVAL,
+                               "backend must name a backend");
         goto out;
     }
     r->args = args;
@@ -923,7 +887,8 @@ static int load_trident(struct loader *L, const json_t *doc)
     if (t == NULL || json_is_null(t))
         return 0;
     if (!json_is_object(t))
-        return fail_at(L, t, doc, AICP_EINVAL, "trident must be a mapping (namespace, backends)");
+        return aicp_site_fail_at(L, t, doc, AICP_EINVAL,
+                                 "trident must be a mapping (namespace, backends)");
     if ((rc = check_keys(L, t, "trident", known, later, "Trident installation and upgrades")) != 0)
         return rc;
     const json_t *ns = json_object_get(t, "namespace");
@@ -933,7 +898,8 @@ static int load_trident(struct loader *L, const json_t *doc)
             return rc;
         if (!json_is_string(r) || json_string_length(r) == 0) {
             json_decref(r);
-            return fail_at(L, ns, t, AICP_EINVAL, "trident.namespace must be a namespace name");
+            return aicp_site_fail_at(L, ns, t, AICP_EINVAL,
+                                     "trident.namespace must be a namespace name");
         }
         L->trident_ns_v = r;
         L->trident_ns = json_string_value(r);
@@ -958,14 +924,15 @@ static int load_trident(struct loader *L, const json_t *doc)
 static int load_sections(struct loader *L, const json_t *doc)
 {
     int rc;
-    for (size_t sec = 0; sec < NSECTIONS; sec++) {
-        const json_t *list = section_node(doc, sections[sec].key);
+    for (size_t sec = 0; sec < aicp_site_nsections; sec++) {
+        const json_t *list = section_node(doc, aicp_site_sections[sec].key);
         size_t i;
         const json_t *e;
         if (list == NULL || json_is_null(list))
             continue;
         if (!json_is_array(list))
-            return fail_at(L, list, doc, AICP_EINVAL, "%s must be a list", sections[sec].key);
+            return aicp_site_fail_at(L, list, doc, AICP_EINVAL, "%s must be a list",
+                                     aicp_site_sections[sec].key);
         json_array_foreach(list, i, e)
         {
             if ((rc = load_entry(L, sec, e, list)) != 0)
@@ -974,8 +941,8 @@ static int load_sections(struct loader *L, const json_t *doc)
     }
     /* What the settings add, in section order (helm_releases' gates were
      * added while their releases loaded). */
-    for (size_t sec = 0; sec < NSECTIONS; sec++) {
-        const json_t *list = json_object_get(L->synth, sections[sec].key);
+    for (size_t sec = 0; sec < aicp_site_nsections; sec++) {
+        const json_t *list = json_object_get(L->synth, aicp_site_sections[sec].key);
         size_t i;
         const json_t *e;
         json_array_foreach(list, i, e)
@@ -987,321 +954,6 @@ static int load_sections(struct loader *L, const json_t *doc)
     return 0;
 }
 
-/* ---- the dependency graph ---------------------------------------------------- */
-
-static int add_dep(struct loader *L, size_t from, size_t to)
-{
-    struct aicp_site_res *r = &L->s->res[from];
-    if (from == to)
-        return 0;
-    for (size_t i = 0; i < r->ndeps; i++)
-        if (r->deps[i] == to)
-            return 0;
-    size_t *d = realloc(r->deps, (r->ndeps + 1) * sizeof(*d));
-    if (d == NULL)
-        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
-    d[r->ndeps++] = to;
-    r->deps = d;
-    return 0;
-}
-
-/* Resources of one module with this name (and namespace, when given). */
-static int dep_on_named(struct loader *L, size_t from, const char *module, const char *ns,
-                        const char *name)
-{
-    int rc;
-    for (size_t i = 0; name && i < L->s->nres; i++) {
-        const struct aicp_site_res *o = &L->s->res[i];
-        if (strcmp(o->mod->name, module) != 0 || strcmp(o->name, name) != 0)
-            continue;
-        if (ns != NULL && o->ns != NULL && strcmp(ns, o->ns) != 0)
-            continue;
-        if ((rc = add_dep(L, from, i)) != 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Keys under which a module's arguments name a Secret or a PVC. */
-static const char *const secret_ref_keys[] = {
-    "secret", "secrets", "secret_name", "secretName", "credentials", "credentials_secret", NULL};
-static const char *const pvc_ref_keys[] = {
-    "claimName", "claim_name", "pvc", "pvcs", "persistent_volume_claim", NULL};
-
-static int dep_refs(struct loader *L, size_t from, const char *module, const json_t *v)
-{
-    size_t i;
-    const json_t *x;
-    const char *ns = L->s->res[from].ns;
-    if (json_is_string(v))
-        return dep_on_named(L, from, module, ns, json_string_value(v));
-    if (json_is_object(v))
-        return dep_on_named(L, from, module, ns, str_of(v, "name"));
-    json_array_foreach(v, i, x)
-    {
-        int rc = dep_refs(L, from, module, x);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int scan_refs(struct loader *L, size_t from, const json_t *v)
-{
-    const char *k;
-    const json_t *x;
-    size_t i;
-    int rc;
-    json_object_foreach((json_t *)v, k, x)
-    {
-        if (in_list(k, secret_ref_keys) && (rc = dep_refs(L, from, "secret", x)) != 0)
-            return rc;
-        if (in_list(k, pvc_ref_keys) && (rc = dep_refs(L, from, "pvc", x)) != 0)
-            return rc;
-        if ((rc = scan_refs(L, from, x)) != 0)
-            return rc;
-    }
-    json_array_foreach(v, i, x)
-    {
-        if ((rc = scan_refs(L, from, x)) != 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Trident's storagePools: "backend:pool,pool;backend2:.*" (or a list). */
-static int dep_pools(struct loader *L, size_t from, const json_t *v, int *named)
-{
-    size_t i;
-    const json_t *x;
-    int rc;
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, x)
-        {
-            if ((rc = dep_pools(L, from, x, named)) != 0)
-                return rc;
-        }
-        return 0;
-    }
-    if (!json_is_string(v))
-        return 0;
-    char *copy = aicp_strdup(json_string_value(v)), *save = NULL;
-    if (copy == NULL)
-        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
-    rc = 0;
-    for (char *t = strtok_r(copy, ";", &save); t && rc == 0; t = strtok_r(NULL, ";", &save)) {
-        char *colon = strchr(t, ':');
-        if (colon)
-            *colon = '\0';
-        while (*t == ' ')
-            t++;
-        *named = 1;
-        rc = dep_on_named(L, from, "trident_backend", NULL, t);
-    }
-    free(copy);
-    return rc;
-}
-
-static const char *backend_driver(const json_t *args)
-{
-    const char *d = str_of(args, "driver");
-    return d ? d : str_of(args, "storage_driver_name");
-}
-
-static int dep_list(struct loader *L, size_t from, const json_t *deps, const json_t *raw)
-{
-    size_t i;
-    const json_t *d;
-    json_array_foreach(deps, i, d)
-    {
-        const json_t *rd = json_array_get(raw, i);
-        if (!json_is_string(d))
-            return fail_at(L, rd, raw, AICP_EINVAL, "depends_on entries are kind/name strings");
-        long j = aicp_site_find(L->s, json_string_value(d));
-        if (j < 0)
-            return fail_at(L, rd, raw, AICP_EINVAL, "depends_on: no resource '%s' in this site",
-                           json_string_value(d));
-        if ((size_t)j == from)
-            return fail_at(L, rd, raw, AICP_EINVAL, "dependency cycle: %s depends on itself",
-                           L->s->res[from].id);
-        int rc = add_dep(L, from, (size_t)j);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static int dep_explicit(struct loader *L, size_t from)
-{
-    const json_t *deps = json_object_get(L->aux[from].hints, "depends_on");
-    const json_t *raw = json_object_get(L->aux[from].entry, "depends_on");
-    if (deps == NULL)
-        return 0;
-    if (json_is_string(deps)) {
-        /* One name is a list of one. */
-        json_t *one = json_pack("[O]", deps), *rone = json_pack("[O]", raw);
-        int rc = one && rone ? dep_list(L, from, one, rone)
-                             : aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
-        json_decref(one);
-        json_decref(rone);
-        return rc;
-    }
-    if (!json_is_array(deps))
-        return fail_at(L, raw, L->aux[from].entry, AICP_EINVAL,
-                       "depends_on must be a list of resources (kind/name)");
-    return dep_list(L, from, deps, raw);
-}
-
-static int build_graph(struct loader *L)
-{
-    struct aicp_site *s = L->s;
-    long default_sc = -1;
-    int rc;
-    for (size_t i = 0; i < s->nres; i++) {
-        if (strcmp(s->res[i].mod->name, "storage_class") != 0 ||
-            !aicp_task_bool(json_object_get(s->res[i].args, "default")))
-            continue;
-        /* A cluster has one default class: two would take the annotation
-         * from each other on every apply. */
-        if (default_sc >= 0)
-            return fail_at(L, json_object_get(L->aux[i].entry, "default"), L->aux[i].entry,
-                           AICP_EINVAL,
-                           "storage class '%s' is default: true, and so is '%s': a cluster "
-                           "has one default class",
-                           s->res[i].name, s->res[default_sc].name);
-        default_sc = (long)i;
-    }
-    for (size_t i = 0; i < s->nres; i++) {
-        struct aicp_site_res *r = &s->res[i];
-        const char *m = r->mod->name;
-        /* The namespace first. */
-        for (size_t j = 0; r->ns && j < s->nres; j++)
-            if (L->aux[j].provides_ns && strcmp(L->aux[j].provides_ns, r->ns) == 0 &&
-                (rc = add_dep(L, i, j)) != 0)
-                return rc;
-        if (strcmp(m, "storage_class") == 0) {
-            int named = 0;
-            if (L->aux[i].backend_hint) {
-                named = 1;
-                if ((rc = dep_on_named(L, i, "trident_backend", NULL, L->aux[i].backend_hint)) != 0)
-                    return rc;
-                if (r->ndeps == 0)
-                    return fail_at(L, json_object_get(L->aux[i].entry, "backend"), L->aux[i].entry,
-                                   AICP_EINVAL, "backend: no trident backend '%s' in this site",
-                                   L->aux[i].backend_hint);
-            }
-            if ((rc = dep_pools(L, i, json_object_get(r->args, "storage_pools"), &named)) != 0)
-                return rc;
-            if ((rc = dep_pools(L, i, json_object_get(r->args, "additional_storage_pools"),
-                                &named)) != 0)
-                return rc;
-            const char *bt = str_of(r->args, "backend_type");
-            for (size_t j = 0; !named && bt && j < s->nres; j++) {
-                const char *d = backend_driver(s->res[j].args);
-                if (strcmp(s->res[j].mod->name, "trident_backend") == 0 && d &&
-                    strcmp(d, bt) == 0 && (rc = add_dep(L, i, j)) != 0)
-                    return rc;
-            }
-        } else if (strcmp(m, "pvc") == 0) {
-            const char *sc = str_of(r->args, "storage_class");
-            if (sc == NULL)
-                sc = str_of(r->args, "storage_class_name");
-            if (sc != NULL) {
-                if ((rc = dep_on_named(L, i, "storage_class", NULL, sc)) != 0)
-                    return rc;
-            } else if (default_sc >= 0 && (rc = add_dep(L, i, (size_t)default_sc)) != 0) {
-                return rc;
-            }
-            const char *bk = str_of(json_object_get(r->args, "import"), "backend");
-            if (bk == NULL)
-                bk = str_of(r->args, "import_backend");
-            if (bk != NULL && (rc = dep_on_named(L, i, "trident_backend", NULL, bk)) != 0)
-                return rc;
-        }
-        /* A chart's values are the chart's words: no references to scan.
-         * Kubeflow's gate needs the site's storage classes made first. */
-        for (size_t j = 0; r->needs_default_sc && j < s->nres; j++)
-            if (strcmp(s->res[j].mod->name, "storage_class") == 0 && (rc = add_dep(L, i, j)) != 0)
-                return rc;
-        /* Backends are made once the Trident the site installs is ready. */
-        for (size_t j = 0; strcmp(m, "trident_backend") == 0 && j < s->nres; j++) {
-            const char *role = str_of(L->aux[j].hints, "aicp_role");
-            if (role && strcmp(role, "trident") == 0 && (rc = add_dep(L, i, j)) != 0)
-                return rc;
-        }
-        if (strcmp(m, "helm_release") != 0 && (rc = scan_refs(L, i, r->args)) != 0)
-            return rc;
-        if ((rc = dep_explicit(L, i)) != 0)
-            return rc;
-    }
-    return aicp_site_ontap_deps(s, L->err);
-}
-
-/* Kahn's algorithm, taking the earliest ready resource first so that the
- * order follows the file. What is left over holds a cycle: walk it. */
-static int order_graph(struct loader *L)
-{
-    struct aicp_site *s = L->s;
-    size_t n = s->nres, done = 0;
-    unsigned char *placed = calloc(n ? n : 1, 1);
-    int rc = 0;
-    s->order = calloc(n ? n : 1, sizeof(*s->order));
-    if (placed == NULL || s->order == NULL) {
-        free(placed);
-        return aicp_err_set(L->err, AICP_ENOMEM, "out of memory");
-    }
-    while (done < n) {
-        size_t pick = n;
-        for (size_t i = 0; i < n && pick == n; i++) {
-            if (placed[i])
-                continue;
-            size_t d = 0;
-            while (d < s->res[i].ndeps && placed[s->res[i].deps[d]])
-                d++;
-            if (d == s->res[i].ndeps)
-                pick = i;
-        }
-        if (pick == n)
-            break;
-        placed[pick] = 1;
-        s->order[done++] = pick;
-    }
-    if (done < n) {
-        /* Every unplaced resource waits on another unplaced one: follow
-         * those edges until one repeats. */
-        size_t *path = calloc(n + 1, sizeof(*path)), len = 0, cur = 0;
-        while (cur < n && placed[cur])
-            cur++;
-        for (;;) {
-            size_t k = 0;
-            while (k < len && path[k] != cur)
-                k++;
-            if (k < len) {
-                struct aicp_buf b = AICP_BUF_INIT;
-                for (size_t j = k; j < len; j++)
-                    aicp_buf_printf(&b, "%s -> ", s->res[path[j]].id);
-                aicp_buf_puts(&b, s->res[cur].id);
-                rc = fail_at(L, L->aux[cur].entry, NULL, AICP_EINVAL, "dependency cycle: %s",
-                             b.data ? b.data : "?");
-                aicp_buf_free(&b);
-                break;
-            }
-            path[len++] = cur;
-            size_t next = n;
-            for (size_t d = 0; d < s->res[cur].ndeps && next == n; d++)
-                if (!placed[s->res[cur].deps[d]])
-                    next = s->res[cur].deps[d];
-            if (next == n || len > n) {
-                rc = aicp_err_set(L->err, AICP_EINVAL, "%s: dependency cycle", s->path);
-                break;
-            }
-            cur = next;
-        }
-        free(path);
-    }
-    free(placed);
-    return rc;
-}
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -1338,11 +990,13 @@ static int check_top(struct loader *L, const json_t *doc)
             continue;
         for (size_t i = 0; i < sizeof(later_keys) / sizeof(later_keys[0]); i++)
             if (strcmp(later_keys[i].key, k) == 0)
-                return fail_at(L, v, doc, AICP_EINVAL,
-                               "'%s' is not supported yet (%s come with a later version of aicp); "
-                               "remove it from the site file",
-                               k, later_keys[i].what);
-        return fail_at(L, v, doc, AICP_EINVAL, "unknown key '%s' at the top of the site file", k);
+                return aicp_site_fail_at(
+                    L, v, doc, AICP_EINVAL,
+                    "'%s' is not supported yet (%s come with a later version of aicp); "
+                    "remove it from the site file",
+                    k, later_keys[i].what);
+        return aicp_site_fail_at(L, v, doc, AICP_EINVAL,
+                                 "unknown key '%s' at the top of the site file", k);
     }
     return 0;
 }
@@ -1370,16 +1024,16 @@ static int load_inventory(struct loader *L, const json_t *doc)
                                                              : NULL;
         if (p == NULL) {
             json_decref(r);
-            return fail_at(L, raw, doc, AICP_EINVAL,
-                           "inventory must be an inventory file or a list of them");
+            return aicp_site_fail_at(L, raw, doc, AICP_EINVAL,
+                                     "inventory must be an inventory file or a list of them");
         }
         json_array_append_new(L->s->inventory, json_string(p));
         free(p);
     }
     if (!json_is_array(r) || L->s->inventory == NULL) {
         json_decref(r);
-        return fail_at(L, raw, doc, AICP_EINVAL,
-                       "inventory must be an inventory file or a list of them");
+        return aicp_site_fail_at(L, raw, doc, AICP_EINVAL,
+                                 "inventory must be an inventory file or a list of them");
     }
     json_decref(r);
     return 0;
@@ -1397,7 +1051,8 @@ static int load_validation(struct loader *L, const json_t *doc)
     if (raw == NULL || json_is_null(raw))
         return 0;
     if (!json_is_array(raw))
-        return fail_at(L, raw, doc, AICP_EINVAL, "validation must be a list of benchmarks");
+        return aicp_site_fail_at(L, raw, doc, AICP_EINVAL,
+                                 "validation must be a list of benchmarks");
     if ((rc = render(L, &r, raw, doc)) != 0)
         return rc;
     json_array_foreach(r, i, e)
@@ -1421,15 +1076,15 @@ static int load_doc(struct loader *L, const json_t *doc)
     if (json_is_null(doc))
         return aicp_err_set(L->err, AICP_EINVAL, "%s: the site file is empty", s->path);
     if (!json_is_object(doc))
-        return fail_at(L, doc, NULL, AICP_EINVAL,
-                       "a site file is a mapping (site, kubernetes, "
-                       "trident, storage_classes, pvcs...)");
+        return aicp_site_fail_at(L, doc, NULL, AICP_EINVAL,
+                                 "a site file is a mapping (site, kubernetes, "
+                                 "trident, storage_classes, pvcs...)");
     if ((rc = check_top(L, doc)) != 0)
         return rc;
     const json_t *name = json_object_get(doc, "site");
     if (name != NULL) {
         if (!json_is_string(name) || json_string_length(name) == 0)
-            return fail_at(L, name, doc, AICP_EINVAL, "site must be the site's name");
+            return aicp_site_fail_at(L, name, doc, AICP_EINVAL, "site must be the site's name");
         s->name = aicp_strdup(json_string_value(name));
     } else {
         char *copy = aicp_strdup(s->path);
@@ -1445,11 +1100,10 @@ static int load_doc(struct loader *L, const json_t *doc)
         free(copy);
     }
     if ((rc = load_vars(L, doc)) != 0 || (rc = load_inventory(L, doc)) != 0 ||
-        (rc = load_validation(L, doc)) != 0 ||
-        (rc = load_kubernetes(L, doc)) != 0 ||
+        (rc = load_validation(L, doc)) != 0 || (rc = load_kubernetes(L, doc)) != 0 ||
         (rc = load_ontap(L, doc)) != 0 || (rc = load_trident(L, doc)) != 0 ||
-        (rc = load_sections(L, doc)) != 0 || (rc = build_graph(L)) != 0 ||
-        (rc = order_graph(L)) != 0)
+        (rc = load_sections(L, doc)) != 0 || (rc = aicp_site_build_graph(L)) != 0 ||
+        (rc = aicp_site_order_graph(L)) != 0)
         return rc;
     return 0;
 }
@@ -1547,177 +1201,4 @@ void aicp_site_free(struct aicp_site *s)
     json_decref(s->validation);
     aicp_srcmap_free(s->map);
     free(s);
-}
-
-/* ---- lookups and selection ------------------------------------------------ */
-
-long aicp_site_find(const struct aicp_site *s, const char *id)
-{
-    long hit = -1;
-    int hits = 0;
-    for (size_t i = 0; i < s->nres; i++) {
-        const struct aicp_site_res *r = &s->res[i];
-        if (strcmp(r->id, id) == 0)
-            return (long)i;
-        const char *slash = strchr(id, '/');
-        if (slash == NULL)
-            continue;
-        size_t kl = (size_t)(slash - id);
-        int kind_ok = (strlen(r->mod->name) == kl && strncmp(r->mod->name, id, kl) == 0) ||
-                      (strlen(r->section) == kl && strncmp(r->section, id, kl) == 0);
-        if (!kind_ok)
-            continue;
-        const char *rest = slash + 1;
-        int name_ok = strcmp(r->name, rest) == 0;
-        if (!name_ok && r->ns != NULL) {
-            size_t nl = strlen(r->ns);
-            name_ok = strncmp(rest, r->ns, nl) == 0 && rest[nl] == '/' &&
-                      strcmp(rest + nl + 1, r->name) == 0;
-        }
-        if (name_ok) {
-            hit = (long)i;
-            hits++;
-        }
-    }
-    return hits == 1 ? hit : -1;
-}
-
-static int only_matches(const struct aicp_site_res *r, const char *w)
-{
-    for (size_t i = 0; i < NSECTIONS; i++) {
-        const struct section *S = &sections[i];
-        if (strcmp(S->key, r->section) != 0)
-            continue;
-        size_t ml = strlen(S->module);
-        /* "kubernetes": every section that is not ONTAP's. */
-        if (!S->ontap && strcmp(w, "kubernetes") == 0)
-            return 1;
-        return strcmp(w, S->key) == 0 || strcmp(w, S->module) == 0 ||
-               (strncmp(w, S->module, ml) == 0 && strcmp(w + ml, "s") == 0) ||
-               (S->alias && strcmp(w, S->alias) == 0) || (S->alias2 && strcmp(w, S->alias2) == 0);
-    }
-    return 0;
-}
-
-int aicp_site_only_cross(const json_t *only)
-{
-    size_t i;
-    const json_t *w;
-    if (json_array_size(only) == 0)
-        return 1;
-    json_array_foreach(only, i, w)
-    {
-        const char *t = json_string_value(w);
-        if (t && (strcmp(t, "cross_layer") == 0 || strcmp(t, "cross-layer") == 0))
-            return 1;
-    }
-    return 0;
-}
-
-int aicp_site_only_cluster(const json_t *only)
-{
-    size_t i;
-    const json_t *w;
-    if (json_array_size(only) == 0)
-        return 1;
-    json_array_foreach(only, i, w)
-    {
-        const char *t = json_string_value(w);
-        if (t && strcmp(t, "cluster") == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int only_word_known(const char *w)
-{
-    if (strcmp(w, "cross_layer") == 0 || strcmp(w, "cross-layer") == 0 ||
-        strcmp(w, "cluster") == 0)
-        return 1;
-    for (size_t i = 0; i < NSECTIONS; i++) {
-        struct aicp_site_res fake = {.section = sections[i].key};
-        if (only_matches(&fake, w))
-            return 1;
-    }
-    return 0;
-}
-
-int aicp_site_select(unsigned char *selected, const struct aicp_site *s, const json_t *only,
-                     const json_t *limit, struct aicp_err *err)
-{
-    size_t i, j;
-    const json_t *w;
-    json_array_foreach(only, j, w)
-    {
-        if (!json_is_string(w) || !only_word_known(json_string_value(w)))
-            return aicp_err_set(err, AICP_EUSAGE,
-                                "--only '%s' names no kind of resource (namespaces, secrets, "
-                                "export_policies, volumes, snapshots, clones, snapmirror, "
-                                "trident, storage_classes, pvcs, manifests, jobs, "
-                                "helm_releases, readiness, nodes; cluster, ontap, kubernetes, "
-                                "cross_layer; or a module "
-                                "name: namespace, secret, ontap_volume..., trident_backend, "
-                                "storage_class, pvc, k8s, k8s_job, helm_release)",
-                                json_is_string(w) ? json_string_value(w) : "?");
-    }
-    for (i = 0; i < s->nres; i++) {
-        const struct aicp_site_res *r = &s->res[i];
-        int ok = json_array_size(only) == 0;
-        json_array_foreach(only, j, w)
-        {
-            if (only_matches(r, json_string_value(w)))
-                ok = 1;
-        }
-        if (ok && json_array_size(limit) > 0) {
-            char nsname[512];
-            snprintf(nsname, sizeof(nsname), "%s/%s", r->ns ? r->ns : "", r->name);
-            ok = 0;
-            json_array_foreach(limit, j, w)
-            {
-                const char *g = json_string_value(w);
-                if (g && (fnmatch(g, r->name, 0) == 0 || fnmatch(g, r->id, 0) == 0 ||
-                          (r->ns && fnmatch(g, nsname, 0) == 0)))
-                    ok = 1;
-            }
-        }
-        selected[i] = (unsigned char)ok;
-    }
-    /* A pattern that matches nothing is a typo, not a clean run. */
-    json_array_foreach(limit, j, w)
-    {
-        const char *g = json_string_value(w);
-        int hit = 0;
-        for (i = 0; g && !hit && i < s->nres; i++) {
-            const struct aicp_site_res *r = &s->res[i];
-            char nsname[512];
-            snprintf(nsname, sizeof(nsname), "%s/%s", r->ns ? r->ns : "", r->name);
-            hit = fnmatch(g, r->name, 0) == 0 || fnmatch(g, r->id, 0) == 0 ||
-                  (r->ns && fnmatch(g, nsname, 0) == 0);
-        }
-        if (!hit)
-            return aicp_err_set(err, AICP_EUSAGE,
-                                "--limit '%s' matches no resource of site %s (a name, "
-                                "namespace/name or id such as pvc/default/*)",
-                                g ? g : "?", s->name ? s->name : "?");
-    }
-    return 0;
-}
-
-json_t *aicp_site_split_list(json_t *acc, const char *s)
-{
-    if (acc == NULL)
-        acc = json_array();
-    char *copy = aicp_strdup(s), *save = NULL;
-    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && acc;
-         t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ')
-            t++;
-        size_t n = strlen(t);
-        while (n > 0 && t[n - 1] == ' ')
-            t[--n] = '\0';
-        if (*t)
-            json_array_append_new(acc, json_string(t));
-    }
-    free(copy);
-    return acc;
 }

@@ -1,4 +1,4 @@
-/* Unit tests for agent/kube.c. Pure tests (drift, field paths, ref_of,
+/* Unit tests for agent/kube.c and agent/kube_config.c. Pure tests (drift, field paths, ref_of,
  * kubeconfig parsing of files written to a temp dir, the client pool) need
  * nothing; live tests run the client against the fake API server
  * tests/fakes/kube_apiserver.py over real TLS, with a throw-away CA and
