@@ -9,12 +9,14 @@
  * agent/site.c loads and validates a site (every value templated against
  * the site's vars, vars files and -e extra vars; every module call's
  * arguments validated; the dependency graph built and checked for cycles)
- * before anything is sent to a cluster. agent/site_run.c runs the graph on
+ * before anything is sent to a cluster (the graph in agent/site_graph.c;
+ * --only and --limit in agent/site_select.c). agent/site_run.c runs the graph on
  * a bounded pool of worker threads with the executor's check -> diff ->
  * (apply -> verify) life cycle, prints the results and writes the reports.
  * agent/site_ontap.c maps the ONTAP sections onto their modules, adds their
  * dependencies to the graph and does drift's cross-layer pass (the ONTAP
- * volume behind each Trident PVC).
+ * volume behind each Trident PVC). agent/site_prov.c reads who last
+ * changed a resource for the drift reports.
  */
 #ifndef AICP_SITE_H
 #define AICP_SITE_H
