@@ -28,7 +28,7 @@ run() {
     kb=$(requests "$KUBE_FAKE_URL")
     ob=$(requests "https://$ONTAP_FAKE_URL")
     t0=$(date +%s.%N)
-    ./aicp "$@" "${site[@]}" >/dev/null 2>&1 && rc=0 || rc=$?
+    ./aicp "$@" "${site[@]}" >"$k/$label.out" 2>&1 && rc=0 || rc=$?; [ -z "${SHOW:-}" ] || cat "$k/$label.out"
     t1=$(date +%s.%N)
     ka=$(requests "$KUBE_FAKE_URL")
     oa=$(requests "https://$ONTAP_FAKE_URL")

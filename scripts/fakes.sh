@@ -32,7 +32,7 @@ fake_start() {
     for _ in $(seq 50); do grep -q '^PORT' "$k/$name.port" && break; sleep 0.1; done
 }
 fake_start kube 9 "$top/tests/fakes/kube_apiserver.py" --cert "$k/server.pem" \
-    --key "$k/server.key" --token-file "$k/token" --crds trident --controller
+    --key "$k/server.key" --token-file "$k/token" --crds trident --controller --ontap-ca "$k/ca.pem"
 KUBE_FAKE_PID=$!
 KUBE_FAKE_URL="https://127.0.0.1:$(sed -n 's/^PORT //p' "$k/kube.port")"
 fake_start ontap 8 "$top/tests/fakes/ontap_server.py" --cert "$k/server.pem" \

@@ -1929,10 +1929,11 @@ WATCH_MAX = 60          # seconds a watch lasts at most (clients watch again)
 
 
 class Controller(threading.Thread):
-    def __init__(self, store, ready_delay=READY_DELAY):
+    def __init__(self, store, ready_delay=READY_DELAY, ontap_ca=None):
         super().__init__(daemon=True)
         self.store = store
         self.ready_delay = ready_delay
+        self.ontap_ca = ontap_ca
         self.stopping = threading.Event()
 
     def run(self):
@@ -2418,7 +2419,12 @@ class Controller(threading.Thread):
                 not ann.get("trident.netapp.io/importOriginalName"):
             # Trident names the ONTAP volume storagePrefix (default
             # "trident_") + the PV's name, '-' -> '_'.
-            attrs["internalName"] = ("trident_" + pvname).replace("-", "_")
+            tbc = self.backend_for(sc)
+            prefix = _v(tbc, "spec", "storagePrefix") if tbc else None
+            attrs["internalName"] = ((prefix if prefix is not None else "trident_") +
+                                     pvname).replace("-", "_")
+            if s.peek(pvt, None, pvname) is None and tbc is not None and self.ontap_ca:
+                self.provision(tbc, attrs["internalName"], quantity(size or "1Gi"))
         if s.peek(pvt, None, pvname) is None:
             s.create(pvt, None, {
                 "apiVersion": "v1", "kind": "PersistentVolume",
@@ -2445,6 +2451,61 @@ class Controller(threading.Thread):
         s.controller_write(pvct, pvc, "kube-controller-manager", mutate=mutate,
                            status={"phase": "Bound", "accessModes": spec.get("accessModes"),
                                    "capacity": {"storage": size}})
+
+    def backend_for(self, sc):
+        """The Bound TridentBackendConfig a Trident class provisions from:
+        its backendType, and the backend its storagePools name."""
+        tbct = self.store.rtype("trident.netapp.io", "v1", "tridentbackendconfigs")
+        if tbct is None:
+            return None
+        params = sc.get("parameters") or {}
+        pools = params.get("storagePools") or ""
+        names = {p.split(":", 1)[0] for p in pools.split(";") if p}
+        for t in sorted(self.store._bucket(tbct).values(), key=lambda o: o["metadata"]["name"]):
+            name = _v(t, "spec", "backendName") or t["metadata"]["name"]
+            if _v(t, "status", "phase") != "Bound":
+                continue
+            if params.get("backendType") and _v(t, "spec", "storageDriverName") != params["backendType"]:
+                continue
+            if names and name not in names:
+                continue
+            return t
+        return None
+
+    def provision(self, tbc, volume, size):
+        """Makes the volume on the backend's ONTAP as Trident does: the
+        ONTAP REST API at managementLIF, with the backend's credentials
+        Secret, the backend's defaults (export and snapshot policy). Only
+        with --ontap-ca (the fake ONTAP of a demo); errors are logged."""
+        import ssl
+        import urllib.request
+        spec = tbc.get("spec") or {}
+        ns = tbc["metadata"].get("namespace")
+        sect = self.store.rtype("", "v1", "secrets")
+        sec = self.store.peek(sect, ns, _v(spec, "credentials", "name") or "")
+        data = (sec or {}).get("data") or {}
+        try:
+            user = base64.b64decode(data.get("username", "")).decode()
+            pw = base64.b64decode(data.get("password", "")).decode()
+        except (ValueError, UnicodeDecodeError):
+            return
+        defaults = spec.get("defaults") or {}
+        body = {"name": volume, "svm": {"name": spec.get("svm")}, "size": size,
+                "nas": {"path": "/" + volume,
+                        "export_policy": {"name": defaults.get("exportPolicy", "default")}},
+                "snapshot_policy": {"name": defaults.get("snapshotPolicy", "none")},
+                "style": "flexgroup" if spec.get("storageDriverName") == "ontap-nas-flexgroup"
+                else "flexvol"}
+        req = urllib.request.Request("https://%s/api/storage/volumes" % spec.get("managementLIF"),
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            ("%s:%s" % (user, pw)).encode()).decode())
+        try:
+            urllib.request.urlopen(req, context=ssl.create_default_context(cafile=self.ontap_ca),
+                                   timeout=10).read()
+        except Exception as e:  # a stand-in: the PVC binds anyway, drift will say
+            sys.stderr.write("trident stand-in: creating %s: %s\n" % (volume, e))
 
     def resize(self, pvct, pvc):
         """An expanded claim: its volume and status.capacity follow."""
@@ -2669,7 +2730,7 @@ class Route:
 
 class KubeFake(FakeServer):
     def __init__(self, cert, key, token=None, crds=(), controller=False, state=None,
-                 verbose=False, ready_delay=READY_DELAY):
+                 verbose=False, ready_delay=READY_DELAY, ontap_ca=None):
         super().__init__(cert=cert, key=key, bearer=token, verbose=verbose)
         self.token_required = token is not None
         self.store = Store(state)
@@ -2679,7 +2740,7 @@ class KubeFake(FakeServer):
             for c in make():
                 if self.store.peek(crdt, None, c["metadata"]["name"]) is None:
                     self.store.create(crdt, None, c, manager)
-        self.controller = Controller(self.store, ready_delay) if controller else None
+        self.controller = Controller(self.store, ready_delay, ontap_ca) if controller else None
         if self.controller:
             self.controller.start()
 
@@ -3531,6 +3592,9 @@ def main(argv=None):
     ap.add_argument("--ready-delay", type=float, default=READY_DELAY, metavar="SECONDS",
                     help="how long the controller stand-in takes to roll out a workload "
                     "(default %(default)s)")
+    ap.add_argument("--ontap-ca", metavar="FILE",
+                    help="the Trident stand-in makes each new volume on the backend's ONTAP "
+                         "(its managementLIF, over HTTPS verified with this CA), as Trident does")
     ap.add_argument("--state", help="keep the objects in this JSON file across restarts")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = ap.parse_args(argv)
@@ -3544,7 +3608,7 @@ def main(argv=None):
     srv = KubeFake(args.cert, args.key, token=token,
                    crds=[c for group in args.crds for c in group],
                    controller=args.controller, state=args.state, verbose=args.verbose,
-                   ready_delay=args.ready_delay)
+                   ready_delay=args.ready_delay, ontap_ca=args.ontap_ca)
 
     def stop(*_):
         threading.Thread(target=srv.httpd.shutdown, daemon=True).start()
