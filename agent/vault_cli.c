@@ -341,8 +341,9 @@ static int do_encrypt(const struct vault_opts *o, struct aicp_vault *v, struct a
             break;
         rc = aicp_vault_encrypt(&text, &tlen, v, o->encrypt_id, plain, plen, err);
         secret_free(plain, plen);
+        /* A failure of the command, not bad input: exit 1, as ansible-vault. */
         if (rc == AICP_EINVAL && strcmp(files[i], "-") != 0)
-            aicp_err_set(err, AICP_EINVAL, "input is already encrypted: %s", files[i]);
+            rc = aicp_err_set(err, AICP_EFAILED, "input is already encrypted: %s", files[i]);
         if (rc == 0)
             rc = write_output(dest, text, tlen, err);
         free(text);

@@ -5,6 +5,7 @@
  * re-checked. */
 #include "config.h"
 
+#include "err.h"
 #include "fileutil.h"
 #include "module.h"
 
@@ -45,6 +46,20 @@ static int shell_diff(const json_t *current, const struct aicp_args *args,
     return aicp_fu_cmd_diff(current, args, 1, change, err);
 }
 
+/* Refused when the playbook loads, as the command module does: a task
+ * with only creates=/chdir= and no command line. */
+static int shell_validate(const struct aicp_args *args, const json_t *given, int static_only,
+                          struct aicp_err *err)
+{
+    const json_t *raw = aicp_args_get(args, "_raw_params"), *cmd = aicp_args_get(args, "cmd");
+    (void)given;
+    (void)static_only;
+    if ((json_is_string(raw) && json_string_length(raw) > 0) ||
+        (json_is_string(cmd) && json_string_length(cmd) > 0))
+        return 0;
+    return aicp_err_set(err, AICP_EINVAL, "no command given");
+}
+
 static const struct aicp_module_ops shell_ops = {
     .version = AICP_MODULE_OPS_VERSION,
     .check = aicp_fu_cmd_check,
@@ -58,4 +73,5 @@ const struct aicp_module aicp_mod_shell = {
     .args = shell_args,
     .flags = AICP_MOD_FREEFORM | AICP_MOD_NO_VERIFY | AICP_MOD_CHECK_SKIPS | AICP_MOD_NEEDS_SSH,
     .ops = &shell_ops,
+    .validate = shell_validate,
 };

@@ -46,6 +46,7 @@ expect undefined_in_template.yml 'templates/undefined\.j2:3:25' "'no_such_user' 
 expect mount_missing_src.yml 'mount_missing_src\.yml:6:7' 'state is mounted but all of the following are missing: src, fstype'
 expect lineinfile_no_line.yml 'lineinfile_no_line\.yml:6:7' 'line is required with state=present'
 expect command_no_command.yml 'command_no_command\.yml:6:7' 'no command given'
+expect shell_no_command.yml 'shell_no_command\.yml:6:7' 'no command given'
 expect copy_missing_src.yml 'copy_missing_src\.yml:6:7' "argument 'src' of module 'copy': Could not find or access 'no_such_file\.txt'"
 expect template_missing_src.yml 'template_missing_src\.yml:6:7' "argument 'src' of module 'template': Could not find or access 'no_such_template\.j2'"
 

@@ -62,7 +62,7 @@ head -n 1 secret.yml | grep -qx '\$ANSIBLE_VAULT;1.1;AES256' || fail "1.1 header
 [ "$(stat -c %a secret.yml)" = 640 ] || fail "encrypt changed the mode"
 awk 'NR > 1 && length($0) > 80 { exit 1 }' secret.yml || fail "lines over 80 columns"
 [ "$(ls -A | grep -vx secret-inputs | sort | tr '\n' ' ')" = "err out secret.yml " ] || fail "temp file left behind"
-run 65 "$AICP" vault encrypt --vault-password-file "$PW" secret.yml </dev/null
+run 1 "$AICP" vault encrypt --vault-password-file "$PW" secret.yml </dev/null
 has "input is already encrypted" err
 run 0 "$AICP" vault decrypt --vault-password-file "$PW" secret.yml </dev/null
 cmp -s secret.yml "$DATA/plain.yml" || fail "decrypt in place"
