@@ -334,8 +334,11 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         rc = mod->ops->apply(&ctx, change, &err);
         aicp_executor_update_from(result, json_object_get(change->plan, "result"));
         /* A command that ran and failed still ran: Ansible reports it
-         * changed (and counts it when the failure is ignored). */
-        if (rc != 0 && (mod->flags & AICP_MOD_NO_VERIFY))
+         * changed (and counts it when the failure is ignored); so does a
+         * module that wrote and then failed (plan "wrote": a wait after
+         * the write timed out). */
+        if (rc != 0 && ((mod->flags & AICP_MOD_NO_VERIFY) ||
+                        json_is_true(json_object_get(change->plan, "wrote"))))
             ran_and_failed = 1;
         if (rc != 0)
             goto fail;

@@ -451,6 +451,10 @@ static void run_one(struct runner *R, size_t idx)
         }
         rc = mod->ops->apply(&ctx, change, &err);
         update_from(result, json_object_get(change->plan, "result"));
+        /* A module that wrote and then failed (a wait timed out) still
+         * changed something: say so, as a command that ran and failed. */
+        if (rc != 0 && json_is_true(json_object_get(change->plan, "wrote")))
+            json_object_set_new(result, "_aicp_wrote", json_true());
         if (rc != 0)
             goto fail;
         st->st = AICP_ST_CHANGED;
@@ -508,7 +512,10 @@ fail:
             json_object_set_new(result, "msg", json_string(err.msg));
     }
     if (result) {
-        json_object_set_new(result, "changed", json_boolean(st->st == AICP_ST_CHANGED));
+        json_object_set_new(result, "changed",
+                            json_boolean(st->st == AICP_ST_CHANGED ||
+                                         json_is_true(json_object_get(result, "_aicp_wrote"))));
+        json_object_del(result, "_aicp_wrote");
         if (st->st == AICP_ST_FAILED)
             json_object_set_new(result, "failed", json_true());
     }

@@ -324,6 +324,9 @@ static int tb_apply(struct aicp_ctx *ctx, const struct aicp_change *change, stru
 
     if (rc != 0)
         goto out;
+    /* The config and its Secret are written: a failed wait below still
+     * leaves a change made (the executor reports it changed). */
+    json_object_set_new(change->plan, "wrote", json_true());
     if (strcmp(aicp_args_str(args, "state"), "absent") == 0 || !aicp_args_bool(args, "wait", 1))
         goto out;
     if ((rc = aicp_ku_client(ctx, args, &k, err)) != 0)

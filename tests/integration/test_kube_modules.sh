@@ -230,6 +230,23 @@ EOF
 if kube_api GET /api/v1/namespaces/trident/secrets/fg-iface1-credentials >/dev/null; then
     fail "trident_backend absent left the credentials Secret"
 fi
+# Trident fails a backend whose credentials Secret is missing: the task
+# fails with Trident's message, and still says it changed something (the
+# config was written), as a command that ran and failed.
+kube_run 1 <<'EOF'
+- trident_backend:
+    name: fg-nocred
+    driver: ontap-nas
+    management_lif: 10.61.218.100
+    svm: ontapai_nfs
+    credentials_secret: no-such-secret
+    wait_timeout: 20
+EOF
+kube_expect_out "credentials secret 'no-such-secret' not found"
+kube_expect_out '"changed": true'
+kube_run 2 <<'EOF'
+- trident_backend: {name: fg-nocred, state: absent}
+EOF
 
 # The password never shows: not at -vvv, not in --diff, not in --json, not
 # base64-encoded either; a changed password is reported as a change.
