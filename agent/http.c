@@ -233,7 +233,7 @@ static char *endpoint_of(const char *url)
 }
 
 /* Warns once per endpoint per client that certificates are not checked. */
-static int warn_insecure(struct aicp_http *h, const char *url)
+static int warn_insecure(struct aicp_http *h, const char *url, const char *why)
 {
     char *ep = endpoint_of(url);
     char msg[512];
@@ -244,8 +244,8 @@ static int warn_insecure(struct aicp_http *h, const char *url)
         return 0;
     snprintf(msg, sizeof msg,
              "[WARNING]: TLS certificate verification is disabled for %s "
-             "(validate_certs: false): the connection can be intercepted",
-             ep);
+             "(%s): the connection can be intercepted",
+             ep, why != NULL ? why : "validate_certs: false");
     pthread_mutex_lock(&h->lock);
     for (i = 0; i < h->nwarned && !seen; i++)
         seen = strcmp(h->warned[i], ep) == 0;
@@ -743,7 +743,7 @@ int aicp_http_request(struct aicp_http *h, const struct aicp_http_opts *opts,
         }
         resolve = n;
     }
-    if (o->insecure && (rc = warn_insecure(h, req->url)) != 0) {
+    if (o->insecure && (rc = warn_insecure(h, req->url, o->insecure_why)) != 0) {
         rc = aicp_err_set(err, rc, "%s: out of memory", what);
         goto out;
     }

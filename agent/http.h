@@ -42,6 +42,9 @@ struct aicp_http_opts {
     /* validate_certs: false. Off only when asked; warns once per
      * scheme://host:port per aicp_http. */
     int insecure;
+    /* What asked for it, for the warning (e.g. "insecure-skip-tls-verify
+     * in the kubeconfig"); NULL: "validate_certs: false". */
+    const char *insecure_why;
     const char *ca_file; /* PEM bundle path replacing the system store */
     const void *ca_pem;  /* or in-memory PEM (certificate-authority-data) */
     size_t ca_pem_len;

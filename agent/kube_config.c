@@ -315,6 +315,7 @@ static int kc_load(struct aicp_kube *k, const char *want_ctx, struct aicp_err *e
                       &k->ca_pem_len, err)) != 0)
         goto out;
     k->opts.insecure = kc_bool(json_object_get(cluster, "insecure-skip-tls-verify"));
+    k->opts.insecure_why = "insecure-skip-tls-verify: true in the kubeconfig";
     if (k->opts.insecure && k->ca_pem != NULL) {
         /* kubectl refuses this combination too: one of the two is a mistake. */
         rc = aicp_err_set(err, AICP_EINVAL,
