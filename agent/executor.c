@@ -732,6 +732,25 @@ static size_t batch_size(const json_t *serial, size_t k, size_t total)
     return (size_t)s;
 }
 
+/* 1 when there is no --limit, or one of its ':'/','-separated patterns
+ * is localhost or 127.0.0.1 (the implicit localhost is in no group). */
+static int limit_names_localhost(const char *limit)
+{
+    if (limit == NULL)
+        return 1;
+    const char *p = limit;
+    while (*p) {
+        size_t n = strcspn(p, ":,");
+        if ((n == 9 && strncmp(p, "localhost", 9) == 0) ||
+            (n == 9 && strncmp(p, "127.0.0.1", 9) == 0))
+            return 1;
+        p += n;
+        if (*p)
+            p++;
+    }
+    return 0;
+}
+
 static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *err)
 {
     int rc = 0;
@@ -771,9 +790,11 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
     }
     if (rc != 0)
         goto out;
-    /* Ansible's implicit localhost answers a play that names it. */
+    /* Ansible's implicit localhost answers a play that names it, unless a
+     * --limit leaves it out (the limit must name it too). */
     if (json_array_size(matched) == 0 &&
-        (strcmp(pattern, "localhost") == 0 || strcmp(pattern, "127.0.0.1") == 0))
+        (strcmp(pattern, "localhost") == 0 || strcmp(pattern, "127.0.0.1") == 0) &&
+        limit_names_localhost(r->opts->limit))
         json_array_append_new(matched, json_string("localhost"));
 
     const char *pname = p->name ? p->name : pattern;

@@ -156,4 +156,12 @@ out=$("$AICP" run "$top_srcdir/tests/data/run/results_check.yml" -i "$inv" --che
 rc=$?
 echo "$out"
 check "results --check: exit 2, every assertion held" sh -c "[ $rc -eq 2 ] && printf '%s' \"\$1\" | grep -q '^node01 .* failed=0 '" _ "$out"
+# The implicit localhost obeys --limit, as in Ansible: a limit that does
+# not name it leaves a localhost play without hosts.
+printf -- '- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug: msg=implicit-ran\n' \
+    > "$LAB/implicit.yml"
+out=$("$AICP" run "$LAB/implicit.yml" -i "$inv" --limit node01 2>&1)
+check "implicit localhost: left out by --limit node01" sh -c "! printf '%s' \"\$1\" | grep -q implicit-ran && printf '%s' \"\$1\" | grep -q 'skipping: no hosts matched'" _ "$out"
+out=$("$AICP" run "$LAB/implicit.yml" -i "$inv" --limit localhost 2>&1)
+check "implicit localhost: kept by --limit localhost" sh -c "printf '%s' \"\$1\" | grep -q implicit-ran" _ "$out"
 exit $fail
