@@ -16,8 +16,9 @@
  * body roles/NAME/tasks/main.yml, vars vars/main.yml overlaid by the role's
  * parameters, role_defaults defaults/main.yml and role_path roles/NAME; its
  * handlers are appended (once per play) to the play's handlers. with_items
- * of a literal list is flattened one level at load time; with_sequence is
- * computed at load time; with_list is a plain loop.
+ * is stored as {"__with_items": X}, which the executor flattens one level
+ * after rendering (as Ansible's items lookup); with_sequence is computed at
+ * load time; with_list is a plain loop.
  */
 #ifndef AICP_PLAYBOOK_H
 #define AICP_PLAYBOOK_H
