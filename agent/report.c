@@ -1002,6 +1002,27 @@ static void html_checks(struct out *o, const json_t *checks, size_t n)
     put(o, "</table>\n</div>\n</section>\n");
 }
 
+
+/* A table of resources and why (drift's errors, what was not checked):
+ * head opens it, each of the first n entries of list is a row of class
+ * cls with its "id" and "message". */
+static void put_id_messages(struct out *o, const char *head, const char *cls,
+                            const json_t *list, size_t n)
+{
+    put(o, head);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *f = json_array_get(list, i);
+        put(o, "<tr class=\"");
+        put(o, cls);
+        put(o, "\"><td>");
+        put_field(o, f, "id", "");
+        put(o, "</td><td>");
+        put_field(o, f, "message", "");
+        put(o, "</td></tr>\n");
+    }
+    put(o, "</table>\n");
+}
+
 static void html_drift(struct out *o, const json_t *r, const struct tally *t)
 {
     const json_t *drift = get(r, "drift");
@@ -1044,33 +1065,14 @@ static void html_drift(struct out *o, const json_t *r, const struct tally *t)
         }
         put(o, "</table>\n");
     }
-    if (t->drift_errors > 0) {
-        put(o, "<h3>Could not be checked</h3>\n<table id=\"drift-errors\">\n"
-               "<tr><th>Resource</th><th>Error</th></tr>\n");
-        for (size_t i = 0; i < t->drift_errors; i++) {
-            const json_t *f = json_array_get(failed, i);
-            put(o, "<tr class=\"error\"><td>");
-            put_field(o, f, "id", "");
-            put(o, "</td><td>");
-            put_field(o, f, "message", "");
-            put(o, "</td></tr>\n");
-        }
-        put(o, "</table>\n");
-    }
-    if (t->not_checked > 0) {
-        const json_t *unchecked = get(drift, "not_checked");
-        put(o, "<h3>Not checked</h3>\n<table id=\"drift-not-checked\">\n"
-               "<tr><th>Resource</th><th>Why</th></tr>\n");
-        for (size_t i = 0; i < t->not_checked; i++) {
-            const json_t *f = json_array_get(unchecked, i);
-            put(o, "<tr class=\"skipped\"><td>");
-            put_field(o, f, "id", "");
-            put(o, "</td><td>");
-            put_field(o, f, "message", "");
-            put(o, "</td></tr>\n");
-        }
-        put(o, "</table>\n");
-    }
+    if (t->drift_errors > 0)
+        put_id_messages(o, "<h3>Could not be checked</h3>\n<table id=\"drift-errors\">\n"
+                           "<tr><th>Resource</th><th>Error</th></tr>\n",
+                        "error", failed, t->drift_errors);
+    if (t->not_checked > 0)
+        put_id_messages(o, "<h3>Not checked</h3>\n<table id=\"drift-not-checked\">\n"
+                           "<tr><th>Resource</th><th>Why</th></tr>\n",
+                        "skipped", get(drift, "not_checked"), t->not_checked);
     put(o, "</section>\n");
 }
 

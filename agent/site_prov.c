@@ -12,37 +12,22 @@
 
 #include "err.h"
 #include "kube.h"
+#include "ontap_stamp.h"
 #include "site.h"
 #include "util.h"
 
 int aicp_site_provenance_of(char *buf, size_t cap, const char *text)
 {
-    static const char mark[] = "aicp site=";
-    const char *p = NULL, *end = NULL;
+    char by[AICP_STAMP_MAX];
     if (text == NULL || cap == 0)
         return -1;
-    size_t n = strlen(text);
-    /* The modules' stamp: " [aicp site=NAME run=ID]" ending the comment. */
-    if (n > 0 && text[n - 1] == ']') {
-        for (const char *q = text; (q = strstr(q, "[aicp site=")) != NULL; q++)
-            p = q + 1;
-        end = text + n - 1;
-    }
-    /* The comment aicp gave what it made before the stamp existed, and the
-     * Kubernetes annotation ("site=NAME run=ID"). */
-    if (p == NULL && strncmp(text, mark, sizeof(mark) - 1) == 0)
-        p = text;
-    if (p == NULL && strncmp(text, "site=", 5) == 0)
-        p = text;
-    if (p == NULL)
+    /* The ONTAP modules' comment stamp (or the whole-comment form from
+     * before it); else the Kubernetes annotation, which is its content. */
+    aicp_stamp_split(text, by, sizeof(by));
+    const char *p = by[0] != '\0' ? by : strncmp(text, "site=", 5) == 0 ? text : NULL;
+    if (p == NULL || strstr(p, " run=") == NULL)
         return -1;
-    if (strncmp(p, "aicp ", 5) == 0)
-        p += 5;
-    if (end == NULL)
-        end = text + n;
-    if (strstr(p, " run=") == NULL || strstr(p, " run=") >= end)
-        return -1;
-    snprintf(buf, cap, "%.*s", (int)(end - p), p);
+    snprintf(buf, cap, "%s", p);
     return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "kube.h"
 #include "module.h"
 #include "ontap.h"
+#include "ontap_stamp.h"
 #include "secret.h"
 #include "site.h"
 #include "trace.h"
@@ -227,22 +228,15 @@ static void render_volume(struct aicp_buf *b, const json_t *v, int last)
         int slast = i + 1 == json_array_size(snaps);
         const char *comment = str_of(s, "comment");
         /* The modules' provenance stamp ends the comment: shown apart. */
-        const char *stamp = comment ? strstr(comment, "[aicp site=") : NULL;
-        size_t clen = comment ? strlen(comment) : 0;
-        if (stamp != NULL && comment[clen - 1] == ']') {
-            clen = (size_t)(stamp - comment);
-            while (clen > 0 && comment[clen - 1] == ' ')
-                clen--;
-        } else {
-            stamp = NULL;
-        }
+        char by[AICP_STAMP_MAX];
+        size_t clen = aicp_stamp_split(comment, by, sizeof(by));
         aicp_buf_printf(b, "%s%s snapshot %s [%s], created %s", ind, slast ? "`-" : "|-",
                         or_dash(str_of(s, "name")), or_dash(str_of(s, "role")),
                         or_dash(str_of(s, "create_time")));
         if (clen > 0)
             aicp_buf_printf(b, ", \"%.*s\"", (int)clen, comment);
-        if (stamp != NULL)
-            aicp_buf_printf(b, ", by aicp %.*s", (int)(strlen(stamp) - 7), stamp + 6);
+        if (by[0] != '\0')
+            aicp_buf_printf(b, ", by aicp %s", by);
         aicp_buf_printf(b, "\n");
         const json_t *clones = json_object_get(s, "clones");
         char cind[64];
