@@ -109,6 +109,52 @@ alive() {
     return 0
 }
 
+# argv_watch_start FILE: samples, every 20 ms until argv_watch_stop, the
+# command line of every process that belongs to this test (its own
+# descendants, and the lab hosts' sshd and theirs) and appends to FILE a
+# line, naming the pid only, for each one that holds the canary. Processes
+# of tests running beside this one (whose checks may well name the canary
+# on their own command lines) are not looked at. The canary reaches awk
+# through its environment, so the sampler never matches itself.
+argv_watch_start() {
+    _aw_file=$1
+    : > "$_aw_file"
+    rm -f "$_aw_file.stop"
+    (
+        while [ ! -f "$_aw_file.stop" ]; do
+            ps -eo pid=,ppid=,args= | AW_ROOT=$$ AW_LAB="${LAB:-}" AW_SECRET="$CANARY" awk '
+                { p = $1; parent[p] = $2; $1 = ""; $2 = ""; args[p] = $0; order[++n] = p }
+                END {
+                    for (i = 1; i <= n; i++) {
+                        p = order[i]
+                        if (p == ENVIRON["AW_ROOT"] ||
+                            (ENVIRON["AW_LAB"] != "" && index(args[p], "sshd") &&
+                             index(args[p], ENVIRON["AW_LAB"])))
+                            root[p] = 1
+                    }
+                    for (i = 1; i <= n; i++) {
+                        p = order[i]
+                        if (!index(args[p], ENVIRON["AW_SECRET"]))
+                            continue
+                        q = p
+                        for (d = 0; d < 64 && q != "" && !(q in root); d++)
+                            q = parent[q]
+                        if (q in root)
+                            print "pid " p " held the secret on its command line"
+                    }
+                }' >> "$_aw_file"
+            sleep 0.02
+        done
+    ) &
+    _aw_pid=$!
+}
+
+# argv_watch_stop: stops the sampler argv_watch_start started.
+argv_watch_stop() {
+    touch "$_aw_file.stop"
+    wait "$_aw_pid"
+}
+
 # test_certs DIR: a throw-away CA (DIR/ca.pem) and a server certificate
 # for localhost and 127.0.0.1 signed by it (DIR/server.pem, server.key).
 test_certs() {

@@ -104,21 +104,12 @@ grep -q '"chart_version": "15.1.0"' "$AICP_HELM_STATE/releases/apps/web.json" ||
 
 # A vaulted value: never on argv (sampled with ps while runs go on), never
 # in the output, and the values file that carried it is gone.
-canary_re=$(printf '%s' "$CANARY" | sed 's/-/[-]/')
-: > "$T/ps.hits"
-(
-    while [ ! -f "$T/ps.stop" ]; do
-        if ps -eo args= | grep -q -e "$canary_re"; then echo hit >> "$T/ps.hits"; fi
-        sleep 0.02
-    done
-) &
-watcher=$!
+argv_watch_start "$T/ps.hits"
 run 2 "a vaulted value upgrades" -e tag=1.27 -e ver=15.1.0 -e "@$T/secret-inputs/vault.yml" \
     --vault-password-file "$T/secret-inputs/pw" -vvv
 run 0 "the vaulted value again is unchanged" -e tag=1.27 -e ver=15.1.0 \
     -e "@$T/secret-inputs/vault.yml" --vault-password-file "$T/secret-inputs/pw"
-touch "$T/ps.stop"
-wait "$watcher"
+argv_watch_stop
 [ ! -s "$T/ps.hits" ] || fail "the secret value was on a process's command line"
 [ "$(upgrades)" -eq 4 ] || fail "vaulted value: expected a fourth upgrade"
 grep -q "$CANARY-db" "$AICP_HELM_STATE/releases/apps/web.json" || fail "the vaulted value did not reach helm"

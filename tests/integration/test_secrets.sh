@@ -60,25 +60,12 @@ cat > "$WORK/pb/site.yml" <<'PB'
       changed_when: false
 PB
 
-# Every process's argv, sampled while the run goes on. The pattern is
-# spelled so that the grep's own argv does not match it.
-canary_re=$(printf '%s' "$CANARY" | sed 's/-/[-]/')
-ps_watch() {
-    : > "$WORK/ps.hits"
-    while [ ! -f "$WORK/ps.stop" ]; do
-        if ps -eo args= | grep -q -e "$canary_re"; then
-            echo hit >> "$WORK/ps.hits"
-        fi
-        sleep 0.05
-    done
-}
-ps_watch &
-watcher=$!
+# Every process's argv, sampled while the run goes on.
+argv_watch_start "$WORK/ps.hits"
 "$AICP" run "$WORK/pb/site.yml" -i "$inv" --diff -vvv --json "$WORK/report1.json" \
     --vault-password-file "$in/pw" > "$WORK/run1.out" 2>&1
 rc=$?
-touch "$WORK/ps.stop"
-wait $watcher
+argv_watch_stop
 [ "$rc" -eq 2 ] || { sed "s/$CANARY/<CANARY>/g" "$WORK/run1.out"; bad "first run exit $rc, expected 2"; }
 [ ! -s "$WORK/ps.hits" ] || bad "a process argv held the secret during the run"
 clean "$WORK/run1.out" "run output at -vvv"
@@ -90,7 +77,9 @@ grep -q "the output has been hidden due to the fact that 'no_log: true' was spec
 grep -q '(item=\*\*\*\*\*\*\*\*)' "$WORK/run1.out" || bad "loop label not masked"
 grep -q '"stdout": "password=\*\*\*\*\*\*\*\*"' "$WORK/run1.out" || bad "command stdout not masked"
 grep -Eq '^node01 .*changed=1 .*failed=0' "$WORK/run1.out" || bad "first run recap"
-# The file on the host has the real value (counted, never printed).
+# The file on the host has the real value (counted, never printed; the
+# pattern is spelled so that the grep's own argv does not match it).
+canary_re=$(printf '%s' "$CANARY" | sed 's/-/[-]/')
 n=$(lab_ssh node01 "grep -c -e '$canary_re-ontap' /root/app.conf")
 [ "$n" = 1 ] || bad "the secret did not reach the host ($n)"
 
