@@ -121,6 +121,8 @@ static void record(struct run *r, struct job *j)
             json_decref(m);
         } else if (j->total.st == AICP_ST_FAILED && j->total.ignored) {
             aicp_output_ignoring(r->out);
+        } else if (j->total.st == AICP_ST_SKIPPED) {
+            aicp_output_loop_skipped(r->out, h->name, j->total.result, j->total.no_log);
         }
     } else {
         struct outcome *o = j->nitems ? &j->items[0] : &j->total;

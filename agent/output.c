@@ -294,6 +294,22 @@ void aicp_output_included(struct aicp_output *o, const char *file, const char *h
     fflush(o->fp);
 }
 
+void aicp_output_loop_skipped(struct aicp_output *o, const char *host, const json_t *full,
+                              int no_log)
+{
+    say(o, o->fp, "skipping: [%s]", host);
+    if (o->verbose > 0) {
+        json_t *result = aicp_task_shown_result(full);
+        json_object_del(result, "results"); /* the items were shown above */
+        char *dump = dump_shown(o, result, 0, no_log, o->verbose, 1);
+        say(o, o->fp, " => %s", dump);
+        free(dump);
+        json_decref(result);
+    }
+    say(o, o->fp, "\n");
+    fflush(o->fp);
+}
+
 void aicp_output_ignoring(struct aicp_output *o)
 {
     say(o, o->fp, "...ignoring\n");

@@ -46,6 +46,10 @@ void aicp_output_included(struct aicp_output *o, const char *file, const char *h
                           const char *item);
 /* "...ignoring" after a failed loop whose failure is ignored. */
 void aicp_output_ignoring(struct aicp_output *o);
+/* The "skipping: [host]" line Ansible prints after a loop whose items
+ * were all skipped (with -v, the loop's result); the report is untouched. */
+void aicp_output_loop_skipped(struct aicp_output *o, const char *host, const json_t *full,
+                              int no_log);
 /* A play whose pattern matched no host; a play stopped by max_fail_percentage. */
 void aicp_output_no_hosts(struct aicp_output *o);
 void aicp_output_no_more_hosts(struct aicp_output *o);
