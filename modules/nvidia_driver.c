@@ -7,7 +7,8 @@
  * driver only runs after a reboot: the result says reboot_required, and
  * with allow_reboot the module reboots the host over SSH and waits for it
  * to come back (a new boot id). Draining and uncordoning a Kubernetes node
- * around that reboot are not this module's business. */
+ * around that reboot are not this module's business (playbooks/
+ * k8s-gpu-nodes.yml runs k8s_node around it for a cluster member). */
 #include "config.h"
 
 #include <ctype.h>

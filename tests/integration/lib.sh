@@ -227,6 +227,26 @@ current-context: fake
 KEOF
 }
 
+# kube_fake_api METHOD PATH [JSON]: one request to the fake API server
+# with the token; the answer's body on stdout, exit 1 on an HTTP error.
+kube_fake_api() {
+    python3 - "$KURL" "$KDIR/ca.pem" "$KDIR/secret-inputs/token" "$@" <<'EOF'
+import ssl, sys, urllib.request, urllib.error
+url, ca, tokfile, method, path = sys.argv[1:6]
+body = sys.argv[6].encode() if len(sys.argv) > 6 else None
+req = urllib.request.Request(url + path, data=body, method=method)
+req.add_header("Authorization", "Bearer " + open(tokfile).read().strip())
+if body is not None:
+    req.add_header("Content-Type", "application/json")
+try:
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=20) as r:
+        sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    sys.stdout.write(e.read().decode())
+    sys.exit(1)
+EOF
+}
+
 kube_fake_down() {
     exec 9>&- 2>/dev/null
     if [ -n "${KPID:-}" ]; then
