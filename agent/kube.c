@@ -1090,6 +1090,13 @@ out:
 int aicp_kube_logs(struct aicp_kube *k, const char *namespace, const char *pod,
                    const char *container, char **text, struct aicp_err *err)
 {
+    return aicp_kube_logs_tail(k, namespace, pod, container, 0, text, err);
+}
+
+int aicp_kube_logs_tail(struct aicp_kube *k, const char *namespace, const char *pod,
+                        const char *container, long tail_lines, char **text,
+                        struct aicp_err *err)
+{
     struct aicp_http_resp resp = {0};
     struct aicp_buf url = AICP_BUF_INIT;
     char label[256];
@@ -1104,7 +1111,9 @@ int aicp_kube_logs(struct aicp_kube *k, const char *namespace, const char *pod,
         put_escaped(&url, ns) != 0 || aicp_buf_puts(&url, "/pods/") != 0 ||
         put_escaped(&url, pod) != 0 || aicp_buf_puts(&url, "/log") != 0 ||
         (container != NULL &&
-         (aicp_buf_puts(&url, "?container=") != 0 || put_escaped(&url, container) != 0))) {
+         (aicp_buf_puts(&url, "?container=") != 0 || put_escaped(&url, container) != 0)) ||
+        (tail_lines > 0 &&
+         aicp_buf_printf(&url, "%ctailLines=%ld", container != NULL ? '&' : '?', tail_lines) != 0)) {
         rc = aicp_err_set(err, AICP_ENOMEM, "%s: out of memory", label);
         goto out;
     }

@@ -195,6 +195,10 @@ const json_t *aicp_kube_field(const json_t *obj, const char *path);
 /* A pod's log (container NULL: the only one), whole. *text is malloc'd. */
 int aicp_kube_logs(struct aicp_kube *k, const char *namespace, const char *pod,
                    const char *container, char **text, struct aicp_err *err);
+/* The same, only its last tail_lines lines (tailLines; 0: whole). */
+int aicp_kube_logs_tail(struct aicp_kube *k, const char *namespace, const char *pod,
+                        const char *container, long tail_lines, char **text,
+                        struct aicp_err *err);
 
 /* Drift of live against desired, on the fields desired declares only (so a
  * field the server defaulted never counts). Objects are compared key by

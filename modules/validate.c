@@ -37,6 +37,11 @@
 #include "util.h"
 #include "validate_run.h"
 
+/* Kubernetes: how often the benchmark's progress is read from its pod's
+ * log while the Job runs, and how many of the log's last lines. */
+#define KUBE_POLL_S 2.0
+#define KUBE_TAIL_N 5
+
 #define TAIL_LINES 20
 #define TAIL_BYTES 2000
 
@@ -1225,6 +1230,63 @@ out:
     return rc;
 }
 
+/* Shows what is new in the benchmark's log while its Job runs: the last
+ * lines of the newest pod's log, without a last line still being written. */
+static void kube_progress(struct vrun *r, struct aicp_kube *k, const char *ns, const char *name,
+                          struct aicp_vprogress *pg)
+{
+    struct aicp_err lerr = {0};
+    json_t *pod = NULL;
+    char *text = NULL;
+
+    if (job_pod(&pod, k, ns, name, &lerr) != 0 || pod == NULL)
+        goto out;
+    const char *pod_name = json_string_value(aicp_kube_field(pod, "metadata.name"));
+    const char *on = json_string_value(aicp_kube_field(pod, "spec.nodeName"));
+    const char *phase = json_string_value(aicp_kube_field(pod, "status.phase"));
+    if (pod_name == NULL || phase == NULL || strcmp(phase, "Running") != 0)
+        goto out;
+    if (aicp_kube_logs_tail(k, ns, pod_name, "benchmark", KUBE_TAIL_N, &text, &lerr) != 0)
+        goto out;
+    char *end = strrchr(text, '\n');
+    if (end == NULL)
+        goto out;
+    end[1] = '\0';
+    /* A pinned Job's node is the one asked for; otherwise where it runs. */
+    if (aicp_args_str(r->args, "node") != NULL || on == NULL)
+        on = r->node;
+    aicp_vprogress_show(pg, on, text);
+out:
+    free(text);
+    json_decref(pod);
+}
+
+/* Waits up to the timeout for the Job to complete or fail, showing the
+ * benchmark's progress every KUBE_POLL_S seconds. As aicp_kube_wait. */
+static int kube_wait_job(struct vrun *r, struct aicp_kube *k, const struct aicp_kube_ref *ref,
+                         json_t **live, struct aicp_err *err)
+{
+    struct aicp_vprogress pg = AICP_VPROGRESS_INIT;
+    double deadline = aicp_now() + (double)r->timeout;
+
+    for (;;) {
+        double left = deadline - aicp_now();
+        struct aicp_kube_wait w = {
+            .condition = "Complete",
+            .fail_condition = "Failed",
+            .timeout_s = left < KUBE_POLL_S ? (left > 0.01 ? left : 0.01) : KUBE_POLL_S,
+            .interval_s = 0.5,
+        };
+        json_decref(*live);
+        *live = NULL;
+        int wrc = aicp_kube_wait(k, ref, &w, live, err);
+        if (wrc != AICP_ETIMEOUT || aicp_now() >= deadline)
+            return wrc;
+        aicp_err_clear(err);
+        kube_progress(r, k, ref->namespace, ref->name, &pg);
+    }
+}
+
 /* Check mode: the server judges what would be created (quota, admission,
  * schema) without creating it; an existing object would be replaced, not
  * patched, so it is not dry-run. */
@@ -1331,13 +1393,7 @@ static int kube_run(struct vrun *r, struct aicp_err *err)
     if ((rc = aicp_kube_apply(k, job, 0, NULL, err)) != 0)
         goto out;
     created = 1;
-    struct aicp_kube_wait w = {
-        .condition = "Complete",
-        .fail_condition = "Failed",
-        .timeout_s = (double)r->timeout,
-        .interval_s = 0.5,
-    };
-    int wrc = aicp_kube_wait(k, &ref, &w, &live, err);
+    int wrc = kube_wait_job(r, k, &ref, &live, err);
     if (wrc == AICP_ETIMEOUT) {
         rc = aicp_err_set(err, AICP_ETIMEOUT,
                           "%s (%s): Job %s/%s did not finish within %lld s "

@@ -29,12 +29,6 @@
 #define GRACE_S 30.0
 #define TAIL_N 5
 
-/* What has been shown so far. */
-struct progress {
-    int step;       /* the last trainbench step shown; -1: none */
-    char line[512]; /* the last other line shown */
-};
-
 static void sleep_s(double s)
 {
     struct timespec ts;
@@ -55,7 +49,7 @@ static const char *find_ips(const char *line)
 /* Shows one aicp-trainbench progress line ("step 40/100 (warm-up)  loss
  * 2.3026  1234.56 images/sec", tb_run.c) if it is a step not shown yet;
  * returns 0 when line is not one. */
-static int show_step(struct progress *pg, const char *node, const char *line)
+static int show_step(struct aicp_vprogress *pg, const char *node, const char *line)
 {
     int step, total;
     const char *ips = strstr(line, " images/sec"), *num;
@@ -73,10 +67,8 @@ static int show_step(struct progress *pg, const char *node, const char *line)
     return 1;
 }
 
-/* Shows the new progress in text: the tails of stdout and stderr, each
- * closed by a line "@@" (a line that ends in "@@" was still being
- * written, and is skipped). */
-static void show(struct progress *pg, const char *node, const char *text)
+/* text here: the tails of stdout and stderr, each closed by a line "@@". */
+void aicp_vprogress_show(struct aicp_vprogress *pg, const char *node, const char *text)
 {
     char line[512], latest[512] = "";
     int steps = 0;
@@ -128,7 +120,7 @@ int aicp_validate_run(struct aicp_ctx *ctx, const char *node, const char *dir, c
 {
     struct aicp_buf qd = AICP_BUF_INIT, path = AICP_BUF_INIT, b = AICP_BUF_INIT;
     struct aicp_exec_result pr;
-    struct progress pg = {.step = -1};
+    struct aicp_vprogress pg = AICP_VPROGRESS_INIT;
     char pid[32] = "";
     double deadline, wait = 0.25;
     int rc, code = -1;
@@ -187,7 +179,7 @@ int aicp_validate_run(struct aicp_ctx *ctx, const char *node, const char *dir, c
         const char *o = pr.out ? pr.out : "";
         if (isdigit((unsigned char)*o))
             code = (int)strtol(o, NULL, 10);
-        show(&pg, node, o + strcspn(o, "\n") + (o[strcspn(o, "\n")] == '\n'));
+        aicp_vprogress_show(&pg, node, o + strcspn(o, "\n") + (o[strcspn(o, "\n")] == '\n'));
         aicp_exec_result_clear(&pr);
         if (code < 0 && aicp_now() > deadline) {
             kill_run(ctx, pid);

@@ -16,4 +16,17 @@
 int aicp_validate_run(struct aicp_ctx *ctx, const char *node, const char *dir, const char *script,
                       long long timeout_s, struct aicp_exec_result *res, struct aicp_err *err);
 
+/* What a benchmark's progress display has shown so far. */
+struct aicp_vprogress {
+    int step;       /* the last trainbench step shown; -1: none */
+    char line[512]; /* the last other line shown */
+};
+#define AICP_VPROGRESS_INIT {.step = -1, .line = ""}
+
+/* Shows on stderr what is new in text (the latest lines of a benchmark's
+ * output; a line ending in "@@" is one still being written, and skipped):
+ * aicp-trainbench's steps not shown yet, else the latest line that
+ * mentions images/sec if it differs from the last one shown. */
+void aicp_vprogress_show(struct aicp_vprogress *pg, const char *node, const char *text);
+
 #endif

@@ -1127,6 +1127,7 @@ class Store:
         self.faults = []
         self.concurrent = []
         self.seen = {}          # uid -> when the controller first saw it
+        self.running = {}       # Job pod uid -> (when it started, seconds it runs): FAKE_RUN_S
         self.events = []        # (rv, type, (group, plural), object) for watches
         self.changed = threading.Condition(self.lock)
         self.stopping = False
@@ -1967,7 +1968,10 @@ class Controller(threading.Thread):
         for job in list(s._bucket(jobt).values()):
             if not (job.get("status") or {}).get("conditions") and \
                     not _v(job, "spec", "suspend") and self.due(job, JOB_DELAY, now):
-                self.run_job(jobt, job)
+                if not (job.get("status") or {}).get("active"):
+                    self.run_job(jobt, job)
+                else:
+                    self.finish_job(jobt, job, now)
         nbt = s.rtype("kubeflow.org", "v1", "notebooks") or \
             s.rtype("kubeflow.org", "v1beta1", "notebooks")
         if nbt is not None:
@@ -2524,23 +2528,21 @@ class Controller(threading.Thread):
         s.controller_write(pvct, pvc, "kubelet", status=st)
 
     def run_job(self, jobt, job):
+        """The Job's one pod, finished at once; with FAKE_RUN_S=N in the
+        first container's env, Running for N seconds first (finish_job)."""
         s = self.store
         meta = job["metadata"]
         tmpl = _v(job, "spec", "template") or {}
         pspec = copy.deepcopy(tmpl.get("spec") or {})
         c0 = (pspec.get("containers") or [{}])[0]
         env = {e.get("name"): e.get("value") for e in c0.get("env") or [] if isinstance(e, dict)}
-        fail = env.get("FAKE_FAIL") == "1"
+        try:
+            run_s = float(env.get("FAKE_RUN_S") or 0)
+        except ValueError:
+            run_s = 0
         podt = s.rtype("", "v1", "pods")
         labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
         pspec["nodeName"] = "fake-node"
-        start = now_iso()
-        cstat = [{"name": c.get("name"), "image": c.get("image"), "ready": False,
-                  "restartCount": 0, "started": False,
-                  "state": {"terminated": {"exitCode": 1 if fail else 0,
-                                           "reason": "Error" if fail else "Completed",
-                                           "startedAt": start, "finishedAt": start}}}
-                 for c in pspec.get("containers") or []]
         pod = s.create(podt, meta["namespace"], {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "%s-%s" % (meta["name"], rand_suffix()), "labels": labels,
@@ -2549,12 +2551,58 @@ class Controller(threading.Thread):
                                               "controller": True, "blockOwnerDeletion": True}]},
             "spec": pspec}, "kube-controller-manager")
         pod = s.peek(podt, meta["namespace"], pod["metadata"]["name"])
+        if run_s <= 0:
+            self.end_job(jobt, job, pod, env)
+            return
+        start = now_iso()
+        s.running[pod["metadata"]["uid"]] = (time.time(), run_s)
+        s.controller_write(podt, pod, "kubelet", status={
+            "phase": "Running", "startTime": start,
+            "podIP": "10.244.0.%d" % random.randint(2, 250), "qosClass": "BestEffort",
+            "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "ready": True,
+                                   "restartCount": 0, "started": True,
+                                   "state": {"running": {"startedAt": start}}}
+                                  for c in pspec.get("containers") or []]})
+        s.controller_write(jobt, job, "kube-controller-manager", status={
+            "startTime": start, "active": 1, "ready": 1, "terminating": 0,
+            "uncountedTerminatedPods": {}})
+
+    def finish_job(self, jobt, job, now):
+        """A FAKE_RUN_S Job whose pod has run its time ends as run_job would
+        have ended it at once."""
+        s = self.store
+        podt = s.rtype("", "v1", "pods")
+        for pod in list(s._bucket(podt).values()):
+            if not any(isinstance(r, dict) and r.get("uid") == job["metadata"]["uid"]
+                       for r in pod["metadata"].get("ownerReferences") or []):
+                continue
+            started, run_s = s.running.get(pod["metadata"]["uid"], (0, 0))
+            if now - started < run_s:
+                continue
+            s.running.pop(pod["metadata"]["uid"], None)
+            c0 = (_v(pod, "spec", "containers") or [{}])[0]
+            env = {e.get("name"): e.get("value") for e in c0.get("env") or [] if isinstance(e, dict)}
+            self.end_job(jobt, job, pod, env)
+            return
+
+    def end_job(self, jobt, job, pod, env):
+        s = self.store
+        podt = s.rtype("", "v1", "pods")
+        fail = env.get("FAKE_FAIL") == "1"
+        start = _v(pod, "status", "startTime") or now_iso()
+        end = now_iso()
+        cstat = [{"name": c.get("name"), "image": c.get("image"), "ready": False,
+                  "restartCount": 0, "started": False,
+                  "state": {"terminated": {"exitCode": 1 if fail else 0,
+                                           "reason": "Error" if fail else "Completed",
+                                           "startedAt": start, "finishedAt": end}}}
+                 for c in _v(pod, "spec", "containers") or []]
         s.controller_write(podt, pod, "kubelet", status={
             "phase": "Failed" if fail else "Succeeded", "startTime": start,
-            "podIP": "10.244.0.%d" % random.randint(2, 250), "qosClass": "BestEffort",
-            "containerStatuses": cstat})
+            "podIP": _v(pod, "status", "podIP") or "10.244.0.%d" % random.randint(2, 250),
+            "qosClass": "BestEffort", "containerStatuses": cstat})
         cond = {"type": "Failed" if fail else "Complete", "status": "True",
-                "lastProbeTime": start, "lastTransitionTime": start}
+                "lastProbeTime": end, "lastTransitionTime": end}
         if fail:
             cond.update(reason="BackoffLimitExceeded",
                         message="Job has reached the specified backoff limit")
@@ -2564,7 +2612,7 @@ class Controller(threading.Thread):
             st["failed"] = 1
         else:
             st["succeeded"] = 1
-            st["completionTime"] = start
+            st["completionTime"] = end
         s.controller_write(jobt, job, "kube-controller-manager", status=st)
 
 
@@ -3200,6 +3248,13 @@ class KubeFake(FakeServer):
         text = env.get("FAKE_LOG")
         if text is None:
             text = "fake log of pod %s\n" % r.name
+        run = self.store.running.get(pod["metadata"]["uid"])
+        if run is not None:
+            # Still running (FAKE_RUN_S): the lines written so far, in
+            # proportion to the time it has run.
+            lines = text.splitlines(True)
+            part = min(1.0, (time.time() - run[0]) / run[1]) if run[1] > 0 else 1.0
+            text = "".join(lines[:int(len(lines) * part)])
         if q.get("tailLines"):
             try:
                 n = int(q["tailLines"])

@@ -98,6 +98,38 @@ grep -q '0 of 3 checks passed' "$T/fail.out" || { cat "$T/fail.out"; fail "not 0
 grep -q 'failures="3"' "$T/report2/junit.xml" || fail "junit.xml does not count 3 failures"
 echo "ok   validate below expectation: exit 1, the verdict names node and figures"
 
+# A Job that runs a while: its progress is read from the pod's log as it
+# goes (the fake's pod writes its log over FAKE_RUN_S seconds).
+cat >"$T/slow.yml" <<EOF
+site: val-slow
+kubernetes: {kubeconfig: $KCFG}
+validation:
+  - name: slow
+    nodes: node01
+    where: kubernetes
+    benchmark: container
+    device: cpu
+    image: registry.example/aicp-trainbench:0.1
+    command: [aicp-trainbench]
+    env:
+      FAKE_RUN_S: "7"
+      FAKE_LOG: "step 1/5 (warm-up)  loss 2.3026  100.00 images/sec\\nstep 2/5  loss 2.2  200.00 images/sec\\nstep 3/5  loss 2.1  300.00 images/sec\\nstep 4/5  loss 2.0  400.00 images/sec\\nstep 5/5  loss 1.9  500.00 images/sec\\nTotal images/sec = 450.00\\n"
+    expected_per_gpu: {cpu: 100}
+EOF
+"$AICP" validate "$T/slow.yml" >"$T/slow.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { cat "$T/slow.out"; fail "the slow Job's validate exits $rc, not 0"; }
+grep -q '^node01 *kubernetes *slow *PASS  450.00 images/sec' "$T/slow.out" ||
+    { cat "$T/slow.out"; fail "no verdict for the slow Job"; }
+python3 - "$T/slow.out" <<'EOF' || { cat "$T/slow.out"; fail "no progress while the Job ran"; }
+import re, sys
+out = open(sys.argv[1]).read()
+verdict = re.search(r"^node01 +kubernetes +slow ", out, re.M).start()
+steps = [int(m.group(1)) for m in re.finditer(r"^  \[node01\] step (\d)/5.*images/sec$", out[:verdict], re.M)]
+assert len(steps) >= 2 and steps == sorted(set(steps)), steps
+EOF
+echo "ok   a running Job's progress is shown from its log while it runs"
+
 # distributed: one Kubernetes run across both nodes, node01's Job the master
 kubectl --kubeconfig "$KCFG" apply --validate=false -f - >/dev/null 2>&1 <<'EOF' ||
 apiVersion: v1
