@@ -344,7 +344,7 @@ static int json_quote(struct aicp_buf *b, const char *s, size_t len)
         else if (cp == '\f')
             rc = aicp_buf_puts(b, "\\f");
         else if (cp < 0x20 || (cp >= 0x7F && cp < 0x10000))
-            rc = cp < 0x7F || cp >= 0x7F ? aicp_buf_printf(b, "\\u%04lx", cp) : 0;
+            rc = aicp_buf_printf(b, "\\u%04lx", cp);
         else if (cp >= 0x10000)
             rc = aicp_buf_printf(b, "\\u%04lx\\u%04lx", 0xD800 + ((cp - 0x10000) >> 10),
                                  0xDC00 + ((cp - 0x10000) & 0x3FF));

@@ -63,7 +63,7 @@ size_t aicp_stamp_split(const char *comment, char *by, size_t by_cap)
     if (last != NULL) {
         open = (size_t)(last - comment);
         s = last + strlen(OPEN);
-    } else if (strncmp(comment, OPEN + 1, strlen(OPEN) - 1) == 0) {
+    } else if (strncmp(comment, &OPEN[1], strlen(OPEN) - 1) == 0) {
         open = 0;
         s = comment + strlen(OPEN) - 1;
     } else {
