@@ -66,7 +66,7 @@ static void host_refresh_view(struct run *r, struct host *h)
     json_t *v = json_object();
     if (v == NULL)
         return;
-    aicp_executor_update_from(v, h->inv_vars);
+    aicp_task_update_from(v, h->inv_vars);
     if (json_object_size(h->facts)) {
         const char *k;
         json_t *val;
@@ -77,7 +77,7 @@ static void host_refresh_view(struct run *r, struct host *h)
         }
         json_object_set(v, "ansible_facts", h->facts);
     }
-    aicp_executor_update_from(v, h->set_vars);
+    aicp_task_update_from(v, h->set_vars);
     json_decref(h->view);
     h->view = v;
     json_object_set(r->hostvars, h->name, v);
@@ -180,7 +180,7 @@ static void record(struct run *r, struct job *j)
         strcmp(t->mod->name, "set_fact") == 0)
         json_object_update(h->set_vars, facts);
     else if (j->total.st != AICP_ST_FAILED && json_is_object(facts) && t->mod)
-        aicp_executor_update_from(h->facts, facts); /* a facts module (gpu_facts): ansible_facts.<name> */
+        aicp_task_update_from(h->facts, facts); /* a facts module (gpu_facts): ansible_facts.<name> */
     if ((j->total.st == AICP_ST_CHANGED) && t->notify) {
         size_t i;
         json_t *n;
@@ -642,7 +642,7 @@ static void gather_facts(struct run *r)
         json_decref(shown);
         if (jobs[i].total.st == AICP_ST_OK) {
             h->st.ok++;
-            aicp_executor_update_from(h->facts,
+            aicp_task_update_from(h->facts,
                                       json_object_get(jobs[i].total.result, "ansible_facts"));
         }
         else if (jobs[i].total.st == AICP_ST_UNREACHABLE) {
@@ -761,10 +761,10 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
     r->play_ended = 0;
     json_decref(r->play_vars);
     r->play_vars = json_deep_copy(p->vars);
-    aicp_executor_update_from(r->play_vars, r->opts->extra_vars);
+    aicp_task_update_from(r->play_vars, r->opts->extra_vars);
     if ((rc = load_vars_files(r, p, err)) != 0)
         return rc;
-    aicp_executor_update_from(r->play_vars, r->opts->extra_vars);
+    aicp_task_update_from(r->play_vars, r->opts->extra_vars);
 
     const char *pattern = p->hosts ? p->hosts : "";
     json_t *rp = NULL;

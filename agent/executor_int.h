@@ -107,8 +107,6 @@ struct job {
 /* ---- executor_task.c: one task on one host, and the worker pool ---- */
 
 void aicp_executor_outcome_clear(struct outcome *o);
-/* Merges the object src into dst; anything else in src is ignored. */
-void aicp_executor_update_from(json_t *dst, const json_t *src);
 /* The int keyword at offset off of t, else of its enclosing blocks
  * (innermost first), else dflt; a keyword not set is negative. */
 int aicp_executor_inherit_int(const struct aicp_task *t, const struct scope *sc, size_t off,

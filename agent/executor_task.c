@@ -38,12 +38,6 @@ void aicp_executor_outcome_clear(struct outcome *o)
     memset(o, 0, sizeof(*o));
 }
 
-void aicp_executor_update_from(json_t *dst, const json_t *src)
-{
-    if (json_is_object(src))
-        json_object_update(dst, (json_t *)src);
-}
-
 /* Tasks inherit from their enclosing blocks, innermost first. */
 int aicp_executor_inherit_int(const struct aicp_task *t, const struct scope *sc, size_t off,
                               int dflt)
@@ -85,8 +79,8 @@ json_t *aicp_executor_task_vars(const struct run *r, const struct host *h,
         chain[n++] = s;
     for (size_t i = n; i-- > 0;)
         if (chain[i]->block)
-            aicp_executor_update_from(v, chain[i]->block->role_defaults);
-    aicp_executor_update_from(v, h->inv_vars);
+            aicp_task_update_from(v, chain[i]->block->role_defaults);
+    aicp_task_update_from(v, h->inv_vars);
     json_object_set(v, "ansible_facts", h->facts);
     const char *k;
     json_t *val;
@@ -95,17 +89,17 @@ json_t *aicp_executor_task_vars(const struct run *r, const struct host *h,
         snprintf(key, sizeof(key), "ansible_%s", k);
         json_object_set(v, key, val);
     }
-    aicp_executor_update_from(v, r->play_vars);
+    aicp_task_update_from(v, r->play_vars);
     for (size_t i = n; i-- > 0;) {
         if (chain[i]->block)
-            aicp_executor_update_from(v, chain[i]->block->vars);
+            aicp_task_update_from(v, chain[i]->block->vars);
         if (chain[i]->item_var)
             json_object_set(v, chain[i]->item_var, chain[i]->item);
     }
     if (t)
-        aicp_executor_update_from(v, t->vars);
-    aicp_executor_update_from(v, h->set_vars);
-    aicp_executor_update_from(v, r->opts->extra_vars);
+        aicp_task_update_from(v, t->vars);
+    aicp_task_update_from(v, h->set_vars);
+    aicp_task_update_from(v, r->opts->extra_vars);
     json_object_set(v, "hostvars", r->hostvars);
     json_object_set(v, "play_hosts", r->play_hosts);
     json_object_set(v, "ansible_play_hosts", r->play_hosts);
@@ -200,7 +194,6 @@ static int secret_call(struct aicp_secrets *secrets, const struct aicp_args *arg
     return found;
 }
 
-#define SECRET_DIFF "(diff hidden: the change involves a secret value)\n"
 
 /* Runs one module invocation (one loop item) and fills o. */
 static void run_module_call(struct job *j, const json_t *vars, int check, int become, struct outcome *o)
@@ -209,8 +202,8 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
     const struct aicp_module *mod = t->mod;
     struct aicp_err err = {0};
     struct aicp_args args = {0};
-    struct aicp_change *change = NULL, *again = NULL;
-    json_t *rendered = NULL, *current = NULL, *current2 = NULL;
+    struct aicp_change *change = NULL;
+    json_t *rendered = NULL, *current = NULL;
     json_t *result = json_object();
     char dirbuf[1024];
     char *prelude = NULL;
@@ -292,12 +285,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         goto fail;
     if ((rc = mod->ops->diff(current, &args, &change, &err)) != 0)
         goto fail;
-    if (secret)
-        o->diff_text = change->needed ? aicp_strdup(SECRET_DIFF) : NULL;
-    else if (change->diff_text)
-        o->diff_text = aicp_strdup(change->diff_text);
-    else
-        o->diff_text = aicp_task_diff_text(change->before, change->after);
+    o->diff_text = aicp_task_change_diff(change, secret);
     /* An empty before and after (a command's) says nothing: no diff key,
      * as Ansible's command module has none. */
     if ((json_object_size(change->before) || json_object_size(change->after) ||
@@ -316,7 +304,7 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
             json_object_set_new(result, "msg", json_string("Command would have run if not in check mode"));
         } else {
             o->st = AICP_ST_CHANGED;
-            aicp_executor_update_from(result, json_object_get(change->plan, "result"));
+            aicp_task_update_from(result, json_object_get(change->plan, "result"));
             if (mod->flags & AICP_MOD_CHECK_SKIPS)
                 json_object_set_new(result, "msg",
                                     json_string("Command would have run if not in check mode"));
@@ -327,40 +315,18 @@ static void run_module_call(struct job *j, const json_t *vars, int check, int be
         aicp_task_unrun_command_keys(result, change->plan, check);
     } else if (change->needed) {
         change->args = &args;
-        if (mod->ops->apply == NULL) {
-            rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' cannot make changes", mod->name);
-            goto fail;
-        }
-        rc = mod->ops->apply(&ctx, change, &err);
-        aicp_executor_update_from(result, json_object_get(change->plan, "result"));
+        int wrote = 0;
+        rc = aicp_task_apply(mod, &ctx, change, result, &wrote, &err);
         /* A command that ran and failed still ran: Ansible reports it
          * changed (and counts it when the failure is ignored); so does a
-         * module that wrote and then failed (plan "wrote": a wait after
-         * the write timed out). */
-        if (rc != 0 && ((mod->flags & AICP_MOD_NO_VERIFY) ||
-                        json_is_true(json_object_get(change->plan, "wrote"))))
+         * module that wrote and then failed. */
+        if (rc != 0 && ((mod->flags & AICP_MOD_NO_VERIFY) || wrote))
             ran_and_failed = 1;
         if (rc != 0)
             goto fail;
         o->st = AICP_ST_CHANGED;
-        int no_verify = (mod->flags & AICP_MOD_NO_VERIFY) ||
-                        json_is_true(json_object_get(change->plan, "no_verify"));
-        if (!no_verify) {
-            /* Verify: the state we just made must now read as converged.
-             * The re-check refreshes the result keys (stat, mode...) too. */
-            rc = mod->ops->check(&ctx, &args, &current2, &err);
-            if (rc == 0)
-                rc = mod->ops->diff(current2, &args, &again, &err);
-            if (rc != 0)
-                goto fail;
-            if (again->needed) {
-                rc = aicp_err_set(&err, AICP_EFAILED,
-                                  "not idempotent: module '%s' still reports a difference after "
-                                  "applying its change",
-                                  mod->name);
-                goto fail;
-            }
-        }
+        if ((rc = aicp_task_verify(mod, &ctx, &args, change, &err)) != 0)
+            goto fail;
     }
     rc = 0;
 fail:
@@ -389,9 +355,7 @@ fail:
     o->secs = aicp_now() - t0;
     json_decref(rendered);
     json_decref(current);
-    json_decref(current2);
     aicp_change_free(change);
-    aicp_change_free(again);
     aicp_args_clear(&args);
 }
 

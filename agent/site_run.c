@@ -36,7 +36,6 @@
 #include "yaml.h"
 
 #define EXIT_USAGE 64
-#define SECRET_DIFF "(diff hidden: the change involves a secret value)\n"
 
 enum { R_PENDING = 0, R_RUNNING, R_DONE };
 
@@ -79,12 +78,6 @@ struct runner {
     size_t ncross_drift, ncross_fail, ncross_skip;
     struct aicp_stats stats;
 };
-
-static void update_from(json_t *dst, const json_t *src)
-{
-    if (json_is_object(src))
-        json_object_update(dst, (json_t *)src);
-}
 
 static int has_arg(const struct aicp_module *mod, const char *name)
 {
@@ -306,8 +299,8 @@ static void run_one(struct runner *R, size_t idx)
     const struct aicp_module *mod = r->mod;
     struct aicp_err err = {0};
     struct aicp_args args = {0};
-    struct aicp_change *change = NULL, *again = NULL;
-    json_t *current = NULL, *current2 = NULL;
+    struct aicp_change *change = NULL;
+    json_t *current = NULL;
     struct aicp_buf repl = AICP_BUF_INIT; /* the objects replaced (delete and create) */
     json_t *raw = json_deep_copy(r->args);
     json_t *result = json_object();
@@ -409,12 +402,8 @@ static void run_one(struct runner *R, size_t idx)
         aicp_buf_puts(&b, "replacement needed:\n");
         fields_text(&b, st->fields, r->secret, "    ");
         st->diff_text = aicp_buf_steal(&b);
-    } else if (r->secret) {
-        st->diff_text = change->needed ? aicp_strdup(SECRET_DIFF) : NULL;
-    } else if (change->diff_text) {
-        st->diff_text = aicp_strdup(change->diff_text);
     } else {
-        st->diff_text = aicp_task_diff_text(change->before, change->after);
+        st->diff_text = aicp_task_change_diff(change, r->secret);
     }
     if (change && (change->before || change->after) && !r->secret)
         json_object_set_new(
@@ -426,7 +415,7 @@ static void run_one(struct runner *R, size_t idx)
         /* reported above */
     } else if (change->needed && R->check) {
         st->st = AICP_ST_CHANGED;
-        update_from(result, json_object_get(change->plan, "result"));
+        aicp_task_update_from(result, json_object_get(change->plan, "result"));
         json_object_del(result, "replaced");
         if (repl.len && R->o->mode != AICP_SITE_DRIFT) {
             /* Allowed (replace: true or --allow-replace): say it, the
@@ -445,15 +434,11 @@ static void run_one(struct runner *R, size_t idx)
         }
     } else if (change->needed) {
         change->args = &args;
-        if (mod->ops->apply == NULL) {
-            rc = aicp_err_set(&err, AICP_EFAILED, "module '%s' cannot make changes", mod->name);
-            goto fail;
-        }
-        rc = mod->ops->apply(&ctx, change, &err);
-        update_from(result, json_object_get(change->plan, "result"));
+        int wrote = 0;
+        rc = aicp_task_apply(mod, &ctx, change, result, &wrote, &err);
         /* A module that wrote and then failed (a wait timed out) still
          * changed something: say so, as a command that ran and failed. */
-        if (rc != 0 && json_is_true(json_object_get(change->plan, "wrote")))
+        if (rc != 0 && wrote)
             json_object_set_new(result, "_aicp_wrote", json_true());
         if (rc != 0)
             goto fail;
@@ -471,23 +456,8 @@ static void run_one(struct runner *R, size_t idx)
         free(st->changed_by);
         st->changed_by = NULL;
         json_object_del(result, "last_changed_by");
-        int no_verify = (mod->flags & AICP_MOD_NO_VERIFY) ||
-                        json_is_true(json_object_get(change->plan, "no_verify"));
-        if (!no_verify) {
-            /* Verify: what was just made must now read as converged. */
-            rc = mod->ops->check(&ctx, &args, &current2, &err);
-            if (rc == 0)
-                rc = mod->ops->diff(current2, &args, &again, &err);
-            if (rc != 0)
-                goto fail;
-            if (again->needed) {
-                rc = aicp_err_set(&err, AICP_EFAILED,
-                                  "not idempotent: module '%s' still reports a difference after "
-                                  "applying its change",
-                                  mod->name);
-                goto fail;
-            }
-        }
+        if ((rc = aicp_task_verify(mod, &ctx, &args, change, &err)) != 0)
+            goto fail;
     }
     rc = 0;
 fail:
@@ -524,9 +494,7 @@ fail:
     st->result = result;
     st->secs = aicp_now() - t0;
     aicp_change_free(change);
-    aicp_change_free(again);
     json_decref(current);
-    json_decref(current2);
     json_decref(raw);
     aicp_args_clear(&args);
     aicp_buf_free(&repl);

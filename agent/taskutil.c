@@ -113,6 +113,60 @@ char *aicp_task_diff_text(const json_t *before, const json_t *after)
     return out;
 }
 
+#define SECRET_DIFF "(diff hidden: the change involves a secret value)\n"
+
+char *aicp_task_change_diff(const struct aicp_change *change, int secret)
+{
+    if (secret)
+        return change->needed ? aicp_strdup(SECRET_DIFF) : NULL;
+    if (change->diff_text)
+        return aicp_strdup(change->diff_text);
+    return aicp_task_diff_text(change->before, change->after);
+}
+
+void aicp_task_update_from(json_t *dst, const json_t *src)
+{
+    if (json_is_object(src))
+        json_object_update(dst, (json_t *)src);
+}
+
+int aicp_task_apply(const struct aicp_module *mod, struct aicp_ctx *ctx,
+                    struct aicp_change *change, json_t *result, int *wrote, struct aicp_err *err)
+{
+    *wrote = 0;
+    if (mod->ops->apply == NULL)
+        return aicp_err_set(err, AICP_EFAILED, "module '%s' cannot make changes", mod->name);
+    int rc = mod->ops->apply(ctx, change, err);
+    aicp_task_update_from(result, json_object_get(change->plan, "result"));
+    if (rc != 0 && json_is_true(json_object_get(change->plan, "wrote")))
+        *wrote = 1;
+    return rc;
+}
+
+int aicp_task_verify(const struct aicp_module *mod, struct aicp_ctx *ctx,
+                     const struct aicp_args *args, const struct aicp_change *change,
+                     struct aicp_err *err)
+{
+    if ((mod->flags & AICP_MOD_NO_VERIFY) ||
+        json_is_true(json_object_get(change->plan, "no_verify")))
+        return 0;
+    /* The state just made must now read as converged. The re-check also
+     * refreshes the result's keys (stat, mode...). */
+    json_t *current = NULL;
+    struct aicp_change *again = NULL;
+    int rc = mod->ops->check(ctx, args, &current, err);
+    if (rc == 0)
+        rc = mod->ops->diff(current, args, &again, err);
+    if (rc == 0 && again->needed)
+        rc = aicp_err_set(err, AICP_EFAILED,
+                          "not idempotent: module '%s' still reports a difference after applying "
+                          "its change",
+                          mod->name);
+    aicp_change_free(again);
+    json_decref(current);
+    return rc;
+}
+
 /* with_together zips lists (the shorter ones padded with none, as
  * Ansible); with_nested crosses them. A list that is not a list of lists
  * yields NULL (reported as invalid loop data). */

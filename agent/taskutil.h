@@ -5,8 +5,11 @@
 #include <jansson.h>
 
 struct aicp_args;
+struct aicp_change;
 struct aicp_conn;
+struct aicp_ctx;
 struct aicp_err;
+struct aicp_module;
 
 /* What {{ omit }} renders to; arguments equal to it are dropped. */
 #define AICP_OMIT_TOKEN "__omit_place_holder__aicp"
@@ -23,6 +26,27 @@ int aicp_task_conditions(int *out, const json_t *conds, const json_t *vars, stru
 /* A unified diff of before and after as JSON, or NULL when equal or both
  * absent. malloc'ed. */
 char *aicp_task_diff_text(const json_t *before, const json_t *after);
+
+/* What --diff shows of a change: its own text, else a diff of before and
+ * after; of a secret's only that it changes. NULL when nothing; malloc'ed. */
+char *aicp_task_change_diff(const struct aicp_change *change, int secret);
+
+/* Copies the keys of src, when it is an object, into dst. */
+void aicp_task_update_from(json_t *dst, const json_t *src);
+
+/* Makes a needed change through the module (change->args must be set) and
+ * copies its plan's "result" keys into result. *wrote: the apply failed
+ * after writing something (its plan says "wrote", e.g. a wait that timed
+ * out after the write). */
+int aicp_task_apply(const struct aicp_module *mod, struct aicp_ctx *ctx,
+                    struct aicp_change *change, json_t *result, int *wrote, struct aicp_err *err);
+
+/* After a successful apply: unless the module or the change's plan says
+ * not to ("no_verify"), reads the state again (check, diff); a difference
+ * left is an error, "not idempotent". */
+int aicp_task_verify(const struct aicp_module *mod, struct aicp_ctx *ctx,
+                     const struct aicp_args *args, const struct aicp_change *change,
+                     struct aicp_err *err);
 
 /* The items of {"__with_together": lists} (zipped, padded with null) or
  * {"__with_nested": lists} (crossed); NULL when not a list of lists. New
