@@ -56,6 +56,9 @@ static int seq_format(struct aicp_buf *b, const char *fmt, long long n)
     return aicp_buf_puts(b, p + 1);
 }
 
+/* with_sequence makes at most this many items. */
+#define SEQ_MAX_ITEMS 100001
+
 static int parse_sequence(struct loader *L, const json_t *v, const struct aicp_loc *loc,
                           json_t **out)
 {
@@ -104,24 +107,35 @@ static int parse_sequence(struct loader *L, const json_t *v, const struct aicp_l
                 L, loc, "with_sequence: can't specify both count and end in with_sequence");
             goto out;
         }
-        end = start + (count - 1) * stride;
-        have_end = count > 0;
         if (count == 0) {
             *out = json_array();
             rc = *out ? 0 : oom(L);
             goto out;
         }
+        /* end = start + (count - 1) * stride, where that fits */
+        long long span = 0;
+        have_end = count <= SEQ_MAX_ITEMS && !__builtin_mul_overflow(count - 1, stride, &span) &&
+                   !__builtin_add_overflow(start, span, &end);
+        if (!have_end) {
+            rc = aicp_playbook_fail_at(L, loc, "with_sequence: bad range (start=%lld count=%lld "
+                                       "stride=%lld)", start, count, stride);
+            goto out;
+        }
     }
-    if (!have_end || stride == 0 || (end - start) / stride > 100000 || (end - start) / stride < 0) {
+    long long diff = 0;
+    if (!have_end || stride == 0 || __builtin_sub_overflow(end, start, &diff) ||
+        diff / stride >= SEQ_MAX_ITEMS || diff / stride < 0) {
         rc = aicp_playbook_fail_at(L, loc,
                                    "with_sequence: bad range (start=%lld end=%lld stride=%lld)",
                                    start, end, stride);
         goto out;
     }
+    /* Item j is start + j * stride: within [start, end], so it fits. */
+    long long items = diff / stride + 1;
     list = json_array();
-    for (long long i = start; list != NULL && (stride > 0 ? i <= end : i >= end); i += stride) {
+    for (long long j = 0; list != NULL && j < items; j++) {
         struct aicp_buf b = AICP_BUF_INIT;
-        int r = seq_format(&b, fmt, i);
+        int r = seq_format(&b, fmt, start + j * stride);
         if (r != 0) {
             aicp_buf_free(&b);
             rc = r == AICP_ENOMEM

@@ -348,6 +348,10 @@ static const struct bad_case bad_cases[] = {
      "failed at splitting arguments, either an unbalanced jinja2 block or quotes"},
     {"deep_error.yml", "tasks/bad.yml:3:7", "couldn't resolve module/action 'pingg'"},
     {"empty.yml", "empty.yml:1:1", "Empty playbook, nothing to do"},
+    {"seq_overflow.yml", "seq_overflow.yml:3:7",
+     "with_sequence: bad range (start=16 count=4444444444444444444 stride=1)"},
+    {"seq_wide.yml", "seq_wide.yml:3:7",
+     "with_sequence: bad range (start=-9223372036854775807 end=9223372036854775807 stride=1)"},
 };
 
 static void test_invalid(void **state)
