@@ -1,7 +1,7 @@
 #!/bin/bash
 # Fuzzes aicp's parsers with libFuzzer (clang), under AddressSanitizer and
 # UndefinedBehaviorSanitizer: YAML, INI/YAML inventories, templates,
-# playbooks, vault files and site files (tests/fuzz/fuzz_*.c).
+# playbooks, vault files, site files and kubeconfigs (tests/fuzz/fuzz_*.c).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60, all)
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(yaml inventory template playbook vault site)
+[ ${#targets[@]} -gt 0 ] || targets=(yaml inventory template playbook vault site kubeconfig)
 command -v clang >/dev/null || { echo "fuzz: needs clang (apt-get install clang)" >&2; exit 1; }
 
 top=$PWD

@@ -4,7 +4,7 @@
 set -eu
 : "${top_srcdir:=.}" "${top_builddir:=.}"
 status=0
-for target in yaml inventory template playbook vault site; do
+for target in yaml inventory template playbook vault site kubeconfig; do
     dir="$top_srcdir/tests/data/fuzz/$target"
     [ -d "$dir" ] || continue
     files=$(find "$dir" -type f | sort)
