@@ -756,7 +756,7 @@ static int limit_names_localhost(const char *limit)
 static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *err)
 {
     int rc = 0;
-    json_t *matched = NULL, *limited = NULL;
+    json_t *matched = NULL, *limited = NULL, *serial = NULL;
     r->play = p;
     r->play_ended = 0;
     json_decref(r->play_vars);
@@ -817,9 +817,17 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
         aicp_output_play(r->out, pname, 0);
         aicp_output_no_hosts(r->out);
     }
+    /* serial may be a template over the play's vars and the extra vars
+     * ("{{ batch }}"), as in Ansible. */
+    if (p->serial != NULL && (rc = aicp_tmpl_render(&serial, p->serial, r->play_vars, err)) != 0) {
+        aicp_err_prefix(err, "%s:%d:%d: serial", p->loc.file ? p->loc.file : "?", p->loc.line,
+                        p->loc.col);
+        json_decref(batchable);
+        goto out;
+    }
     size_t total = json_array_size(batchable), done = 0;
     for (size_t batch = 0; done < total && !r->play_ended && !r->stopped; batch++) {
-        size_t bs = batch_size(p->serial, batch, total);
+        size_t bs = batch_size(serial, batch, total);
         if (bs > total - done)
             bs = total - done;
         aicp_output_play(r->out, pname, 0); /* each batch, as ansible-playbook prints it */
@@ -862,6 +870,7 @@ static int run_play(struct run *r, const struct aicp_play *p, struct aicp_err *e
     }
     json_decref(batchable);
 out:
+    json_decref(serial);
     json_decref(rp);
     json_decref(matched);
     json_decref(limited);

@@ -81,6 +81,23 @@ check "any_errors_fatal: no host ran the next task" sh -c "! printf '%s' \"\$1\"
 check "no_log: the secret never shows, even with -v" sh -c "! printf '%s' \"\$1\" | grep -q 's3cr3t-value'" _ "$out"
 check "no_log: the result is censored" sh -c "printf '%s' \"\$1\" | grep -q 'censored'" _ "$out"
 
+# serial may be a template over play and extra vars, as in Ansible.
+cat > "$WORK/tserial.yml" <<'PB'
+- name: templated
+  hosts: lab
+  gather_facts: false
+  vars: {batch: 2}
+  serial: "{{ batch }}"
+  tasks:
+    - debug: {msg: "in a batch"}
+PB
+out=$("$AICP" run "$WORK/tserial.yml" -i "$inv" 2>&1)
+check "serial from a play var: one batch" [ "$(printf '%s\n' "$out" | grep -c '^PLAY \[templated\]')" -eq 1 ]
+out=$("$AICP" run "$WORK/tserial.yml" -i "$inv" -e batch=1 2>&1)
+check "serial from an extra var: a batch per host" [ "$(printf '%s\n' "$out" | grep -c '^PLAY \[templated\]')" -eq 2 ]
+out=$("$AICP" run "$WORK/tserial.yml" -i "$inv" -e batch='{{ nope }}' 2>&1)
+check "serial reading an undefined name: exit 65 naming the play" sh -c "[ $? -eq 65 ] && printf '%s' \"\$1\" | grep -q 'tserial.yml:1:3: serial'" _ "$out"
+
 # --diff shows what a change does; --check --diff changes nothing.
 cat > "$WORK/diff.yml" <<'PB'
 - hosts: node01
