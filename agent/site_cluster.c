@@ -190,6 +190,7 @@ static int gpu_load(const struct aicp_site *s, const json_t *gpu, json_t *vars, 
     static const char *const known[] = {"stack",
                                         "driver",
                                         "allow_reboot",
+                                        "serial",
                                         "device_plugin_image",
                                         "operator_version",
                                         "operator_repo",
@@ -222,9 +223,28 @@ static int gpu_load(const struct aicp_site *s, const json_t *gpu, json_t *vars, 
         free(driver);
         return bad_key(bad, "gpu", err, "kubernetes.gpu.allow_reboot must be true or false");
     }
+    /* How many GPU nodes the GPU play takes at once: N, or "N%". */
+    const json_t *serial = json_object_get(gpu, "serial");
+    char serial_text[32] = "";
+    if (serial != NULL) {
+        const char *t = json_string_value(serial);
+        char *end = NULL;
+        long long n = json_is_integer(serial) ? json_integer_value(serial)
+                      : t != NULL             ? strtoll(t, &end, 10)
+                                              : 0;
+        int pct = t != NULL && end != NULL && end != t && strcmp(end, "%") == 0;
+        if (n < 1 || (t != NULL && !pct) || (pct && n > 100)) {
+            free(driver);
+            return bad_key(bad, "gpu", err,
+                           "kubernetes.gpu.serial must be a number of nodes (1 or more) or a "
+                           "percentage such as \"25%%\"");
+        }
+        snprintf(serial_text, sizeof serial_text, "%lld%s", n, pct ? "%" : "");
+    }
     json_object_set_new(vars, "k8s_gpu_stack", json_string(stack));
     json_object_set_new(vars, "k8s_gpu_driver", json_string(driver ? driver : ""));
     json_object_set_new(vars, "k8s_gpu_allow_reboot", json_boolean(json_is_true(reboot)));
+    json_object_set_new(vars, "k8s_gpu_serial", json_string(serial_text));
     if (strcmp(stack, "device-plugin") == 0) {
         const char *image = json_string_value(json_object_get(gpu, "device_plugin_image"));
         json_t *ds = device_plugin(image ? image : DEFAULT_DEVICE_PLUGIN_IMAGE);

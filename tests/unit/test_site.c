@@ -482,6 +482,13 @@ static void t_errors(void **state)
          "site.yml:3:8: kubernetes.gpu.stack must be device-plugin, gpu-operator or none"},
         {"kubernetes:\n  version: v1.29.3\n  gpu: {stak: none}\n", AICP_EINVAL,
          "site.yml:3:8: unknown key 'stak' in kubernetes.gpu"},
+        {"kubernetes:\n  version: v1.29.3\n  gpu: {serial: 0}\n", AICP_EINVAL,
+         "site.yml:3:8: kubernetes.gpu.serial must be a number of nodes (1 or more) or a "
+         "percentage such as \"25%\""},
+        {"kubernetes:\n  version: v1.29.3\n  gpu: {serial: \"half\"}\n", AICP_EINVAL,
+         "site.yml:3:8: kubernetes.gpu.serial must be a number of nodes"},
+        {"kubernetes:\n  version: v1.29.3\n  gpu: {serial: \"150%\"}\n", AICP_EINVAL,
+         "site.yml:3:8: kubernetes.gpu.serial must be a number of nodes"},
         {"kubernetes:\n  version: v1.29.3\n  cni: {manifest: a.yml, chart: c/c}\n", AICP_EINVAL,
          "site.yml:3:8: kubernetes.cni needs a manifest (a file) or a chart, and not both"},
         {"kubernetes:\n  version: v1.29.3\n  remove_nodes: dgx4\n", AICP_EINVAL,
@@ -1062,7 +1069,7 @@ static void t_cluster(void **state)
                        "  workers: dgx\n"
                        "  pod_network_cidr: 10.10.0.0/16\n"
                        "  container_runtime: {systemd_cgroup: false}\n"
-                       "  gpu: {driver: 535, allow_reboot: true}\n"
+                       "  gpu: {driver: 535, allow_reboot: true, serial: \"25%\"}\n"
                        "  cni: {manifest: cni/flannel.yml}\n"
                        "  remove_nodes: [dgx04]\n"
                        "ontap: {c1: {management_lif: 1.2.3.4, username: admin, password: pw}}\n"
@@ -1092,6 +1099,7 @@ static void t_cluster(void **state)
     assert_true(json_is_false(json_object_get(v, "k8s_systemd_cgroup")));
     assert_string_equal(json_string_value(json_object_get(v, "k8s_gpu_driver")), "535");
     assert_true(json_is_true(json_object_get(v, "k8s_gpu_allow_reboot")));
+    assert_string_equal(json_string_value(json_object_get(v, "k8s_gpu_serial")), "25%");
     assert_string_equal(json_string_value(json_object_get(v, "k8s_gpu_stack")), "device-plugin");
     /* The admin kubeconfig is fetched where the site reads it. */
     assert_non_null(strstr(json_string_value(json_object_get(v, "k8s_kubeconfig")), "admin.conf"));
