@@ -135,6 +135,16 @@ int aicp_fu_cmd_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     return rc ? aicp_err_set(err, AICP_ENOMEM, "out of memory") : 0;
 }
 
+/* 1 when word is a whole line of text. */
+static int has_line(const char *text, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = text; (p = strstr(p, word)) != NULL; p += wl)
+        if ((p == text || p[-1] == '\n') && (p[wl] == '\n' || p[wl] == '\0'))
+            return 1;
+    return 0;
+}
+
 int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int shell,
                      struct aicp_change **change, struct aicp_err *err)
 {
@@ -147,6 +157,8 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
     struct aicp_change *c = NULL;
     struct aicp_buf sh = AICP_BUF_INIT;
     json_t *words = NULL;
+    const char *heredoc = NULL, *heredoc_delim = NULL;
+    char delim[96];
     int rc;
     *change = NULL;
     if (raw && *raw == '\0')
@@ -169,10 +181,20 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
         rc = rc ? rc : aicp_buf_puts(&sh, " >&2; exit 1; }\n");
     }
     if (shell) {
+        /* Not `sh -c CMD`: the command may hold secrets, and ps shows
+         * argv. The shell reads it from a here-document on fd 4, behind a
+         * delimiter that is no line of it; $0 is the shell, as with -c. */
+        snprintf(delim, sizeof delim, "AICP_SHELL_CMD");
+        while (has_line(cmd, delim) && strlen(delim) + 2 < sizeof delim)
+            strcat(delim, "_X");
+        const char *shell_path = exe && *exe ? exe : "/bin/sh";
         rc = rc ? rc : aicp_buf_puts(&sh, "exec ");
-        rc = rc ? rc : aicp_buf_shquote(&sh, exe && *exe ? exe : "/bin/sh");
-        rc = rc ? rc : aicp_buf_puts(&sh, " -c ");
-        rc = rc ? rc : aicp_buf_shquote(&sh, cmd);
+        rc = rc ? rc : aicp_buf_shquote(&sh, shell_path);
+        rc = rc ? rc : aicp_buf_puts(&sh, " -c '. /dev/fd/4' ");
+        rc = rc ? rc : aicp_buf_shquote(&sh, shell_path);
+        rc = rc ? rc : aicp_buf_printf(&sh, " 4<<'%s'", delim);
+        heredoc = cmd;
+        heredoc_delim = delim;
         json_object_set_new(c->plan, "cmd", json_string(cmd));
     } else {
         if (argv && json_array_size(argv)) {
@@ -210,6 +232,13 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
     if (in == NULL)
         rc = rc ? rc : aicp_buf_puts(&sh, " </dev/null");
     rc = rc ? rc : aicp_buf_puts(&sh, "\n");
+    if (heredoc != NULL) {
+        size_t hl = strlen(heredoc);
+        rc = rc ? rc : aicp_buf_append(&sh, heredoc, hl);
+        if (hl > 0 && heredoc[hl - 1] != '\n')
+            rc = rc ? rc : aicp_buf_puts(&sh, "\n");
+        rc = rc ? rc : aicp_buf_printf(&sh, "%s\n", heredoc_delim);
+    }
     if (rc != 0) {
         rc = aicp_err_set(err, AICP_ENOMEM, "out of memory");
         goto out;

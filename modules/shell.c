@@ -1,5 +1,6 @@
-/* The shell module: runs a command line through /bin/sh -c (or the
- * executable argument) on the host, with chdir, creates/removes, stdin and
+/* The shell module: runs a command line with /bin/sh (or the executable
+ * argument) on the host, read from a here-document rather than given with
+ * -c, so that no secret in it shows on a process's argv, with chdir, creates/removes, stdin and
  * the result keys of Ansible's shell module. creates/removes are tested in
  * check() (one round trip); otherwise the run is always a change and never
  * re-checked. */
@@ -16,7 +17,7 @@ static const struct aicp_arg_spec shell_args[] = {
     {.name = "cmd", .type = AICP_ARG_STR, .help = "The command line, as an option."},
     {.name = "executable",
      .type = AICP_ARG_PATH,
-     .help = "The shell that runs the command (default /bin/sh); it must accept -c."},
+     .help = "The shell that runs the command (default /bin/sh); it must accept -c and `.`."},
     {.name = "expand_argument_vars",
      .type = AICP_ARG_BOOL,
      .def = "yes",
