@@ -364,17 +364,6 @@ static int base64_append(struct aicp_buf *b, const unsigned char *p, size_t n)
     return 0;
 }
 
-/* 1 when text has a line that is exactly word. */
-static int has_line(const char *text, const char *word)
-{
-    size_t wl = strlen(word);
-    for (const char *p = text; (p = strstr(p, word)) != NULL; p += wl) {
-        if ((p == text || p[-1] == '\n') && (p[wl] == '\n' || p[wl] == '\0'))
-            return 1;
-    }
-    return 0;
-}
-
 static int build_request(struct aicp_conn *c, struct aicp_buf *b, const char *script,
                          const void *in, size_t in_len, struct aicp_err *err)
 {
@@ -383,7 +372,7 @@ static int build_request(struct aicp_conn *c, struct aicp_buf *b, const char *sc
     int rc = 0;
 
     snprintf(delim, sizeof delim, "AICP_EOF_%s", c->nonce);
-    if (has_line(script, delim))
+    if (aicp_has_line(script, delim))
         return aicp_err_set(err, AICP_EINVAL, "script for %s contains the framing line %s",
                             c->name, delim);
     /* Every process started here is paid on every exec, so the script is

@@ -65,7 +65,8 @@ static int only_matches(const struct aicp_site_res *r, const char *w)
     return 0;
 }
 
-int aicp_site_only_cross(const json_t *only)
+/* 1 when --only is empty or names a or b (b may be NULL). */
+static int only_names(const json_t *only, const char *a, const char *b)
 {
     size_t i;
     const json_t *w;
@@ -74,25 +75,20 @@ int aicp_site_only_cross(const json_t *only)
     json_array_foreach(only, i, w)
     {
         const char *t = json_string_value(w);
-        if (t && (strcmp(t, "cross_layer") == 0 || strcmp(t, "cross-layer") == 0))
+        if (t && (strcmp(t, a) == 0 || (b && strcmp(t, b) == 0)))
             return 1;
     }
     return 0;
 }
 
+int aicp_site_only_cross(const json_t *only)
+{
+    return only_names(only, "cross_layer", "cross-layer");
+}
+
 int aicp_site_only_cluster(const json_t *only)
 {
-    size_t i;
-    const json_t *w;
-    if (json_array_size(only) == 0)
-        return 1;
-    json_array_foreach(only, i, w)
-    {
-        const char *t = json_string_value(w);
-        if (t && strcmp(t, "cluster") == 0)
-            return 1;
-    }
-    return 0;
+    return only_names(only, "cluster", NULL);
 }
 
 static int only_word_known(const char *w)

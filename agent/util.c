@@ -185,6 +185,16 @@ int aicp_startswith(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+int aicp_has_line(const char *text, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = text; (p = strstr(p, word)) != NULL; p += wl) {
+        if ((p == text || p[-1] == '\n') && (p[wl] == '\n' || p[wl] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
 int aicp_buf_utf8(struct aicp_buf *b, unsigned long cp)
 {
     unsigned char u[4];

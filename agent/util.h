@@ -53,5 +53,8 @@ double aicp_now(void);
 
 /* 1 when s begins with prefix. */
 int aicp_startswith(const char *s, const char *prefix);
+/* 1 when text has a line that is exactly word (a here-document delimiter
+ * would end there). */
+int aicp_has_line(const char *text, const char *word);
 
 #endif

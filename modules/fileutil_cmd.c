@@ -88,19 +88,17 @@ int aicp_fu_cmd_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
         *current = json_object();
         return *current ? 0 : aicp_err_set(err, AICP_ENOMEM, "out of memory");
     }
-    if (creates) {
-        rc = aicp_buf_puts(&b, "for _f in ");
-        rc = rc ? rc : aicp_fu_sh_glob(&b, creates);
-        rc = rc ? rc
-                : aicp_buf_puts(&b, "; do if [ -e \"$_f\" ] || [ -L \"$_f\" ]; then "
-                                    "printf 'x V creates 1\\n'; break; fi; done\n");
-    }
-    if (removes) {
+    /* Does anything match each glob: "x V creates 1", "x V removes 1". */
+    const char *const key[] = {"creates", "removes"}, *const glob[] = {creates, removes};
+    for (size_t i = 0; i < 2; i++) {
+        if (glob[i] == NULL)
+            continue;
         rc = rc ? rc : aicp_buf_puts(&b, "for _f in ");
-        rc = rc ? rc : aicp_fu_sh_glob(&b, removes);
+        rc = rc ? rc : aicp_fu_sh_glob(&b, glob[i]);
         rc = rc ? rc
-                : aicp_buf_puts(&b, "; do if [ -e \"$_f\" ] || [ -L \"$_f\" ]; then "
-                                    "printf 'x V removes 1\\n'; break; fi; done\n");
+                : aicp_buf_printf(&b, "; do if [ -e \"$_f\" ] || [ -L \"$_f\" ]; then "
+                                      "printf 'x V %s 1\\n'; break; fi; done\n",
+                                  key[i]);
     }
     if (rc != 0) {
         aicp_buf_free(&b);
@@ -133,16 +131,6 @@ int aicp_fu_cmd_check(struct aicp_ctx *ctx, const struct aicp_args *args, json_t
     aicp_buf_free(&o);
     *current = cur;
     return rc ? aicp_err_set(err, AICP_ENOMEM, "out of memory") : 0;
-}
-
-/* 1 when word is a whole line of text. */
-static int has_line(const char *text, const char *word)
-{
-    size_t wl = strlen(word);
-    for (const char *p = text; (p = strstr(p, word)) != NULL; p += wl)
-        if ((p == text || p[-1] == '\n') && (p[wl] == '\n' || p[wl] == '\0'))
-            return 1;
-    return 0;
 }
 
 int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int shell,
@@ -185,7 +173,7 @@ int aicp_fu_cmd_diff(const json_t *current, const struct aicp_args *args, int sh
          * argv. The shell reads it from a here-document on fd 4, behind a
          * delimiter that is no line of it; $0 is the shell, as with -c. */
         snprintf(delim, sizeof delim, "AICP_SHELL_CMD");
-        while (has_line(cmd, delim) && strlen(delim) + 2 < sizeof delim)
+        while (aicp_has_line(cmd, delim) && strlen(delim) + 2 < sizeof delim)
             strcat(delim, "_X");
         const char *shell_path = exe && *exe ? exe : "/bin/sh";
         rc = rc ? rc : aicp_buf_puts(&sh, "exec ");

@@ -228,7 +228,8 @@ KEOF
 }
 
 # kube_fake_api METHOD PATH [JSON]: one request to the fake API server
-# with the token; the answer's body on stdout, exit 1 on an HTTP error.
+# with the token (a PATCH is a JSON merge patch); the answer's body on
+# stdout, exit 1 on an HTTP error.
 kube_fake_api() {
     python3 - "$KURL" "$KDIR/ca.pem" "$KDIR/secret-inputs/token" "$@" <<'EOF'
 import ssl, sys, urllib.request, urllib.error
@@ -237,7 +238,8 @@ body = sys.argv[6].encode() if len(sys.argv) > 6 else None
 req = urllib.request.Request(url + path, data=body, method=method)
 req.add_header("Authorization", "Bearer " + open(tokfile).read().strip())
 if body is not None:
-    req.add_header("Content-Type", "application/json")
+    req.add_header("Content-Type", "application/merge-patch+json" if method == "PATCH"
+                   else "application/json")
 try:
     with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=20) as r:
         sys.stdout.write(r.read().decode())
@@ -245,6 +247,34 @@ except urllib.error.HTTPError as e:
     sys.stdout.write(e.read().decode())
     sys.exit(1)
 EOF
+}
+
+# kube_fake_field PATH DOTTED.FIELD: one field of the object at PATH on the
+# fake ("" when absent; a non-string as JSON).
+kube_fake_field() {
+    kube_fake_api GET "$1" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else (v if isinstance(v, str) else json.dumps(v)))' "$2"
+}
+
+# kube_fake_pods_on NODE: the pods bound to NODE, "ns/name" sorted, one line.
+kube_fake_pods_on() {
+    kube_fake_api GET "/api/v1/pods?fieldSelector=spec.nodeName%3D$1" | python3 -c '
+import json, sys
+print(" ".join(sorted("%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"])
+                      for p in json.load(sys.stdin)["items"])))'
+}
+
+# kube_fake_pod NS NAME NODE [EXTRA-METADATA-JSON [EXTRA-SPEC-JSON]]: a pod
+# bound to NODE (nothing schedules on the fake); fails the test otherwise.
+kube_fake_pod() {
+    kube_fake_api POST "/api/v1/namespaces/$1/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",
+        \"metadata\":{\"name\":\"$2\"${4:+,$4}},
+        \"spec\":{\"nodeName\":\"$3\",\"containers\":[{\"name\":\"c\",\"image\":\"busybox:1\"}]${5:+,$5}}}" \
+        >/dev/null || fail "creating pod $1/$2"
 }
 
 kube_fake_down() {

@@ -40,20 +40,8 @@ reboots() { lab_ssh "$1" 'cat /var/lib/aicp-lab-reboots 2>/dev/null' | grep -c .
 rebooted_at() { lab_ssh "$1" 'tail -n 1 /var/lib/aicp-lab-reboots'; }
 
 api() { kube_fake_api "$@"; }
-field() { # PATH DOTTED.FIELD
-    api GET "$1" | python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else (v if isinstance(v, str) else json.dumps(v)))' "$2"
-}
-pods_on() {
-    api GET "/api/v1/pods?fieldSelector=spec.nodeName%3D$1" | python3 -c '
-import json, sys
-print(" ".join(sorted("%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"])
-                      for p in json.load(sys.stdin)["items"])))'
-}
+field() { kube_fake_field "$@"; }
+pods_on() { kube_fake_pods_on "$@"; }
 # writes: the fake's log of requests that write (method, path, time).
 writes() {
     api GET /_fake/requests | python3 -c '
@@ -111,17 +99,11 @@ api POST /apis/apps/v1/namespaces/kube-system/daemonsets '{"apiVersion":"apps/v1
     "template":{"metadata":{"labels":{"app":"gpu-agent"}},"spec":{"containers":[{"name":"c","image":"busybox:1"}]}}}}' \
     >/dev/null || fail "creating the DaemonSet"
 DSUID=$(field /apis/apps/v1/namespaces/kube-system/daemonsets/gpu-agent metadata.uid)
-pod() { # NS NAME NODE [EXTRA-METADATA]
-    api POST "/api/v1/namespaces/$1/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",
-        \"metadata\":{\"name\":\"$2\"${4:+,$4}},
-        \"spec\":{\"nodeName\":\"$3\",\"containers\":[{\"name\":\"c\",\"image\":\"busybox:1\"}]}}" \
-        >/dev/null || fail "creating pod $1/$2"
-}
 for h in node01 node02; do
     lab_ssh $h 'mkdir -p /etc/kubernetes && echo "apiVersion: v1" > /etc/kubernetes/kubelet.conf' ||
         fail "making $h a member"
-    pod default "train-$h" $h
-    pod kube-system "gpu-agent-$h" $h "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\",\"name\":\"gpu-agent\",\"uid\":\"$DSUID\",\"controller\":true}]"
+    kube_fake_pod default "train-$h" $h
+    kube_fake_pod kube-system "gpu-agent-$h" $h "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\",\"name\":\"gpu-agent\",\"uid\":\"$DSUID\",\"controller\":true}]"
 done
 api POST /_fake/reset '{}' >/dev/null || fail "resetting the request log"
 

@@ -19,32 +19,13 @@ printf 'localhost ansible_connection=local\n' >"$KDIR/inventory"
 
 api() { kube_fake_api "$@"; } # METHOD PATH [JSON]
 
-field() { # PATH DOTTED.FIELD: one field of the object at PATH ("" when absent)
-    api GET "$1" | python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else (v if isinstance(v, str) else json.dumps(v)))' "$2"
-}
-
-# The names of the pods on NODE, "ns/name" sorted, one line.
-pods_on() {
-    api GET "/api/v1/pods?fieldSelector=spec.nodeName%3D$1" | python3 -c '
-import json, sys
-print(" ".join(sorted("%s/%s" % (p["metadata"]["namespace"], p["metadata"]["name"])
-                      for p in json.load(sys.stdin)["items"])))'
-}
+field() { kube_fake_field "$@"; }
+pods_on() { kube_fake_pods_on "$@"; }
 
 node() { api POST /api/v1/nodes "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"$1\"}}" >/dev/null ||
     fail "creating node $1"; }
 
-pod() { # NS NAME NODE [EXTRA-METADATA-JSON [EXTRA-SPEC-JSON]]
-    api POST "/api/v1/namespaces/$1/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",
-        \"metadata\":{\"name\":\"$2\"${4:+,$4}},
-        \"spec\":{\"nodeName\":\"$3\",\"containers\":[{\"name\":\"c\",\"image\":\"busybox:1\"}]${5:+,$5}}}" \
-        >/dev/null || fail "creating pod $1/$2"
-}
+pod() { kube_fake_pod "$@"; } # NS NAME NODE [EXTRA-METADATA-JSON [EXTRA-SPEC-JSON]]
 
 write_play() {
     {

@@ -22,23 +22,7 @@ KUBECONFIG=$KCFG
 export KUBECONFIG
 printf 'localhost ansible_connection=local\n' >"$KT/inventory"
 
-api() { # METHOD PATH [JSON]: one request; prints the body; fails on an HTTP error
-    python3 - "$KURL" "$KDIR/ca.pem" "$SEC/token" "$@" <<'EOF'
-import ssl, sys, urllib.request, urllib.error
-url, ca, tokfile, method, path = sys.argv[1:6]
-body = sys.argv[6].encode() if len(sys.argv) > 6 else None
-req = urllib.request.Request(url + path, data=body, method=method)
-req.add_header("Authorization", "Bearer " + open(tokfile).read().strip())
-if body is not None:
-    req.add_header("Content-Type", "application/json")
-try:
-    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=20) as r:
-        sys.stdout.write(r.read().decode())
-except urllib.error.HTTPError as e:
-    sys.stdout.write(e.read().decode())
-    sys.exit(1)
-EOF
-}
+api() { kube_fake_api "$@"; } # METHOD PATH [JSON]
 
 # check PATH PYTHON-EXPR: GETs PATH and fails unless EXPR (over o, the
 # object) is true.

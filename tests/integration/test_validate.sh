@@ -165,24 +165,7 @@ says cuda-no-cuda-build '"driver_version": "535.104.05"'
 kube_fake_up --controller
 LOCAL=$WORK/local.ini
 printf 'localhost ansible_connection=local\n' >"$LOCAL"
-api() { # METHOD PATH [JSON]
-    python3 - "$KURL" "$KDIR/ca.pem" "$KDIR/secret-inputs/token" "$@" <<'PY'
-import ssl, sys, urllib.request, urllib.error
-url, ca, tokfile, method, path = sys.argv[1:6]
-body = sys.argv[6].encode() if len(sys.argv) > 6 else None
-req = urllib.request.Request(url + path, data=body, method=method)
-req.add_header("Authorization", "Bearer " + open(tokfile).read().strip())
-if body is not None:
-    req.add_header("Content-Type", "application/merge-patch+json" if method == "PATCH"
-                   else "application/json")
-try:
-    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=20) as r:
-        sys.stdout.write(r.read().decode())
-except urllib.error.HTTPError as e:
-    sys.stdout.write(e.read().decode())
-    sys.exit(1)
-PY
-}
+api() { kube_fake_api "$@"; } # METHOD PATH [JSON]
 api POST /api/v1/nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"dgx1","labels":{"nvidia.com/gpu.product":"Tesla-V100-SXM2-32GB","nvidia.com/cuda.driver-version.full":"535.104.05"}}}' >/dev/null ||
     fail "creating node dgx1"
 api PATCH /api/v1/nodes/dgx1/status '{"status":{"capacity":{"nvidia.com/gpu":"8"},"allocatable":{"nvidia.com/gpu":"8"}}}' >/dev/null ||
